@@ -1,0 +1,202 @@
+//! Ingest benchmark: durable, validated labour-survey submissions per second against the real server.
+//!
+//! `cargo bench --bench ingest` builds the release binary, starts it on a fresh data directory,
+//! and drives it over HTTP/1.1 keep-alive with the ~2 KB household fixture at 1, 8, 32 and 64
+//! concurrent connections, every request a new submission. Prints submissions/s, p50, p99.
+//! `BENCH_SECONDS` sets the time per level (default 5); `BENCH_LEVELS` the levels (e.g. "32,64");
+//! `BENCH_ADDRESS` (e.g. `http://127.0.0.1:8080`) drives a server that is already running instead.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The server this benchmark started; killed when dropped.
+struct Server {
+    child: Child,
+    /// Held open so the server never writes to a closed pipe.
+    _stdout: BufReader<ChildStdout>,
+    data_dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn main() {
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let levels: Vec<usize> = std::env::var("BENCH_LEVELS")
+        .unwrap_or_else(|_| "1,8,32,64".into())
+        .split(',')
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    // Either drive a server that is already running, or start the release binary on a fresh data directory.
+    let (address, _server, where_) = match std::env::var("BENCH_ADDRESS") {
+        Ok(address) => (address, None, "an already running server".to_owned()),
+        Err(_) => {
+            let (address, server) = start_server();
+            let where_ = format!(
+                "a fresh server, data in {}",
+                server.data_dir.path().display()
+            );
+            (address, Some(server), where_)
+        }
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let template = Arc::new(envelope_template());
+    println!(
+        "payload: {} bytes; {seconds} s per level; against {where_}",
+        template.len() - 8
+    );
+    println!(
+        "{:>11} {:>14} {:>9} {:>9} {:>9} {:>7}",
+        "connections", "submissions/s", "p50 ms", "p99 ms", "max ms", "errors"
+    );
+    runtime.block_on(async {
+        run_level(&address, &template, 8, Duration::from_secs(1)).await; // warm-up
+        for connections in levels {
+            let r = run_level(
+                &address,
+                &template,
+                connections,
+                Duration::from_secs(seconds),
+            )
+            .await;
+            println!(
+                "{connections:>11} {:>14.0} {:>9.2} {:>9.2} {:>9.2} {:>7}",
+                r.per_second, r.p50_ms, r.p99_ms, r.max_ms, r.errors
+            );
+        }
+    });
+}
+
+/// Starts the release binary on a fresh data directory; returns its address.
+fn start_server() -> (String, Server) {
+    let data_dir = tempfile::tempdir().expect("a temporary directory");
+    let schemas = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_survey-server"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--schemas-dir", schemas])
+        .arg("--data-dir")
+        .arg(data_dir.path())
+        .env("SURVEY_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout
+        .read_line(&mut line)
+        .expect("the server prints its address");
+    let address = line
+        .trim()
+        .strip_prefix("survey-server listening on ")
+        .expect("the listening line")
+        .to_owned();
+    (
+        address,
+        Server {
+            child,
+            _stdout: stdout,
+            data_dir,
+        },
+    )
+}
+
+/// The envelope as text with `ID_HERE` where each request's UUID goes.
+fn envelope_template() -> String {
+    let data: Value =
+        serde_json::from_str(include_str!("../tests/fixtures/household.json")).expect("fixture");
+    let envelope = serde_json::json!({
+        "id": "ID_HERE",
+        "form_version": "1",
+        "data": data,
+        "meta": {"device_id": "bench-phone", "app_version": "1.0.0",
+                 "started_at": "2026-03-01T08:10:00+08:00", "completed_at": "2026-03-01T08:31:12+08:00",
+                 "location": {"lat": 23.6, "lon": 107.1, "accuracy_m": 12}}
+    });
+    envelope.to_string()
+}
+
+struct LevelResult {
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    errors: usize,
+}
+
+async fn run_level(
+    address: &str,
+    template: &Arc<String>,
+    connections: usize,
+    length: Duration,
+) -> LevelResult {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .build()
+        .expect("a client");
+    let url = Arc::new(format!("{address}/api/v1/forms/labour-survey/submissions"));
+    let started = Instant::now();
+    let deadline = started + length;
+    let workers: Vec<_> = (0..connections)
+        .map(|_| {
+            let (client, url, template) = (client.clone(), url.clone(), template.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = 0;
+                while Instant::now() < deadline {
+                    let body = template.replace("ID_HERE", &uuid::Uuid::new_v4().to_string());
+                    let sent = Instant::now();
+                    let response = client
+                        .post(url.as_str())
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await;
+                    match response {
+                        Ok(r) if r.status() == 201 => {
+                            let _ = r.bytes().await;
+                            latencies.push(sent.elapsed());
+                        }
+                        _ => errors += 1,
+                    }
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for worker in workers {
+        let (l, e) = worker.await.expect("a worker");
+        latencies.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    LevelResult {
+        per_second: latencies.len() as f64 / elapsed,
+        p50_ms: at(0.50),
+        p99_ms: at(0.99),
+        max_ms: latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+        errors,
+    }
+}

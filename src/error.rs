@@ -1,0 +1,181 @@
+//! `AppError`: every failure a client can see, with its HTTP status and a stable snake_case code.
+//!
+//! The codes are a contract with phone apps and scripts: they never change meaning. Internal
+//! causes (storage, I/O) are logged and answered with a generic `internal_error`.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::store::StoreError;
+
+/// One problem in a request, placed by a JSON Pointer.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Detail {
+    /// JSON Pointer to the offending place (into `data` for validation errors).
+    pub path: String,
+    /// The JSON Schema keyword that failed, for validation errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyword: Option<String>,
+    /// What is wrong, for a person; never echoes the submitted value.
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("the body is not valid JSON: {0}")]
+    BodyMalformed(String),
+    #[error("the body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("the body is larger than this server accepts")]
+    BodyTooLarge,
+    #[error("a batch may hold at most {max} submissions")]
+    BatchTooLarge { max: usize },
+    #[error("the request does not have the expected shape")]
+    RequestInvalid(Vec<Detail>),
+    #[error("invalid query: {0}")]
+    QueryInvalid(String),
+    #[error("no such route")]
+    RouteNotFound,
+    #[error("this route does not allow that method")]
+    MethodNotAllowed,
+    #[error("no such form")]
+    FormNotFound,
+    #[error("this form has no such version")]
+    FormVersionUnknown,
+    #[error("this form version is already published with other content")]
+    FormVersionConflict,
+    #[error("the schema is not a usable JSON Schema draft 2020-12: {0}")]
+    SchemaInvalid(String),
+    #[error("no such submission")]
+    SubmissionNotFound,
+    #[error("a submission with this id was already received with other content")]
+    SubmissionConflict,
+    #[error("the submission does not match the form")]
+    ValidationFailed(Vec<Detail>),
+    #[error("storage: {0}")]
+    Storage(#[from] StoreError),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    /// A request-shape error about one field.
+    pub fn invalid_field(path: &str, message: &str) -> Self {
+        Self::RequestInvalid(vec![Detail {
+            path: path.to_owned(),
+            keyword: None,
+            message: message.to_owned(),
+        }])
+    }
+
+    /// The single source of truth for statuses and codes.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BodyMalformed(_) => (StatusCode::BAD_REQUEST, "body_malformed"),
+            Self::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            Self::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            Self::BatchTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large"),
+            Self::RequestInvalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "request_invalid"),
+            Self::QueryInvalid(_) => (StatusCode::BAD_REQUEST, "query_invalid"),
+            Self::RouteNotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::FormNotFound => (StatusCode::NOT_FOUND, "form_not_found"),
+            Self::FormVersionUnknown => (StatusCode::UNPROCESSABLE_ENTITY, "form_version_unknown"),
+            Self::FormVersionConflict => (StatusCode::CONFLICT, "form_version_conflict"),
+            Self::SchemaInvalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "schema_invalid"),
+            Self::SubmissionNotFound => (StatusCode::NOT_FOUND, "submission_not_found"),
+            Self::SubmissionConflict => (StatusCode::CONFLICT, "submission_conflict"),
+            Self::ValidationFailed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            Self::Storage(_) | Self::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
+            }
+        }
+    }
+
+    /// The `error` object of the body: `{code, message, details?}`.
+    pub fn body(&self) -> serde_json::Value {
+        let (_, code) = self.status_and_code();
+        let message = match self {
+            // Never show internal causes; they are logged where they happen.
+            Self::Storage(_) | Self::Internal(_) => {
+                "the server could not complete the request; it is safe to retry".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut body = json!({"code": code, "message": message});
+        if let Self::RequestInvalid(details) | Self::ValidationFailed(details) = self {
+            body["details"] = json!(details);
+        }
+        body
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, _) = self.status_and_code();
+        if let Self::Storage(_) | Self::Internal(_) = &self {
+            tracing::error!(error = %self, "request failed inside the server");
+        }
+        (status, Json(json!({"error": self.body()}))).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_variant_has_its_documented_status_and_code() {
+        let cases = [
+            (AppError::BodyMalformed("x".into()), 400, "body_malformed"),
+            (
+                AppError::UnsupportedMediaType,
+                415,
+                "unsupported_media_type",
+            ),
+            (AppError::BodyTooLarge, 413, "body_too_large"),
+            (AppError::BatchTooLarge { max: 1 }, 413, "batch_too_large"),
+            (AppError::RequestInvalid(vec![]), 422, "request_invalid"),
+            (AppError::QueryInvalid("x".into()), 400, "query_invalid"),
+            (AppError::RouteNotFound, 404, "not_found"),
+            (AppError::MethodNotAllowed, 405, "method_not_allowed"),
+            (AppError::FormNotFound, 404, "form_not_found"),
+            (AppError::FormVersionUnknown, 422, "form_version_unknown"),
+            (AppError::FormVersionConflict, 409, "form_version_conflict"),
+            (AppError::SchemaInvalid("x".into()), 422, "schema_invalid"),
+            (AppError::SubmissionNotFound, 404, "submission_not_found"),
+            (AppError::SubmissionConflict, 409, "submission_conflict"),
+            (AppError::ValidationFailed(vec![]), 422, "validation_failed"),
+            (AppError::Storage(StoreError::Flush), 500, "internal_error"),
+            (AppError::Internal("x".into()), 500, "internal_error"),
+        ];
+        for (error, status, code) in cases {
+            assert_eq!(
+                error.status_and_code(),
+                (StatusCode::from_u16(status).unwrap(), code)
+            );
+            assert_eq!(error.body()["code"], code);
+        }
+    }
+
+    #[test]
+    fn internal_causes_are_not_sent_to_the_client() {
+        let error = AppError::Storage(StoreError::Corrupt {
+            tree: "secret_tree",
+            reason: "x".into(),
+        });
+        assert!(!error.body().to_string().contains("secret_tree"));
+    }
+
+    #[test]
+    fn details_are_sent_only_for_errors_that_have_them() {
+        assert!(AppError::FormNotFound.body().get("details").is_none());
+        let invalid = AppError::invalid_field("/id", "must be a UUID");
+        assert_eq!(invalid.body()["details"][0]["path"], "/id");
+    }
+}

@@ -1,0 +1,28 @@
+//! The transport: routes, extractors and the JSON answers for unknown routes and methods.
+//! Each resource module owns its routes; handlers parse, call the domain, and map the result.
+
+mod extract;
+mod forms;
+mod submissions;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::AppError;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(forms::router())
+        .merge(submissions::router(&state))
+        .fallback(|| async { AppError::RouteNotFound })
+        .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
+        .with_state(state)
+}
+
+/// `GET /healthz`: the process is up and serving.
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}

@@ -1,0 +1,154 @@
+//! Submissions: submit one, submit a batch, page through, read one. DESIGN.md "HTTP contract (v1)".
+
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::extract::{ApiQuery, JsonBody};
+use crate::AppState;
+use crate::error::AppError;
+use crate::submissions::{self, Accepted, SubmissionView};
+
+/// Marks a response that repeats an earlier receipt; phones often only trust 201, so the status stays 201.
+const REPLAYED: &str = "idempotent-replayed";
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    let limits = &state.limits;
+    Router::new()
+        .route(
+            "/api/v1/forms/{form}/submissions",
+            post(submit)
+                .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+                .get(list_submissions),
+        )
+        .route(
+            "/api/v1/forms/{form}/submissions/batch",
+            post(submit_batch).layer(DefaultBodyLimit::max(limits.max_batch_bytes)),
+        )
+        .route("/api/v1/submissions/{id}", get(get_submission))
+        .route("/api/v1/submissions/{id}/raw", get(get_submission_raw))
+}
+
+/// `POST /api/v1/forms/{form}/submissions`: 201 with a receipt once the submission is on disk.
+async fn submit(
+    State(state): State<AppState>,
+    Path(form): Path<String>,
+    body: JsonBody,
+) -> Result<Response, AppError> {
+    let accepted = submissions::submit(&state.store, &state.forms, &form, &body.0).await?;
+    let mut response = (StatusCode::CREATED, Json(&accepted.receipt)).into_response();
+    if accepted.replayed {
+        response
+            .headers_mut()
+            .insert(REPLAYED, HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchRequest {
+    submissions: Vec<Box<RawValue>>,
+}
+
+/// `POST /api/v1/forms/{form}/submissions/batch`: a phone's offline queue; one result per item, in order.
+async fn submit_batch(
+    State(state): State<AppState>,
+    Path(form): Path<String>,
+    body: JsonBody,
+) -> Result<Json<Value>, AppError> {
+    let request: BatchRequest = body.parse()?;
+    let max = state.limits.max_batch;
+    if request.submissions.len() > max {
+        return Err(AppError::BatchTooLarge { max });
+    }
+    let items = request.submissions;
+    let oversized: Vec<bool> = items
+        .iter()
+        .map(|item| item.get().len() > state.limits.max_body_bytes)
+        .collect();
+    let results =
+        submissions::submit_batch(state.store.clone(), state.forms.clone(), form, items).await?;
+    let results: Vec<Value> = results
+        .into_iter()
+        .zip(oversized)
+        .map(|(item, too_big)| {
+            let outcome = if too_big {
+                Err(AppError::BodyTooLarge)
+            } else {
+                item.outcome
+            };
+            batch_result(item.id, outcome)
+        })
+        .collect();
+    Ok(Json(json!({ "results": results })))
+}
+
+fn batch_result(id: Option<Uuid>, outcome: Result<Accepted, AppError>) -> Value {
+    match outcome {
+        Ok(accepted) => json!({
+            "id": id,
+            "status": StatusCode::CREATED.as_u16(),
+            "replayed": accepted.replayed,
+            "receipt": accepted.receipt,
+        }),
+        Err(error) => json!({
+            "id": id,
+            "status": error.status_and_code().0.as_u16(),
+            "error": error.body(),
+        }),
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/forms/{form}/submissions`: arrival order, oldest first; `next_cursor` continues.
+async fn list_submissions(
+    State(state): State<AppState>,
+    Path(form): Path<String>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Value>, AppError> {
+    state.forms.versions(&form)?;
+    let page = submissions::page(&state.store, &form, query.cursor.as_deref(), query.limit)?;
+    let items = page
+        .records
+        .iter()
+        .map(SubmissionView::of)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(
+        json!({ "items": items, "next_cursor": page.next_cursor }),
+    ))
+}
+
+/// `GET /api/v1/submissions/{id}`: one submission with its metadata.
+async fn get_submission(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let record = submissions::find(&state.store, parse_id(&id)?)?;
+    Ok(Json(SubmissionView::of(&record)?).into_response())
+}
+
+/// `GET /api/v1/submissions/{id}/raw`: the envelope byte for byte as the phone sent it (for audit).
+async fn get_submission_raw(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let record = submissions::find(&state.store, parse_id(&id)?)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], record.payload).into_response())
+}
+
+/// An id that is not a UUID cannot name a stored submission.
+fn parse_id(id: &str) -> Result<Uuid, AppError> {
+    Uuid::try_parse(id).map_err(|_| AppError::SubmissionNotFound)
+}

@@ -1,0 +1,184 @@
+//! Group commit: one thread makes writes durable, many requests wait for it.
+//!
+//! sled 0.34.7's `flush_async` deadlocks when called concurrently (sled #1308), and its
+//! `flush` on Linux ends in `sync_file_range`, which does not survive power loss (sled #1452).
+//! So a single flusher thread calls the blocking `flush`, then `fsync`s the log file and any
+//! new blob files, and only then wakes every request whose write happened before it began.
+//! While one flush runs, the next batch of writers queues up behind it: one flush serves many.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use tokio::sync::watch;
+
+use super::StoreError;
+
+/// What the flusher has finished, in tickets: ticket `n` is covered once `durable >= n`.
+#[derive(Clone, Copy, Debug, Default)]
+struct Progress {
+    /// Every ticket up to this one is on disk.
+    durable: u64,
+    /// Every ticket up to this one was in a flush that failed (unless `durable` has passed it).
+    failed: u64,
+}
+
+/// Requests for the flusher, guarded by a std mutex: it is held for a few instructions, never across `.await`.
+#[derive(Default)]
+struct Requests {
+    /// The newest ticket handed out.
+    issued: u64,
+    /// Set once the store closes: flush what is left, then end the thread.
+    stop: bool,
+}
+
+struct Shared {
+    requests: Mutex<Requests>,
+    wake: Condvar,
+    progress: watch::Sender<Progress>,
+}
+
+/// Owns the flusher thread; dropping it flushes whatever is left and joins the thread.
+pub struct Durability {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Durability {
+    /// Starts the flusher for `db`, whose files live in `dir`.
+    pub fn start(db: sled::Db, dir: &Path) -> io::Result<Self> {
+        let syncer = Syncer::new(db, dir)?;
+        let shared = Arc::new(Shared {
+            requests: Mutex::new(Requests::default()),
+            wake: Condvar::new(),
+            progress: watch::Sender::new(Progress::default()),
+        });
+        let thread = std::thread::Builder::new()
+            .name("sled-flusher".into())
+            .spawn({
+                let shared = shared.clone();
+                move || run_flusher(&shared, syncer)
+            })?;
+        Ok(Self {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Resolves once every write committed before this call is on disk.
+    pub async fn wait(&self) -> Result<(), StoreError> {
+        let ticket = {
+            let mut requests = lock(&self.shared.requests);
+            requests.issued += 1;
+            requests.issued
+        };
+        self.shared.wake.notify_one();
+        let mut progress = self.shared.progress.subscribe();
+        let done = progress
+            .wait_for(|p| p.durable >= ticket || p.failed >= ticket)
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        if done.durable >= ticket {
+            Ok(())
+        } else {
+            Err(StoreError::Flush)
+        }
+    }
+}
+
+impl Drop for Durability {
+    fn drop(&mut self) {
+        lock(&self.shared.requests).stop = true;
+        self.shared.wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A poisoned lock only means another thread panicked mid-update of two integers; they are still usable.
+fn lock(m: &Mutex<Requests>) -> std::sync::MutexGuard<'_, Requests> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn run_flusher(shared: &Shared, mut syncer: Syncer) {
+    let mut flushed_through = 0;
+    loop {
+        let (target, stop) = {
+            let mut requests = lock(&shared.requests);
+            while requests.issued == flushed_through && !requests.stop {
+                requests = shared
+                    .wake
+                    .wait(requests)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+            (requests.issued, requests.stop)
+        };
+        // On stop, flush once more even with no waiters: sled's own background flush may be behind.
+        match syncer.sync() {
+            Ok(()) => shared.progress.send_modify(|p| p.durable = target),
+            Err(error) => {
+                tracing::error!(%error, "flushing the database failed; the waiting writes are not acknowledged");
+                shared.progress.send_modify(|p| p.failed = target);
+            }
+        }
+        flushed_through = target;
+        if stop {
+            return;
+        }
+    }
+}
+
+/// Makes everything sled has accepted so far durable, including against power loss.
+struct Syncer {
+    db: sled::Db,
+    /// The log file, reopened so that we can `fsync` it ourselves.
+    log: File,
+    blobs_dir: PathBuf,
+    /// Blob files already fsynced; sled never rewrites a blob in place.
+    synced_blobs: BTreeSet<std::ffi::OsString>,
+}
+
+impl Syncer {
+    fn new(db: sled::Db, dir: &Path) -> io::Result<Self> {
+        Ok(Self {
+            log: File::open(dir.join("db"))?,
+            blobs_dir: dir.join("blobs"),
+            synced_blobs: BTreeSet::new(),
+            db,
+        })
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.db.flush().map_err(io::Error::other)?;
+        self.log.sync_data()?;
+        self.sync_new_blobs()
+    }
+
+    /// sled writes values too big for a log segment to separate blob files without fsync.
+    fn sync_new_blobs(&mut self) -> io::Result<()> {
+        let mut present = BTreeSet::new();
+        let mut any_new = false;
+        for entry in std::fs::read_dir(&self.blobs_dir)? {
+            let name = entry?.file_name();
+            if !self.synced_blobs.contains(&name) {
+                match File::open(self.blobs_dir.join(&name)) {
+                    Ok(blob) => blob.sync_data()?,
+                    // sled removed a blob it no longer needs: nothing to make durable.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                }
+                any_new = true;
+            }
+            present.insert(name);
+        }
+        if any_new {
+            File::open(&self.blobs_dir)?.sync_all()?;
+        }
+        self.synced_blobs = present;
+        Ok(())
+    }
+}

@@ -1,0 +1,93 @@
+//! Every byte layout the store writes, in one place.
+//!
+//! Composite keys join their parts with `0xFF`, a byte that never occurs in UTF-8 text, so
+//! a form id can never run into the part after it. Numbers are big-endian so that sled's
+//! byte order is numeric order, which is what makes prefix scans come out in arrival order.
+
+use uuid::Uuid;
+
+/// Separates the parts of a composite key.
+pub const SEP: u8 = 0xFF;
+
+/// `formversion_definition`: FormId + 0xFF + Version.
+pub fn form_version(form: &str, version: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(form.len() + 1 + version.len());
+    key.extend_from_slice(form.as_bytes());
+    key.push(SEP);
+    key.extend_from_slice(version.as_bytes());
+    key
+}
+
+/// The prefix that every key of one form shares in the form-scoped trees.
+pub fn form_prefix(form: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(form.len() + 1);
+    key.extend_from_slice(form.as_bytes());
+    key.push(SEP);
+    key
+}
+
+/// `formseq_submissionid`: FormId + 0xFF + Seq (u64, big-endian).
+pub fn form_seq(form: &str, seq: u64) -> Vec<u8> {
+    let mut key = form_prefix(form);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// The arrival sequence number at the end of a `formseq_submissionid` key.
+pub fn seq_of_form_seq(key: &[u8]) -> Option<u64> {
+    let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
+    Some(u64::from_be_bytes(tail))
+}
+
+/// `submissionid_*` trees: the UUID's 16 bytes.
+pub fn submission(id: Uuid) -> [u8; 16] {
+    *id.as_bytes()
+}
+
+/// Decodes a value of the `formseq_submissionid` tree.
+pub fn submission_id(bytes: &[u8]) -> Option<Uuid> {
+    Uuid::from_slice(bytes).ok()
+}
+
+/// `meta`: the storage format version, a u32 big-endian.
+pub const STORAGE_VERSION: &[u8] = b"storage_version";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_version_key_is_form_then_separator_then_version() {
+        assert_eq!(form_version("ab", "1"), vec![b'a', b'b', 0xFF, b'1']);
+    }
+
+    #[test]
+    fn form_seq_key_is_big_endian_so_byte_order_is_arrival_order() {
+        assert_eq!(form_seq("f", 258), vec![b'f', 0xFF, 0, 0, 0, 0, 0, 0, 1, 2]);
+        assert!(form_seq("f", 255) < form_seq("f", 256));
+        assert!(form_seq("f", u64::MAX) < form_prefix("g"));
+    }
+
+    #[test]
+    fn a_form_prefix_never_matches_a_longer_form_id() {
+        // "ab" must not see the keys of form "ab-2".
+        assert!(!form_seq("ab-2", 1).starts_with(&form_prefix("ab")));
+    }
+
+    #[test]
+    fn seq_round_trips_through_the_key() {
+        assert_eq!(seq_of_form_seq(&form_seq("labour-survey", 42)), Some(42));
+        assert_eq!(seq_of_form_seq(b"short"), None);
+    }
+
+    #[test]
+    fn submission_key_is_the_uuid_bytes() {
+        let id = Uuid::from_u128(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10);
+        assert_eq!(
+            submission(id),
+            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]
+        );
+        assert_eq!(submission_id(&submission(id)), Some(id));
+        assert_eq!(submission_id(b"nope"), None);
+    }
+}

@@ -1,0 +1,102 @@
+//! The only code that touches sled: trees, key layouts, migrations and durability.
+//!
+//! Trees are named `<key>_<value>`; each name below states its key layout (see `keys.rs`).
+//! Values are JSON records; a submission's payload is kept as the bytes exactly as received.
+
+#![allow(clippy::disallowed_types, clippy::disallowed_methods)] // this module is the one place sled is allowed
+
+mod durability;
+mod forms;
+pub mod keys;
+mod migrate;
+mod submissions;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+pub use forms::{FormInsert, StoredFormVersion};
+pub use submissions::{SubmissionInsert, SubmissionMeta, SubmissionRecord};
+
+use durability::Durability;
+
+/// Why a store operation failed. The HTTP layer shows none of this text to clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sled: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("tree {tree}: undecodable record: {reason}")]
+    Corrupt { tree: &'static str, reason: String },
+    #[error(
+        "the database was written by a newer survey-server (storage format {found}, this one knows up to {known})"
+    )]
+    TooNew { found: u32, known: u32 },
+    #[error("flushing to disk failed")]
+    Flush,
+    #[error("the store is closing")]
+    Closed,
+}
+
+/// The open database. One per process; shared through `AppState`.
+pub struct Store {
+    db: sled::Db,
+    /// `formversion_definition`: FormId + 0xFF + Version → `StoredFormVersion` (JSON).
+    form_versions: sled::Tree,
+    /// `submissionid_record`: SubmissionId (16 bytes) → meta length (u32 BE) + `SubmissionMeta` JSON
+    /// + the envelope bytes exactly as received (see `submissions.rs`).
+    submission_record: sled::Tree,
+    /// `formseq_submissionid`: FormId + 0xFF + Seq (u64 BE) → SubmissionId; arrival order per form.
+    form_seq: sled::Tree,
+    /// Serialises submission inserts so that arrival numbers are committed in order: a reader
+    /// paging with a cursor can then never miss a submission that commits "behind" it.
+    insert_order: Mutex<()>,
+    /// Group commit; declared last so it is dropped (final flush, thread joined) before `db`.
+    durability: Durability,
+}
+
+impl Store {
+    /// Opens (or creates) the database under the data directory and brings its format up to date.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let dir = dir.join("sled");
+        std::fs::create_dir_all(&dir)?;
+        let db = sled::Config::new().path(&dir).open()?;
+        migrate::run(&db)?;
+        Ok(Self {
+            form_versions: db.open_tree("formversion_definition")?,
+            submission_record: db.open_tree("submissionid_record")?,
+            form_seq: db.open_tree("formseq_submissionid")?,
+            insert_order: Mutex::new(()),
+            durability: Durability::start(db.clone(), &dir)?,
+            db,
+        })
+    }
+
+    /// Resolves once everything written before the call is on disk (group commit).
+    pub async fn wait_durable(&self) -> Result<(), StoreError> {
+        self.durability.wait().await
+    }
+
+    /// Flushes synchronously; for shutdown and tools, not for request paths.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    tree: &'static str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        tree,
+        reason: e.to_string(),
+    })
+}
+
+fn encode<T: serde::Serialize>(tree: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
+        tree,
+        reason: e.to_string(),
+    })
+}

@@ -1,0 +1,174 @@
+//! Submissions: the payload exactly as received, its metadata, and the per-form arrival index.
+
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use uuid::Uuid;
+
+use super::{Store, StoreError, decode, encode, keys};
+use crate::submissions::ValidSubmission;
+
+const RECORD: &str = "submissionid_record";
+
+/// What the server knows about a submission besides its payload.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SubmissionMeta {
+    /// The form it was submitted to.
+    pub form: String,
+    /// The form version it was validated against.
+    pub form_version: String,
+    /// RFC 3339 UTC time the server accepted it.
+    pub received_at: String,
+    /// Arrival number; orders a form's submissions and backs the paging cursor.
+    pub seq: u64,
+}
+
+/// A stored submission: metadata plus the exact bytes the client sent.
+#[derive(Clone, Debug)]
+pub struct SubmissionRecord {
+    /// The client's UUID, also the idempotency key.
+    pub id: Uuid,
+    /// Server-side facts about it.
+    pub meta: SubmissionMeta,
+    /// The envelope exactly as received.
+    pub payload: Vec<u8>,
+}
+
+/// What an insert found.
+pub enum SubmissionInsert {
+    /// Stored now (not yet durable: wait with `Store::wait_durable`).
+    Created(SubmissionMeta),
+    /// A submission with this id was already stored; nothing was written.
+    Exists(SubmissionRecord),
+}
+
+impl Store {
+    /// Stores a validated submission and its index entry in one transaction, unless its id exists.
+    pub fn insert_submission(
+        &self,
+        submission: &ValidSubmission,
+        received_at: String,
+    ) -> Result<SubmissionInsert, StoreError> {
+        let key = keys::submission(submission.id());
+        let _order = self
+            .insert_order
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let meta = SubmissionMeta {
+            form: submission.form().to_owned(),
+            form_version: submission.form_version().to_owned(),
+            received_at,
+            seq: self.db.generate_id()?,
+        };
+        let record = encode_record(&encode(RECORD, &meta)?, submission.payload());
+        let index_key = keys::form_seq(&meta.form, meta.seq);
+        let outcome = (&self.submission_record, &self.form_seq).transaction(|(records, index)| {
+            if let Some(existing) = records.get(key)? {
+                return Err(ConflictableTransactionError::Abort(existing));
+            }
+            records.insert(&key[..], record.as_slice())?;
+            index.insert(index_key.as_slice(), &key[..])?;
+            Ok(())
+        });
+        match outcome {
+            Ok(()) => Ok(SubmissionInsert::Created(meta)),
+            Err(TransactionError::Abort(existing)) => Ok(SubmissionInsert::Exists(decode_record(
+                submission.id(),
+                &existing,
+            )?)),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+
+    /// One submission by id.
+    pub fn submission(&self, id: Uuid) -> Result<Option<SubmissionRecord>, StoreError> {
+        self.submission_record
+            .get(keys::submission(id))?
+            .map(|bytes| decode_record(id, &bytes))
+            .transpose()
+    }
+
+    /// Up to `limit` submissions of `form` in arrival order, starting after arrival number `after`.
+    pub fn submissions_page(
+        &self,
+        form: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<SubmissionRecord>, StoreError> {
+        let prefix = keys::form_prefix(form);
+        let start = match after {
+            None => prefix.clone(),
+            Some(u64::MAX) => return Ok(Vec::new()),
+            Some(seq) => keys::form_seq(form, seq + 1),
+        };
+        let mut page = Vec::with_capacity(limit.min(1024));
+        for entry in self.form_seq.range(start..) {
+            let (key, value) = entry?;
+            if !key.starts_with(&prefix) || page.len() == limit {
+                break;
+            }
+            let id = keys::submission_id(&value).ok_or_else(|| StoreError::Corrupt {
+                tree: "formseq_submissionid",
+                reason: "value is not a 16-byte id".into(),
+            })?;
+            let record = self.submission(id)?.ok_or_else(|| StoreError::Corrupt {
+                tree: "formseq_submissionid",
+                reason: format!("index names submission {id}, which is not stored"),
+            })?;
+            page.push(record);
+        }
+        Ok(page)
+    }
+}
+
+/// A `submissionid_record` value: meta length (u32 BE) + `SubmissionMeta` JSON + the envelope as received.
+/// One value per submission, so a write is one insert and a read one lookup.
+fn encode_record(meta: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut record = Vec::with_capacity(4 + meta.len() + payload.len());
+    // A meta record is a few hundred bytes, far below u32::MAX.
+    record.extend_from_slice(&(meta.len() as u32).to_be_bytes());
+    record.extend_from_slice(meta);
+    record.extend_from_slice(payload);
+    record
+}
+
+fn decode_record(id: Uuid, bytes: &[u8]) -> Result<SubmissionRecord, StoreError> {
+    let corrupt = |reason: &str| StoreError::Corrupt {
+        tree: RECORD,
+        reason: format!("submission {id}: {reason}"),
+    };
+    let (length, rest) = bytes
+        .split_first_chunk::<4>()
+        .ok_or_else(|| corrupt("shorter than its header"))?;
+    let length = u32::from_be_bytes(*length) as usize;
+    if rest.len() < length {
+        return Err(corrupt("meta runs past the end"));
+    }
+    let (meta, payload) = rest.split_at(length);
+    Ok(SubmissionRecord {
+        id,
+        meta: decode(RECORD, meta)?,
+        payload: payload.to_vec(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_is_meta_length_then_meta_then_payload() {
+        assert_eq!(encode_record(b"{}", b"[1]"), b"\0\0\0\x02{}[1]".to_vec());
+    }
+
+    #[test]
+    fn a_record_round_trips_and_truncation_is_reported() {
+        let meta = br#"{"form":"f","form_version":"1","received_at":"t","seq":7}"#;
+        let bytes = encode_record(meta, b"{\"id\":1}");
+        let record = decode_record(Uuid::nil(), &bytes).unwrap();
+        assert_eq!(record.meta.seq, 7);
+        assert_eq!(record.payload, b"{\"id\":1}");
+        assert!(decode_record(Uuid::nil(), &bytes[..3]).is_err());
+        assert!(decode_record(Uuid::nil(), &bytes[..10]).is_err());
+    }
+}

@@ -1,0 +1,177 @@
+//! Submissions: from raw bytes to a validated, durably stored record, with idempotent retries.
+//!
+//! `ValidSubmission` can only be built by passing the form's schema, so the store is never handed
+//! unchecked answers. The client's UUID is the idempotency key: the same id with the same content
+//! is a replay (the original receipt again), with other content a conflict.
+
+mod envelope;
+mod view;
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+pub use envelope::{Envelope, same_content};
+pub use view::{SubmissionPage, SubmissionView, page};
+
+use crate::error::AppError;
+use crate::forms::FormRegistry;
+use crate::store::{Store, SubmissionInsert, SubmissionMeta};
+
+/// A submission that passed its form version's schema. Built only by [`validate`].
+pub struct ValidSubmission {
+    id: Uuid,
+    form: String,
+    form_version: String,
+    payload: Vec<u8>,
+}
+
+impl ValidSubmission {
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+    pub fn form(&self) -> &str {
+        &self.form
+    }
+    pub fn form_version(&self) -> &str {
+        &self.form_version
+    }
+    /// The bytes exactly as received.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+}
+
+/// What the phone gets back for a stored submission.
+#[derive(Clone, Debug, Serialize)]
+pub struct Receipt {
+    pub id: Uuid,
+    pub form: String,
+    pub form_version: String,
+    pub received_at: String,
+    /// `received`: stored and durable. Review states come later and are not part of the receipt.
+    pub status: &'static str,
+}
+
+impl Receipt {
+    fn new(id: Uuid, meta: &SubmissionMeta) -> Self {
+        Self {
+            id,
+            form: meta.form.clone(),
+            form_version: meta.form_version.clone(),
+            received_at: meta.received_at.clone(),
+            status: "received",
+        }
+    }
+}
+
+/// A stored submission's receipt, and whether this request only replayed it.
+pub struct Accepted {
+    pub receipt: Receipt,
+    /// True when the same id and content had been received before; nothing new was stored.
+    pub replayed: bool,
+}
+
+/// Checks raw bytes against the envelope rules and the form version's schema.
+pub fn validate(forms: &FormRegistry, form: &str, raw: &[u8]) -> Result<ValidSubmission, AppError> {
+    let envelope = Envelope::parse(raw)?;
+    let version = forms.resolve(form, envelope.form_version.as_deref())?;
+    version
+        .validate(&envelope.data)
+        .map_err(AppError::ValidationFailed)?;
+    Ok(ValidSubmission {
+        form: version.stored.form.clone(),
+        form_version: version.stored.version.clone(),
+        payload: raw.to_vec(),
+        id: envelope.id,
+    })
+}
+
+/// Stores a validated submission (not yet durable), or decides replay vs conflict for a known id.
+pub fn record(store: &Store, submission: &ValidSubmission) -> Result<Accepted, AppError> {
+    match store.insert_submission(submission, crate::clock::now_rfc3339())? {
+        SubmissionInsert::Created(meta) => Ok(Accepted {
+            receipt: Receipt::new(submission.id(), &meta),
+            replayed: false,
+        }),
+        SubmissionInsert::Exists(earlier) => {
+            let same = earlier.meta.form == submission.form
+                && same_content(&earlier.payload, &submission.payload);
+            if !same {
+                return Err(AppError::SubmissionConflict);
+            }
+            Ok(Accepted {
+                receipt: Receipt::new(earlier.id, &earlier.meta),
+                replayed: true,
+            })
+        }
+    }
+}
+
+/// One submission: validate, store, and answer only once it is on disk.
+pub async fn submit(
+    store: &Store,
+    forms: &FormRegistry,
+    form: &str,
+    raw: &[u8],
+) -> Result<Accepted, AppError> {
+    forms.resolve(form, None)?;
+    let submission = validate(forms, form, raw)?;
+    let accepted = record(store, &submission)?;
+    // A replay waits too: the original may still be on its way to disk.
+    store.wait_durable().await?;
+    Ok(accepted)
+}
+
+/// The outcome of one item of a batch.
+pub struct BatchItem {
+    /// The item's id when it had a readable one.
+    pub id: Option<Uuid>,
+    pub outcome: Result<Accepted, AppError>,
+}
+
+/// A phone's offline queue: each item judged on its own, all accepted ones durable before returning.
+pub async fn submit_batch(
+    store: Arc<Store>,
+    forms: Arc<FormRegistry>,
+    form: String,
+    items: Vec<Box<RawValue>>,
+) -> Result<Vec<BatchItem>, AppError> {
+    forms.resolve(&form, None)?;
+    let worker_store = store.clone();
+    // Validating hundreds of questionnaires is CPU work: keep it off the async workers.
+    let results = tokio::task::spawn_blocking(move || {
+        items
+            .iter()
+            .map(|item| {
+                let raw = item.get().as_bytes();
+                let outcome = validate(&forms, &form, raw).and_then(|s| record(&worker_store, &s));
+                BatchItem {
+                    id: id_of(raw),
+                    outcome,
+                }
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("batch worker: {e}")))?;
+    store.wait_durable().await?;
+    Ok(results)
+}
+
+/// The id of an item that may be invalid, so a phone can match results to its queue.
+fn id_of(raw: &[u8]) -> Option<Uuid> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: Option<String>,
+    }
+    let id = serde_json::from_slice::<IdOnly>(raw).ok()?.id?;
+    Uuid::try_parse(&id).ok()
+}
+
+/// One submission with its metadata.
+pub fn find(store: &Store, id: Uuid) -> Result<crate::store::SubmissionRecord, AppError> {
+    store.submission(id)?.ok_or(AppError::SubmissionNotFound)
+}
