@@ -90,7 +90,7 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves, then lets in-flight requests finish
-/// and flushes the store.
+/// and makes sure everything written is on disk.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -100,5 +100,5 @@ pub async fn serve(
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await?;
-    store.flush().map_err(std::io::Error::other)
+    store.wait_durable().await.map_err(std::io::Error::other)
 }

@@ -5,6 +5,7 @@ mod extract;
 mod forms;
 mod submissions;
 
+use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
@@ -13,10 +14,13 @@ use crate::AppState;
 use crate::error::AppError;
 
 pub fn router(state: AppState) -> Router {
+    let max_body = DefaultBodyLimit::max(state.limits.max_body_bytes);
     Router::new()
         .route("/healthz", get(healthz))
         .merge(forms::router())
         .merge(submissions::router(&state))
+        // Routes with larger bodies (batches) set their own limit, which wins over this one.
+        .layer(max_body)
         .fallback(|| async { AppError::RouteNotFound })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .with_state(state)

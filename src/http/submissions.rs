@@ -23,9 +23,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route(
             "/api/v1/forms/{form}/submissions",
-            post(submit)
-                .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-                .get(list_submissions),
+            post(submit).get(list_submissions),
         )
         .route(
             "/api/v1/forms/{form}/submissions/batch",
@@ -68,24 +66,17 @@ async fn submit_batch(
     if request.submissions.len() > max {
         return Err(AppError::BatchTooLarge { max });
     }
-    let items = request.submissions;
-    let oversized: Vec<bool> = items
-        .iter()
-        .map(|item| item.get().len() > state.limits.max_body_bytes)
-        .collect();
-    let results =
-        submissions::submit_batch(state.store.clone(), state.forms.clone(), form, items).await?;
+    let results = submissions::submit_batch(
+        state.store.clone(),
+        state.forms.clone(),
+        form,
+        request.submissions,
+        state.limits.max_body_bytes,
+    )
+    .await?;
     let results: Vec<Value> = results
         .into_iter()
-        .zip(oversized)
-        .map(|(item, too_big)| {
-            let outcome = if too_big {
-                Err(AppError::BodyTooLarge)
-            } else {
-                item.outcome
-            };
-            batch_result(item.id, outcome)
-        })
+        .map(|item| batch_result(item.id, item.outcome))
         .collect();
     Ok(Json(json!({ "results": results })))
 }

@@ -144,6 +144,8 @@ struct Syncer {
 
 impl Syncer {
     fn new(db: sled::Db, dir: &Path) -> io::Result<Self> {
+        // The database files were just created or opened: make their directory entries durable once.
+        File::open(dir)?.sync_all()?;
         Ok(Self {
             log: File::open(dir.join("db"))?,
             blobs_dir: dir.join("blobs"),

@@ -76,12 +76,6 @@ impl Store {
     pub async fn wait_durable(&self) -> Result<(), StoreError> {
         self.durability.wait().await
     }
-
-    /// Flushes synchronously; for shutdown and tools, not for request paths.
-    pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
-    }
 }
 
 fn decode<T: serde::de::DeserializeOwned>(

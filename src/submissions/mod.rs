@@ -138,6 +138,7 @@ pub async fn submit_batch(
     forms: Arc<FormRegistry>,
     form: String,
     items: Vec<Box<RawValue>>,
+    max_item_bytes: usize,
 ) -> Result<Vec<BatchItem>, AppError> {
     forms.resolve(&form, None)?;
     let worker_store = store.clone();
@@ -147,7 +148,11 @@ pub async fn submit_batch(
             .iter()
             .map(|item| {
                 let raw = item.get().as_bytes();
-                let outcome = validate(&forms, &form, raw).and_then(|s| record(&worker_store, &s));
+                let outcome = if raw.len() > max_item_bytes {
+                    Err(AppError::BodyTooLarge)
+                } else {
+                    validate(&forms, &form, raw).and_then(|s| record(&worker_store, &s))
+                };
                 BatchItem {
                     id: id_of(raw),
                     outcome,

@@ -328,3 +328,37 @@ async fn everything_acknowledged_is_still_there_after_a_restart() {
         .collect();
     assert_eq!(ids, [id, after["id"].as_str().unwrap()]);
 }
+
+#[tokio::test]
+async fn a_batch_may_be_larger_than_one_submission_but_each_item_is_held_to_the_single_limit() {
+    let app = crate::helpers::spawn_app_with(|c| c.max_body_bytes = 4 * 1024).await;
+    let items: Vec<Value> = (0..10).map(|_| envelope(household())).collect();
+    let mut oversized = envelope(household());
+    oversized["data"]["village"] = json!("村".repeat(2000));
+    let mut batch = items.clone();
+    batch.push(oversized.clone());
+
+    let response = app
+        .post_json(
+            "/api/v1/forms/labour-survey/submissions/batch",
+            &json!({"submissions": batch}),
+        )
+        .await;
+
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let statuses: Vec<u64> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses[..10], [201; 10]);
+    assert_eq!(statuses[10], 413);
+    assert_eq!(body["results"][10]["error"]["code"], "body_too_large");
+    let id = oversized["id"].as_str().unwrap();
+    assert_eq!(
+        app.get(&format!("/api/v1/submissions/{id}")).await.status(),
+        404
+    );
+}

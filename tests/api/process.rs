@@ -1,4 +1,4 @@
-//! A 201 means the submission survives `kill -9`: the real binary is killed mid-stream and restarted.
+//! The real binary as an operator runs it: killed with `kill -9` mid-stream, or stopped with SIGTERM.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -169,4 +169,41 @@ async fn every_acknowledged_submission_survives_kill_9_byte_for_byte() {
     for (id, _) in &acked {
         assert!(listed.contains(id), "after the last kill, {id} is missing");
     }
+}
+
+#[tokio::test]
+async fn sigterm_finishes_cleanly_with_exit_code_0_and_keeps_everything() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut server = start_server(data_dir.path());
+    let client = reqwest::Client::new();
+    let submission = envelope(household());
+    let url = format!("{}/api/v1/forms/labour-survey/submissions", server.address);
+    assert_eq!(
+        client
+            .post(&url)
+            .json(&submission)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+
+    let pid = server.child.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let exit = server.child.wait().expect("the server exits");
+
+    assert_eq!(exit.code(), Some(0), "graceful shutdown must exit 0");
+    let server = start_server(data_dir.path());
+    let id = submission["id"].as_str().unwrap();
+    let stored = client
+        .get(format!("{}/api/v1/submissions/{id}", server.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.status(), 200);
 }
