@@ -4,7 +4,9 @@
 //! and drives it over HTTP/1.1 keep-alive with the ~2 KB household fixture at 1, 8, 32 and 64
 //! concurrent connections, every request a new submission. Prints submissions/s, p50, p99.
 //! `BENCH_SECONDS` sets the time per level (default 5); `BENCH_LEVELS` the levels (e.g. "32,64");
-//! `BENCH_ADDRESS` (e.g. `http://127.0.0.1:8080`) drives a server that is already running instead.
+//! `BENCH_ADDRESS` (e.g. `http://127.0.0.1:8080`) drives a server that is already running instead,
+//! signed in as `BENCH_USERNAME` with `BENCH_PASSWORD` (a field worker without scope, or an admin).
+//! Every request carries a bearer token, so token checks are part of what is measured.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -38,16 +40,23 @@ fn main() {
         .split(',')
         .filter_map(|l| l.trim().parse().ok())
         .collect();
+    token_verification_cost();
     // Either drive a server that is already running, or start the release binary on a fresh data directory.
-    let (address, _server, where_) = match std::env::var("BENCH_ADDRESS") {
-        Ok(address) => (address, None, "an already running server".to_owned()),
+    let (address, _server, where_, username, password) = match std::env::var("BENCH_ADDRESS") {
+        Ok(address) => {
+            let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("set {name}"));
+            let (username, password) = (var("BENCH_USERNAME"), var("BENCH_PASSWORD"));
+            let where_ = "an already running server".to_owned();
+            (address, None, where_, username, password)
+        }
         Err(_) => {
             let (address, server) = start_server();
             let where_ = format!(
                 "a fresh server, data in {}",
                 server.data_dir.path().display()
             );
-            (address, Some(server), where_)
+            let admin = ("admin".to_owned(), BENCH_ADMIN_PASSWORD.to_owned());
+            (address, Some(server), where_, admin.0, admin.1)
         }
     };
 
@@ -66,15 +75,11 @@ fn main() {
         "connections", "submissions/s", "p50 ms", "p99 ms", "max ms", "errors"
     );
     runtime.block_on(async {
-        run_level(&address, &template, 8, Duration::from_secs(1)).await; // warm-up
+        let token = Arc::new(sign_in(&address, &username, &password).await);
+        run_level(&address, &token, &template, 8, Duration::from_secs(1)).await; // warm-up
         for connections in levels {
-            let r = run_level(
-                &address,
-                &template,
-                connections,
-                Duration::from_secs(seconds),
-            )
-            .await;
+            let length = Duration::from_secs(seconds);
+            let r = run_level(&address, &token, &template, connections, length).await;
             println!(
                 "{connections:>11} {:>14.0} {:>9.2} {:>9.2} {:>9.2} {:>7}",
                 r.per_second, r.p50_ms, r.p99_ms, r.max_ms, r.errors
@@ -92,6 +97,7 @@ fn start_server() -> (String, Server) {
         .arg("--data-dir")
         .arg(data_dir.path())
         .env("SURVEY_LOG", "warn")
+        .env("SURVEY_ADMIN_PASSWORD", BENCH_ADMIN_PASSWORD)
         .stdout(Stdio::piped())
         .spawn()
         .expect("the server starts");
@@ -113,6 +119,69 @@ fn start_server() -> (String, Server) {
             data_dir,
         },
     )
+}
+
+/// What checking one access token's signature and claims costs without the server's cache.
+fn token_verification_cost() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let keys =
+        survey_server::auth::tokens::TokenKeys::load_or_create(&dir.path().join("key.pem"), true)
+            .expect("a key");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs();
+    let token = keys
+        .issue("bench-phone", "field_worker", 0, now, 900)
+        .expect("a token");
+    let rounds = 2_000;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        assert!(keys.verify(&token).is_some());
+    }
+    let micros = started.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
+    println!("access token check (EdDSA signature + claims, uncached): {micros:.1} µs");
+}
+
+/// The first admin's password on a server this benchmark starts.
+const BENCH_ADMIN_PASSWORD: &str = "bench-admin-password";
+
+/// A field worker's access token: on a fresh server the admin creates one, as a county would.
+async fn sign_in(address: &str, username: &str, password: &str) -> String {
+    let client = reqwest::Client::new();
+    let login = |username: String, password: String| {
+        let client = client.clone();
+        async move {
+            let session: Value = client
+                .post(format!("{address}/api/v1/auth/login"))
+                .json(&serde_json::json!({"username": username, "password": password}))
+                .send()
+                .await
+                .expect("login answers")
+                .json()
+                .await
+                .expect("a session");
+            session["access_token"]
+                .as_str()
+                .expect("signed in")
+                .to_owned()
+        }
+    };
+    let token = login(username.to_owned(), password.to_owned()).await;
+    if username != "admin" {
+        return token;
+    }
+    let phone = serde_json::json!({"username": "bench-phone", "password": "bench-phone-password",
+                                   "role": "field_worker", "display_name": "基准测试"});
+    let created = client
+        .post(format!("{address}/api/v1/users"))
+        .bearer_auth(&token)
+        .json(&phone)
+        .send()
+        .await
+        .expect("user creation answers");
+    assert!(created.status().is_success() || created.status() == 409);
+    login("bench-phone".into(), "bench-phone-password".into()).await
 }
 
 /// The envelope as text with `ID_HERE` where each request's UUID goes.
@@ -140,6 +209,7 @@ struct LevelResult {
 
 async fn run_level(
     address: &str,
+    token: &Arc<String>,
     template: &Arc<String>,
     connections: usize,
     length: Duration,
@@ -154,6 +224,7 @@ async fn run_level(
     let workers: Vec<_> = (0..connections)
         .map(|_| {
             let (client, url, template) = (client.clone(), url.clone(), template.clone());
+            let token = token.clone();
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut errors = 0;
@@ -162,6 +233,7 @@ async fn run_level(
                     let sent = Instant::now();
                     let response = client
                         .post(url.as_str())
+                        .bearer_auth(token.as_str())
                         .header("content-type", "application/json")
                         .body(body)
                         .send()

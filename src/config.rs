@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::Limits;
+
 /// survey-server: the backend smartphone surveys run on.
 ///
 /// Phones submit questionnaires; the server validates each against its form's JSON Schema,
@@ -27,6 +29,34 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP server (the default).
     Serve(ServeConfig),
+    /// Manage users while the server is stopped (passwords are read from standard input).
+    User {
+        /// The server's data directory.
+        #[arg(long, env = "SURVEY_DATA_DIR", default_value = "./data", global = true)]
+        data_dir: PathBuf,
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserAction {
+    /// Create a user: `echo "$PASSWORD" | survey-server user add wei --role field_worker --display-name 韦秀英 --scope 思林镇`.
+    Add {
+        username: String,
+        /// field_worker, supervisor, analyst or admin.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        display_name: String,
+        /// Places (e.g. townships) the user is limited to, comma-separated; omit for everywhere.
+        #[arg(long, value_delimiter = ',')]
+        scope: Option<Vec<String>>,
+    },
+    /// Set a user's password (ends their sessions).
+    SetPassword { username: String },
+    /// Disable a user (ends their sessions; they can no longer sign in).
+    Disable { username: String },
 }
 
 impl Cli {
@@ -51,16 +81,34 @@ pub struct ServeConfig {
     pub schemas_dir: PathBuf,
 
     /// Largest request body, in bytes, for one submission or form (a questionnaire is a few KiB).
-    #[arg(long, env = "SURVEY_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    #[arg(long, env = "SURVEY_MAX_BODY_BYTES", default_value_t = Limits::default().max_body_bytes)]
     pub max_body_bytes: usize,
 
     /// Most submissions in one batch upload (a phone's offline queue).
-    #[arg(long, env = "SURVEY_MAX_BATCH", default_value_t = 500)]
+    #[arg(long, env = "SURVEY_MAX_BATCH", default_value_t = Limits::default().max_batch)]
     pub max_batch: usize,
 
     /// Largest batch request body, in bytes; each item is still held to --max-body-bytes.
-    #[arg(long, env = "SURVEY_MAX_BATCH_BYTES", default_value_t = 32 * 1024 * 1024)]
+    #[arg(long, env = "SURVEY_MAX_BATCH_BYTES", default_value_t = Limits::default().max_batch_bytes)]
     pub max_batch_bytes: usize,
+
+    /// Ed25519 private key (PKCS#8 PEM) that signs access tokens. Default: generated on first start
+    /// as <data dir>/jwt-ed25519.pem (mode 0600).
+    #[arg(long, env = "SURVEY_JWT_KEY_FILE")]
+    pub jwt_key_file: Option<PathBuf>,
+
+    /// Access token lifetime in seconds (default 15 minutes).
+    #[arg(long, env = "SURVEY_ACCESS_TTL", default_value_t = 15 * 60)]
+    pub access_ttl: u64,
+
+    /// Refresh token lifetime in seconds (default 30 days: phones stay offline for days).
+    #[arg(long, env = "SURVEY_REFRESH_TTL", default_value_t = 30 * 24 * 60 * 60)]
+    pub refresh_ttl: u64,
+
+    /// Password for the `admin` user created on first start. Default: generated and written to
+    /// <data dir>/initial-admin-password (mode 0600). Ignored once any user exists.
+    #[arg(long, env = "SURVEY_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
 }
 
 #[cfg(test)]
@@ -69,7 +117,9 @@ mod tests {
 
     #[test]
     fn no_subcommand_means_serve_with_the_defaults() {
-        let Command::Serve(config) = Cli::parse_from(["survey-server"]).into_command();
+        let Command::Serve(config) = Cli::parse_from(["survey-server"]).into_command() else {
+            panic!("not serve");
+        };
         assert_eq!(config.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(config.data_dir, PathBuf::from("./data"));
         assert_eq!(config.max_batch, 500);
@@ -77,10 +127,35 @@ mod tests {
 
     #[test]
     fn flags_work_with_and_without_the_serve_subcommand() {
-        let Command::Serve(a) =
-            Cli::parse_from(["survey-server", "--max-batch", "7"]).into_command();
-        let Command::Serve(b) =
-            Cli::parse_from(["survey-server", "serve", "--max-batch", "7"]).into_command();
-        assert_eq!((a.max_batch, b.max_batch), (7, 7));
+        let serve = |args: &[&str]| match Cli::parse_from(args).into_command() {
+            Command::Serve(config) => config.max_batch,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(serve(&["survey-server", "--max-batch", "7"]), 7);
+        assert_eq!(serve(&["survey-server", "serve", "--max-batch", "7"]), 7);
+    }
+
+    #[test]
+    fn user_add_takes_a_comma_separated_scope() {
+        let command = Cli::parse_from([
+            "survey-server",
+            "user",
+            "add",
+            "wei",
+            "--role",
+            "field_worker",
+            "--display-name",
+            "韦",
+            "--scope",
+            "思林镇,平马镇",
+        ]);
+        let Some(Command::User {
+            action: UserAction::Add { scope, .. },
+            ..
+        }) = command.command
+        else {
+            panic!("not user add");
+        };
+        assert_eq!(scope, Some(vec!["思林镇".to_owned(), "平马镇".to_owned()]));
     }
 }

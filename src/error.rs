@@ -4,7 +4,7 @@
 //! causes (storage, I/O) are logged and answered with a generic `internal_error`.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
@@ -55,6 +55,22 @@ pub enum AppError {
     SubmissionConflict,
     #[error("the submission does not match the form")]
     ValidationFailed(Vec<Detail>),
+    #[error("sign in first: this needs a valid access token (Authorization: Bearer ...)")]
+    Unauthorized,
+    #[error("wrong username or password")]
+    InvalidCredentials,
+    #[error("this refresh token is not valid; sign in again")]
+    InvalidRefreshToken,
+    #[error("your role does not allow this")]
+    Forbidden,
+    #[error("this is outside the places you are assigned to")]
+    OutOfScope,
+    #[error("too many attempts; try again in {retry_after_secs} seconds")]
+    TooManyAttempts { retry_after_secs: u64 },
+    #[error("a user with this username exists")]
+    UserExists,
+    #[error("no such user")]
+    UserNotFound,
     #[error("storage: {0}")]
     Storage(#[from] StoreError),
     #[error("internal: {0}")]
@@ -91,6 +107,14 @@ impl AppError {
             Self::SubmissionNotFound => (StatusCode::NOT_FOUND, "submission_not_found"),
             Self::SubmissionConflict => (StatusCode::CONFLICT, "submission_conflict"),
             Self::ValidationFailed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            Self::InvalidRefreshToken => (StatusCode::UNAUTHORIZED, "invalid_refresh_token"),
+            Self::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::OutOfScope => (StatusCode::FORBIDDEN, "out_of_scope"),
+            Self::TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+            Self::UserExists => (StatusCode::CONFLICT, "user_exists"),
+            Self::UserNotFound => (StatusCode::NOT_FOUND, "user_not_found"),
             Self::Storage(_) | Self::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
             }
@@ -121,7 +145,18 @@ impl IntoResponse for AppError {
         if let Self::Storage(_) | Self::Internal(_) = &self {
             tracing::error!(error = %self, "request failed inside the server");
         }
-        (status, Json(json!({"error": self.body()}))).into_response()
+        let mut response = (status, Json(json!({"error": self.body()}))).into_response();
+        let headers = response.headers_mut();
+        match self {
+            Self::Unauthorized => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::TooManyAttempts { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            _ => {}
+        }
+        response
     }
 }
 
@@ -151,6 +186,20 @@ mod tests {
             (AppError::SubmissionNotFound, 404, "submission_not_found"),
             (AppError::SubmissionConflict, 409, "submission_conflict"),
             (AppError::ValidationFailed(vec![]), 422, "validation_failed"),
+            (AppError::Unauthorized, 401, "unauthorized"),
+            (AppError::InvalidCredentials, 401, "invalid_credentials"),
+            (AppError::InvalidRefreshToken, 401, "invalid_refresh_token"),
+            (AppError::Forbidden, 403, "forbidden"),
+            (AppError::OutOfScope, 403, "out_of_scope"),
+            (
+                AppError::TooManyAttempts {
+                    retry_after_secs: 1,
+                },
+                429,
+                "too_many_attempts",
+            ),
+            (AppError::UserExists, 409, "user_exists"),
+            (AppError::UserNotFound, 404, "user_not_found"),
             (AppError::Storage(StoreError::Flush), 500, "internal_error"),
             (AppError::Internal("x".into()), 500, "internal_error"),
         ];

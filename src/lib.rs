@@ -6,12 +6,16 @@
 //! # Layout
 //! - `config`: every setting, as a flag and a `SURVEY_*` environment variable.
 //! - `error`: `AppError`, the one error type, and its table of statuses and stable codes.
-//! - `http`: the transport: router, extractors, one module per resource. Thin handlers.
+//! - `http`: the transport: router, extractors (`AuthUser`), one module per resource. Thin handlers.
+//! - `auth`: passwords, tokens, sessions, roles and permissions; users.
 //! - `forms`: the form registry: schema files, publication, compiled validators.
 //! - `submissions`: envelope rules, validation into `ValidSubmission`, idempotent storing.
 //! - `store`: the only code that touches sled: trees, key encoding, migrations, group commit.
+//! - `cli`: commands for a stopped server (`survey-server user ...`).
 //! - `clock`: server time as written into records.
 
+pub mod auth;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -21,18 +25,25 @@ pub mod store;
 pub mod submissions;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use tokio::net::TcpListener;
 
+use auth::Auth;
+use auth::tokens::TokenKeys;
 use config::ServeConfig;
 use forms::FormRegistry;
 use store::Store;
 
+pub use http::route_table;
+
 /// Everything a request handler may use; cloned per request (all fields are cheap to clone).
 #[derive(Clone)]
 pub struct AppState {
+    /// Sign-in, tokens and the login brakes.
+    pub auth: Arc<Auth>,
     /// The database; the only way to sled.
     pub store: Arc<Store>,
     /// Every published form version, compiled.
@@ -42,7 +53,7 @@ pub struct AppState {
 }
 
 /// How much a client may send at once.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Largest body for one submission or form.
     pub max_body_bytes: usize,
@@ -50,6 +61,17 @@ pub struct Limits {
     pub max_batch: usize,
     /// Largest body of a batch request.
     pub max_batch_bytes: usize,
+}
+
+impl Default for Limits {
+    /// The shipped defaults: a questionnaire is a few KiB, a phone's queue a few hundred.
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            max_batch: 500,
+            max_batch_bytes: 32 * 1024 * 1024,
+        }
+    }
 }
 
 /// Why the server could not start.
@@ -62,6 +84,10 @@ pub enum StartError {
     },
     #[error("loading forms: {0}")]
     Forms(#[from] forms::LoadError),
+    #[error("creating the first admin: {0}")]
+    Admin(#[from] auth::users::BootstrapError),
+    #[error("token signing key: {0}")]
+    Key(#[from] auth::tokens::KeyError),
 }
 
 impl AppState {
@@ -71,8 +97,19 @@ impl AppState {
             dir: config.data_dir.display().to_string(),
             source,
         })?;
+        auth::users::bootstrap_admin(&store, &config.data_dir, config.admin_password.as_deref())?;
+        let key_file = config.jwt_key_file.clone();
+        let keys = match key_file {
+            Some(path) => TokenKeys::load_or_create(&path, false)?,
+            None => TokenKeys::load_or_create(&config.data_dir.join(auth::tokens::KEY_FILE), true)?,
+        };
+        let lifetimes = auth::Lifetimes {
+            access_secs: config.access_ttl,
+            refresh_secs: config.refresh_ttl,
+        };
         let forms = FormRegistry::load(&store, &config.schemas_dir).await?;
         Ok(Self {
+            auth: Arc::new(Auth::new(keys, lifetimes)),
             store: Arc::new(store),
             forms: Arc::new(forms),
             limits: Limits {
@@ -97,7 +134,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let store = state.store.clone();
-    axum::serve(listener, app(state))
+    // The peer address feeds the coarse per-address login limit.
+    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await?;
     store.wait_durable().await.map_err(std::io::Error::other)

@@ -15,6 +15,10 @@ async fn main() -> ExitCode {
         .init();
     let result = match Cli::parse().into_command() {
         Command::Serve(config) => run_server(config).await,
+        Command::User { data_dir, action } => {
+            survey_server::cli::run_user_command(&data_dir, action)
+                .map(|message| println!("{message}"))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

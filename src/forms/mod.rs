@@ -43,6 +43,17 @@ pub struct FormVersion {
 }
 
 impl FormVersion {
+    fn new(stored: StoredFormVersion, validator: Validator) -> Self {
+        Self { stored, validator }
+    }
+
+    /// Where a submission is, for scoped access: the string at the schema's `x-scope` JSON Pointer
+    /// (the labour survey declares `"x-scope": "/township"`). `None` for forms without one.
+    pub fn scope_of(&self, data: &Value) -> Option<String> {
+        let pointer = self.stored.schema.get("x-scope")?.as_str()?;
+        Some(data.pointer(pointer)?.as_str()?.trim().to_owned())
+    }
+
     /// Checks `data` against this version's schema; on failure, one detail per problem.
     pub fn validate(&self, data: &Value) -> Result<(), Vec<Detail>> {
         if self.validator.is_valid(data) {
@@ -93,7 +104,7 @@ impl FormRegistry {
                         problem,
                     }
                 })?;
-            registry.insert(FormVersion { stored, validator });
+            registry.insert(FormVersion::new(stored, validator));
         }
         for file in &files {
             let Some(form) = file.form()? else {
@@ -159,7 +170,7 @@ impl FormRegistry {
                 store.wait_durable().await?;
                 let version = self
                     .resolve(&new.id, Some(&new.version))
-                    .unwrap_or_else(|_| Arc::new(FormVersion { stored, validator }));
+                    .unwrap_or_else(|_| Arc::new(FormVersion::new(stored, validator)));
                 Ok(Published {
                     version,
                     created: false,
@@ -167,7 +178,7 @@ impl FormRegistry {
             }
             FormInsert::Created(stored) => {
                 store.wait_durable().await?;
-                let version = self.insert(FormVersion { stored, validator });
+                let version = self.insert(FormVersion::new(stored, validator));
                 Ok(Published {
                     version,
                     created: true,

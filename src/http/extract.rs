@@ -6,6 +6,8 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 
+use crate::AppState;
+use crate::auth::Principal;
 use crate::error::AppError;
 
 /// A JSON request body, size-checked (by the route's `DefaultBodyLimit`), kept as the exact bytes.
@@ -52,6 +54,32 @@ fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
         .to_ascii_lowercase();
     essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// The signed-in person making the request: a valid `Authorization: Bearer` access token, or 401.
+pub struct AuthUser(pub Principal);
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .ok_or(AppError::Unauthorized)?;
+        state
+            .auth
+            .authenticate(&state.store, token.trim())
+            .map(Self)
+    }
 }
 
 /// Query parameters, rejected as 400 `query_invalid` in our error shape.

@@ -2,35 +2,42 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::extract::{ApiQuery, JsonBody};
+use super::extract::{ApiQuery, AuthUser, JsonBody};
+use super::{Endpoint, endpoint};
 use crate::AppState;
+use crate::auth::Permission;
 use crate::error::AppError;
 use crate::forms::{FormVersion, NewFormVersion};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/forms", get(list_forms).post(publish_form))
-        .route("/api/v1/forms/{form}", get(get_form))
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        endpoint(Method::GET, "/api/v1/forms", list_forms),
+        endpoint(Method::POST, "/api/v1/forms", publish_form),
+        endpoint(Method::GET, "/api/v1/forms/{form}", get_form),
+    ]
 }
 
 /// `GET /api/v1/forms`: every form with its current version.
-async fn list_forms(State(state): State<AppState>) -> Json<Value> {
+async fn list_forms(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+) -> Result<Json<Value>, AppError> {
+    me.require(Permission::ReadForms)?;
     let forms: Vec<Value> = state
         .forms
         .all()
         .iter()
         .filter_map(|versions| versions.last().map(|current| summary(current, versions)))
         .collect();
-    Json(json!({ "forms": forms }))
+    Ok(Json(json!({ "forms": forms })))
 }
 
 #[derive(Deserialize)]
@@ -42,10 +49,12 @@ struct VersionQuery {
 /// Phones cache forms: the ETag lets them ask again cheaply with `If-None-Match`.
 async fn get_form(
     State(state): State<AppState>,
+    AuthUser(me): AuthUser,
     Path(form): Path<String>,
     ApiQuery(query): ApiQuery<VersionQuery>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
+    me.require(Permission::ReadForms)?;
     let versions = state.forms.versions(&form)?;
     let shown = state.forms.resolve(&form, query.version.as_deref())?;
     let current = versions.last().ok_or(AppError::FormNotFound)?;
@@ -88,8 +97,10 @@ struct PublishRequest {
 /// `POST /api/v1/forms`: publish a version; 201 when new, 200 when this exact version was already published.
 async fn publish_form(
     State(state): State<AppState>,
+    AuthUser(me): AuthUser,
     body: JsonBody,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
+    me.require(Permission::PublishForms)?;
     let request: PublishRequest = body.parse()?;
     let published = state
         .forms

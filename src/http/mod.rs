@@ -1,32 +1,89 @@
 //! The transport: routes, extractors and the JSON answers for unknown routes and methods.
-//! Each resource module owns its routes; handlers parse, call the domain, and map the result.
+//! Each resource module lists its endpoints; handlers parse, call the domain, and map the result.
+//! Every handler but `/healthz` and login takes an `AuthUser`, so no token means 401.
 
+mod auth;
 mod extract;
 mod forms;
 mod submissions;
+mod users;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use crate::AppState;
 use crate::error::AppError;
+use crate::{AppState, Limits};
+
+/// One route: its method and path (for the route table) and its handler.
+pub struct Endpoint {
+    method: Method,
+    path: &'static str,
+    route: MethodRouter<AppState>,
+}
+
+impl Endpoint {
+    /// Adds a layer to this route only (e.g. a larger body limit).
+    fn layer(mut self, limit: DefaultBodyLimit) -> Self {
+        self.route = self.route.layer(limit);
+        self
+    }
+}
+
+fn endpoint<H, T>(method: Method, path: &'static str, handler: H) -> Endpoint
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    // Only the standard methods below are used, and each has a filter.
+    let filter = match method {
+        Method::POST => MethodFilter::POST,
+        Method::PUT => MethodFilter::PUT,
+        Method::PATCH => MethodFilter::PATCH,
+        Method::DELETE => MethodFilter::DELETE,
+        _ => MethodFilter::GET,
+    };
+    Endpoint {
+        method,
+        path,
+        route: on(filter, handler),
+    }
+}
+
+fn endpoints(limits: &Limits) -> Vec<Endpoint> {
+    let mut all = vec![endpoint(Method::GET, "/healthz", healthz)];
+    all.extend(auth::endpoints());
+    all.extend(users::endpoints());
+    all.extend(forms::endpoints());
+    all.extend(submissions::endpoints(limits));
+    all
+}
+
+/// Every route the server answers, as (method, path): the authorisation tests must cover each.
+pub fn route_table() -> Vec<(Method, &'static str)> {
+    endpoints(&Limits::default())
+        .into_iter()
+        .map(|e| (e.method, e.path))
+        .collect()
+}
 
 pub fn router(state: AppState) -> Router {
-    let max_body = DefaultBodyLimit::max(state.limits.max_body_bytes);
-    Router::new()
-        .route("/healthz", get(healthz))
-        .merge(forms::router())
-        .merge(submissions::router(&state))
+    let mut router = Router::new();
+    for e in endpoints(&state.limits) {
+        router = router.route(e.path, e.route);
+    }
+    router
         // Routes with larger bodies (batches) set their own limit, which wins over this one.
-        .layer(max_body)
+        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .fallback(|| async { AppError::RouteNotFound })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .with_state(state)
 }
 
-/// `GET /healthz`: the process is up and serving.
+/// `GET /healthz`: the process is up and serving. No token needed.
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }

@@ -1,45 +1,55 @@
 //! Submissions: submit one, submit a batch, page through, read one. DESIGN.md "HTTP contract (v1)".
 
+use axum::Json;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::extract::{ApiQuery, JsonBody};
-use crate::AppState;
+use super::extract::{ApiQuery, AuthUser, JsonBody};
+use super::{Endpoint, endpoint};
+use crate::auth::Permission;
 use crate::error::AppError;
 use crate::submissions::{self, Accepted, SubmissionView};
+use crate::{AppState, Limits};
 
 /// Marks a response that repeats an earlier receipt; phones often only trust 201, so the status stays 201.
 const REPLAYED: &str = "idempotent-replayed";
 
-pub fn router(state: &AppState) -> Router<AppState> {
-    let limits = &state.limits;
-    Router::new()
-        .route(
+pub fn endpoints(limits: &Limits) -> Vec<Endpoint> {
+    vec![
+        endpoint(Method::POST, "/api/v1/forms/{form}/submissions", submit),
+        endpoint(
+            Method::GET,
             "/api/v1/forms/{form}/submissions",
-            post(submit).get(list_submissions),
-        )
-        .route(
+            list_submissions,
+        ),
+        endpoint(
+            Method::POST,
             "/api/v1/forms/{form}/submissions/batch",
-            post(submit_batch).layer(DefaultBodyLimit::max(limits.max_batch_bytes)),
+            submit_batch,
         )
-        .route("/api/v1/submissions/{id}", get(get_submission))
-        .route("/api/v1/submissions/{id}/raw", get(get_submission_raw))
+        .layer(DefaultBodyLimit::max(limits.max_batch_bytes)),
+        endpoint(Method::GET, "/api/v1/submissions/{id}", get_submission),
+        endpoint(
+            Method::GET,
+            "/api/v1/submissions/{id}/raw",
+            get_submission_raw,
+        ),
+    ]
 }
 
 /// `POST /api/v1/forms/{form}/submissions`: 201 with a receipt once the submission is on disk.
 async fn submit(
     State(state): State<AppState>,
+    AuthUser(me): AuthUser,
     Path(form): Path<String>,
     body: JsonBody,
 ) -> Result<Response, AppError> {
-    let accepted = submissions::submit(&state.store, &state.forms, &form, &body.0).await?;
+    let accepted = submissions::submit(&state.store, &state.forms, &form, &body.0, &me).await?;
     let mut response = (StatusCode::CREATED, Json(&accepted.receipt)).into_response();
     if accepted.replayed {
         response
@@ -58,9 +68,11 @@ struct BatchRequest {
 /// `POST /api/v1/forms/{form}/submissions/batch`: a phone's offline queue; one result per item, in order.
 async fn submit_batch(
     State(state): State<AppState>,
+    AuthUser(me): AuthUser,
     Path(form): Path<String>,
     body: JsonBody,
 ) -> Result<Json<Value>, AppError> {
+    me.require(Permission::Submit)?;
     let request: BatchRequest = body.parse()?;
     let max = state.limits.max_batch;
     if request.submissions.len() > max {
@@ -72,6 +84,7 @@ async fn submit_batch(
         form,
         request.submissions,
         state.limits.max_body_bytes,
+        me,
     )
     .await?;
     let results: Vec<Value> = results
@@ -106,11 +119,18 @@ struct ListQuery {
 /// `GET /api/v1/forms/{form}/submissions`: arrival order, oldest first; `next_cursor` continues.
 async fn list_submissions(
     State(state): State<AppState>,
+    AuthUser(me): AuthUser,
     Path(form): Path<String>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, AppError> {
     state.forms.versions(&form)?;
-    let page = submissions::page(&state.store, &form, query.cursor.as_deref(), query.limit)?;
+    let page = submissions::page(
+        &state.store,
+        &form,
+        query.cursor.as_deref(),
+        query.limit,
+        &me,
+    )?;
     let items = page
         .records
         .iter()
@@ -124,18 +144,20 @@ async fn list_submissions(
 /// `GET /api/v1/submissions/{id}`: one submission with its metadata.
 async fn get_submission(
     State(state): State<AppState>,
+    AuthUser(me): AuthUser,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let record = submissions::find(&state.store, parse_id(&id)?)?;
+    let record = submissions::find(&state.store, parse_id(&id)?, &me)?;
     Ok(Json(SubmissionView::of(&record)?).into_response())
 }
 
 /// `GET /api/v1/submissions/{id}/raw`: the envelope byte for byte as the phone sent it (for audit).
 async fn get_submission_raw(
     State(state): State<AppState>,
+    AuthUser(me): AuthUser,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let record = submissions::find(&state.store, parse_id(&id)?)?;
+    let record = submissions::find(&state.store, parse_id(&id)?, &me)?;
     Ok(([(header::CONTENT_TYPE, "application/json")], record.payload).into_response())
 }
 

@@ -44,9 +44,37 @@ pub fn submission(id: Uuid) -> [u8; 16] {
     *id.as_bytes()
 }
 
-/// Decodes a value of the `formseq_submissionid` tree.
-pub fn submission_id(bytes: &[u8]) -> Option<Uuid> {
-    Uuid::from_slice(bytes).ok()
+/// A value of `formseq_submissionid`: SubmissionId (16 bytes) + submitter + 0xFF + scope value
+/// (empty when the form has none). Carrying who and where lets a page be filtered for a field
+/// worker or a township without reading every record.
+pub fn form_seq_value(id: Uuid, submitter: &str, scope: Option<&str>) -> Vec<u8> {
+    let scope = scope.unwrap_or_default();
+    let mut value = Vec::with_capacity(16 + submitter.len() + 1 + scope.len());
+    value.extend_from_slice(id.as_bytes());
+    value.extend_from_slice(submitter.as_bytes());
+    value.push(SEP);
+    value.extend_from_slice(scope.as_bytes());
+    value
+}
+
+/// The parts of a `formseq_submissionid` value.
+pub struct IndexEntry<'a> {
+    pub id: Uuid,
+    pub submitter: &'a str,
+    pub scope: Option<&'a str>,
+}
+
+/// Decodes a `formseq_submissionid` value; `None` if it is not one.
+pub fn index_entry(value: &[u8]) -> Option<IndexEntry<'_>> {
+    let (id, rest) = value.split_at_checked(16)?;
+    let separator = rest.iter().position(|&b| b == SEP)?;
+    let submitter = std::str::from_utf8(&rest[..separator]).ok()?;
+    let scope = std::str::from_utf8(&rest[separator + 1..]).ok()?;
+    Some(IndexEntry {
+        id: Uuid::from_slice(id).ok()?,
+        submitter,
+        scope: (!scope.is_empty()).then_some(scope),
+    })
 }
 
 /// `meta`: the storage format version, a u32 big-endian.
@@ -87,7 +115,28 @@ mod tests {
             submission(id),
             [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]
         );
-        assert_eq!(submission_id(&submission(id)), Some(id));
-        assert_eq!(submission_id(b"nope"), None);
+    }
+
+    #[test]
+    fn an_index_value_is_id_then_submitter_then_scope() {
+        let id = Uuid::from_u128(1);
+        let value = form_seq_value(id, "wei", Some("思林镇"));
+        let mut expected = id.as_bytes().to_vec();
+        expected.extend_from_slice(b"wei\xFF");
+        expected.extend_from_slice("思林镇".as_bytes());
+        assert_eq!(value, expected);
+        let entry = index_entry(&value).unwrap();
+        assert_eq!(
+            (entry.id, entry.submitter, entry.scope),
+            (id, "wei", Some("思林镇"))
+        );
+    }
+
+    #[test]
+    fn an_index_value_without_scope_or_truncated_decodes_sensibly() {
+        let value = form_seq_value(Uuid::nil(), "li", None);
+        assert_eq!(index_entry(&value).unwrap().scope, None);
+        assert!(index_entry(&value[..10]).is_none());
+        assert!(index_entry(&value[..17]).is_none(), "no separator");
     }
 }

@@ -10,12 +10,14 @@ mod forms;
 pub mod keys;
 mod migrate;
 mod submissions;
+mod users;
 
 use std::path::Path;
 use std::sync::Mutex;
 
 pub use forms::{FormInsert, StoredFormVersion};
 pub use submissions::{SubmissionInsert, SubmissionMeta, SubmissionRecord};
+pub use users::{RefreshRecord, UserRecord};
 
 use durability::Durability;
 
@@ -36,6 +38,8 @@ pub enum StoreError {
     Flush,
     #[error("the store is closing")]
     Closed,
+    #[error("the data directory is in use by another process (is the server running?)")]
+    Locked,
 }
 
 /// The open database. One per process; shared through `AppState`.
@@ -48,6 +52,12 @@ pub struct Store {
     submission_record: sled::Tree,
     /// `formseq_submissionid`: FormId + 0xFF + Seq (u64 BE) → SubmissionId; arrival order per form.
     form_seq: sled::Tree,
+    /// `username_user`: lower-case username → `UserRecord` (JSON).
+    users: sled::Tree,
+    /// `tokenhash_refresh`: SHA-256 of a refresh token (32 bytes) → `RefreshRecord` (JSON).
+    refresh_tokens: sled::Tree,
+    /// `familyid_revokedat`: token family id → RFC 3339 time it was revoked.
+    revoked_families: sled::Tree,
     /// Serialises submission inserts so that arrival numbers are committed in order: a reader
     /// paging with a cursor can then never miss a submission that commits "behind" it.
     insert_order: Mutex<()>,
@@ -60,12 +70,21 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let dir = dir.join("sled");
         std::fs::create_dir_all(&dir)?;
-        let db = sled::Config::new().path(&dir).open()?;
+        let db = sled::Config::new().path(&dir).open().map_err(|e| match e {
+            // sled reports a held file lock only in its message.
+            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                StoreError::Locked
+            }
+            other => other.into(),
+        })?;
         migrate::run(&db)?;
         Ok(Self {
             form_versions: db.open_tree("formversion_definition")?,
             submission_record: db.open_tree("submissionid_record")?,
             form_seq: db.open_tree("formseq_submissionid")?,
+            users: db.open_tree("username_user")?,
+            refresh_tokens: db.open_tree("tokenhash_refresh")?,
+            revoked_families: db.open_tree("familyid_revokedat")?,
             insert_order: Mutex::new(()),
             durability: Durability::start(db.clone(), &dir)?,
             db,

@@ -21,6 +21,12 @@ pub struct SubmissionMeta {
     pub received_at: String,
     /// Arrival number; orders a form's submissions and backs the paging cursor.
     pub seq: u64,
+    /// Username of the signed-in person who submitted it (from the token, never the body).
+    #[serde(default)]
+    pub submitted_by: String,
+    /// The value of the form's scope field (e.g. the township), for scoped reading.
+    #[serde(default)]
+    pub scope: Option<String>,
 }
 
 /// A stored submission: metadata plus the exact bytes the client sent.
@@ -59,15 +65,19 @@ impl Store {
             form_version: submission.form_version().to_owned(),
             received_at,
             seq: self.db.generate_id()?,
+            submitted_by: submission.submitted_by().to_owned(),
+            scope: submission.scope().map(str::to_owned),
         };
         let record = encode_record(&encode(RECORD, &meta)?, submission.payload());
         let index_key = keys::form_seq(&meta.form, meta.seq);
+        let index_value =
+            keys::form_seq_value(submission.id(), &meta.submitted_by, meta.scope.as_deref());
         let outcome = (&self.submission_record, &self.form_seq).transaction(|(records, index)| {
             if let Some(existing) = records.get(key)? {
                 return Err(ConflictableTransactionError::Abort(existing));
             }
             records.insert(&key[..], record.as_slice())?;
-            index.insert(index_key.as_slice(), &key[..])?;
+            index.insert(index_key.as_slice(), index_value.as_slice())?;
             Ok(())
         });
         match outcome {
@@ -88,12 +98,14 @@ impl Store {
             .transpose()
     }
 
-    /// Up to `limit` submissions of `form` in arrival order, starting after arrival number `after`.
+    /// Up to `limit` submissions of `form` in arrival order after arrival number `after`, keeping
+    /// only those `visible(submitter, scope)` accepts (decided from the index, before any record is read).
     pub fn submissions_page(
         &self,
         form: &str,
         after: Option<u64>,
         limit: usize,
+        visible: impl Fn(&str, Option<&str>) -> bool,
     ) -> Result<Vec<SubmissionRecord>, StoreError> {
         let prefix = keys::form_prefix(form);
         let start = match after {
@@ -107,14 +119,19 @@ impl Store {
             if !key.starts_with(&prefix) || page.len() == limit {
                 break;
             }
-            let id = keys::submission_id(&value).ok_or_else(|| StoreError::Corrupt {
+            let entry = keys::index_entry(&value).ok_or_else(|| StoreError::Corrupt {
                 tree: "formseq_submissionid",
-                reason: "value is not a 16-byte id".into(),
+                reason: "undecodable index value".into(),
             })?;
-            let record = self.submission(id)?.ok_or_else(|| StoreError::Corrupt {
-                tree: "formseq_submissionid",
-                reason: format!("index names submission {id}, which is not stored"),
-            })?;
+            if !visible(entry.submitter, entry.scope) {
+                continue;
+            }
+            let record = self
+                .submission(entry.id)?
+                .ok_or_else(|| StoreError::Corrupt {
+                    tree: "formseq_submissionid",
+                    reason: format!("index names submission {}, which is not stored", entry.id),
+                })?;
             page.push(record);
         }
         Ok(page)
@@ -163,7 +180,7 @@ mod tests {
 
     #[test]
     fn a_record_round_trips_and_truncation_is_reported() {
-        let meta = br#"{"form":"f","form_version":"1","received_at":"t","seq":7}"#;
+        let meta = br#"{"form":"f","form_version":"1","received_at":"t","seq":7,"submitted_by":"wei","scope":null}"#;
         let bytes = encode_record(meta, b"{\"id\":1}");
         let record = decode_record(Uuid::nil(), &bytes).unwrap();
         assert_eq!(record.meta.seq, 7);

@@ -16,6 +16,7 @@ use uuid::Uuid;
 pub use envelope::{Envelope, same_content};
 pub use view::{SubmissionPage, SubmissionView, page};
 
+use crate::auth::{Permission, Principal};
 use crate::error::AppError;
 use crate::forms::FormRegistry;
 use crate::store::{Store, SubmissionInsert, SubmissionMeta};
@@ -26,6 +27,8 @@ pub struct ValidSubmission {
     form: String,
     form_version: String,
     payload: Vec<u8>,
+    submitted_by: String,
+    scope: Option<String>,
 }
 
 impl ValidSubmission {
@@ -41,6 +44,13 @@ impl ValidSubmission {
     /// The bytes exactly as received.
     pub fn payload(&self) -> &[u8] {
         &self.payload
+    }
+    pub fn submitted_by(&self) -> &str {
+        &self.submitted_by
+    }
+    /// The value of the form's scope field, e.g. the township.
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
     }
 }
 
@@ -74,19 +84,39 @@ pub struct Accepted {
     pub replayed: bool,
 }
 
-/// Checks raw bytes against the envelope rules and the form version's schema.
-pub fn validate(forms: &FormRegistry, form: &str, raw: &[u8]) -> Result<ValidSubmission, AppError> {
+/// Checks raw bytes against the envelope rules, the form version's schema, and `by`'s scope.
+pub fn validate(
+    forms: &FormRegistry,
+    form: &str,
+    raw: &[u8],
+    by: &Principal,
+) -> Result<ValidSubmission, AppError> {
     let envelope = Envelope::parse(raw)?;
     let version = forms.resolve(form, envelope.form_version.as_deref())?;
     version
         .validate(&envelope.data)
         .map_err(AppError::ValidationFailed)?;
+    let scope = version.scope_of(&envelope.data);
+    if !by.covers(scope.as_deref()) {
+        return Err(AppError::OutOfScope);
+    }
     Ok(ValidSubmission {
         form: version.stored.form.clone(),
         form_version: version.stored.version.clone(),
         payload: raw.to_vec(),
         id: envelope.id,
+        submitted_by: by.username.clone(),
+        scope,
     })
+}
+
+/// Whether `reader` may see a submission made by `submitter` at `scope`: their own always (if
+/// their role reads its own), anyone's inside their scope if their role reads scoped submissions.
+pub fn visible_to(reader: &Principal, submitter: &str, scope: Option<&str>) -> bool {
+    if reader.role.allows(Permission::ReadScopedSubmissions) && reader.covers(scope) {
+        return true;
+    }
+    reader.role.allows(Permission::ReadOwnSubmissions) && submitter == reader.username
 }
 
 /// Stores a validated submission (not yet durable), or decides replay vs conflict for a known id.
@@ -116,9 +146,11 @@ pub async fn submit(
     forms: &FormRegistry,
     form: &str,
     raw: &[u8],
+    by: &Principal,
 ) -> Result<Accepted, AppError> {
+    by.require(Permission::Submit)?;
     forms.resolve(form, None)?;
-    let submission = validate(forms, form, raw)?;
+    let submission = validate(forms, form, raw, by)?;
     let accepted = record(store, &submission)?;
     // A replay waits too: the original may still be on its way to disk.
     store.wait_durable().await?;
@@ -139,7 +171,9 @@ pub async fn submit_batch(
     form: String,
     items: Vec<Box<RawValue>>,
     max_item_bytes: usize,
+    by: Principal,
 ) -> Result<Vec<BatchItem>, AppError> {
+    by.require(Permission::Submit)?;
     forms.resolve(&form, None)?;
     let worker_store = store.clone();
     // Validating hundreds of questionnaires is CPU work: keep it off the async workers.
@@ -151,7 +185,7 @@ pub async fn submit_batch(
                 let outcome = if raw.len() > max_item_bytes {
                     Err(AppError::BodyTooLarge)
                 } else {
-                    validate(&forms, &form, raw).and_then(|s| record(&worker_store, &s))
+                    validate(&forms, &form, raw, &by).and_then(|s| record(&worker_store, &s))
                 };
                 BatchItem {
                     id: id_of(raw),
@@ -176,7 +210,19 @@ fn id_of(raw: &[u8]) -> Option<Uuid> {
     Uuid::try_parse(&id).ok()
 }
 
-/// One submission with its metadata.
-pub fn find(store: &Store, id: Uuid) -> Result<crate::store::SubmissionRecord, AppError> {
-    store.submission(id)?.ok_or(AppError::SubmissionNotFound)
+/// One submission with its metadata, if `reader` may see it (else it is "not found": no hint it exists).
+pub fn find(
+    store: &Store,
+    id: Uuid,
+    reader: &Principal,
+) -> Result<crate::store::SubmissionRecord, AppError> {
+    let record = store.submission(id)?.ok_or(AppError::SubmissionNotFound)?;
+    if !visible_to(
+        reader,
+        &record.meta.submitted_by,
+        record.meta.scope.as_deref(),
+    ) {
+        return Err(AppError::SubmissionNotFound);
+    }
+    Ok(record)
 }

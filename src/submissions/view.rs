@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
+use crate::auth::{Permission, Principal};
 use crate::error::AppError;
 use crate::store::{Store, SubmissionRecord};
 
@@ -19,6 +20,7 @@ pub struct SubmissionView<'a> {
     pub form: &'a str,
     pub form_version: &'a str,
     pub received_at: &'a str,
+    pub submitted_by: &'a str,
     pub status: &'static str,
     pub data: &'a RawValue,
     pub meta: Option<&'a RawValue>,
@@ -43,6 +45,7 @@ impl<'a> SubmissionView<'a> {
             form: &record.meta.form,
             form_version: &record.meta.form_version,
             received_at: &record.meta.received_at,
+            submitted_by: &record.meta.submitted_by,
             status: "received",
             data: parts.data,
             meta: parts.meta.filter(|m| m.get() != "null"),
@@ -63,7 +66,13 @@ pub fn page(
     form: &str,
     cursor: Option<&str>,
     limit: Option<usize>,
+    reader: &Principal,
 ) -> Result<SubmissionPage, AppError> {
+    if !reader.role.allows(Permission::ReadOwnSubmissions)
+        && !reader.role.allows(Permission::ReadScopedSubmissions)
+    {
+        return Err(AppError::Forbidden);
+    }
     let limit = limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(AppError::QueryInvalid(format!(
@@ -77,7 +86,9 @@ pub fn page(
             })
         })
         .transpose()?;
-    let mut records = store.submissions_page(form, after, limit + 1)?;
+    let mut records = store.submissions_page(form, after, limit + 1, |submitter, scope| {
+        super::visible_to(reader, submitter, scope)
+    })?;
     let next_cursor = if records.len() > limit {
         records.truncate(limit);
         records.last().map(|r| r.meta.seq.to_string())

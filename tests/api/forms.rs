@@ -42,6 +42,7 @@ async fn a_form_is_served_with_its_schema_and_an_etag_that_saves_a_download() {
     let again = app
         .client
         .get(app.url("/api/v1/forms/labour-survey"))
+        .bearer_auth(&app.token)
         .header("if-none-match", &etag)
         .send()
         .await
@@ -65,13 +66,20 @@ async fn an_unknown_form_or_version_is_named_in_the_error() {
 async fn publishing_is_idempotent_and_versions_are_immutable() {
     let app = spawn_app().await;
 
-    let first = app.post_json("/api/v1/forms", &small_form("1", 5)).await;
+    let first = app
+        .post_json_as(&app.admin_token, "/api/v1/forms", &small_form("1", 5))
+        .await;
     assert_eq!(first.status(), 201);
-    let again = app.post_json("/api/v1/forms", &small_form("1", 5)).await;
+    let again = app
+        .post_json_as(&app.admin_token, "/api/v1/forms", &small_form("1", 5))
+        .await;
     assert_eq!(again.status(), 200);
 
-    let (status, code, _) =
-        error_code(app.post_json("/api/v1/forms", &small_form("1", 10)).await).await;
+    let (status, code, _) = error_code(
+        app.post_json_as(&app.admin_token, "/api/v1/forms", &small_form("1", 10))
+            .await,
+    )
+    .await;
     assert_eq!((status, code.as_str()), (409, "form_version_conflict"));
 
     let form: Value = app
@@ -86,9 +94,11 @@ async fn publishing_is_idempotent_and_versions_are_immutable() {
 #[tokio::test]
 async fn the_newest_published_version_becomes_current_and_the_old_one_stays_readable() {
     let app = spawn_app().await;
-    app.post_json("/api/v1/forms", &small_form("1", 5)).await;
+    app.post_json_as(&app.admin_token, "/api/v1/forms", &small_form("1", 5))
+        .await;
 
-    app.post_json("/api/v1/forms", &small_form("2", 10)).await;
+    app.post_json_as(&app.admin_token, "/api/v1/forms", &small_form("2", 10))
+        .await;
 
     let current: Value = app
         .get("/api/v1/forms/training-feedback")
@@ -113,7 +123,8 @@ async fn a_published_schema_is_stored_exactly_as_given() {
     let mut form = small_form("1", 5);
     form["schema"]["x-custom-annotation"] = json!({"kept": [1, 2, 3]});
 
-    app.post_json("/api/v1/forms", &form).await;
+    app.post_json_as(&app.admin_token, "/api/v1/forms", &form)
+        .await;
 
     let stored: Value = app
         .get("/api/v1/forms/training-feedback")
@@ -130,7 +141,11 @@ async fn a_schema_that_does_not_compile_is_refused() {
     let mut form = small_form("1", 5);
     form["schema"]["properties"]["score"]["type"] = json!("integr");
 
-    let (status, code, _) = error_code(app.post_json("/api/v1/forms", &form).await).await;
+    let (status, code, _) = error_code(
+        app.post_json_as(&app.admin_token, "/api/v1/forms", &form)
+            .await,
+    )
+    .await;
 
     assert_eq!((status, code.as_str()), (422, "schema_invalid"));
 }
@@ -141,7 +156,11 @@ async fn a_schema_may_not_fetch_references_from_the_network() {
     let mut form = small_form("1", 5);
     form["schema"]["properties"]["score"] = json!({"$ref": "https://example.com/score.json"});
 
-    let (status, code, _) = error_code(app.post_json("/api/v1/forms", &form).await).await;
+    let (status, code, _) = error_code(
+        app.post_json_as(&app.admin_token, "/api/v1/forms", &form)
+            .await,
+    )
+    .await;
 
     assert_eq!((status, code.as_str()), (422, "schema_invalid"));
 }
@@ -152,7 +171,11 @@ async fn a_bad_form_id_is_refused_with_a_pointer_to_it() {
     let mut form = small_form("1", 5);
     form["id"] = json!("Training Feedback");
 
-    let (status, code, error) = error_code(app.post_json("/api/v1/forms", &form).await).await;
+    let (status, code, error) = error_code(
+        app.post_json_as(&app.admin_token, "/api/v1/forms", &form)
+            .await,
+    )
+    .await;
 
     assert_eq!((status, code.as_str()), (422, "request_invalid"));
     assert_eq!(error["details"][0]["path"], "/id");
@@ -161,7 +184,8 @@ async fn a_bad_form_id_is_refused_with_a_pointer_to_it() {
 #[tokio::test]
 async fn published_versions_survive_a_restart() {
     let app = spawn_app().await;
-    app.post_json("/api/v1/forms", &small_form("1", 5)).await;
+    app.post_json_as(&app.admin_token, "/api/v1/forms", &small_form("1", 5))
+        .await;
 
     let app = app.restart().await;
 

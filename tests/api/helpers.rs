@@ -12,11 +12,20 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+/// The first admin's password in every test server.
+pub const ADMIN_PASSWORD: &str = "county-admin-2026";
+/// The password of every user the tests create.
+pub const PASSWORD: &str = "field-work-2026";
+
 /// A running server on its own port and data directory.
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub config: ServeConfig,
+    /// An access token of `admin`.
+    pub admin_token: String,
+    /// An access token of field worker `fw1` (no scope): what plain `get`/`post_json`/`submit` send.
+    pub token: String,
     /// Kept so the directory outlives restarts and is removed at the end.
     data_dir: Arc<TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -35,6 +44,10 @@ pub fn test_config(data_dir: &TempDir) -> ServeConfig {
         max_body_bytes: 64 * 1024,
         max_batch: 20,
         max_batch_bytes: 1024 * 1024,
+        jwt_key_file: None,
+        access_ttl: 900,
+        refresh_ttl: 3600,
+        admin_password: Some(ADMIN_PASSWORD.to_owned()),
     }
 }
 
@@ -61,14 +74,22 @@ async fn start(config: ServeConfig, data_dir: Arc<TempDir>) -> TestApp {
     let server = tokio::spawn(serve(listener, state, async {
         let _ = rx.await;
     }));
-    TestApp {
+    let mut app = TestApp {
         address,
         client: reqwest::Client::new(),
         config,
+        admin_token: String::new(),
+        token: String::new(),
         data_dir,
         shutdown: Some(tx),
         server: Some(server),
-    }
+    };
+    app.admin_token = app.login("admin", ADMIN_PASSWORD).await["access_token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    app.token = app.user("fw1", "field_worker", None).await;
+    app
 }
 
 impl TestApp {
@@ -96,21 +117,55 @@ impl TestApp {
         }
     }
 
-    pub async fn get(&self, path: &str) -> Response {
-        self.client
-            .get(self.url(path))
+    /// Signs in; the session body (panics unless 200).
+    pub async fn login(&self, username: &str, password: &str) -> Value {
+        let response = self
+            .client
+            .post(self.url("/api/v1/auth/login"))
+            .json(&json!({"username": username, "password": password}))
             .send()
             .await
-            .expect("a response")
+            .expect("a response");
+        assert_eq!(response.status(), 200, "login of {username} failed");
+        response.json().await.expect("a session")
+    }
+
+    /// Creates a user (if new) with `PASSWORD` and returns an access token for them.
+    pub async fn user(&self, username: &str, role: &str, scope: Option<&[&str]>) -> String {
+        let body = json!({"username": username, "password": PASSWORD, "role": role,
+                          "display_name": username, "scope": scope});
+        let created = self
+            .post_json_as(&self.admin_token, "/api/v1/users", &body)
+            .await;
+        let status = created.status().as_u16();
+        assert!(matches!(status, 201 | 409), "creating {username}: {status}");
+        let session = self.login(username, PASSWORD).await;
+        session["access_token"]
+            .as_str()
+            .expect("a token")
+            .to_owned()
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.get_as(&self.token, path).await
+    }
+
+    pub async fn get_as(&self, token: &str, path: &str) -> Response {
+        let request = self.client.get(self.url(path)).bearer_auth(token);
+        request.send().await.expect("a response")
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
-        self.client
+        self.post_json_as(&self.token, path, body).await
+    }
+
+    pub async fn post_json_as(&self, token: &str, path: &str, body: &Value) -> Response {
+        let request = self
+            .client
             .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .expect("a response")
+            .bearer_auth(token)
+            .json(body);
+        request.send().await.expect("a response")
     }
 
     pub async fn post_raw(
@@ -119,19 +174,24 @@ impl TestApp {
         content_type: &str,
         body: impl Into<reqwest::Body>,
     ) -> Response {
-        self.client
-            .post(self.url(path))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .expect("a response")
+        let request = self.client.post(self.url(path)).bearer_auth(&self.token);
+        let request = request.header("content-type", content_type).body(body);
+        request.send().await.expect("a response")
     }
 
-    /// Submits one envelope to the labour survey.
+    /// Submits one envelope to the labour survey as `fw1`.
     pub async fn submit(&self, envelope: &Value) -> Response {
-        self.post_json("/api/v1/forms/labour-survey/submissions", envelope)
-            .await
+        self.submit_as(&self.token, envelope).await
+    }
+
+    pub async fn submit_as(&self, token: &str, envelope: &Value) -> Response {
+        let path = "/api/v1/forms/labour-survey/submissions";
+        self.post_json_as(token, path, envelope).await
+    }
+
+    /// Where the server keeps its files.
+    pub fn data_path(&self) -> &std::path::Path {
+        self.data_dir.path()
     }
 }
 
@@ -166,4 +226,26 @@ pub async fn error_code(response: Response) -> (u16, String, Value) {
     );
     let code = error["code"].as_str().expect("an error code").to_owned();
     (status, code, error.clone())
+}
+
+/// Signs arbitrary claims with the server's own key, as a forger who stole nothing cannot.
+pub fn sign_with_server_key(app: &TestApp, claims: &Value) -> String {
+    use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+    let pem =
+        std::fs::read_to_string(app.data_path().join("jwt-ed25519.pem")).expect("the key file");
+    let key = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).expect("an Ed25519 key");
+    let der = key.to_pkcs8_der().expect("DER");
+    let encoding = jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes());
+    let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+    jsonwebtoken::encode(&header, claims, &encoding).expect("a token")
+}
+
+/// Claims as the server issues them for `username` (version 0), valid for `ttl` seconds from now.
+pub fn claims_for(username: &str, role: &str, ttl: i64) -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64;
+    json!({"sub": username, "role": role, "iat": now, "exp": now + ttl,
+           "iss": "survey-server", "aud": "survey-server-api", "ver": 0})
 }

@@ -1,8 +1,11 @@
 //! Integration tests: the real server on 127.0.0.1 with a real HTTP client.
 
+mod access;
+mod auth;
 mod errors;
 mod forms;
 mod helpers;
 mod process;
 mod startup;
 mod submissions;
+mod users;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helpers::{envelope, household, schemas_dir};
+use crate::helpers::{ADMIN_PASSWORD, envelope, household, schemas_dir};
 
 const CYCLES: usize = 3;
 const PHONES: usize = 16;
@@ -17,6 +17,8 @@ const PHONES: usize = 16;
 struct Server {
     child: Child,
     address: String,
+    /// The admin's access token: the tests submit as the admin.
+    token: String,
     /// Held open so the server's later prints never meet a closed pipe.
     _stdout: BufReader<ChildStdout>,
 }
@@ -38,6 +40,7 @@ fn start_server(data_dir: &Path) -> Server {
         .arg("--schemas-dir")
         .arg(schemas_dir())
         .env("SURVEY_LOG", "error")
+        .env("SURVEY_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -55,24 +58,43 @@ fn start_server(data_dir: &Path) -> Server {
     Server {
         child,
         address,
+        token: String::new(),
         _stdout: stdout,
     }
 }
 
+/// Starts the server and signs in as its admin.
+async fn start_signed_in(data_dir: &Path) -> Server {
+    let mut server = start_server(data_dir);
+    let session: Value = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/login", server.address))
+        .json(&serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    server.token = session["access_token"].as_str().unwrap().to_owned();
+    server
+}
+
 /// Sends submissions from many phones until told to stop; returns what was acknowledged.
-async fn load(address: String, stop: Arc<AtomicBool>) -> Vec<(String, Vec<u8>)> {
+async fn load(address: String, token: String, stop: Arc<AtomicBool>) -> Vec<(String, Vec<u8>)> {
     let acked = Arc::new(Mutex::new(Vec::new()));
     let client = reqwest::Client::new();
     let phones: Vec<_> = (0..PHONES)
         .map(|_| {
             let (client, address, stop, acked) =
                 (client.clone(), address.clone(), stop.clone(), acked.clone());
+            let token = token.clone();
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
                     let submission = envelope(household());
                     let bytes = serde_json::to_vec(&submission).unwrap();
                     let sent = client
                         .post(format!("{address}/api/v1/forms/labour-survey/submissions"))
+                        .bearer_auth(&token)
                         .header("content-type", "application/json")
                         .body(bytes.clone())
                         .send()
@@ -96,12 +118,16 @@ async fn load(address: String, stop: Arc<AtomicBool>) -> Vec<(String, Vec<u8>)> 
     Arc::try_unwrap(acked).unwrap().into_inner().unwrap()
 }
 
-async fn listed_ids(client: &reqwest::Client, address: &str) -> Vec<String> {
+async fn listed_ids(client: &reqwest::Client, server: &Server) -> Vec<String> {
     let mut ids = Vec::new();
     let mut cursor = String::new();
     loop {
-        let url = format!("{address}/api/v1/forms/labour-survey/submissions?limit=1000{cursor}");
-        let page: Value = client.get(url).send().await.unwrap().json().await.unwrap();
+        let url = format!(
+            "{}/api/v1/forms/labour-survey/submissions?limit=1000{cursor}",
+            server.address
+        );
+        let request = client.get(url).bearer_auth(&server.token);
+        let page: Value = request.send().await.unwrap().json().await.unwrap();
         ids.extend(
             page["items"]
                 .as_array()
@@ -122,12 +148,17 @@ async fn every_acknowledged_submission_survives_kill_9_byte_for_byte() {
     let mut acked: Vec<(String, Vec<u8>)> = Vec::new();
 
     for cycle in 0..CYCLES {
-        let server = start_server(data_dir.path());
+        let server = start_signed_in(data_dir.path()).await;
         let client = reqwest::Client::new();
 
         for (id, bytes) in &acked {
             let url = format!("{}/api/v1/submissions/{id}/raw", server.address);
-            let stored = client.get(url).send().await.unwrap();
+            let stored = client
+                .get(url)
+                .bearer_auth(&server.token)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(
                 stored.status(),
                 200,
@@ -139,7 +170,7 @@ async fn every_acknowledged_submission_survives_kill_9_byte_for_byte() {
                 "cycle {cycle}: {id} changed"
             );
         }
-        let listed = listed_ids(&client, &server.address).await;
+        let listed = listed_ids(&client, &server).await;
         for (id, _) in &acked {
             assert!(
                 listed.contains(id),
@@ -148,7 +179,11 @@ async fn every_acknowledged_submission_survives_kill_9_byte_for_byte() {
         }
 
         let stop = Arc::new(AtomicBool::new(false));
-        let sending = tokio::spawn(load(server.address.clone(), stop.clone()));
+        let sending = tokio::spawn(load(
+            server.address.clone(),
+            server.token.clone(),
+            stop.clone(),
+        ));
         tokio::time::sleep(Duration::from_millis(600)).await;
         drop(server);
         stop.store(true, Ordering::Relaxed);
@@ -164,8 +199,8 @@ async fn every_acknowledged_submission_survives_kill_9_byte_for_byte() {
         acked.extend(new);
     }
 
-    let server = start_server(data_dir.path());
-    let listed = listed_ids(&reqwest::Client::new(), &server.address).await;
+    let server = start_signed_in(data_dir.path()).await;
+    let listed = listed_ids(&reqwest::Client::new(), &server).await;
     for (id, _) in &acked {
         assert!(listed.contains(id), "after the last kill, {id} is missing");
     }
@@ -174,20 +209,17 @@ async fn every_acknowledged_submission_survives_kill_9_byte_for_byte() {
 #[tokio::test]
 async fn sigterm_finishes_cleanly_with_exit_code_0_and_keeps_everything() {
     let data_dir = tempfile::tempdir().unwrap();
-    let mut server = start_server(data_dir.path());
+    let mut server = start_signed_in(data_dir.path()).await;
     let client = reqwest::Client::new();
     let submission = envelope(household());
     let url = format!("{}/api/v1/forms/labour-survey/submissions", server.address);
-    assert_eq!(
-        client
-            .post(&url)
-            .json(&submission)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        201
-    );
+    let sent = client
+        .post(&url)
+        .bearer_auth(&server.token)
+        .json(&submission)
+        .send()
+        .await;
+    assert_eq!(sent.unwrap().status(), 201);
 
     let pid = server.child.id().to_string();
     let sent = Command::new("kill")
@@ -198,12 +230,76 @@ async fn sigterm_finishes_cleanly_with_exit_code_0_and_keeps_everything() {
     let exit = server.child.wait().expect("the server exits");
 
     assert_eq!(exit.code(), Some(0), "graceful shutdown must exit 0");
-    let server = start_server(data_dir.path());
+    let server = start_signed_in(data_dir.path()).await;
     let id = submission["id"].as_str().unwrap();
+    let url = format!("{}/api/v1/submissions/{id}", server.address);
     let stored = client
-        .get(format!("{}/api/v1/submissions/{id}", server.address))
+        .get(url)
+        .bearer_auth(&server.token)
         .send()
         .await
         .unwrap();
     assert_eq!(stored.status(), 200);
+}
+
+/// Runs `survey-server user ...` on `data_dir` with `stdin` as the password; (success, output).
+fn user_command(data_dir: &Path, args: &[&str], stdin: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_survey-server"))
+        .arg("user")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("SURVEY_LOG", "error")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+#[tokio::test]
+async fn the_user_command_refuses_a_running_server_and_works_on_a_stopped_one() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let add = [
+        "add",
+        "wei",
+        "--role",
+        "field_worker",
+        "--display-name",
+        "韦秀英",
+        "--scope",
+        "思林镇",
+    ];
+    let server = start_signed_in(data_dir.path()).await;
+
+    let (ok, output) = user_command(data_dir.path(), &add, "siling-2026\n");
+    assert!(!ok);
+    assert!(output.contains("server running"), "{output}");
+
+    drop(server);
+    let (ok, output) = user_command(data_dir.path(), &add, "siling-2026\n");
+    assert!(ok, "{output}");
+    let (ok, _) = user_command(data_dir.path(), &["set-password", "wei"], "siling-2027\n");
+    assert!(ok);
+    let server = start_signed_in(data_dir.path()).await;
+    let login = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/login", server.address))
+        .json(&serde_json::json!({"username": "wei", "password": "siling-2027"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let session: Value = login.json().await.unwrap();
+    assert_eq!(session["user"]["scope"], serde_json::json!(["思林镇"]));
 }

@@ -1,0 +1,108 @@
+//! Roles and what each may do: the one table every permission check reads.
+
+use serde::{Deserialize, Serialize};
+
+/// What a person does in the survey.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// 调查员: visits households and submits questionnaires.
+    FieldWorker,
+    /// Checks the field workers' submissions in their scope.
+    Supervisor,
+    /// Reads submissions and downloads datasets in their scope.
+    Analyst,
+    /// Runs the server: users, forms, everything.
+    Admin,
+}
+
+/// Something a request needs to be allowed to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Permission {
+    ReadForms,
+    PublishForms,
+    Submit,
+    /// Read submissions this user made.
+    ReadOwnSubmissions,
+    /// Read every submission inside the user's scope.
+    ReadScopedSubmissions,
+    Export,
+    ManageUsers,
+}
+
+impl Role {
+    pub fn allows(self, permission: Permission) -> bool {
+        use Permission::*;
+        match self {
+            Role::Admin => true,
+            Role::FieldWorker => matches!(permission, ReadForms | Submit | ReadOwnSubmissions),
+            Role::Supervisor => matches!(
+                permission,
+                ReadForms | Submit | ReadOwnSubmissions | ReadScopedSubmissions
+            ),
+            Role::Analyst => matches!(permission, ReadForms | ReadScopedSubmissions | Export),
+        }
+    }
+
+    /// The code used in the API and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::FieldWorker => "field_worker",
+            Role::Supervisor => "supervisor",
+            Role::Analyst => "analyst",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        [
+            Role::FieldWorker,
+            Role::Supervisor,
+            Role::Analyst,
+            Role::Admin,
+        ]
+        .into_iter()
+        .find(|role| role.as_str() == code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_workers_submit_and_read_their_own_but_not_everyone_elses() {
+        assert!(Role::FieldWorker.allows(Permission::Submit));
+        assert!(Role::FieldWorker.allows(Permission::ReadOwnSubmissions));
+        assert!(!Role::FieldWorker.allows(Permission::ReadScopedSubmissions));
+        assert!(!Role::FieldWorker.allows(Permission::Export));
+    }
+
+    #[test]
+    fn analysts_read_and_export_but_do_not_submit() {
+        assert!(Role::Analyst.allows(Permission::Export));
+        assert!(!Role::Analyst.allows(Permission::Submit));
+    }
+
+    #[test]
+    fn only_admins_manage_users_and_publish_forms() {
+        for role in [Role::FieldWorker, Role::Supervisor, Role::Analyst] {
+            assert!(!role.allows(Permission::ManageUsers));
+            assert!(!role.allows(Permission::PublishForms));
+        }
+        assert!(Role::Admin.allows(Permission::ManageUsers));
+    }
+
+    #[test]
+    fn role_codes_round_trip() {
+        for role in [
+            Role::FieldWorker,
+            Role::Supervisor,
+            Role::Analyst,
+            Role::Admin,
+        ] {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+        assert_eq!(Role::parse("root"), None);
+    }
+}

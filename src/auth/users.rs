@@ -1,0 +1,353 @@
+//! Managing people: creating, changing and disabling users, and the first admin on a new server.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Role, password, tokens};
+use crate::clock::now_rfc3339;
+use crate::error::AppError;
+use crate::store::{Store, StoreError, UserRecord};
+
+/// A user as the API shows them; never the password hash.
+#[derive(Clone, Debug, Serialize)]
+pub struct UserView {
+    pub username: String,
+    pub display_name: String,
+    pub role: String,
+    pub scope: Option<Vec<String>>,
+    pub active: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl UserView {
+    pub fn of(user: &UserRecord) -> Self {
+        Self {
+            username: user.username.clone(),
+            display_name: user.display_name.clone(),
+            role: user.role.clone(),
+            scope: user.scope.clone(),
+            active: user.active,
+            created_at: user.created_at.clone(),
+            updated_at: user.updated_at.clone(),
+        }
+    }
+}
+
+/// A request to create a user, as sent by an admin.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub username: String,
+    pub password: String,
+    pub role: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub scope: Option<Vec<String>>,
+}
+
+/// A change to a user; absent fields stay as they are. `scope: null` means everywhere.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    pub role: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub scope: Option<Option<Vec<String>>>,
+    pub display_name: Option<String>,
+    pub active: Option<bool>,
+    pub password: Option<String>,
+}
+
+/// Distinguishes `"scope": null` (clear it) from no `scope` key (leave it).
+fn present<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<Vec<String>>>, D::Error> {
+    Option::<Vec<String>>::deserialize(d).map(Some)
+}
+
+/// `wei.xiuying`, `fw-siling-01`: 2–32 of a–z, 0–9, `.`, `_`, `-`, compared case-insensitively.
+pub fn normalize_username(raw: &str) -> Result<String, AppError> {
+    let name = raw.trim().to_lowercase();
+    let valid = (2..=32).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
+    if valid {
+        Ok(name)
+    } else {
+        Err(AppError::invalid_field(
+            "/username",
+            "username: 2 to 32 letters, digits, '.', '_' or '-', starting with a letter or digit",
+        ))
+    }
+}
+
+fn parse_role(code: &str) -> Result<Role, AppError> {
+    Role::parse(code).ok_or_else(|| {
+        AppError::invalid_field(
+            "/role",
+            "role must be field_worker, supervisor, analyst or admin",
+        )
+    })
+}
+
+fn check_scope(scope: Option<Vec<String>>) -> Result<Option<Vec<String>>, AppError> {
+    let Some(scope) = scope else {
+        return Ok(None);
+    };
+    let scope: Vec<String> = scope.into_iter().map(|s| s.trim().to_owned()).collect();
+    if scope.is_empty() || scope.iter().any(String::is_empty) {
+        return Err(AppError::invalid_field(
+            "/scope",
+            "scope lists at least one place (e.g. a township), or is null for everywhere",
+        ));
+    }
+    Ok(Some(scope))
+}
+
+fn check_display_name(name: &str) -> Result<String, AppError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(AppError::invalid_field(
+            "/display_name",
+            "display_name: 1 to 100 characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// Checks a password against the rules for `username`.
+pub fn check_password(username: &str, password: &str) -> Result<(), AppError> {
+    password::check_rules(username, password)
+        .map_err(|message| AppError::invalid_field("/password", message))
+}
+
+/// A `NewUser` whose fields passed every rule; the password is still to be hashed.
+pub struct CheckedNewUser {
+    pub username: String,
+    pub password: String,
+    role: Role,
+    display_name: String,
+    scope: Option<Vec<String>>,
+}
+
+impl NewUser {
+    pub fn check(self) -> Result<CheckedNewUser, AppError> {
+        let username = normalize_username(&self.username)?;
+        check_password(&username, &self.password)?;
+        Ok(CheckedNewUser {
+            role: parse_role(&self.role)?,
+            display_name: check_display_name(&self.display_name)?,
+            scope: check_scope(self.scope)?,
+            password: self.password,
+            username,
+        })
+    }
+}
+
+impl CheckedNewUser {
+    /// The record to store, with the password's hash.
+    pub fn into_record(self, password_hash: String) -> UserRecord {
+        let now = now_rfc3339();
+        UserRecord {
+            username: self.username,
+            display_name: self.display_name,
+            role: self.role.as_str().to_owned(),
+            scope: self.scope,
+            active: true,
+            password_hash,
+            token_version: 0,
+            created_at: now.clone(),
+            updated_at: now,
+        }
+    }
+}
+
+/// Stores a new user; 409 if the name is taken.
+pub fn create(store: &Store, user: &UserRecord) -> Result<UserView, AppError> {
+    if store.insert_user(user)? {
+        Ok(UserView::of(user))
+    } else {
+        Err(AppError::UserExists)
+    }
+}
+
+/// A checked change, ready to apply. The password (if any) is already hashed.
+pub struct CheckedPatch {
+    role: Option<Role>,
+    scope: Option<Option<Vec<String>>>,
+    display_name: Option<String>,
+    active: Option<bool>,
+    password_hash: Option<String>,
+}
+
+impl UserPatch {
+    /// Validates the fields; `hash` is the new password's hash when the patch sets one.
+    pub fn check(self, username: &str, hash: Option<String>) -> Result<CheckedPatch, AppError> {
+        if let Some(password) = &self.password {
+            check_password(username, password)?;
+        }
+        Ok(CheckedPatch {
+            role: self.role.as_deref().map(parse_role).transpose()?,
+            scope: self.scope.map(check_scope).transpose()?,
+            display_name: self
+                .display_name
+                .as_deref()
+                .map(check_display_name)
+                .transpose()?,
+            active: self.active,
+            password_hash: hash,
+        })
+    }
+}
+
+/// Applies a change. Changing the role, scope, status or password ends the user's sessions at once.
+pub fn update(store: &Store, username: &str, patch: &CheckedPatch) -> Result<UserView, AppError> {
+    let updated = store.update_user(username, |user| {
+        let before = (
+            user.role.clone(),
+            user.scope.clone(),
+            user.active,
+            user.password_hash.clone(),
+        );
+        if let Some(role) = patch.role {
+            user.role = role.as_str().to_owned();
+        }
+        if let Some(scope) = &patch.scope {
+            user.scope.clone_from(scope);
+        }
+        if let Some(name) = &patch.display_name {
+            user.display_name.clone_from(name);
+        }
+        if let Some(active) = patch.active {
+            user.active = active;
+        }
+        if let Some(hash) = &patch.password_hash {
+            user.password_hash.clone_from(hash);
+        }
+        let after = (
+            user.role.clone(),
+            user.scope.clone(),
+            user.active,
+            user.password_hash.clone(),
+        );
+        if before != after {
+            user.token_version += 1;
+        }
+        user.updated_at = now_rfc3339();
+    })?;
+    updated
+        .map(|user| UserView::of(&user))
+        .ok_or(AppError::UserNotFound)
+}
+
+impl CheckedPatch {
+    /// Only a new password.
+    pub fn password(hash: String) -> Self {
+        Self {
+            role: None,
+            scope: None,
+            display_name: None,
+            active: None,
+            password_hash: Some(hash),
+        }
+    }
+
+    /// Only disabling.
+    pub fn disable() -> Self {
+        Self {
+            role: None,
+            scope: None,
+            display_name: None,
+            active: Some(false),
+            password_hash: None,
+        }
+    }
+}
+
+/// Where the generated first admin password is written.
+pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
+
+/// On a server with no users, creates `admin`: with `password` if given, else a generated one written
+/// to `<data dir>/initial-admin-password` (mode 0600), whose path (never the password) is logged.
+pub fn bootstrap_admin(
+    store: &Store,
+    data_dir: &Path,
+    password: Option<&str>,
+) -> Result<(), BootstrapError> {
+    if !store.has_no_users() {
+        return Ok(());
+    }
+    let (password, generated) = match password {
+        Some(p) => (p.to_owned(), false),
+        None => (tokens::new_password(), true),
+    };
+    password::check_rules("admin", &password)
+        .map_err(|m| BootstrapError::Password(m.to_owned()))?;
+    let hash = password::hash(&password).map_err(|e| BootstrapError::Password(e.to_string()))?;
+    let now = now_rfc3339();
+    store.insert_user(&UserRecord {
+        username: "admin".into(),
+        display_name: "Administrator".into(),
+        role: Role::Admin.as_str().into(),
+        scope: None,
+        active: true,
+        password_hash: hash,
+        token_version: 0,
+        created_at: now.clone(),
+        updated_at: now,
+    })?;
+    if generated {
+        let path = data_dir.join(INITIAL_PASSWORD_FILE);
+        tokens::write_secret_file(&path, format!("{password}\n").as_bytes())?;
+        tracing::warn!(path = %path.display(), "created user 'admin'; its password is in this file: sign in, change it, delete the file");
+    } else {
+        tracing::info!("created user 'admin' with the password from SURVEY_ADMIN_PASSWORD");
+    }
+    Ok(())
+}
+
+/// Why the first admin could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error("SURVEY_ADMIN_PASSWORD: {0}")]
+    Password(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("writing the initial admin password: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_compared_in_lower_case() {
+        assert_eq!(normalize_username("  Wei.XiuYing ").unwrap(), "wei.xiuying");
+        for bad in ["a", "-wei", "wei xiuying", "韦秀英", &"w".repeat(33)] {
+            assert!(normalize_username(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_empty_scope_is_refused_rather_than_read_as_nowhere() {
+        assert!(check_scope(Some(vec![])).is_err());
+        assert!(check_scope(Some(vec![" ".into()])).is_err());
+        assert_eq!(
+            check_scope(Some(vec![" 思林镇".into()])).unwrap(),
+            Some(vec!["思林镇".into()])
+        );
+        assert_eq!(check_scope(None).unwrap(), None);
+    }
+
+    #[test]
+    fn a_patch_tells_scope_null_from_scope_absent() {
+        let clear: UserPatch = serde_json::from_str(r#"{"scope": null}"#).unwrap();
+        let keep: UserPatch = serde_json::from_str(r#"{"active": true}"#).unwrap();
+        assert_eq!(clear.scope, Some(None));
+        assert_eq!(keep.scope, None);
+    }
+}

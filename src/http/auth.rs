@@ -1,0 +1,127 @@
+//! Sign-in: login, refresh, logout, and changing one's own password. Issue 3 "Login and tokens".
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{Method, StatusCode};
+use serde::Deserialize;
+
+use super::extract::{AuthUser, JsonBody};
+use super::{Endpoint, endpoint};
+use crate::AppState;
+use crate::auth::{Session, users};
+use crate::error::AppError;
+
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        endpoint(Method::POST, "/api/v1/auth/login", login),
+        endpoint(Method::POST, "/api/v1/auth/refresh", refresh),
+        endpoint(Method::POST, "/api/v1/auth/logout", logout),
+        endpoint(Method::POST, "/api/v1/auth/password", change_password),
+    ]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+/// `POST /api/v1/auth/login`: `{username, password}` → a session.
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: JsonBody,
+) -> Result<Json<Session>, AppError> {
+    let request: LoginRequest = body.parse()?;
+    let session = state
+        .auth
+        .login(
+            &state.store,
+            &request.username,
+            &request.password,
+            peer.ip(),
+        )
+        .await?;
+    Ok(Json(session))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// `POST /api/v1/auth/refresh`: rotate the refresh token; a reused one revokes its whole family.
+async fn refresh(State(state): State<AppState>, body: JsonBody) -> Result<Json<Session>, AppError> {
+    let request: RefreshRequest = body.parse()?;
+    Ok(Json(
+        state
+            .auth
+            .refresh(&state.store, &request.refresh_token)
+            .await?,
+    ))
+}
+
+/// `POST /api/v1/auth/logout`: revoke the session the refresh token belongs to.
+async fn logout(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    body: JsonBody,
+) -> Result<StatusCode, AppError> {
+    let request: RefreshRequest = body.parse()?;
+    state
+        .auth
+        .logout(&state.store, &me, &request.refresh_token)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordRequest {
+    current_password: String,
+    new_password: String,
+}
+
+/// `POST /api/v1/auth/password`: change one's own password. Every other session ends; the
+/// answer is a fresh session so this phone stays signed in.
+async fn change_password(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    body: JsonBody,
+) -> Result<Json<Session>, AppError> {
+    let request: PasswordRequest = body.parse()?;
+    let user = state
+        .store
+        .user(&me.username)?
+        .ok_or(AppError::Unauthorized)?;
+    if !state
+        .auth
+        .verify_password(&request.current_password, user.password_hash)
+        .await?
+    {
+        return Err(AppError::invalid_field(
+            "/current_password",
+            "the current password is wrong",
+        ));
+    }
+    users::check_password(&me.username, &request.new_password)?;
+    let hash = state.auth.hash_password(&request.new_password).await?;
+    users::update(
+        &state.store,
+        &me.username,
+        &users::CheckedPatch::password(hash),
+    )?;
+    let user = state
+        .store
+        .user(&me.username)?
+        .ok_or(AppError::Unauthorized)?;
+    let session = state
+        .auth
+        .new_session(&state.store, &user, crate::auth::tokens::new_family_id())
+        .await?;
+    Ok(Json(session))
+}

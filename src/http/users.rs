@@ -1,0 +1,86 @@
+//! Managing users (admins only). Issue 3 "Managing users".
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::extract::{AuthUser, JsonBody};
+use super::{Endpoint, endpoint};
+use crate::AppState;
+use crate::auth::Permission;
+use crate::auth::users::{self, NewUser, UserPatch, UserView};
+use crate::error::AppError;
+
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        endpoint(Method::GET, "/api/v1/users", list_users),
+        endpoint(Method::POST, "/api/v1/users", create_user),
+        endpoint(Method::GET, "/api/v1/users/{username}", get_user),
+        endpoint(Method::PATCH, "/api/v1/users/{username}", update_user),
+    ]
+}
+
+/// `GET /api/v1/users`: everyone, by username.
+async fn list_users(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+) -> Result<Json<Value>, AppError> {
+    me.require(Permission::ManageUsers)?;
+    let users: Vec<UserView> = state.store.users()?.iter().map(UserView::of).collect();
+    Ok(Json(json!({ "users": users })))
+}
+
+/// `POST /api/v1/users`: `{username, password, role, display_name, scope?}` → 201.
+async fn create_user(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    body: JsonBody,
+) -> Result<(StatusCode, Json<UserView>), AppError> {
+    me.require(Permission::ManageUsers)?;
+    let new = body.parse::<NewUser>()?.check()?;
+    if state.store.user(&new.username)?.is_some() {
+        return Err(AppError::UserExists);
+    }
+    let hash = state.auth.hash_password(&new.password).await?;
+    let user = users::create(&state.store, &new.into_record(hash))?;
+    state.store.wait_durable().await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// `GET /api/v1/users/{username}`.
+async fn get_user(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(username): Path<String>,
+) -> Result<Json<UserView>, AppError> {
+    me.require(Permission::ManageUsers)?;
+    let user = state
+        .store
+        .user(&username.to_lowercase())?
+        .ok_or(AppError::UserNotFound)?;
+    Ok(Json(UserView::of(&user)))
+}
+
+/// `PATCH /api/v1/users/{username}`: any of `{role, scope, display_name, active, password}`.
+/// Changing role, scope, status or password ends that user's sessions at once.
+async fn update_user(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(username): Path<String>,
+    body: JsonBody,
+) -> Result<Json<UserView>, AppError> {
+    me.require(Permission::ManageUsers)?;
+    let username = username.to_lowercase();
+    let patch: UserPatch = body.parse()?;
+    let hash = match &patch.password {
+        Some(password) => {
+            users::check_password(&username, password)?;
+            Some(state.auth.hash_password(password).await?)
+        }
+        None => None,
+    };
+    let user = users::update(&state.store, &username, &patch.check(&username, hash)?)?;
+    state.store.wait_durable().await?;
+    Ok(Json(user))
+}

@@ -1,0 +1,143 @@
+//! People and their sessions: user records, refresh tokens (by hash), revoked token families.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError, decode, encode};
+
+const USERS: &str = "username_user";
+const REFRESH: &str = "tokenhash_refresh";
+
+/// A person who signs in, as stored. The key is the lower-cased username.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// Lower-case, unique; what people type to sign in.
+    pub username: String,
+    /// The name shown in lists and on the phone.
+    pub display_name: String,
+    /// One of the role codes in `auth::Role`.
+    pub role: String,
+    /// Values of a form's scope field (townships) this user is limited to; `None` = everywhere.
+    pub scope: Option<Vec<String>>,
+    /// Disabled users cannot sign in and their tokens stop working at once.
+    pub active: bool,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// Bumped on every change that must end existing sessions; tokens carry the version they were issued for.
+    pub token_version: u64,
+    /// RFC 3339 times of creation and last change.
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A refresh token, stored under the SHA-256 of the token so a copy of the database cannot sign in.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RefreshRecord {
+    /// Whose session this is.
+    pub username: String,
+    /// The login this token descends from; reuse of a rotated token revokes the whole family.
+    pub family: String,
+    /// The user's `token_version` when issued; a later change of the user invalidates it.
+    pub token_version: u64,
+    /// Unix seconds after which it is refused.
+    pub expires_at: i64,
+    /// Set when it has been exchanged for a new pair; a second use is theft.
+    pub used: bool,
+}
+
+impl Store {
+    /// One user by lower-cased username.
+    pub fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        self.users
+            .get(username.as_bytes())?
+            .map(|bytes| decode(USERS, &bytes))
+            .transpose()
+    }
+
+    /// Every user, by username.
+    pub fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        self.users
+            .iter()
+            .values()
+            .map(|v| decode(USERS, &v?))
+            .collect()
+    }
+
+    /// Whether nobody has been created yet (first start).
+    pub fn has_no_users(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    /// Creates a user; `false` if the username is taken (nothing is written then).
+    pub fn insert_user(&self, user: &UserRecord) -> Result<bool, StoreError> {
+        let bytes = encode(USERS, user)?;
+        Ok(self
+            .users
+            .compare_and_swap(user.username.as_bytes(), None as Option<&[u8]>, Some(bytes))?
+            .is_ok())
+    }
+
+    /// Applies `change` to a user atomically (retrying if someone else changed it meanwhile).
+    pub fn update_user(
+        &self,
+        username: &str,
+        mut change: impl FnMut(&mut UserRecord),
+    ) -> Result<Option<UserRecord>, StoreError> {
+        loop {
+            let Some(old) = self.users.get(username.as_bytes())? else {
+                return Ok(None);
+            };
+            let mut user: UserRecord = decode(USERS, &old)?;
+            change(&mut user);
+            let new = encode(USERS, &user)?;
+            if self
+                .users
+                .compare_and_swap(username.as_bytes(), Some(old), Some(new))?
+                .is_ok()
+            {
+                return Ok(Some(user));
+            }
+        }
+    }
+
+    /// Stores a new refresh token under its hash.
+    pub fn insert_refresh(&self, hash: &[u8], record: &RefreshRecord) -> Result<(), StoreError> {
+        self.refresh_tokens.insert(hash, encode(REFRESH, record)?)?;
+        Ok(())
+    }
+
+    /// A refresh token by hash.
+    pub fn refresh(&self, hash: &[u8]) -> Result<Option<RefreshRecord>, StoreError> {
+        self.refresh_tokens
+            .get(hash)?
+            .map(|bytes| decode(REFRESH, &bytes))
+            .transpose()
+    }
+
+    /// Marks a token used; `false` if it already was (by a concurrent request: treat as reuse).
+    pub fn use_refresh(&self, hash: &[u8], record: &RefreshRecord) -> Result<bool, StoreError> {
+        let unused = encode(REFRESH, record)?;
+        let used = encode(
+            REFRESH,
+            &RefreshRecord {
+                used: true,
+                ..record.clone()
+            },
+        )?;
+        Ok(self
+            .refresh_tokens
+            .compare_and_swap(hash, Some(unused), Some(used))?
+            .is_ok())
+    }
+
+    /// Revokes every token of a login family.
+    pub fn revoke_family(&self, family: &str) -> Result<(), StoreError> {
+        self.revoked_families
+            .insert(family.as_bytes(), crate::clock::now_rfc3339().as_bytes())?;
+        Ok(())
+    }
+
+    /// Whether a family was revoked (logout or detected reuse).
+    pub fn family_revoked(&self, family: &str) -> Result<bool, StoreError> {
+        Ok(self.revoked_families.contains_key(family.as_bytes())?)
+    }
+}

@@ -1,0 +1,286 @@
+//! Who may do what: every route × every kind of caller, and scopes on reads and writes.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    TestApp, claims_for, envelope, error_code, household, sign_with_server_key, spawn_app,
+};
+
+/// The callers of the matrix, in column order.
+const CALLERS: [&str; 7] = [
+    "anonymous",
+    "expired",
+    "fw1",
+    "fw2",
+    "supervisor",
+    "analyst",
+    "admin",
+];
+
+/// Expected status per caller (same order as `CALLERS`) for one route.
+struct Rule {
+    method: &'static str,
+    path: &'static str,
+    expect: [u16; 7],
+}
+
+const fn rule(method: &'static str, path: &'static str, expect: [u16; 7]) -> Rule {
+    Rule {
+        method,
+        path,
+        expect,
+    }
+}
+
+/// One row per route. A route the server answers without a row here fails `every_route_has_a_rule`.
+const MATRIX: &[Rule] = &[
+    rule("GET", "/healthz", [200, 200, 200, 200, 200, 200, 200]),
+    // Login needs no token (the body signs in as fw1); refresh needs only a refresh token (bogus here).
+    rule(
+        "POST",
+        "/api/v1/auth/login",
+        [200, 200, 200, 200, 200, 200, 200],
+    ),
+    rule(
+        "POST",
+        "/api/v1/auth/refresh",
+        [401, 401, 401, 401, 401, 401, 401],
+    ),
+    rule(
+        "POST",
+        "/api/v1/auth/logout",
+        [401, 401, 204, 204, 204, 204, 204],
+    ),
+    // A wrong current password: 422 once signed in.
+    rule(
+        "POST",
+        "/api/v1/auth/password",
+        [401, 401, 422, 422, 422, 422, 422],
+    ),
+    rule("GET", "/api/v1/users", [401, 401, 403, 403, 403, 403, 200]),
+    rule("POST", "/api/v1/users", [401, 401, 403, 403, 403, 403, 201]),
+    rule(
+        "GET",
+        "/api/v1/users/{username}",
+        [401, 401, 403, 403, 403, 403, 200],
+    ),
+    rule(
+        "PATCH",
+        "/api/v1/users/{username}",
+        [401, 401, 403, 403, 403, 403, 200],
+    ),
+    rule("GET", "/api/v1/forms", [401, 401, 200, 200, 200, 200, 200]),
+    rule("POST", "/api/v1/forms", [401, 401, 403, 403, 403, 403, 201]),
+    rule(
+        "GET",
+        "/api/v1/forms/{form}",
+        [401, 401, 200, 200, 200, 200, 200],
+    ),
+    rule(
+        "POST",
+        "/api/v1/forms/{form}/submissions",
+        [401, 401, 201, 201, 201, 403, 201],
+    ),
+    rule(
+        "GET",
+        "/api/v1/forms/{form}/submissions",
+        [401, 401, 200, 200, 200, 200, 200],
+    ),
+    rule(
+        "POST",
+        "/api/v1/forms/{form}/submissions/batch",
+        [401, 401, 200, 200, 200, 403, 200],
+    ),
+    // fw1's submission: its author, not another field worker; everyone in scope above them.
+    rule(
+        "GET",
+        "/api/v1/submissions/{id}",
+        [401, 401, 200, 404, 200, 200, 200],
+    ),
+    rule(
+        "GET",
+        "/api/v1/submissions/{id}/raw",
+        [401, 401, 200, 404, 200, 200, 200],
+    ),
+];
+
+#[test]
+fn every_route_has_a_rule() {
+    let routes: BTreeSet<(String, String)> = survey_server::route_table()
+        .into_iter()
+        .map(|(method, path)| (method.to_string(), path.to_owned()))
+        .collect();
+    let rules: BTreeSet<(String, String)> = MATRIX
+        .iter()
+        .map(|r| (r.method.to_owned(), r.path.to_owned()))
+        .collect();
+    assert_eq!(
+        routes, rules,
+        "every route needs exactly one row in the authorisation matrix"
+    );
+}
+
+async fn tokens(app: &TestApp) -> Vec<Option<String>> {
+    vec![
+        None,
+        Some(sign_with_server_key(
+            app,
+            &claims_for("fw1", "field_worker", -10),
+        )),
+        Some(app.token.clone()),
+        Some(app.user("fw2", "field_worker", None).await),
+        Some(app.user("supervisor", "supervisor", None).await),
+        Some(app.user("analyst", "analyst", None).await),
+        Some(app.admin_token.clone()),
+    ]
+}
+
+/// A request body that lets the route succeed when the caller is allowed to use it.
+fn body_for(rule: &Rule, caller: &str) -> Option<Value> {
+    let body = match (rule.method, rule.path) {
+        ("POST", "/api/v1/auth/login") => {
+            json!({"username": "fw1", "password": crate::helpers::PASSWORD})
+        }
+        ("POST", "/api/v1/auth/refresh" | "/api/v1/auth/logout") => {
+            json!({"refresh_token": "not-a-token"})
+        }
+        ("POST", "/api/v1/auth/password") => {
+            json!({"current_password": "wrong-password", "new_password": "whatever-new-1"})
+        }
+        ("POST", "/api/v1/users") => {
+            json!({"username": format!("new-{caller}"), "password": "a-long-password",
+                                             "role": "field_worker", "display_name": "新调查员"})
+        }
+        ("PATCH", _) => json!({"display_name": "韦秀英"}),
+        ("POST", "/api/v1/forms") => {
+            json!({"id": format!("matrix-{caller}"), "version": "1", "title": "t",
+                                             "schema": {"type": "object"}})
+        }
+        ("POST", "/api/v1/forms/{form}/submissions") => envelope(household()),
+        ("POST", "/api/v1/forms/{form}/submissions/batch") => {
+            json!({"submissions": [envelope(household())]})
+        }
+        _ => return None,
+    };
+    Some(body)
+}
+
+#[tokio::test]
+async fn each_role_gets_exactly_the_access_the_matrix_says() {
+    let app = spawn_app().await;
+    let tokens = tokens(&app).await;
+    let mine = envelope(household());
+    assert_eq!(app.submit(&mine).await.status(), 201);
+    let id = mine["id"].as_str().unwrap();
+
+    let mut wrong = Vec::new();
+    for rule in MATRIX {
+        let path = rule
+            .path
+            .replace("{username}", "fw1")
+            .replace("{form}", "labour-survey")
+            .replace("{id}", id);
+        for (column, token) in tokens.iter().enumerate() {
+            let mut request = app
+                .client
+                .request(rule.method.parse().unwrap(), app.url(&path));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            if let Some(body) = body_for(rule, CALLERS[column]) {
+                request = request.json(&body);
+            }
+            let status = request.send().await.unwrap().status().as_u16();
+            if status != rule.expect[column] {
+                wrong.push(format!(
+                    "{} {} as {}: {status}, expected {}",
+                    rule.method, rule.path, CALLERS[column], rule.expect[column]
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+fn household_in(township: &str) -> Value {
+    let mut data = household();
+    data["township"] = json!(township);
+    envelope(data)
+}
+
+#[tokio::test]
+async fn a_field_worker_cannot_submit_outside_their_scope() {
+    let app = spawn_app().await;
+    let siling = app
+        .user("fw-siling", "field_worker", Some(&["思林镇"]))
+        .await;
+
+    let inside = app.submit_as(&siling, &household_in("思林镇")).await;
+    let outside = app.submit_as(&siling, &household_in("平马镇")).await;
+
+    assert_eq!(inside.status(), 201);
+    let (status, code, _) = error_code(outside).await;
+    assert_eq!((status, code.as_str()), (403, "out_of_scope"));
+}
+
+#[tokio::test]
+async fn scoped_readers_see_only_their_townships_and_field_workers_only_their_own() {
+    let app = spawn_app().await;
+    let siling = household_in("思林镇");
+    let pingma = household_in("平马镇");
+    app.submit(&siling).await;
+    app.submit(&pingma).await;
+    let fw2 = app.user("fw2", "field_worker", None).await;
+    let theirs = household_in("思林镇");
+    app.submit_as(&fw2, &theirs).await;
+    let supervisor = app
+        .user("sup-siling", "supervisor", Some(&["思林镇"]))
+        .await;
+    let analyst = app.user("ana-pingma", "analyst", Some(&["平马镇"])).await;
+
+    let listed = |token: String| {
+        let app = &app;
+        async move {
+            let page: Value = app
+                .get_as(&token, "/api/v1/forms/labour-survey/submissions")
+                .await
+                .json()
+                .await
+                .unwrap();
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let id = |v: &Value| v["id"].as_str().unwrap().to_owned();
+
+    assert_eq!(listed(supervisor.clone()).await, [id(&siling), id(&theirs)]);
+    assert_eq!(listed(analyst.clone()).await, [id(&pingma)]);
+    assert_eq!(listed(app.token.clone()).await, [id(&siling), id(&pingma)]);
+    assert_eq!(listed(fw2).await, [id(&theirs)]);
+    let outside = format!("/api/v1/submissions/{}", id(&pingma));
+    assert_eq!(app.get_as(&supervisor, &outside).await.status(), 404);
+    assert_eq!(app.get_as(&analyst, &outside).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_submission_records_who_sent_it_from_the_token() {
+    let app = spawn_app().await;
+    let submission = envelope(household());
+    app.submit(&submission).await;
+
+    let id = submission["id"].as_str().unwrap();
+    let stored: Value = app
+        .get_as(&app.admin_token, &format!("/api/v1/submissions/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(stored["submitted_by"], "fw1");
+}
