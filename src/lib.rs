@@ -91,13 +91,21 @@ pub enum StartError {
 }
 
 impl AppState {
-    /// Opens the store in the data directory and loads the forms.
+    /// Opens the store in the data directory, prepares sign-in and loads the forms.
     pub async fn open(config: &ServeConfig) -> Result<Self, StartError> {
-        let store = Store::open(&config.data_dir).map_err(|source| StartError::Store {
+        let store_error = |source| StartError::Store {
             dir: config.data_dir.display().to_string(),
             source,
-        })?;
+        };
+        let store = Store::open(&config.data_dir).map_err(store_error)?;
         auth::users::bootstrap_admin(&store, &config.data_dir, config.admin_password.as_deref())?;
+        // Expired refresh tokens can never be used again; dropping them keeps the tree small.
+        let swept = store
+            .sweep_expired_refresh(clock::unix_now())
+            .map_err(store_error)?;
+        if swept > 0 {
+            tracing::info!(swept, "removed expired refresh tokens");
+        }
         let key_file = config.jwt_key_file.clone();
         let keys = match key_file {
             Some(path) => TokenKeys::load_or_create(&path, false)?,

@@ -129,6 +129,20 @@ impl Store {
             .is_ok())
     }
 
+    /// Deletes refresh tokens that expired before `now` (Unix seconds); returns how many.
+    pub fn sweep_expired_refresh(&self, now: i64) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for entry in self.refresh_tokens.iter() {
+            let (hash, bytes) = entry?;
+            let record: RefreshRecord = decode(REFRESH, &bytes)?;
+            if record.expires_at < now {
+                self.refresh_tokens.remove(hash)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Revokes every token of a login family.
     pub fn revoke_family(&self, family: &str) -> Result<(), StoreError> {
         self.revoked_families
@@ -139,5 +153,45 @@ impl Store {
     /// Whether a family was revoked (logout or detected reuse).
     pub fn family_revoked(&self, family: &str) -> Result<bool, StoreError> {
         Ok(self.revoked_families.contains_key(family.as_bytes())?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(expires_at: i64) -> RefreshRecord {
+        RefreshRecord {
+            username: "wei".into(),
+            family: "f".into(),
+            token_version: 0,
+            expires_at,
+            used: false,
+        }
+    }
+
+    #[test]
+    fn only_expired_refresh_tokens_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.insert_refresh(b"old", &token(10)).unwrap();
+        store.insert_refresh(b"new", &token(30)).unwrap();
+
+        assert_eq!(store.sweep_expired_refresh(20).unwrap(), 1);
+
+        assert!(store.refresh(b"old").unwrap().is_none());
+        assert!(store.refresh(b"new").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_refresh_token_can_be_used_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let record = token(30);
+        store.insert_refresh(b"t", &record).unwrap();
+
+        assert!(store.use_refresh(b"t", &record).unwrap());
+        assert!(!store.use_refresh(b"t", &record).unwrap());
+        assert!(store.refresh(b"t").unwrap().unwrap().used);
     }
 }
