@@ -51,6 +51,8 @@ pub enum AppError {
     SchemaInvalid(String),
     #[error("no such submission")]
     SubmissionNotFound,
+    #[error("this form has no such table; see codebook.csv in the zip for its tables")]
+    TableNotFound,
     #[error("a submission with this id was already received with other content")]
     SubmissionConflict,
     #[error("the submission does not match the form")]
@@ -105,6 +107,7 @@ impl AppError {
             Self::FormVersionConflict => (StatusCode::CONFLICT, "form_version_conflict"),
             Self::SchemaInvalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "schema_invalid"),
             Self::SubmissionNotFound => (StatusCode::NOT_FOUND, "submission_not_found"),
+            Self::TableNotFound => (StatusCode::NOT_FOUND, "table_not_found"),
             Self::SubmissionConflict => (StatusCode::CONFLICT, "submission_conflict"),
             Self::ValidationFailed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
@@ -184,6 +187,7 @@ mod tests {
             (AppError::FormVersionConflict, 409, "form_version_conflict"),
             (AppError::SchemaInvalid("x".into()), 422, "schema_invalid"),
             (AppError::SubmissionNotFound, 404, "submission_not_found"),
+            (AppError::TableNotFound, 404, "table_not_found"),
             (AppError::SubmissionConflict, 409, "submission_conflict"),
             (AppError::ValidationFailed(vec![]), 422, "validation_failed"),
             (AppError::Unauthorized, 401, "unauthorized"),

@@ -10,6 +10,7 @@
 //! - `auth`: passwords, tokens, sessions, roles and permissions; users.
 //! - `forms`: the form registry: schema files, publication, compiled validators.
 //! - `submissions`: envelope rules, validation into `ValidSubmission`, idempotent storing.
+//! - `export`: cleaned datasets: layout from schemas, cleaning, dedup, CSV/NDJSON/zip writers.
 //! - `store`: the only code that touches sled: trees, key encoding, migrations, group commit.
 //! - `cli`: commands for a stopped server (`survey-server user ...`).
 //! - `clock`: server time as written into records.
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod forms;
 mod http;
 pub mod store;

@@ -3,6 +3,7 @@
 //! Every handler but `/healthz` and login takes an `AuthUser`, so no token means 401.
 
 mod auth;
+mod export;
 mod extract;
 mod forms;
 mod submissions;
@@ -54,6 +55,7 @@ fn endpoints(limits: &Limits) -> Vec<Endpoint> {
     all.extend(users::endpoints());
     all.extend(forms::endpoints());
     all.extend(submissions::endpoints(limits));
+    all.extend(export::endpoints());
     all
 }
 

@@ -98,6 +98,14 @@ impl Store {
             .transpose()
     }
 
+    /// The id of `form`'s submission with arrival number `seq`.
+    pub fn submission_id_at(&self, form: &str, seq: u64) -> Result<Option<Uuid>, StoreError> {
+        Ok(self
+            .form_seq
+            .get(keys::form_seq(form, seq))?
+            .and_then(|value| keys::index_entry(&value).map(|entry| entry.id)))
+    }
+
     /// Up to `limit` submissions of `form` in arrival order after arrival number `after`, keeping
     /// only those `visible(submitter, scope)` accepts (decided from the index, before any record is read).
     pub fn submissions_page(

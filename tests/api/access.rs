@@ -104,6 +104,16 @@ const MATRIX: &[Rule] = &[
         "/api/v1/submissions/{id}/raw",
         [401, 401, 200, 404, 200, 200, 200],
     ),
+    rule(
+        "GET",
+        "/api/v1/forms/{form}/export.zip",
+        [401, 401, 403, 403, 403, 200, 200],
+    ),
+    rule(
+        "GET",
+        "/api/v1/forms/{form}/export/{file}",
+        [401, 401, 403, 403, 403, 200, 200],
+    ),
 ];
 
 #[test]
@@ -181,7 +191,8 @@ async fn each_role_gets_exactly_the_access_the_matrix_says() {
             .path
             .replace("{username}", "fw1")
             .replace("{form}", "labour-survey")
-            .replace("{id}", id);
+            .replace("{id}", id)
+            .replace("{file}", "members.csv");
         for (column, token) in tokens.iter().enumerate() {
             let mut request = app
                 .client

@@ -3,6 +3,7 @@
 mod access;
 mod auth;
 mod errors;
+mod export;
 mod forms;
 mod helpers;
 mod process;

@@ -1,0 +1,211 @@
+//! Datasets for analysts: one table as CSV or NDJSON, or everything as a zip. Issue 4.
+//!
+//! The export runs on a blocking thread and writes into a bounded channel that feeds the
+//! response body: memory stays flat, and when the client goes away the next write fails and
+//! the export stops at once.
+
+use std::io::{self, Write};
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use super::extract::{ApiQuery, AuthUser};
+use super::{Endpoint, endpoint};
+use crate::AppState;
+use crate::error::AppError;
+use crate::export::{self, Export, Format, Multiple, Options};
+
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        endpoint(Method::GET, "/api/v1/forms/{form}/export.zip", export_zip),
+        endpoint(
+            Method::GET,
+            "/api/v1/forms/{form}/export/{file}",
+            export_table,
+        ),
+    ]
+}
+
+/// The query of every export, as sent; `options` checks each value and names a bad one.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    since: Option<String>,
+    until: Option<String>,
+    version: Option<String>,
+    labels: Option<String>,
+    multiple: Option<String>,
+    bom: Option<String>,
+    raw: Option<String>,
+}
+
+impl ExportQuery {
+    fn options(self) -> Result<Options, AppError> {
+        let time = |name: &str, value: Option<String>| {
+            value
+                .map(|v| {
+                    export::clean::instant(&v).ok_or_else(|| {
+                        AppError::QueryInvalid(format!(
+                            "{name}: expected an RFC 3339 time such as 2026-03-01T00:00:00+08:00"
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        let flag = |name: &str, value: Option<String>, default: bool| match value.as_deref() {
+            None => Ok(default),
+            Some("true" | "1") => Ok(true),
+            Some("false" | "0") => Ok(false),
+            Some(_) => Err(AppError::QueryInvalid(format!(
+                "{name}: expected true or false"
+            ))),
+        };
+        let multiple = match self.multiple.as_deref() {
+            None | Some("join") => Multiple::Join,
+            Some("split") => Multiple::Split,
+            Some(_) => {
+                return Err(AppError::QueryInvalid(
+                    "multiple: expected join or split".into(),
+                ));
+            }
+        };
+        Ok(Options {
+            since: time("since", self.since)?,
+            until: time("until", self.until)?,
+            version: self.version,
+            labels: flag("labels", self.labels, false)?,
+            multiple,
+            bom: flag("bom", self.bom, true)?,
+            raw: flag("raw", self.raw, false)?,
+        })
+    }
+}
+
+/// `GET /api/v1/forms/{form}/export.zip`: every table, the codebook, the cleaning log and a README.
+async fn export_zip(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(form): Path<String>,
+    ApiQuery(query): ApiQuery<ExportQuery>,
+) -> Result<Response, AppError> {
+    let export = Export::prepare(&state.forms, &form, &me, query.options()?)?;
+    let name = format!("{form}.zip");
+    Ok(stream(
+        state,
+        export,
+        "application/zip",
+        &name,
+        export::write_zip,
+    ))
+}
+
+/// `GET /api/v1/forms/{form}/export/{table}.csv` or `.ndjson`: one table, streamed.
+async fn export_table(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path((form, file)): Path<(String, String)>,
+    ApiQuery(query): ApiQuery<ExportQuery>,
+) -> Result<Response, AppError> {
+    let (table, format, content_type) = if let Some(table) = file.strip_suffix(".csv") {
+        (table, Format::Csv, "text/csv; charset=utf-8")
+    } else if let Some(table) = file.strip_suffix(".ndjson") {
+        (table, Format::Ndjson, "application/x-ndjson")
+    } else {
+        return Err(AppError::TableNotFound);
+    };
+    let export = Export::prepare(&state.forms, &form, &me, query.options()?)?;
+    let index = export.table_index(table).ok_or(AppError::TableNotFound)?;
+    let name = format!("{form}-{file}");
+    Ok(stream(
+        state,
+        export,
+        content_type,
+        &name,
+        move |export, store, out| export::write_table(export, store, index, format, out),
+    ))
+}
+
+/// Runs `write` on a blocking thread and streams what it writes as the response body.
+fn stream(
+    state: AppState,
+    export: Export,
+    content_type: &'static str,
+    file_name: &str,
+    write: impl FnOnce(&Export, &crate::store::Store, ChannelWriter) -> io::Result<()> + Send + 'static,
+) -> Response {
+    let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(8);
+    let store = Arc::clone(&state.store);
+    tokio::task::spawn_blocking(move || {
+        let out = ChannelWriter {
+            tx: tx.clone(),
+            buffer: Vec::with_capacity(CHUNK),
+        };
+        if let Err(error) = write(&export, &store, out) {
+            if error.kind() != io::ErrorKind::BrokenPipe {
+                tracing::error!(%error, form = %export.form, "export failed");
+                // The client sees a broken download rather than a silently short file.
+                let _ = tx.blocking_send(Err(error));
+            }
+        }
+    });
+    let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Chunk size sent to the client: big enough to keep syscalls few, small enough to stream.
+const CHUNK: usize = 64 * 1024;
+
+/// A `Write` that sends full chunks into the response body; a closed channel means the client left.
+struct ChannelWriter {
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    buffer: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buffer,
+            Vec::with_capacity(CHUNK),
+        ));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.buffer.extend_from_slice(bytes);
+        if self.buffer.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+impl Drop for ChannelWriter {
+    fn drop(&mut self) {
+        let _ = self.send();
+    }
+}
