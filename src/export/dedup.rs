@@ -5,9 +5,9 @@
 //! rows themselves; sorting it leaves one winner per key, found later by binary search while a
 //! second pass streams the rows. 600,000 labourers cost about 24 MB.
 
-use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
+use super::json::Json;
 use super::layout::{Column, Kind, Table};
 use super::rows;
 
@@ -76,23 +76,23 @@ impl KeyIndex {
 }
 
 /// The natural key of a row after cleaning, or `None` when the table has none or a part is missing.
-pub fn natural_key(table: &Table, row: &Value) -> Option<KeyDigest> {
+pub fn natural_key(table: &Table, row: &Json<'_>) -> Option<KeyDigest> {
     if table.unique.is_empty() {
         return None;
     }
     let mut hasher = Sha256::new();
     for path in &table.unique {
-        let value = path.iter().try_fold(row, |v, key| v.get(key))?;
+        let value = row.at(path)?;
         let part = match value {
-            Value::Null => return None,
-            Value::String(s) => {
+            Json::Null => return None,
+            Json::String(s) => {
                 let column = table.columns.iter().find(|c| &c.path == path);
                 match column {
                     Some(column) => rows::cleaned(column, s, &mut Vec::new()),
                     None => rows::cleaned(&plain_text(path), s, &mut Vec::new()),
                 }
             }
-            other => other.to_string(),
+            other => other.to_json_string(),
         };
         hasher.update(part.as_bytes());
         hasher.update([0x1F]);
@@ -119,7 +119,8 @@ fn plain_text(path: &[String]) -> Column {
 mod tests {
     use super::*;
     use crate::export::layout::Layout;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
 
     fn members() -> Table {
         let schema = json!({"properties": {"members": {"type": "array", "items": {
@@ -128,21 +129,20 @@ mod tests {
         Layout::of(&schema).tables.remove(1)
     }
 
+    fn key(table: &Table, row: Value) -> Option<KeyDigest> {
+        let text = row.to_string();
+        natural_key(table, &Json::parse(text.as_bytes()).unwrap())
+    }
+
     #[test]
     fn keys_are_compared_after_cleaning() {
         let table = members();
-        let plain = natural_key(&table, &json!({"id_number": "45222319830708001X"}));
-        let messy = natural_key(
-            &table,
-            &json!({"id_number": " ４５２２２３１９８３０７０８００１ｘ"}),
-        );
+        let plain = key(&table, json!({"id_number": "45222319830708001X"}));
+        let messy = key(&table, json!({"id_number": " ４５２２２３１９８３０７０８００１ｘ"}));
         assert!(plain.is_some());
         assert_eq!(plain, messy);
-        assert_ne!(
-            plain,
-            natural_key(&table, &json!({"id_number": "452223198307080029"}))
-        );
-        assert_eq!(natural_key(&table, &json!({"name": "no id"})), None);
+        assert_ne!(plain, key(&table, json!({"id_number": "452223198307080029"})));
+        assert_eq!(key(&table, json!({"name": "no id"})), None);
     }
 
     fn settled(candidates: &[(KeyDigest, Winner)]) -> KeyIndex {

@@ -6,6 +6,7 @@
 
 pub mod clean;
 pub mod dedup;
+pub mod json;
 pub mod layout;
 pub mod rows;
 mod sinks;
@@ -13,7 +14,6 @@ mod sinks;
 use std::collections::HashMap;
 use std::io;
 
-use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -25,6 +25,7 @@ use crate::error::AppError;
 use crate::forms::FormRegistry;
 use crate::store::{Store, SubmissionRecord};
 use dedup::{KeyIndex, Winner};
+use json::{Filter, Json};
 use layout::{Layout, Table};
 
 /// What the analyst asked for.
@@ -66,12 +67,12 @@ pub struct Export {
 }
 
 /// A submission as an export sees it.
-struct Parsed {
+struct Parsed<'a> {
     id: Uuid,
     seq: u64,
-    form_version: String,
-    submitted_by: String,
-    received_at: String,
+    form_version: &'a str,
+    submitted_by: &'a str,
+    received_at: &'a str,
     received: OffsetDateTime,
     completed_at: Option<String>,
     /// Why the phone's clock is not trusted, when it is not.
@@ -79,7 +80,7 @@ struct Parsed {
     /// Completion time used for "latest wins", Unix milliseconds.
     order: i64,
     test: bool,
-    data: Value,
+    data: Json<'a>,
 }
 
 impl Export {
@@ -192,22 +193,23 @@ impl Export {
         }
     }
 
-    fn parse(&self, record: SubmissionRecord) -> io::Result<Parsed> {
-        let mut envelope: Value =
-            serde_json::from_slice(&record.payload).map_err(io::Error::other)?;
+    /// Reads a stored submission; with a `filter`, only the parts it keeps are built.
+    fn parse<'a>(&self, record: &'a SubmissionRecord, filter: Option<&Filter>) -> io::Result<Parsed<'a>> {
+        let mut envelope = match filter {
+            Some(filter) => filter.parse(&record.payload),
+            None => Json::parse(&record.payload),
+        }
+        .map_err(io::Error::other)?;
         let meta = envelope.get("meta");
-        let text = |key: &str| {
-            meta.and_then(|m| m.get(key))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        };
+        let completed_at = meta
+            .and_then(|m| m.get("completed_at"))
+            .and_then(Json::as_str)
+            .map(str::to_owned);
         let test = meta
             .and_then(|m| m.get("test"))
-            .and_then(Value::as_bool)
+            .and_then(Json::as_bool)
             .unwrap_or(false);
-        let completed_at = text("completed_at");
-        let received =
-            clean::instant(&record.meta.received_at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let received = clean::instant(&record.meta.received_at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let published = self
             .published
             .get(&record.meta.form_version)
@@ -219,25 +221,27 @@ impl Export {
             None if completed_at.is_some() => Some("completed_at is not an RFC 3339 time"),
             None => None,
         };
-        let trusted = completed
-            .filter(|_| clock_problem.is_none())
-            .unwrap_or(received);
+        let trusted = completed.filter(|_| clock_problem.is_none()).unwrap_or(received);
         let order = (trusted.unix_timestamp_nanos() / 1_000_000) as i64;
+        let data = match &mut envelope {
+            Json::Object(members) => members
+                .iter()
+                .position(|(k, _)| k == "data")
+                .map(|i| members.swap_remove(i).1),
+            _ => None,
+        };
         Ok(Parsed {
             id: record.id,
             seq: record.meta.seq,
-            form_version: record.meta.form_version,
-            submitted_by: record.meta.submitted_by,
-            received_at: record.meta.received_at,
+            form_version: &record.meta.form_version,
+            submitted_by: &record.meta.submitted_by,
+            received_at: &record.meta.received_at,
             received,
             completed_at,
             clock_problem,
             order,
             test,
-            data: envelope
-                .get_mut("data")
-                .map(Value::take)
-                .unwrap_or(Value::Null),
+            data: data.unwrap_or(Json::Null),
         })
     }
 
@@ -258,8 +262,19 @@ impl Export {
         let mut indexes: Vec<KeyIndex> = tables.iter().map(|_| KeyIndex::default()).collect();
         // (arrival number, main key) of every keyed submission: 24 bytes each.
         let mut main_keys = Vec::new();
+        // Only the keys and the phone's facts are needed here: skip building the rest.
+        let mut filter = Filter::default();
+        filter.keep(&["meta".to_owned()]);
+        for table in tables {
+            for key in &table.unique {
+                let mut path = vec!["data".to_owned()];
+                path.extend(table.arrays.iter().flatten().cloned());
+                path.extend(key.iter().cloned());
+                filter.keep(&path);
+            }
+        }
         self.scan(store, |record| {
-            let s = self.parse(record)?;
+            let s = self.parse(&record, Some(&filter))?;
             if s.test {
                 return Ok(());
             }
@@ -321,7 +336,7 @@ impl Export {
                 .map_or_else(|| format!("#{seq}"), |id| id.to_string())
         };
         self.scan(store, |record| {
-            let s = self.parse(record)?;
+            let s = self.parse(&record, None)?;
             if !self.in_filter(&s) {
                 return Ok(());
             }
@@ -357,10 +372,8 @@ impl Export {
             }
             let scope_cell = match &scope {
                 Some(column) => {
-                    let value = column.path.iter().try_fold(&s.data, |v, k| v.get(k));
-                    let row = serde_json::json!({ &column.name: value.cloned().unwrap_or(Value::Null) });
                     let single = Table { name: String::new(), arrays: Vec::new(), columns: vec![column.clone()], unique: Vec::new() };
-                    rows::cells(&single, &row, style, &mut Vec::new()).pop()
+                    rows::cells(&single, &s.data, style, &mut Vec::new()).pop()
                 }
                 None => None,
             };
@@ -427,7 +440,7 @@ fn key_names(table: &Table) -> String {
 }
 
 /// The rows of `table` in one submission: (KEY, PARENT_KEY, row object).
-fn table_rows<'a>(table: &Table, s: &'a Parsed) -> Vec<(String, String, &'a Value)> {
+fn table_rows<'p, 'a>(table: &Table, s: &'p Parsed<'a>) -> Vec<(String, String, &'p Json<'a>)> {
     let mut out = Vec::new();
     if table.is_main() {
         out.push((s.id.to_string(), String::new(), &s.data));
@@ -437,11 +450,11 @@ fn table_rows<'a>(table: &Table, s: &'a Parsed) -> Vec<(String, String, &'a Valu
     out
 }
 
-fn collect_rows<'a>(
-    at: &'a Value,
+fn collect_rows<'p, 'a>(
+    at: &'p Json<'a>,
     arrays: &[Vec<String>],
     key: String,
-    out: &mut Vec<(String, String, &'a Value)>,
+    out: &mut Vec<(String, String, &'p Json<'a>)>,
 ) {
     let Some((path, rest)) = arrays.split_first() else {
         return;
@@ -449,7 +462,7 @@ fn collect_rows<'a>(
     let Some(items) = path
         .iter()
         .try_fold(at, |v, k| v.get(k))
-        .and_then(Value::as_array)
+        .and_then(Json::as_array)
     else {
         return;
     };

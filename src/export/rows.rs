@@ -1,6 +1,8 @@
 //! From one submission to table rows: cells in column order, cleaned, with every change reported.
 
-use serde_json::{Number, Value};
+use serde_json::Number;
+
+use super::json::Json;
 
 use super::clean;
 use super::layout::{Column, Kind, Table};
@@ -65,19 +67,19 @@ pub fn headers(table: &Table, style: Style) -> Vec<String> {
 }
 
 /// The value cells of one row object, aligned with `headers`; cleaning changes go to `changes`.
-pub fn cells(table: &Table, row: &Value, style: Style, changes: &mut Vec<Change>) -> Vec<Cell> {
+pub fn cells(table: &Table, row: &Json<'_>, style: Style, changes: &mut Vec<Change>) -> Vec<Cell> {
     let mut out = Vec::with_capacity(table.columns.len());
     for column in &table.columns {
-        let value = column.path.iter().try_fold(row, |v, key| v.get(key));
+        let value = row.at(&column.path);
         match (&column.kind, style.multiple) {
             (Kind::Choices(choices), Multiple::Split) => {
                 let chosen: Vec<&str> = value
-                    .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .and_then(Json::as_array)
+                    .map(|a| a.iter().filter_map(Json::as_str).collect())
                     .unwrap_or_default();
                 for (code, _) in choices {
                     out.push(match value {
-                        None | Some(Value::Null) => Cell::Empty,
+                        None | Some(Json::Null) => Cell::Empty,
                         Some(_) => {
                             Cell::Number(Number::from(u8::from(chosen.contains(&code.as_str()))))
                         }
@@ -91,46 +93,46 @@ pub fn cells(table: &Table, row: &Value, style: Style, changes: &mut Vec<Change>
 }
 
 /// A single cell: cleaned text, canonical forms, labels.
-fn cell(column: &Column, value: Option<&Value>, style: Style, changes: &mut Vec<Change>) -> Cell {
+fn cell(column: &Column, value: Option<&Json<'_>>, style: Style, changes: &mut Vec<Change>) -> Cell {
     let Some(value) = value else {
         return Cell::Empty;
     };
     match value {
-        Value::Null => Cell::Empty,
-        Value::Bool(b) => Cell::Bool(*b),
-        Value::Number(n) => Cell::Number(n.clone()),
-        Value::String(s) => {
+        Json::Null => Cell::Empty,
+        Json::Bool(b) => Cell::Bool(*b),
+        Json::Number(n) => Cell::Number(n.clone()),
+        Json::String(s) => {
             let text = if style.clean {
                 cleaned(column, s, changes)
             } else {
-                s.clone()
+                s.to_string()
             };
             match (&column.kind, style.labels) {
                 (Kind::Choice(choices), true) => Cell::Text(label_of(choices, &text)),
                 _ => Cell::Text(text),
             }
         }
-        Value::Array(items) => {
+        Json::Array(items) => {
             let parts: Vec<String> = items
                 .iter()
                 .map(|item| match item {
-                    Value::String(s) => {
+                    Json::String(s) => {
                         let text = if style.clean {
                             cleaned(column, s, changes)
                         } else {
-                            s.clone()
+                            s.to_string()
                         };
                         match (&column.kind, style.labels) {
                             (Kind::Choices(choices), true) => label_of(choices, &text),
                             _ => text,
                         }
                     }
-                    other => other.to_string(),
+                    other => other.to_json_string(),
                 })
                 .collect();
             Cell::Text(parts.join(";"))
         }
-        Value::Object(_) => Cell::Text(value.to_string()),
+        Json::Object(_) => Cell::Text(value.to_json_string()),
     }
 }
 
@@ -180,7 +182,12 @@ fn label_of(choices: &[(String, String)], code: &str) -> String {
 mod tests {
     use super::*;
     use crate::export::layout::Layout;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    fn cells_of(row: Value, style: Style, changes: &mut Vec<Change>) -> Vec<Cell> {
+        let text = row.to_string();
+        cells(&table(), &Json::parse(text.as_bytes()).unwrap(), style, changes)
+    }
 
     fn table() -> Table {
         Layout::of(&json!({"properties": {
@@ -206,7 +213,7 @@ mod tests {
                          "income": 3200, "place": {"village": "定阳村\u{3000}"}});
         let mut changes = Vec::new();
 
-        let cells = cells(&table(), &row, CODES, &mut changes);
+        let cells = cells_of(row, CODES, &mut changes);
 
         assert_eq!(
             cells,
@@ -242,7 +249,7 @@ mod tests {
         };
         let row = json!({"status": "unemployed", "trainings": ["welding"]});
         let headers = headers(&table(), style);
-        let cells = cells(&table(), &row, style, &mut Vec::new());
+        let cells = cells_of(row, style, &mut Vec::new());
         assert_eq!(headers.len(), cells.len());
         assert_eq!(
             headers[2..4],
@@ -266,7 +273,7 @@ mod tests {
             clean: false,
         };
         let mut changes = Vec::new();
-        let cells = cells(&table(), &json!({"id": " ４５ "}), style, &mut changes);
+        let cells = cells_of(json!({"id": " ４５ "}), style, &mut changes);
         assert_eq!(cells[0], Cell::Text(" ４５ ".into()));
         assert!(changes.is_empty());
     }
