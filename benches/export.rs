@@ -29,10 +29,17 @@ impl Drop for Server {
 }
 
 fn main() {
-    let n: usize = std::env::var("EXPORT_N").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let n: usize = std::env::var("EXPORT_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
     let (address, server) = start_server();
     let pid = server.child.id();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async {
         let client = reqwest::Client::new();
         let token = login(&client, &address).await;
@@ -57,7 +64,13 @@ fn main() {
 fn start_server() -> (String, Server) {
     let data = tempfile::tempdir().expect("a temporary directory");
     let mut child = Command::new(env!("CARGO_BIN_EXE_survey-server"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--schemas-dir", concat!(env!("CARGO_MANIFEST_DIR"), "/schemas")])
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--schemas-dir",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/schemas"),
+        ])
         .arg("--data-dir")
         .arg(data.path())
         .env("SURVEY_LOG", "warn")
@@ -68,8 +81,19 @@ fn start_server() -> (String, Server) {
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
     let mut line = String::new();
     stdout.read_line(&mut line).expect("the listening line");
-    let address = line.trim().strip_prefix("survey-server listening on ").expect("an address").to_owned();
-    (address, Server { child, _stdout: stdout, _data: data })
+    let address = line
+        .trim()
+        .strip_prefix("survey-server listening on ")
+        .expect("an address")
+        .to_owned();
+    (
+        address,
+        Server {
+            child,
+            _stdout: stdout,
+            _data: data,
+        },
+    )
 }
 
 async fn login(client: &reqwest::Client, address: &str) -> String {
@@ -82,7 +106,10 @@ async fn login(client: &reqwest::Client, address: &str) -> String {
         .json()
         .await
         .expect("a session");
-    session["access_token"].as_str().expect("a token").to_owned()
+    session["access_token"]
+        .as_str()
+        .expect("a token")
+        .to_owned()
 }
 
 /// Household `k` with three labourers whose ID numbers, births and genders agree.
@@ -95,20 +122,36 @@ fn household(k: usize, template: &Value) -> Value {
             + time::Duration::days((person % 15_000) as i64);
         let male = i == 1;
         let serial = (person / 15_000) * 2 + usize::from(male);
-        let first17 = format!("452223{:04}{:02}{:02}{serial:03}", birth.year(), birth.month() as u8, birth.day());
+        let first17 = format!(
+            "452223{:04}{:02}{:02}{serial:03}",
+            birth.year(),
+            birth.month() as u8,
+            birth.day()
+        );
         const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-        let sum: u32 = first17.chars().zip(WEIGHTS).map(|(c, w)| c.to_digit(10).unwrap_or(0) * w).sum();
+        let sum: u32 = first17
+            .chars()
+            .zip(WEIGHTS)
+            .map(|(c, w)| c.to_digit(10).unwrap_or(0) * w)
+            .sum();
         let check = ["1", "0", "X", "9", "8", "7", "6", "5", "4", "3", "2"][(sum % 11) as usize];
         let member = &mut data["members"][i];
         member["id_number"] = json!(format!("{first17}{check}"));
-        member["birth_date"] = json!(format!("{:04}-{:02}-{:02}", birth.year(), birth.month() as u8, birth.day()));
+        member["birth_date"] = json!(format!(
+            "{:04}-{:02}-{:02}",
+            birth.year(),
+            birth.month() as u8,
+            birth.day()
+        ));
         member["gender"] = json!(if male { "male" } else { "female" });
     }
     data
 }
 
 async fn load(client: &reqwest::Client, address: &str, token: &str, n: usize) {
-    let template: Arc<Value> = Arc::new(serde_json::from_str(include_str!("../tests/fixtures/household.json")).expect("fixture"));
+    let template: Arc<Value> = Arc::new(
+        serde_json::from_str(include_str!("../tests/fixtures/household.json")).expect("fixture"),
+    );
     let next = Arc::new(AtomicU64::new(0));
     let workers: Vec<_> = (0..4)
         .map(|_| {
@@ -137,7 +180,13 @@ async fn load(client: &reqwest::Client, address: &str, token: &str, n: usize) {
 }
 
 /// Downloads `path`, returning seconds, bytes and the server's peak RSS growth during it.
-async fn timed_download(client: &reqwest::Client, address: &str, token: &str, path: &str, pid: u32) -> (f64, usize, u64) {
+async fn timed_download(
+    client: &reqwest::Client,
+    address: &str,
+    token: &str,
+    path: &str,
+    pid: u32,
+) -> (f64, usize, u64) {
     let before = rss(pid);
     let done = Arc::new(AtomicBool::new(false));
     let peak = Arc::new(AtomicU64::new(before));
@@ -151,7 +200,12 @@ async fn timed_download(client: &reqwest::Client, address: &str, token: &str, pa
         })
     };
     let started = Instant::now();
-    let mut response = client.get(format!("{address}{path}")).bearer_auth(token).send().await.expect("an answer");
+    let mut response = client
+        .get(format!("{address}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("an answer");
     assert_eq!(response.status(), 200);
     let mut bytes = 0;
     while let Some(chunk) = response.chunk().await.expect("the body") {
@@ -160,14 +214,22 @@ async fn timed_download(client: &reqwest::Client, address: &str, token: &str, pa
     let seconds = started.elapsed().as_secs_f64();
     done.store(true, Ordering::Relaxed);
     watcher.join().expect("the watcher");
-    (seconds, bytes, peak.load(Ordering::Relaxed).saturating_sub(before))
+    (
+        seconds,
+        bytes,
+        peak.load(Ordering::Relaxed).saturating_sub(before),
+    )
 }
 
 /// Resident memory of a process, bytes (Linux).
 fn rss(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(str::to_owned)
+        })
         .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
 }

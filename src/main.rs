@@ -1,5 +1,10 @@
 use std::process::ExitCode;
 
+/// Requests and exports allocate many small short-lived values on several threads; mimalloc
+/// serves that pattern markedly faster than the system allocator (see README, Performance).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::Parser;
 use survey_server::config::{Cli, Command, ServeConfig};
 use survey_server::{AppState, serve};

@@ -75,7 +75,12 @@ impl From<&Json<'_>> for serde_json::Value {
             Json::Number(n) => Self::Number(n.clone()),
             Json::String(s) => Self::String(s.to_string()),
             Json::Array(items) => Self::Array(items.iter().map(Self::from).collect()),
-            Json::Object(members) => Self::Object(members.iter().map(|(k, v)| (k.to_string(), Self::from(v))).collect()),
+            Json::Object(members) => Self::Object(
+                members
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), Self::from(v)))
+                    .collect(),
+            ),
         }
     }
 }
@@ -263,15 +268,33 @@ mod tests {
 
     #[test]
     fn parses_borrowing_strings_and_keeps_member_order() {
-        let text = br#"{"b": "plain", "a": "esc\"aped", "n": [1, -2, 2.5, true, null], "o": {"k": "v"}}"#;
+        let text =
+            br#"{"b": "plain", "a": "esc\"aped", "n": [1, -2, 2.5, true, null], "o": {"k": "v"}}"#;
         let json = Json::parse(text).unwrap();
-        assert!(matches!(json.get("b"), Some(Json::String(Cow::Borrowed("plain")))));
+        assert!(matches!(
+            json.get("b"),
+            Some(Json::String(Cow::Borrowed("plain")))
+        ));
         assert_eq!(json.get("a").and_then(Json::as_str), Some("esc\"aped"));
-        assert_eq!(json.at(&["o".into(), "k".into()]).and_then(Json::as_str), Some("v"));
-        assert_eq!(json.get("n").and_then(Json::as_array).map(<[_]>::len), Some(5));
+        assert_eq!(
+            json.at(&["o".into(), "k".into()]).and_then(Json::as_str),
+            Some("v")
+        );
+        assert_eq!(
+            json.get("n").and_then(Json::as_array).map(<[_]>::len),
+            Some(5)
+        );
         let value = serde_json::Value::from(&json);
-        assert_eq!(value, serde_json::from_slice::<serde_json::Value>(text).unwrap());
-        let keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            value,
+            serde_json::from_slice::<serde_json::Value>(text).unwrap()
+        );
+        let keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         assert_eq!(keys, ["b", "a", "n", "o"]);
     }
 

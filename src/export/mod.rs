@@ -8,6 +8,8 @@ pub mod clean;
 pub mod dedup;
 pub mod json;
 pub mod layout;
+mod passes;
+mod pipeline;
 pub mod rows;
 mod sinks;
 
@@ -23,8 +25,7 @@ pub use sinks::{Format, LogLine, write_table, write_zip};
 use crate::auth::{Permission, Principal};
 use crate::error::AppError;
 use crate::forms::FormRegistry;
-use crate::store::{Store, SubmissionRecord};
-use dedup::{KeyIndex, Winner};
+use crate::store::SubmissionRecord;
 use json::{Filter, Json};
 use layout::{Layout, Table};
 
@@ -77,8 +78,8 @@ struct Parsed<'a> {
     completed_at: Option<String>,
     /// Why the phone's clock is not trusted, when it is not.
     clock_problem: Option<&'static str>,
-    /// Completion time used for "latest wins", Unix milliseconds.
-    order: i64,
+    /// Completion time used for "latest wins", Unix seconds (ties go to the later arrival).
+    order: u32,
     test: bool,
     data: Json<'a>,
 }
@@ -168,33 +169,12 @@ impl Export {
             .find(|c| &c.path == scope)
     }
 
-    /// Visits every submission the reader may see, oldest first, in bounded pages.
-    fn scan(
-        &self,
-        store: &Store,
-        mut visit: impl FnMut(SubmissionRecord) -> io::Result<()>,
-    ) -> io::Result<()> {
-        const PAGE: usize = 256;
-        let mut after = None;
-        loop {
-            let page = store
-                .submissions_page(&self.form, after, PAGE, |by, scope| {
-                    crate::submissions::visible_to(&self.reader, by, scope)
-                })
-                .map_err(io::Error::other)?;
-            let done = page.len() < PAGE;
-            after = page.last().map(|r| r.meta.seq).or(after);
-            for record in page {
-                visit(record)?;
-            }
-            if done {
-                return Ok(());
-            }
-        }
-    }
-
     /// Reads a stored submission; with a `filter`, only the parts it keeps are built.
-    fn parse<'a>(&self, record: &'a SubmissionRecord, filter: Option<&Filter>) -> io::Result<Parsed<'a>> {
+    fn parse<'a>(
+        &self,
+        record: &'a SubmissionRecord,
+        filter: Option<&Filter>,
+    ) -> io::Result<Parsed<'a>> {
         let mut envelope = match filter {
             Some(filter) => filter.parse(&record.payload),
             None => Json::parse(&record.payload),
@@ -209,7 +189,8 @@ impl Export {
             .and_then(|m| m.get("test"))
             .and_then(Json::as_bool)
             .unwrap_or(false);
-        let received = clean::instant(&record.meta.received_at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let received =
+            clean::instant(&record.meta.received_at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let published = self
             .published
             .get(&record.meta.form_version)
@@ -221,8 +202,10 @@ impl Export {
             None if completed_at.is_some() => Some("completed_at is not an RFC 3339 time"),
             None => None,
         };
-        let trusted = completed.filter(|_| clock_problem.is_none()).unwrap_or(received);
-        let order = (trusted.unix_timestamp_nanos() / 1_000_000) as i64;
+        let trusted = completed
+            .filter(|_| clock_problem.is_none())
+            .unwrap_or(received);
+        let order = u32::try_from(trusted.unix_timestamp()).unwrap_or(0);
         let data = match &mut envelope {
             Json::Object(members) => members
                 .iter()
@@ -254,189 +237,6 @@ impl Export {
                 .as_ref()
                 .is_none_or(|v| *v == s.form_version)
     }
-
-    /// Pass 1: the winner of every natural key, among submissions that are not test ones, and
-    /// (for child tables) among the rows of submissions that won their own key.
-    fn winners(&self, store: &Store) -> io::Result<Vec<KeyIndex>> {
-        let tables = &self.layout.tables;
-        let mut indexes: Vec<KeyIndex> = tables.iter().map(|_| KeyIndex::default()).collect();
-        // (arrival number, main key) of every keyed submission: 24 bytes each.
-        let mut main_keys = Vec::new();
-        // Only the keys and the phone's facts are needed here: skip building the rest.
-        let mut filter = Filter::default();
-        filter.keep(&["meta".to_owned()]);
-        for table in tables {
-            for key in &table.unique {
-                let mut path = vec!["data".to_owned()];
-                path.extend(table.arrays.iter().flatten().cloned());
-                path.extend(key.iter().cloned());
-                filter.keep(&path);
-            }
-        }
-        self.scan(store, |record| {
-            let s = self.parse(&record, Some(&filter))?;
-            if s.test {
-                return Ok(());
-            }
-            for (t, table) in tables.iter().enumerate() {
-                if table.unique.is_empty() {
-                    continue;
-                }
-                for (row, (_, _, value)) in table_rows(table, &s).iter().enumerate() {
-                    if let Some(key) = dedup::natural_key(table, value) {
-                        if t == 0 {
-                            main_keys.push((s.seq, key));
-                        }
-                        indexes[t].offer(
-                            key,
-                            Winner {
-                                order: s.order,
-                                seq: s.seq,
-                                row: row as u32,
-                            },
-                        );
-                    }
-                }
-            }
-            Ok(())
-        })?;
-        let Some((main, children)) = indexes.split_first_mut() else {
-            return Ok(indexes);
-        };
-        main.settle();
-        // Rows of a submission that lost its own key go with it; they must not win theirs.
-        let mut losers: Vec<u64> = main_keys
-            .into_iter()
-            .filter(|(seq, key)| main.winner(key).is_some_and(|w| w.seq != *seq))
-            .map(|(seq, _)| seq)
-            .collect();
-        losers.sort_unstable();
-        for child in children {
-            child.retain_submissions(|seq| losers.binary_search(&seq).is_err());
-            child.settle();
-        }
-        Ok(indexes)
-    }
-
-    /// Pass 2: every row of the tables `sink` wants, cleaned, and every change and drop logged.
-    fn emit(&self, store: &Store, sink: &mut dyn sinks::Sink) -> io::Result<()> {
-        let winners = if self.options.raw {
-            None
-        } else {
-            Some(self.winners(store)?)
-        };
-        let style = self.style();
-        let tables = &self.layout.tables;
-        let scope = self.scope_column().cloned();
-        let winner_id = |seq: u64| {
-            store
-                .submission_id_at(&self.form, seq)
-                .ok()
-                .flatten()
-                .map_or_else(|| format!("#{seq}"), |id| id.to_string())
-        };
-        self.scan(store, |record| {
-            let s = self.parse(&record, None)?;
-            if !self.in_filter(&s) {
-                return Ok(());
-            }
-            let id = s.id.to_string();
-            let line = |table: &str, row_key: &str, column: &str, action: &'static str, before: &str, after: &str, reason: String| LogLine {
-                submission_id: id.clone(),
-                table: table.to_owned(),
-                row_key: row_key.to_owned(),
-                column: column.to_owned(),
-                action,
-                before: before.to_owned(),
-                after: after.to_owned(),
-                reason,
-            };
-            if let Some(winners) = &winners {
-                if s.test {
-                    return sink.log(line("main", &id, "", "dropped_test", "", "", "a training submission (meta.test is true)".into()));
-                }
-                if let Some(key) = dedup::natural_key(&tables[0], &s.data) {
-                    if let Some(w) = winners[0].winner(&key).filter(|w| w.seq != s.seq) {
-                        let reason = format!(
-                            "same {} as submission {}, completed later; its rows in other tables are dropped with it",
-                            key_names(&tables[0]),
-                            winner_id(w.seq)
-                        );
-                        return sink.log(line("main", &id, "", "dropped_duplicate", "", "", reason));
-                    }
-                }
-                if let Some(problem) = s.clock_problem {
-                    let before = s.completed_at.as_deref().unwrap_or_default();
-                    sink.log(line("main", &id, "_completed_at", "flagged_clock", before, before, problem.to_owned()))?;
-                }
-            }
-            let scope_cell = match &scope {
-                Some(column) => {
-                    let single = Table { name: String::new(), arrays: Vec::new(), columns: vec![column.clone()], unique: Vec::new() };
-                    rows::cells(&single, &s.data, style, &mut Vec::new()).pop()
-                }
-                None => None,
-            };
-            for (t, table) in tables.iter().enumerate() {
-                if !sink.wants(t) && !sink.wants_log() {
-                    continue;
-                }
-                for (row, (key, parent, value)) in table_rows(table, &s).iter().enumerate() {
-                    if let (Some(winners), false) = (&winners, table.is_main()) {
-                        let lost = dedup::natural_key(table, value)
-                            .and_then(|k| winners[t].winner(&k))
-                            .filter(|w| (w.seq, w.row) != (s.seq, row as u32));
-                        if let Some(w) = lost {
-                            let reason = format!(
-                                "same {} as a row of submission {}, completed later",
-                                key_names(table),
-                                winner_id(w.seq)
-                            );
-                            sink.log(line(&table.name, key, "", "dropped_duplicate", "", "", reason))?;
-                            continue;
-                        }
-                    }
-                    let mut changes = Vec::new();
-                    let values = rows::cells(table, value, style, &mut changes);
-                    for change in changes {
-                        let reason = change.reason.to_owned();
-                        sink.log(line(&table.name, key, &change.column, change.action, &change.before, &change.after, reason))?;
-                    }
-                    if !sink.wants(t) {
-                        continue;
-                    }
-                    let mut cells = if table.is_main() {
-                        let text = |t: &str| Cell::Text(t.to_owned());
-                        vec![
-                            text(&id),
-                            text(&s.form_version),
-                            text(&s.submitted_by),
-                            text(&s.received_at),
-                            s.completed_at.as_deref().map_or(Cell::Empty, text),
-                            if s.clock_problem.is_some() { text("implausible") } else { Cell::Empty },
-                        ]
-                    } else {
-                        let mut c = vec![Cell::Text(key.clone()), Cell::Text(parent.clone())];
-                        c.extend(scope_cell.clone());
-                        c
-                    };
-                    cells.extend(values);
-                    sink.row(t, cells)?;
-                }
-            }
-            Ok(())
-        })
-    }
-}
-
-/// "household_id" or "a + b": the natural key's fields, for log reasons.
-fn key_names(table: &Table) -> String {
-    table
-        .unique
-        .iter()
-        .map(|p| p.join("."))
-        .collect::<Vec<_>>()
-        .join(" + ")
 }
 
 /// The rows of `table` in one submission: (KEY, PARENT_KEY, row object).

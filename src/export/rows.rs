@@ -93,7 +93,12 @@ pub fn cells(table: &Table, row: &Json<'_>, style: Style, changes: &mut Vec<Chan
 }
 
 /// A single cell: cleaned text, canonical forms, labels.
-fn cell(column: &Column, value: Option<&Json<'_>>, style: Style, changes: &mut Vec<Change>) -> Cell {
+fn cell(
+    column: &Column,
+    value: Option<&Json<'_>>,
+    style: Style,
+    changes: &mut Vec<Change>,
+) -> Cell {
     let Some(value) = value else {
         return Cell::Empty;
     };
@@ -186,7 +191,12 @@ mod tests {
 
     fn cells_of(row: Value, style: Style, changes: &mut Vec<Change>) -> Vec<Cell> {
         let text = row.to_string();
-        cells(&table(), &Json::parse(text.as_bytes()).unwrap(), style, changes)
+        cells(
+            &table(),
+            &Json::parse(text.as_bytes()).unwrap(),
+            style,
+            changes,
+        )
     }
 
     fn table() -> Table {

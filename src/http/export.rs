@@ -209,3 +209,22 @@ impl Drop for ChannelWriter {
         let _ = self.send();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writing_after_the_client_left_fails_at_once() {
+        let (tx, rx) = mpsc::channel(1);
+        let mut writer = ChannelWriter {
+            tx,
+            buffer: Vec::new(),
+        };
+        drop(rx);
+
+        let error = writer.write_all(&vec![b'x'; CHUNK]).unwrap_err();
+
+        assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
+    }
+}

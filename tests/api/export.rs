@@ -21,14 +21,15 @@ fn resident_id(first17: &str) -> String {
     )
 }
 
-/// Household number `k`: its own household id and its own three labourers (births as in the fixture).
+/// Household number `k` (below 500): its own household id and its own three labourers (births as
+/// in the fixture).
 fn household_k(k: u32) -> Value {
     let mut data = household();
     data["household_id"] = json!(format!("45102201700{k:02}"));
     let births = ["19850315", "19830708", "19591102"];
     for (i, birth) in births.iter().enumerate() {
         // The 17th digit is odd for men: the fixture's second labourer is the man.
-        let serial = k * 10 + 2 + i as u32;
+        let serial = (k * 2 + u32::from(i == 1)) % 1000;
         data["members"][i]["id_number"] = json!(resident_id(&format!("452223{birth}{serial:03}")));
     }
     data
@@ -414,5 +415,48 @@ async fn pythons_csv_module_reads_the_export() {
     assert_eq!(
         String::from_utf8_lossy(&output.stdout).trim(),
         "11 2 思林镇"
+    );
+}
+
+#[tokio::test]
+async fn a_large_export_keeps_arrival_order_across_pages() {
+    let app = spawn_app().await;
+    let mut sent = Vec::new();
+    for batch in 0..16 {
+        let items: Vec<Value> = (0..20)
+            .map(|i| visit(household_k(batch * 20 + i), at_minute(1)))
+            .collect();
+        sent.extend(items.iter().map(|e| id(e).to_owned()));
+        let response = app
+            .post_json(
+                "/api/v1/forms/labour-survey/submissions/batch",
+                &json!({"submissions": items}),
+            )
+            .await;
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["status"] == 201),
+            "{body}"
+        );
+    }
+
+    let text = String::from_utf8(
+        download(
+            &app,
+            &app.admin_token,
+            "/api/v1/forms/labour-survey/export/main.csv",
+        )
+        .await,
+    )
+    .unwrap();
+
+    let main = rows(&text);
+    assert_eq!(
+        column(&main, "_id"),
+        sent.iter().map(String::as_str).collect::<Vec<_>>()
     );
 }

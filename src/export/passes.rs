@@ -1,0 +1,317 @@
+//! The two passes of an export, page by page: settling natural keys, then producing rows.
+
+use std::io;
+
+use super::dedup::{self, KeyDigest, KeyIndex, Winner};
+use super::json::Filter;
+use super::layout::Table;
+use super::rows::{self, Cell};
+use super::sinks::{LogLine, Sink};
+use super::{Export, Parsed, pipeline, table_rows};
+use crate::store::{Store, SubmissionRecord};
+
+/// Pass 1's findings on one page: candidates per table, and the main key of each submission.
+type PageKeys = (Vec<(usize, KeyDigest, Winner)>, Vec<(u64, KeyDigest)>);
+
+/// Pass 2's output for one page.
+#[derive(Default)]
+struct PageOutput {
+    rows: Vec<(usize, Vec<Cell>)>,
+    log: Vec<LogLine>,
+}
+
+impl Export {
+    fn visible(&self) -> impl Fn(&str, Option<&str>) -> bool + Sync + '_ {
+        |by, scope| crate::submissions::visible_to(&self.reader, by, scope)
+    }
+
+    /// Pass 1: the winner of every natural key, among submissions that are not test ones, and
+    /// (for child tables) among the rows of submissions that won their own key.
+    pub(super) fn winners(&self, store: &Store) -> io::Result<Vec<KeyIndex>> {
+        let tables = &self.layout.tables;
+        // Only the keys and the phone's facts are needed here: skip building the rest.
+        let mut filter = Filter::default();
+        filter.keep(&["meta".to_owned()]);
+        for table in tables {
+            for key in &table.unique {
+                let mut path = vec!["data".to_owned()];
+                path.extend(table.arrays.iter().flatten().cloned());
+                path.extend(key.iter().cloned());
+                filter.keep(&path);
+            }
+        }
+        let mut indexes: Vec<KeyIndex> = tables.iter().map(|_| KeyIndex::default()).collect();
+        // (arrival number, main key) of every keyed submission: 24 bytes each.
+        let mut main_keys = Vec::new();
+        let work = |page: &[SubmissionRecord]| -> io::Result<PageKeys> {
+            let mut found = (Vec::new(), Vec::new());
+            for record in page {
+                let s = self.parse(record, Some(&filter))?;
+                if s.test {
+                    continue;
+                }
+                for (t, table) in tables
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| !t.unique.is_empty())
+                {
+                    for (row, (_, _, value)) in table_rows(table, &s).iter().enumerate() {
+                        if let Some(key) = dedup::natural_key(table, value) {
+                            if t == 0 {
+                                found.1.push((s.seq, key));
+                            }
+                            found.0.push((
+                                t,
+                                key,
+                                Winner {
+                                    order: s.order,
+                                    seq: s.seq,
+                                    row: row as u32,
+                                },
+                            ));
+                        }
+                    }
+                }
+            }
+            Ok(found)
+        };
+        pipeline::run(
+            store,
+            &self.form,
+            &self.visible(),
+            &work,
+            |(candidates, keys)| {
+                for (t, key, winner) in candidates {
+                    indexes[t].offer(key, winner);
+                }
+                main_keys.extend(keys);
+                Ok(())
+            },
+        )?;
+        let Some((main, children)) = indexes.split_first_mut() else {
+            return Ok(indexes);
+        };
+        main.settle();
+        // Rows of a submission that lost its own key go with it; they must not win theirs.
+        let mut losers: Vec<u64> = main_keys
+            .into_iter()
+            .filter(|(seq, key)| main.winner(key).is_some_and(|w| w.seq != *seq))
+            .map(|(seq, _)| seq)
+            .collect();
+        losers.sort_unstable();
+        for child in children {
+            child.retain_submissions(|seq| losers.binary_search(&seq).is_err());
+            child.settle();
+        }
+        Ok(indexes)
+    }
+
+    /// Pass 2: every row of the tables `sink` wants, cleaned, and every change and drop logged.
+    pub(super) fn emit(&self, store: &Store, sink: &mut dyn Sink) -> io::Result<()> {
+        let winners = if self.options.raw {
+            None
+        } else {
+            Some(self.winners(store)?)
+        };
+        let wants: Vec<bool> = (0..self.layout.tables.len())
+            .map(|t| sink.wants(t))
+            .collect();
+        let wants_log = sink.wants_log();
+        let scope = self.scope_column().map(|column| Table {
+            name: String::new(),
+            arrays: Vec::new(),
+            columns: vec![column.clone()],
+            unique: Vec::new(),
+        });
+        let pass = Pass {
+            export: self,
+            store,
+            winners: winners.as_ref(),
+            wants: &wants,
+            wants_log,
+            scope: scope.as_ref(),
+        };
+        let work = |page: &[SubmissionRecord]| {
+            let mut out = PageOutput::default();
+            for record in page {
+                pass.submission(record, &mut out)?;
+            }
+            Ok(out)
+        };
+        pipeline::run(store, &self.form, &self.visible(), &work, |out| {
+            for (table, cells) in out.rows {
+                sink.row(table, cells)?;
+            }
+            out.log.into_iter().try_for_each(|line| sink.log(line))
+        })
+    }
+}
+
+/// What pass 2 needs for every submission.
+struct Pass<'e> {
+    export: &'e Export,
+    store: &'e Store,
+    winners: Option<&'e Vec<KeyIndex>>,
+    wants: &'e [bool],
+    wants_log: bool,
+    /// The scope field as a one-column table, for the copy in child tables.
+    scope: Option<&'e Table>,
+}
+
+impl Pass<'_> {
+    fn submission(&self, record: &SubmissionRecord, out: &mut PageOutput) -> io::Result<()> {
+        let export = self.export;
+        let s = export.parse(record, None)?;
+        if !export.in_filter(&s) {
+            return Ok(());
+        }
+        let tables = &export.layout.tables;
+        let style = export.style();
+        let id = s.id.to_string();
+        let mut log = |table: &str,
+                       row_key: &str,
+                       column: &str,
+                       action: &'static str,
+                       before: &str,
+                       after: &str,
+                       reason: String| {
+            if self.wants_log {
+                out.log.push(LogLine {
+                    submission_id: id.clone(),
+                    table: table.to_owned(),
+                    row_key: row_key.to_owned(),
+                    column: column.to_owned(),
+                    action,
+                    before: before.to_owned(),
+                    after: after.to_owned(),
+                    reason,
+                });
+            }
+        };
+        if let Some(winners) = self.winners {
+            if s.test {
+                log(
+                    "main",
+                    &id,
+                    "",
+                    "dropped_test",
+                    "",
+                    "",
+                    "a training submission (meta.test is true)".into(),
+                );
+                return Ok(());
+            }
+            if let Some(key) = dedup::natural_key(&tables[0], &s.data) {
+                if let Some(w) = winners[0].winner(&key).filter(|w| w.seq != s.seq) {
+                    let reason = format!(
+                        "same {} as submission {}, completed later; its rows in other tables are dropped with it",
+                        key_names(&tables[0]),
+                        self.winner_id(w.seq)
+                    );
+                    log("main", &id, "", "dropped_duplicate", "", "", reason);
+                    return Ok(());
+                }
+            }
+            if let Some(problem) = s.clock_problem {
+                let before = s.completed_at.as_deref().unwrap_or_default();
+                log(
+                    "main",
+                    &id,
+                    "_completed_at",
+                    "flagged_clock",
+                    before,
+                    before,
+                    problem.to_owned(),
+                );
+            }
+        }
+        let scope_cell = self
+            .scope
+            .and_then(|single| rows::cells(single, &s.data, style, &mut Vec::new()).pop());
+        let mut rows_out = Vec::new();
+        for (t, table) in tables.iter().enumerate() {
+            if !self.wants[t] && !self.wants_log {
+                continue;
+            }
+            for (row, (key, parent, value)) in table_rows(table, &s).iter().enumerate() {
+                if let (Some(winners), false) = (self.winners, table.is_main()) {
+                    let lost = dedup::natural_key(table, value)
+                        .and_then(|k| winners[t].winner(&k))
+                        .filter(|w| (w.seq, w.row) != (s.seq, row as u32));
+                    if let Some(w) = lost {
+                        let reason = format!(
+                            "same {} as a row of submission {}, completed later",
+                            key_names(table),
+                            self.winner_id(w.seq)
+                        );
+                        log(&table.name, key, "", "dropped_duplicate", "", "", reason);
+                        continue;
+                    }
+                }
+                let mut changes = Vec::new();
+                let values = rows::cells(table, value, style, &mut changes);
+                for c in changes {
+                    log(
+                        &table.name,
+                        key,
+                        &c.column,
+                        c.action,
+                        &c.before,
+                        &c.after,
+                        c.reason.to_owned(),
+                    );
+                }
+                if !self.wants[t] {
+                    continue;
+                }
+                let mut cells = if table.is_main() {
+                    main_system_cells(&s, &id)
+                } else {
+                    let mut c = vec![Cell::Text(key.clone()), Cell::Text(parent.clone())];
+                    c.extend(scope_cell.clone());
+                    c
+                };
+                cells.extend(values);
+                rows_out.push((t, cells));
+            }
+        }
+        out.rows.extend(rows_out);
+        Ok(())
+    }
+
+    /// The id of the submission with arrival number `seq`, for log reasons.
+    fn winner_id(&self, seq: u64) -> String {
+        self.store
+            .submission_id_at(&self.export.form, seq)
+            .ok()
+            .flatten()
+            .map_or_else(|| format!("#{seq}"), |id| id.to_string())
+    }
+}
+
+/// `_id`, `_form_version`, `_submitted_by`, `_received_at`, `_completed_at`, `_clock_flag`.
+fn main_system_cells(s: &Parsed<'_>, id: &str) -> Vec<Cell> {
+    let text = |t: &str| Cell::Text(t.to_owned());
+    vec![
+        text(id),
+        text(s.form_version),
+        text(s.submitted_by),
+        text(s.received_at),
+        s.completed_at.as_deref().map_or(Cell::Empty, text),
+        if s.clock_problem.is_some() {
+            text("implausible")
+        } else {
+            Cell::Empty
+        },
+    ]
+}
+
+/// "household_id" or "a + b": the natural key's fields, for log reasons.
+fn key_names(table: &Table) -> String {
+    table
+        .unique
+        .iter()
+        .map(|p| p.join("."))
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
