@@ -14,6 +14,7 @@
 //! - `store`: the only code that touches sled: trees, key encoding, migrations, group commit.
 //! - `cli`: commands for a stopped server (`survey-server user ...`).
 //! - `clock`: server time as written into records.
+//! - `text`: the Unicode normalisation validation and cleaning share.
 
 pub mod auth;
 pub mod cli;
@@ -25,6 +26,7 @@ pub mod forms;
 mod http;
 pub mod store;
 pub mod submissions;
+pub mod text;
 
 use std::future::Future;
 use std::net::SocketAddr;

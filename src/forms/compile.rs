@@ -4,6 +4,8 @@ use jsonschema::error::ValidationErrorKind;
 use jsonschema::{Registry, Validator};
 use serde_json::Value;
 
+use super::messages::{self, Lang, Problem};
+use super::rules::RuleSet;
 use crate::error::Detail;
 
 /// The only dialect we accept: forms are draft 2020-12.
@@ -12,8 +14,15 @@ const DRAFT_2020_12: &str = "https://json-schema.org/draft/2020-12/schema";
 /// At most this many errors are reported for one submission; the rest add nothing a person can act on.
 const MAX_DETAILS: usize = 100;
 
+/// A schema ready to check submissions: the JSON Schema validator and the `x-rules` beyond it.
+#[derive(Debug)]
+pub struct Compiled {
+    pub validator: Validator,
+    pub rules: RuleSet,
+}
+
 /// Compiles `schema` as draft 2020-12, offline, resolving `$ref`s against the `schemas/` library.
-pub fn compile(schema: &Value, library: &Registry<'_>) -> Result<Validator, String> {
+pub fn compile(schema: &Value, library: &Registry<'_>) -> Result<Compiled, String> {
     if let Some(dialect) = schema.get("$schema") {
         let declared = dialect.as_str().unwrap_or_default().trim_end_matches('#');
         if declared != DRAFT_2020_12 {
@@ -22,17 +31,30 @@ pub fn compile(schema: &Value, library: &Registry<'_>) -> Result<Validator, Stri
             ));
         }
     }
-    jsonschema::draft202012::options()
+    let validator = jsonschema::draft202012::options()
         .offline()
         .with_registry(library)
         .should_validate_formats(true)
+        .with_format("cn-resident-id", super::formats::is_resident_id)
+        .with_format("cn-mobile", super::formats::is_mobile)
         .build(schema)
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok(Compiled {
+        validator,
+        rules: RuleSet::of(schema)?,
+    })
 }
 
-/// Every way `data` fails `validator`, as JSON Pointers into `data`; never echoes a value.
-pub fn errors(validator: &Validator, data: &Value) -> Vec<Detail> {
-    validator
+/// Every way `data` fails the schema (or, once it passes, the rules), as JSON Pointers into
+/// `data` with messages in `lang` that name the field and never echo a value.
+pub fn errors(compiled: &Compiled, schema: &Value, data: &Value, lang: Lang) -> Vec<Detail> {
+    let detail = |path: String, keyword: &str, problem: Problem| Detail {
+        message: messages::message(schema, &path, &problem, lang),
+        keyword: Some(keyword.to_owned()),
+        path,
+    };
+    let from_schema: Vec<Detail> = compiled
+        .validator
         .iter_errors(data)
         .take(MAX_DETAILS)
         .map(|error| {
@@ -44,11 +66,25 @@ pub fn errors(validator: &Validator, data: &Value) -> Vec<Detail> {
                     path.push_str(&name.replace('~', "~0").replace('/', "~1"));
                 }
             }
-            Detail {
-                path,
-                keyword: Some(error.kind().keyword().to_owned()),
-                message: error.masked().to_string(),
-            }
+            let problem = Problem::of(error.kind(), error.instance(), || {
+                error.masked().to_string()
+            });
+            detail(path, error.kind().keyword(), problem)
+        })
+        .collect();
+    if !from_schema.is_empty() {
+        return from_schema;
+    }
+    compiled
+        .rules
+        .check(data)
+        .into_iter()
+        .map(|broken| {
+            let problem = match broken.rule {
+                "resident-id-gender" => Problem::IdGender,
+                _ => Problem::IdBirthDate,
+            };
+            detail(broken.path, broken.rule, problem)
         })
         .collect()
 }
@@ -75,8 +111,8 @@ mod tests {
     #[test]
     fn a_missing_field_is_reported_at_the_field() {
         let schema = json!({"type": "object", "properties": {"a/b": {}}, "required": ["a/b"]});
-        let validator = compile(&schema, &library()).unwrap();
-        let details = errors(&validator, &json!({}));
+        let compiled = compile(&schema, &library()).unwrap();
+        let details = errors(&compiled, &schema, &json!({}), Lang::En);
         assert_eq!(details.len(), 1);
         assert_eq!(details[0].path, "/a~1b");
         assert_eq!(details[0].keyword.as_deref(), Some("required"));
@@ -85,8 +121,13 @@ mod tests {
     #[test]
     fn messages_never_contain_the_rejected_value() {
         let schema = json!({"type": "object", "properties": {"id": {"type": "string", "pattern": "^[0-9]{18}$"}}});
-        let validator = compile(&schema, &library()).unwrap();
-        let details = errors(&validator, &json!({"id": "45102219800101123X-secret"}));
+        let compiled = compile(&schema, &library()).unwrap();
+        let details = errors(
+            &compiled,
+            &schema,
+            &json!({"id": "45102219800101123X-secret"}),
+            Lang::En,
+        );
         assert_eq!(details[0].path, "/id");
         assert!(
             !details[0].message.contains("secret"),
@@ -98,13 +139,9 @@ mod tests {
     #[test]
     fn formats_are_asserted_not_just_annotated() {
         let schema = json!({"type": "string", "format": "date"});
-        let validator = compile(&schema, &library()).unwrap();
-        assert_eq!(
-            errors(&validator, &json!("2026-02-30"))[0]
-                .keyword
-                .as_deref(),
-            Some("format")
-        );
+        let compiled = compile(&schema, &library()).unwrap();
+        let details = errors(&compiled, &schema, &json!("2026-02-30"), Lang::En);
+        assert_eq!(details[0].keyword.as_deref(), Some("format"));
     }
 
     #[test]

@@ -6,14 +6,20 @@
 
 mod compile;
 mod files;
+pub mod formats;
 pub mod ids;
+pub mod messages;
+pub mod rules;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use jsonschema::{Registry, Validator};
+use jsonschema::Registry;
 use serde_json::Value;
+
+use compile::Compiled;
+use messages::Lang;
 
 use crate::error::{AppError, Detail};
 use crate::store::{FormInsert, Store, StoredFormVersion};
@@ -39,12 +45,22 @@ pub enum LoadError {
 pub struct FormVersion {
     /// What the store holds: id, version, title, schema, publication time.
     pub stored: StoredFormVersion,
-    validator: Validator,
+    compiled: Compiled,
 }
 
 impl FormVersion {
-    fn new(stored: StoredFormVersion, validator: Validator) -> Self {
-        Self { stored, validator }
+    fn new(stored: StoredFormVersion, compiled: Compiled) -> Self {
+        Self { stored, compiled }
+    }
+
+    /// The language of messages for a caller who sent `accept_language` (the form's default otherwise).
+    pub fn language(&self, accept_language: Option<&str>) -> Lang {
+        let default = self
+            .stored
+            .schema
+            .get("x-default-language")
+            .and_then(Value::as_str);
+        Lang::negotiate(accept_language, default)
     }
 
     /// Where a submission is, for scoped access: the string at the schema's `x-scope` JSON Pointer
@@ -54,12 +70,15 @@ impl FormVersion {
         Some(data.pointer(pointer)?.as_str()?.trim().to_owned())
     }
 
-    /// Checks `data` against this version's schema; on failure, one detail per problem.
-    pub fn validate(&self, data: &Value) -> Result<(), Vec<Detail>> {
-        if self.validator.is_valid(data) {
-            return Ok(());
+    /// Checks `data` against this version's schema and rules; on failure, one detail per problem,
+    /// with messages in `lang`.
+    pub fn validate(&self, data: &Value, lang: Lang) -> Result<(), Vec<Detail>> {
+        let errors = compile::errors(&self.compiled, &self.stored.schema, data, lang);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
         }
-        Err(compile::errors(&self.validator, data))
     }
 }
 
@@ -96,7 +115,7 @@ impl FormRegistry {
             forms: RwLock::new(BTreeMap::new()),
         };
         for stored in store.form_versions()? {
-            let validator =
+            let compiled =
                 compile::compile(&stored.schema, &registry.library).map_err(|problem| {
                     LoadError::Stored {
                         form: stored.form.clone(),
@@ -104,7 +123,7 @@ impl FormRegistry {
                         problem,
                     }
                 })?;
-            registry.insert(FormVersion::new(stored, validator));
+            registry.insert(FormVersion::new(stored, compiled));
         }
         for file in &files {
             let Some(form) = file.form()? else {
@@ -152,7 +171,7 @@ impl FormRegistry {
         if new.title.trim().is_empty() {
             return Err(AppError::invalid_field("/title", "title must not be empty"));
         }
-        let validator =
+        let compiled =
             compile::compile(&new.schema, &self.library).map_err(AppError::SchemaInvalid)?;
         let published_at = crate::clock::now_rfc3339();
         match store.insert_form_version(
@@ -170,7 +189,7 @@ impl FormRegistry {
                 store.wait_durable().await?;
                 let version = self
                     .resolve(&new.id, Some(&new.version))
-                    .unwrap_or_else(|_| Arc::new(FormVersion::new(stored, validator)));
+                    .unwrap_or_else(|_| Arc::new(FormVersion::new(stored, compiled)));
                 Ok(Published {
                     version,
                     created: false,
@@ -178,7 +197,7 @@ impl FormRegistry {
             }
             FormInsert::Created(stored) => {
                 store.wait_durable().await?;
-                let version = self.insert(FormVersion::new(stored, validator));
+                let version = self.insert(FormVersion::new(stored, compiled));
                 Ok(Published {
                     version,
                     created: true,

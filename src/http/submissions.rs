@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -46,9 +46,18 @@ async fn submit(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     Path(form): Path<String>,
+    headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, AppError> {
-    let accepted = submissions::submit(&state.store, &state.forms, &form, &body.0, &me).await?;
+    let accepted = submissions::submit(
+        &state.store,
+        &state.forms,
+        &form,
+        &body.0,
+        &me,
+        accept_language(&headers),
+    )
+    .await?;
     let mut response = (StatusCode::CREATED, Json(&accepted.receipt)).into_response();
     if accepted.replayed {
         response
@@ -69,6 +78,7 @@ async fn submit_batch(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     Path(form): Path<String>,
+    headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Json<Value>, AppError> {
     let request: BatchRequest = body.parse()?;
@@ -83,6 +93,7 @@ async fn submit_batch(
         request.submissions,
         state.limits.max_body_bytes,
         me,
+        accept_language(&headers).map(str::to_owned),
     )
     .await?;
     let results: Vec<Value> = results
@@ -157,6 +168,13 @@ async fn get_submission_raw(
 ) -> Result<Response, AppError> {
     let record = submissions::find(&state.store, parse_id(&id)?, &me)?;
     Ok(([(header::CONTENT_TYPE, "application/json")], record.payload).into_response())
+}
+
+/// The caller's `Accept-Language`, which picks the language of validation messages.
+fn accept_language(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
 }
 
 /// An id that is not a UUID cannot name a stored submission.

@@ -84,17 +84,19 @@ pub struct Accepted {
     pub replayed: bool,
 }
 
-/// Checks raw bytes against the envelope rules, the form version's schema, and `by`'s scope.
+/// Checks raw bytes against the envelope rules, the form version's schema, and `by`'s scope;
+/// messages follow `accept_language` (else the form's default language).
 pub fn validate(
     forms: &FormRegistry,
     form: &str,
     raw: &[u8],
     by: &Principal,
+    accept_language: Option<&str>,
 ) -> Result<ValidSubmission, AppError> {
     let envelope = Envelope::parse(raw)?;
     let version = forms.resolve(form, envelope.form_version.as_deref())?;
     version
-        .validate(&envelope.data)
+        .validate(&envelope.data, version.language(accept_language))
         .map_err(AppError::ValidationFailed)?;
     let scope = version.scope_of(&envelope.data);
     if !by.covers(scope.as_deref()) {
@@ -147,10 +149,11 @@ pub async fn submit(
     form: &str,
     raw: &[u8],
     by: &Principal,
+    accept_language: Option<&str>,
 ) -> Result<Accepted, AppError> {
     by.require(Permission::Submit)?;
     forms.resolve(form, None)?;
-    let submission = validate(forms, form, raw, by)?;
+    let submission = validate(forms, form, raw, by, accept_language)?;
     let accepted = record(store, &submission)?;
     // A replay waits too: the original may still be on its way to disk.
     store.wait_durable().await?;
@@ -172,6 +175,7 @@ pub async fn submit_batch(
     items: Vec<Box<RawValue>>,
     max_item_bytes: usize,
     by: Principal,
+    accept_language: Option<String>,
 ) -> Result<Vec<BatchItem>, AppError> {
     by.require(Permission::Submit)?;
     forms.resolve(&form, None)?;
@@ -185,7 +189,8 @@ pub async fn submit_batch(
                 let outcome = if raw.len() > max_item_bytes {
                     Err(AppError::BodyTooLarge)
                 } else {
-                    validate(&forms, &form, raw, &by).and_then(|s| record(&worker_store, &s))
+                    validate(&forms, &form, raw, &by, accept_language.as_deref())
+                        .and_then(|s| record(&worker_store, &s))
                 };
                 BatchItem {
                     id: id_of(raw),

@@ -7,6 +7,7 @@ mod export;
 mod forms;
 mod helpers;
 mod process;
+mod questionnaire;
 mod startup;
 mod submissions;
 mod users;
