@@ -6,6 +6,7 @@
 
 pub mod clean;
 pub mod dedup;
+pub mod indicators;
 pub mod json;
 pub mod layout;
 mod passes;

@@ -107,7 +107,7 @@ impl Export {
     }
 
     /// Pass 2: every row of the tables `sink` wants, cleaned, and every change and drop logged.
-    pub(super) fn emit(&self, store: &Store, sink: &mut dyn Sink) -> io::Result<()> {
+    pub(crate) fn emit(&self, store: &Store, sink: &mut dyn Sink) -> io::Result<()> {
         let winners = if self.options.raw {
             None
         } else {

@@ -114,6 +114,16 @@ const MATRIX: &[Rule] = &[
         "/api/v1/forms/{form}/export/{file}",
         [401, 401, 403, 403, 403, 200, 200],
     ),
+    rule(
+        "GET",
+        "/api/v1/forms/{form}/indicators",
+        [401, 401, 403, 403, 403, 200, 200],
+    ),
+    rule(
+        "GET",
+        "/api/v1/forms/{form}/indicators.csv",
+        [401, 401, 403, 403, 403, 200, 200],
+    ),
 ];
 
 #[test]

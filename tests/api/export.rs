@@ -460,3 +460,70 @@ async fn a_large_export_keeps_arrival_order_across_pages() {
         sent.iter().map(String::as_str).collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn indicators_count_each_status_and_the_employment_rate_per_township_over_cleaned_data() {
+    let app = spawn_app().await;
+    let s = messy_survey(&app).await;
+    let mut pingma = household_k(7);
+    pingma["township"] = json!("平马镇");
+    pingma["members"][2]["employment_status"] = json!("self_employed");
+    for (field, value) in [
+        ("work_location", json!("township")),
+        ("job_type", json!("own_business")),
+        ("monthly_income", json!(1500)),
+    ] {
+        pingma["members"][2][field] = value;
+    }
+    for field in ["unemployed_reason", "willing_to_work"] {
+        pingma["members"][2].as_object_mut().unwrap().remove(field);
+    }
+    assert_eq!(app.submit(&visit(pingma, at_minute(5))).await.status(), 201);
+    assert_eq!(s.len(), 6);
+
+    let path = "/api/v1/forms/labour-survey/indicators?table=members&by=township";
+    let figures: Value = app
+        .get_as(&app.admin_token, path)
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    let groups = figures["groups"].as_array().unwrap();
+    let group = |town: &str| {
+        groups
+            .iter()
+            .find(|g| g["township"] == town)
+            .unwrap()
+            .clone()
+    };
+    // 思林镇: 4 kept households × 3 labourers, one labourer listed twice → 11 rows; each household
+    // has one stable, one flexible, one unemployed labourer; the duplicate was a stable one.
+    assert_eq!(group("思林镇")["rows"], 11);
+    assert_eq!(group("思林镇")["employment_status=stable"], 3);
+    assert_eq!(group("思林镇")["employment_status=unemployed"], 4);
+    assert_eq!(group("思林镇")["employment_rate"], 63.64);
+    assert_eq!(group("平马镇")["employment_rate"], 100.0);
+    assert_eq!(figures["total"]["rows"], 14);
+    assert_eq!(figures["total"]["employment_rate"], 71.43);
+
+    let csv = String::from_utf8(
+        download(
+            &app,
+            &app.admin_token,
+            "/api/v1/forms/labour-survey/indicators.csv?table=members&by=township",
+        )
+        .await,
+    )
+    .unwrap();
+    let table = rows(&csv);
+    assert_eq!(table.last().unwrap()["township"], "total");
+    assert_eq!(table.last().unwrap()["employment_rate"], "71.43");
+    let response = app
+        .get_as(
+            &app.admin_token,
+            "/api/v1/forms/labour-survey/indicators?table=members&by=nothing",
+        )
+        .await;
+    assert_eq!(error_code(response).await.1, "query_invalid");
+}
