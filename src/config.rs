@@ -29,6 +29,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP server (the default).
     Serve(ServeConfig),
+    /// Play the county's field team against a running server: field workers, phones, messy data.
+    Simulate(SimulateConfig),
     /// Manage users while the server is stopped (passwords are read from standard input).
     User {
         /// The server's data directory.
@@ -37,6 +39,31 @@ pub enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SimulateConfig {
+    /// The server to play against.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// The admin who creates the field workers.
+    #[arg(long, default_value = "admin")]
+    pub admin_user: String,
+    /// That admin's password.
+    #[arg(long, env = "SURVEY_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: String,
+    /// The same seed makes the same county.
+    #[arg(long, default_value_t = 2017)]
+    pub seed: u64,
+    /// Share of the county to make: 1.0 is all 27,211 labourers, 0.1 a tenth.
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Phones uploading at once.
+    #[arg(long, default_value_t = 16)]
+    pub phones: usize,
+    /// Submissions per offline-queue batch upload (at most the server's SURVEY_MAX_BATCH).
+    #[arg(long, default_value_t = 50)]
+    pub batch: usize,
 }
 
 #[derive(Subcommand, Debug)]

@@ -11,6 +11,7 @@
 //! - `forms`: the form registry: schema files, publication, compiled validators.
 //! - `submissions`: envelope rules, validation into `ValidSubmission`, idempotent storing.
 //! - `export`: cleaned datasets: layout from schemas, cleaning, dedup, CSV/NDJSON/zip writers.
+//! - `simulate`: the county's field team, generated and played against a running server.
 //! - `store`: the only code that touches sled: trees, key encoding, migrations, group commit.
 //! - `cli`: commands for a stopped server (`survey-server user ...`).
 //! - `clock`: server time as written into records.
@@ -24,6 +25,7 @@ pub mod error;
 pub mod export;
 pub mod forms;
 mod http;
+pub mod simulate;
 pub mod store;
 pub mod submissions;
 pub mod text;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
-use survey_server::config::{Cli, Command, ServeConfig};
+use survey_server::config::{Cli, Command, ServeConfig, SimulateConfig};
 use survey_server::{AppState, serve};
 use tracing_subscriber::EnvFilter;
 
@@ -20,6 +20,7 @@ async fn main() -> ExitCode {
         .init();
     let result = match Cli::parse().into_command() {
         Command::Serve(config) => run_server(config).await,
+        Command::Simulate(config) => simulate(config).await,
         Command::User { data_dir, action } => {
             survey_server::cli::run_user_command(&data_dir, action)
                 .map(|message| println!("{message}"))
@@ -63,6 +64,25 @@ async fn run_server(config: ServeConfig) -> Result<(), String> {
         .await
         .map_err(|e| format!("server stopped: {e}"))?;
     tracing::info!("stopped cleanly; everything acknowledged is on disk");
+    Ok(())
+}
+
+async fn simulate(config: SimulateConfig) -> Result<(), String> {
+    let plan = survey_server::simulate::plan::generate(config.seed, config.scale);
+    println!(
+        "simulating {} households ({} labourers) with seed {} against {}",
+        plan.truth.households, plan.truth.labourers, config.seed, config.server
+    );
+    let settings = survey_server::simulate::Settings {
+        server: config.server.trim_end_matches('/').to_owned(),
+        admin_user: config.admin_user,
+        admin_password: config.admin_password,
+        phones: config.phones,
+        batch: config.batch,
+        progress: true,
+    };
+    let report = survey_server::simulate::run(plan, &settings).await?;
+    println!("{}", report.summary());
     Ok(())
 }
 

@@ -8,6 +8,7 @@ mod forms;
 mod helpers;
 mod process;
 mod questionnaire;
+mod simulate;
 mod startup;
 mod submissions;
 mod users;
