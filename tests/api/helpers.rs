@@ -65,7 +65,19 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
 }
 
 async fn start(config: ServeConfig, data_dir: Arc<TempDir>) -> TestApp {
-    let state = AppState::open(&config).await.expect("the app starts");
+    // A restarted server may find the old one's last connection task still dropping its share
+    // of the store (axum's graceful shutdown returns as connections close, not after every drop).
+    let mut attempts = 0;
+    let state = loop {
+        match AppState::open(&config).await {
+            Ok(state) => break state,
+            Err(e) if e.to_string().contains("in use") && attempts < 50 => {
+                attempts += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the app does not start: {e}"),
+        }
+    };
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .expect("a free port");
