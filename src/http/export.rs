@@ -82,7 +82,12 @@ async fn indicators_csv(
     for row in figures.rows() {
         let cells: Vec<String> = row
             .iter()
-            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+            .map(|v| match v {
+                Value::String(s) => s.clone(),
+                // Rates are percentages with two decimals: 58.30, not 58.3.
+                Value::Number(n) if n.is_f64() => format!("{:.2}", n.as_f64().unwrap_or_default()),
+                other => other.to_string(),
+            })
             .collect();
         csv.write_record(cells).map_err(|e| internal(&e))?;
     }
