@@ -6,6 +6,7 @@ mod auth;
 mod export;
 mod extract;
 mod forms;
+mod indicators;
 mod submissions;
 mod users;
 
@@ -56,6 +57,7 @@ fn endpoints(limits: &Limits) -> Vec<Endpoint> {
     all.extend(forms::endpoints());
     all.extend(submissions::endpoints(limits));
     all.extend(export::endpoints());
+    all.extend(indicators::endpoints());
     all
 }
 

@@ -1,0 +1,136 @@
+//! The county's figures: declared indicators over the cleaned data. Issue 5 "indicators".
+
+use std::io;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::extract::{ApiQuery, AuthUser};
+use super::{Endpoint, endpoint};
+use crate::AppState;
+use crate::auth::Principal;
+use crate::error::AppError;
+use crate::export::indicators::{self, Figures};
+use crate::export::{Export, Multiple, Options};
+
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        endpoint(
+            Method::GET,
+            "/api/v1/forms/{form}/indicators",
+            indicators_json,
+        ),
+        endpoint(
+            Method::GET,
+            "/api/v1/forms/{form}/indicators.csv",
+            indicators_csv,
+        ),
+    ]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IndicatorQuery {
+    /// `main` (the default) or a repeated group such as `members`.
+    table: Option<String>,
+    /// Columns to group by, comma-separated (e.g. `township`).
+    by: Option<String>,
+}
+
+/// `GET /api/v1/forms/{form}/indicators?table=members&by=township`: the form's declared figures
+/// over the cleaned data, per group and in total.
+async fn indicators_json(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(form): Path<String>,
+    ApiQuery(query): ApiQuery<IndicatorQuery>,
+) -> Result<Json<Value>, AppError> {
+    Ok(Json(figures(state, me, form, query).await?.to_json()))
+}
+
+/// `GET /api/v1/forms/{form}/indicators.csv`: the same figures as one CSV row per group and a total row.
+async fn indicators_csv(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(form): Path<String>,
+    ApiQuery(query): ApiQuery<IndicatorQuery>,
+) -> Result<Response, AppError> {
+    let figures = figures(state, me, form.clone(), query).await?;
+    let internal = |e: &dyn std::fmt::Display| AppError::Internal(e.to_string());
+    let mut csv = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer("\u{FEFF}".as_bytes().to_vec());
+    csv.write_record(figures.headers())
+        .map_err(|e| internal(&e))?;
+    for row in figures.rows() {
+        let cells: Vec<String> = row
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => s.clone(),
+                // Rates are percentages with two decimals: 58.30, not 58.3.
+                Value::Number(n) if n.is_f64() => format!("{:.2}", n.as_f64().unwrap_or_default()),
+                other => other.to_string(),
+            })
+            .collect();
+        csv.write_record(cells).map_err(|e| internal(&e))?;
+    }
+    let bytes = csv.into_inner().map_err(|e| internal(&e))?;
+    let disposition =
+        HeaderValue::from_str(&format!("attachment; filename=\"{form}-indicators.csv\""))
+            .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+    let headers = [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/csv; charset=utf-8"),
+        ),
+        (header::CONTENT_DISPOSITION, disposition),
+    ];
+    Ok((headers, bytes).into_response())
+}
+
+/// Computes the figures of `query.table` (default `main`) grouped by `query.by`, over cleaned data.
+async fn figures(
+    state: AppState,
+    me: Principal,
+    form: String,
+    query: IndicatorQuery,
+) -> Result<Figures, AppError> {
+    let options = Options {
+        since: None,
+        until: None,
+        version: None,
+        labels: false,
+        multiple: Multiple::Join,
+        bom: false,
+        raw: false,
+    };
+    let export = Export::prepare(&state.forms, &form, &me, options)?;
+    let table = query.table.unwrap_or_else(|| "main".into());
+    if export.table_index(&table).is_none() {
+        return Err(AppError::TableNotFound);
+    }
+    let by: Vec<String> = query
+        .by
+        .iter()
+        .flat_map(|b| b.split(','))
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let newest = state.forms.resolve(&form, None)?;
+    let declared = indicators::declared(&newest.stored.schema, &export, &table);
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || indicators::compute(&export, &store, &table, by, declared))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::InvalidInput => {
+                AppError::QueryInvalid(format!("by: the table has no column {e}"))
+            }
+            _ => AppError::Internal(e.to_string()),
+        })
+}
