@@ -106,38 +106,31 @@ fn cell(
         Json::Null => Cell::Empty,
         Json::Bool(b) => Cell::Bool(*b),
         Json::Number(n) => Cell::Number(n.clone()),
-        Json::String(s) => {
-            let text = if style.clean {
-                cleaned(column, s, changes)
-            } else {
-                s.to_string()
-            };
-            match (&column.kind, style.labels) {
-                (Kind::Choice(choices), true) => Cell::Text(label_of(choices, &text)),
-                _ => Cell::Text(text),
-            }
-        }
+        Json::String(s) => Cell::Text(shown(column, s, style, changes)),
         Json::Array(items) => {
             let parts: Vec<String> = items
                 .iter()
                 .map(|item| match item {
-                    Json::String(s) => {
-                        let text = if style.clean {
-                            cleaned(column, s, changes)
-                        } else {
-                            s.to_string()
-                        };
-                        match (&column.kind, style.labels) {
-                            (Kind::Choices(choices), true) => label_of(choices, &text),
-                            _ => text,
-                        }
-                    }
+                    Json::String(s) => shown(column, s, style, changes),
                     other => other.to_json_string(),
                 })
                 .collect();
             Cell::Text(parts.join(";"))
         }
         Json::Object(_) => Cell::Text(value.to_json_string()),
+    }
+}
+
+/// A text value (or one choice of an array) as shown: cleaned unless raw, labelled if asked.
+fn shown(column: &Column, raw: &str, style: Style, changes: &mut Vec<Change>) -> String {
+    let text = if style.clean {
+        cleaned(column, raw, changes)
+    } else {
+        raw.to_owned()
+    };
+    match (&column.kind, style.labels) {
+        (Kind::Choice(choices) | Kind::Choices(choices), true) => label_of(choices, &text),
+        _ => text,
     }
 }
 

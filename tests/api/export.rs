@@ -66,21 +66,8 @@ fn unzip(bytes: Vec<u8>) -> HashMap<String, String> {
         .collect()
 }
 
-/// Rows of a CSV as header → value maps (the BOM is removed first).
 fn rows(text: &str) -> Vec<HashMap<String, String>> {
-    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let headers = reader.headers().unwrap().clone();
-    reader
-        .records()
-        .map(|r| {
-            headers
-                .iter()
-                .map(str::to_owned)
-                .zip(r.unwrap().iter().map(str::to_owned))
-                .collect()
-        })
-        .collect()
+    crate::helpers::csv_rows(text)
 }
 
 fn column<'a>(rows: &'a [HashMap<String, String>], name: &str) -> Vec<&'a str> {

@@ -261,3 +261,21 @@ pub fn claims_for(username: &str, role: &str, ttl: i64) -> Value {
     json!({"sub": username, "role": role, "iat": now, "exp": now + ttl,
            "iss": "survey-server", "aud": "survey-server-api", "ver": 0})
 }
+
+/// Rows of a CSV as header → value maps (a UTF-8 byte-order mark is removed first).
+pub fn csv_rows(text: &str) -> Vec<std::collections::HashMap<String, String>> {
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let headers = reader.headers().expect("a header row").clone();
+    reader
+        .records()
+        .map(|r| {
+            let record = r.expect("a CSV record");
+            headers
+                .iter()
+                .map(str::to_owned)
+                .zip(record.iter().map(str::to_owned))
+                .collect()
+        })
+        .collect()
+}

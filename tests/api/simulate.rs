@@ -1,27 +1,10 @@
 //! Acceptance: the simulated county, played against a fresh server, comes back exactly from the cleaned data.
 
-use std::collections::HashMap;
 use std::io::{Cursor, Read};
 
 use survey_server::simulate::{self, Settings, plan};
 
-use crate::helpers::{ADMIN_PASSWORD, spawn_app_with};
-
-fn csv_rows(text: &str) -> Vec<HashMap<String, String>> {
-    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let headers = reader.headers().unwrap().clone();
-    reader
-        .records()
-        .map(|r| {
-            headers
-                .iter()
-                .map(str::to_owned)
-                .zip(r.unwrap().iter().map(str::to_owned))
-                .collect()
-        })
-        .collect()
-}
+use crate::helpers::{ADMIN_PASSWORD, csv_rows, spawn_app_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenth_of_the_county_comes_back_exactly_from_the_cleaned_data() {
