@@ -37,7 +37,7 @@ pub fn run_user_command(data_dir: &Path, action: UserAction) -> Result<String, S
             .check()
             .map_err(explain)?;
             let hash = password::hash(&new.password).map_err(|e| e.to_string())?;
-            let user = users::create(&store, &new.into_record(hash)).map_err(explain)?;
+            let user = users::create(&store, &new.into_record(hash), CLI, None).map_err(explain)?;
             format!("created {} ({})", user.username, user.role)
         }
         UserAction::SetPassword { username } => {
@@ -45,18 +45,42 @@ pub fn run_user_command(data_dir: &Path, action: UserAction) -> Result<String, S
             let new_password = read_password()?;
             users::check_password(&username, &new_password).map_err(explain)?;
             let hash = password::hash(&new_password).map_err(|e| e.to_string())?;
-            users::update(&store, &username, &CheckedPatch::password(hash)).map_err(explain)?;
+            users::update(
+                &store,
+                &username,
+                &CheckedPatch::password(hash),
+                &cli_event(&username),
+            )
+            .map_err(explain)?;
             format!("password of {username} changed; their sessions have ended")
         }
         UserAction::Disable { username } => {
             let username = username.to_lowercase();
-            users::update(&store, &username, &CheckedPatch::disable()).map_err(explain)?;
+            users::update(
+                &store,
+                &username,
+                &CheckedPatch::disable(),
+                &cli_event(&username),
+            )
+            .map_err(explain)?;
             format!("{username} disabled; their sessions have ended")
         }
     };
     // The store flushes and fsyncs on drop; make that explicit before reporting success.
     drop(store);
     Ok(message)
+}
+
+/// The actor the audit log names for changes made from the command line.
+const CLI: &str = "cli";
+
+fn cli_event(username: &str) -> crate::store::AuditEvent {
+    crate::store::AuditEvent {
+        actor: CLI.into(),
+        action: crate::audit::USER_UPDATED,
+        target: crate::audit::user_target(username),
+        request_id: None,
+    }
 }
 
 /// The first line of standard input, without its line ending.

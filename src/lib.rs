@@ -7,6 +7,7 @@
 //! - `config`: every setting, as a flag and a `SURVEY_*` environment variable.
 //! - `error`: `AppError`, the one error type, and its table of statuses and stable codes.
 //! - `http`: the transport: router, extractors (`AuthUser`), one module per resource. Thin handlers.
+//! - `audit`: the audited actions and reading the log (the store writes entries with each change).
 //! - `auth`: passwords, tokens, sessions, roles and permissions; users.
 //! - `forms`: the form registry: schema files, publication, compiled validators.
 //! - `submissions`: envelope rules, validation into `ValidSubmission`, idempotent storing.
@@ -17,6 +18,7 @@
 //! - `clock`: server time as written into records.
 //! - `text`: the Unicode normalisation validation and cleaning share.
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod clock;

@@ -19,8 +19,9 @@ pub use roles::{Permission, Role};
 use throttle::LoginThrottle;
 use tokens::TokenKeys;
 
+use crate::audit;
 use crate::error::AppError;
-use crate::store::{RefreshRecord, Store, UserRecord};
+use crate::store::{AuditEvent, RefreshRecord, Store, UserRecord};
 
 /// How long tokens live.
 #[derive(Clone, Copy, Debug)]
@@ -64,6 +65,8 @@ pub struct Principal {
     pub role: Role,
     /// Values of a form's scope field this person is limited to; `None` = everywhere.
     pub scope: Option<Vec<String>>,
+    /// The request being served, for the audit log.
+    pub request_id: Option<String>,
 }
 
 impl Principal {
@@ -156,8 +159,15 @@ impl Auth {
         username: &str,
         password: &str,
         address: IpAddr,
+        request_id: Option<String>,
     ) -> Result<Session, AppError> {
         let name = username.trim().to_lowercase();
+        let event = |action| AuditEvent {
+            actor: name.clone(),
+            action,
+            target: audit::user_target(&name),
+            request_id: request_id.clone(),
+        };
         self.throttle
             .check(&name, address, Instant::now())
             .map_err(|wait| AppError::TooManyAttempts {
@@ -172,11 +182,14 @@ impl Auth {
         match user {
             Some(user) if matches && user.active => {
                 self.throttle.succeeded(&name);
-                self.new_session(store, &user, tokens::new_family_id())
+                let login = event(audit::LOGIN);
+                self.new_session(store, &user, tokens::new_family_id(), Some(&login))
                     .await
             }
             _ => {
                 self.throttle.failed(&name, Instant::now());
+                store.record_audit(&event(audit::LOGIN_FAILED))?;
+                store.wait_durable().await?;
                 Err(AppError::InvalidCredentials)
             }
         }
@@ -192,7 +205,7 @@ impl Auth {
         }
         if record.used || !store.use_refresh(&hash, &record)? {
             tracing::warn!(user = %record.username, "a refresh token was used twice; revoking its family");
-            store.revoke_family(&record.family)?;
+            store.revoke_family(&record.family, None)?;
             store.wait_durable().await?;
             return Err(AppError::InvalidRefreshToken);
         }
@@ -203,7 +216,7 @@ impl Auth {
         if expired || !user.active || user.token_version != record.token_version {
             return Err(AppError::InvalidRefreshToken);
         }
-        self.new_session(store, &user, record.family).await
+        self.new_session(store, &user, record.family, None).await
     }
 
     /// Ends the login family of `token` if it belongs to `principal`; unknown tokens are ignored.
@@ -215,7 +228,12 @@ impl Auth {
     ) -> Result<(), AppError> {
         if let Some(record) = store.refresh(&tokens::refresh_hash(token))? {
             if record.username == principal.username {
-                store.revoke_family(&record.family)?;
+                let logout = audit::by(
+                    principal,
+                    audit::LOGOUT,
+                    audit::user_target(&principal.username),
+                );
+                store.revoke_family(&record.family, Some(&logout))?;
                 store.wait_durable().await?;
             }
         }
@@ -259,12 +277,14 @@ impl Auth {
             .map(String::as_str)
     }
 
-    /// Issues an access token and a new refresh token in `family`, durably.
+    /// Issues an access token and a new refresh token in `family`, durably, recording `audit`
+    /// (a login) in the same write.
     pub async fn new_session(
         &self,
         store: &Store,
         user: &UserRecord,
         family: String,
+        audit: Option<&AuditEvent>,
     ) -> Result<Session, AppError> {
         let now = crate::clock::unix_now();
         let access_token = self
@@ -285,7 +305,7 @@ impl Auth {
             expires_at: now + self.lifetimes.refresh_secs as i64,
             used: false,
         };
-        store.insert_refresh(&tokens::refresh_hash(&refresh_token), &record)?;
+        store.insert_refresh(&tokens::refresh_hash(&refresh_token), &record, audit)?;
         store.wait_durable().await?;
         Ok(Session {
             access_token,
@@ -308,5 +328,6 @@ fn principal(user: &UserRecord) -> Result<Principal, AppError> {
         username: user.username.clone(),
         role,
         scope: user.scope.clone(),
+        request_id: None,
     })
 }

@@ -5,9 +5,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{Role, password, tokens};
+use crate::audit;
 use crate::clock::now_rfc3339;
 use crate::error::AppError;
-use crate::store::{Store, StoreError, UserRecord};
+use crate::store::{AuditEvent, Store, StoreError, UserRecord};
 
 /// A user as the API shows them; never the password hash.
 #[derive(Clone, Debug, Serialize)]
@@ -165,9 +166,20 @@ impl CheckedNewUser {
     }
 }
 
-/// Stores a new user; 409 if the name is taken.
-pub fn create(store: &Store, user: &UserRecord) -> Result<UserView, AppError> {
-    if store.insert_user(user)? {
+/// Stores a new user with its audit entry; 409 if the name is taken.
+pub fn create(
+    store: &Store,
+    user: &UserRecord,
+    actor: &str,
+    request_id: Option<String>,
+) -> Result<UserView, AppError> {
+    let event = AuditEvent {
+        actor: actor.to_owned(),
+        action: audit::USER_CREATED,
+        target: audit::user_target(&user.username),
+        request_id,
+    };
+    if store.insert_user(user, &event)? {
         Ok(UserView::of(user))
     } else {
         Err(AppError::UserExists)
@@ -204,40 +216,49 @@ impl UserPatch {
 }
 
 /// Applies a change. Changing the role, scope, status or password ends the user's sessions at once.
-pub fn update(store: &Store, username: &str, patch: &CheckedPatch) -> Result<UserView, AppError> {
-    let updated = store.update_user(username, |user| {
-        let before = (
-            user.role.clone(),
-            user.scope.clone(),
-            user.active,
-            user.password_hash.clone(),
-        );
-        if let Some(role) = patch.role {
-            user.role = role.as_str().to_owned();
-        }
-        if let Some(scope) = &patch.scope {
-            user.scope.clone_from(scope);
-        }
-        if let Some(name) = &patch.display_name {
-            user.display_name.clone_from(name);
-        }
-        if let Some(active) = patch.active {
-            user.active = active;
-        }
-        if let Some(hash) = &patch.password_hash {
-            user.password_hash.clone_from(hash);
-        }
-        let after = (
-            user.role.clone(),
-            user.scope.clone(),
-            user.active,
-            user.password_hash.clone(),
-        );
-        if before != after {
-            user.token_version += 1;
-        }
-        user.updated_at = now_rfc3339();
-    })?;
+pub fn update(
+    store: &Store,
+    username: &str,
+    patch: &CheckedPatch,
+    event: &AuditEvent,
+) -> Result<UserView, AppError> {
+    let updated = store.update_user(
+        username,
+        |user| {
+            let before = (
+                user.role.clone(),
+                user.scope.clone(),
+                user.active,
+                user.password_hash.clone(),
+            );
+            if let Some(role) = patch.role {
+                user.role = role.as_str().to_owned();
+            }
+            if let Some(scope) = &patch.scope {
+                user.scope.clone_from(scope);
+            }
+            if let Some(name) = &patch.display_name {
+                user.display_name.clone_from(name);
+            }
+            if let Some(active) = patch.active {
+                user.active = active;
+            }
+            if let Some(hash) = &patch.password_hash {
+                user.password_hash.clone_from(hash);
+            }
+            let after = (
+                user.role.clone(),
+                user.scope.clone(),
+                user.active,
+                user.password_hash.clone(),
+            );
+            if before != after {
+                user.token_version += 1;
+            }
+            user.updated_at = now_rfc3339();
+        },
+        event,
+    )?;
     updated
         .map(|user| UserView::of(&user))
         .ok_or(AppError::UserNotFound)
@@ -288,17 +309,26 @@ pub fn bootstrap_admin(
         .map_err(|m| BootstrapError::Password(m.to_owned()))?;
     let hash = password::hash(&password).map_err(|e| BootstrapError::Password(e.to_string()))?;
     let now = now_rfc3339();
-    store.insert_user(&UserRecord {
-        username: "admin".into(),
-        display_name: "Administrator".into(),
-        role: Role::Admin.as_str().into(),
-        scope: None,
-        active: true,
-        password_hash: hash,
-        token_version: 0,
-        created_at: now.clone(),
-        updated_at: now,
-    })?;
+    let event = AuditEvent {
+        actor: "system".into(),
+        action: audit::USER_CREATED,
+        target: audit::user_target("admin"),
+        request_id: None,
+    };
+    store.insert_user(
+        &UserRecord {
+            username: "admin".into(),
+            display_name: "Administrator".into(),
+            role: Role::Admin.as_str().into(),
+            scope: None,
+            active: true,
+            password_hash: hash,
+            token_version: 0,
+            created_at: now.clone(),
+            updated_at: now,
+        },
+        &event,
+    )?;
     if generated {
         let path = data_dir.join(INITIAL_PASSWORD_FILE);
         tokens::write_secret_file(&path, format!("{password}\n").as_bytes())?;

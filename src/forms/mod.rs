@@ -22,7 +22,7 @@ use compile::Compiled;
 use messages::Lang;
 
 use crate::error::{AppError, Detail};
-use crate::store::{FormInsert, Store, StoredFormVersion};
+use crate::store::{AuditEvent, FormInsert, Store, StoredFormVersion};
 
 /// Why the forms could not be loaded at start-up.
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +136,7 @@ impl FormRegistry {
                 title: form.title.to_owned(),
                 schema: file.schema.clone(),
             };
-            match registry.publish(store, request).await {
+            match registry.publish(store, request, "system", None).await {
                 Ok(published) if published.created => tracing::info!(
                     form = form.id, version = form.version, file = %file.path.display(), "published form version"
                 ),
@@ -155,7 +155,13 @@ impl FormRegistry {
     }
 
     /// Publishes a version, durably, unless the same id+version exists (same content: no-op; other: conflict).
-    pub async fn publish(&self, store: &Store, new: NewFormVersion) -> Result<Published, AppError> {
+    pub async fn publish(
+        &self,
+        store: &Store,
+        new: NewFormVersion,
+        actor: &str,
+        request_id: Option<String>,
+    ) -> Result<Published, AppError> {
         if !ids::is_valid_form_id(&new.id) {
             return Err(AppError::invalid_field(
                 "/id",
@@ -174,12 +180,19 @@ impl FormRegistry {
         let compiled =
             compile::compile(&new.schema, &self.library).map_err(AppError::SchemaInvalid)?;
         let published_at = crate::clock::now_rfc3339();
+        let event = AuditEvent {
+            actor: actor.to_owned(),
+            action: crate::audit::FORM_PUBLISHED,
+            target: crate::audit::form_target(&new.id, &new.version),
+            request_id,
+        };
         match store.insert_form_version(
             &new.id,
             &new.version,
             &new.title,
             &new.schema,
             published_at,
+            &event,
         )? {
             FormInsert::Exists(stored) => {
                 if stored.title != new.title || stored.schema != new.schema {

@@ -4,12 +4,13 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use serde::Deserialize;
 
-use super::extract::{AuthUser, JsonBody};
+use super::extract::{AuthUser, JsonBody, request_id};
 use super::{Endpoint, endpoint};
 use crate::AppState;
+use crate::audit;
 use crate::auth::{Session, users};
 use crate::error::AppError;
 
@@ -33,9 +34,11 @@ struct LoginRequest {
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Json<Session>, AppError> {
     let request: LoginRequest = body.parse()?;
+    let request_id = Some(request_id(&headers));
     let session = state
         .auth
         .login(
@@ -43,6 +46,7 @@ async fn login(
             &request.username,
             &request.password,
             peer.ip(),
+            request_id,
         )
         .await?;
     Ok(Json(session))
@@ -110,10 +114,12 @@ async fn change_password(
     }
     users::check_password(&me.username, &request.new_password)?;
     let hash = state.auth.hash_password(&request.new_password).await?;
+    let event = audit::by(&me, audit::USER_UPDATED, audit::user_target(&me.username));
     users::update(
         &state.store,
         &me.username,
         &users::CheckedPatch::password(hash),
+        &event,
     )?;
     let user = state
         .store
@@ -121,7 +127,12 @@ async fn change_password(
         .ok_or(AppError::Unauthorized)?;
     let session = state
         .auth
-        .new_session(&state.store, &user, crate::auth::tokens::new_family_id())
+        .new_session(
+            &state.store,
+            &user,
+            crate::auth::tokens::new_family_id(),
+            None,
+        )
         .await?;
     Ok(Json(session))
 }

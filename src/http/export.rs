@@ -17,6 +17,8 @@ use tokio::sync::mpsc;
 use super::extract::{ApiQuery, AuthUser};
 use super::{Endpoint, endpoint};
 use crate::AppState;
+use crate::audit;
+use crate::auth::Principal;
 use crate::error::AppError;
 use crate::export::{self, Export, Format, Multiple, Options};
 
@@ -95,6 +97,7 @@ async fn export_zip(
 ) -> Result<Response, AppError> {
     let export = Export::prepare(&state.forms, &form, &me, query.options()?)?;
     let name = format!("{form}.zip");
+    downloaded(&state, &me, &name)?;
     Ok(stream(
         state,
         export,
@@ -121,6 +124,7 @@ async fn export_table(
     let export = Export::prepare(&state.forms, &form, &me, query.options()?)?;
     let index = export.table_index(table).ok_or(AppError::TableNotFound)?;
     let name = format!("{form}-{file}");
+    downloaded(&state, &me, &name)?;
     Ok(stream(
         state,
         export,
@@ -128,6 +132,13 @@ async fn export_table(
         &name,
         move |export, store, out| export::write_table(export, store, index, format, out),
     ))
+}
+
+/// Records the download in the audit log (who took which data, and when).
+fn downloaded(state: &AppState, me: &Principal, file_name: &str) -> Result<(), AppError> {
+    let event = audit::by(me, audit::EXPORT_DOWNLOADED, format!("export:{file_name}"));
+    state.store.record_audit(&event)?;
+    Ok(())
 }
 
 /// Runs `write` on a blocking thread and streams what it writes as the response body.

@@ -75,11 +75,20 @@ impl FromRequestParts<AppState> for AuthUser {
                     .or_else(|| v.strip_prefix("bearer "))
             })
             .ok_or(AppError::Unauthorized)?;
-        state
-            .auth
-            .authenticate(&state.store, token.trim())
-            .map(Self)
+        let mut principal = state.auth.authenticate(&state.store, token.trim())?;
+        principal.request_id = Some(request_id(&parts.headers));
+        Ok(Self(principal))
     }
+}
+
+/// The client's `x-request-id` if it sent a sensible one, else a new UUID: it ties audit entries
+/// (and log lines) to the request.
+pub fn request_id(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
 }
 
 /// Query parameters, rejected as 400 `query_invalid` in our error shape.

@@ -112,6 +112,8 @@ async fn publish_form(
                 title: request.title,
                 schema: request.schema,
             },
+            &me.username,
+            me.request_id.clone(),
         )
         .await?;
     let status = if published.created {

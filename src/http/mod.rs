@@ -2,6 +2,7 @@
 //! Each resource module lists its endpoints; handlers parse, call the domain, and map the result.
 //! Every handler but `/healthz` and login takes an `AuthUser`, so no token means 401.
 
+mod audit;
 mod auth;
 mod export;
 mod extract;
@@ -58,6 +59,7 @@ fn endpoints(limits: &Limits) -> Vec<Endpoint> {
     all.extend(submissions::endpoints(limits));
     all.extend(export::endpoints());
     all.extend(indicators::endpoints());
+    all.extend(audit::endpoints());
     all
 }
 

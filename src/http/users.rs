@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::extract::{AuthUser, JsonBody};
 use super::{Endpoint, endpoint};
 use crate::AppState;
+use crate::audit;
 use crate::auth::Permission;
 use crate::auth::users::{self, NewUser, UserPatch, UserView};
 use crate::error::AppError;
@@ -43,7 +44,12 @@ async fn create_user(
         return Err(AppError::UserExists);
     }
     let hash = state.auth.hash_password(&new.password).await?;
-    let user = users::create(&state.store, &new.into_record(hash))?;
+    let user = users::create(
+        &state.store,
+        &new.into_record(hash),
+        &me.username,
+        me.request_id.clone(),
+    )?;
     state.store.wait_durable().await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
@@ -80,7 +86,13 @@ async fn update_user(
         }
         None => None,
     };
-    let user = users::update(&state.store, &username, &patch.check(&username, hash)?)?;
+    let event = audit::by(&me, audit::USER_UPDATED, audit::user_target(&username));
+    let user = users::update(
+        &state.store,
+        &username,
+        &patch.check(&username, hash)?,
+        &event,
+    )?;
     state.store.wait_durable().await?;
     Ok(Json(user))
 }

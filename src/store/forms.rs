@@ -3,7 +3,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Store, StoreError, decode, encode, keys};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use super::{AuditEvent, Store, StoreError, decode, encode, keys};
 
 const TREE: &str = "formversion_definition";
 
@@ -54,6 +57,7 @@ impl Store {
         title: &str,
         schema: &Value,
         published_at: String,
+        audit: &AuditEvent,
     ) -> Result<FormInsert, StoreError> {
         let key = keys::form_version(form, version);
         let record = StoredFormVersion {
@@ -65,18 +69,23 @@ impl Store {
             seq: self.db.generate_id()?,
         };
         let bytes = encode(TREE, &record)?;
-        match self
-            .form_versions
-            .compare_and_swap(&key, None as Option<&[u8]>, Some(bytes))?
-        {
+        let _order = self.write_order();
+        let entry = self.prepare_audit(audit)?;
+        let outcome = (&self.form_versions, &self.audit, &self.audit_index).transaction(
+            |(forms, log, index)| {
+                if let Some(existing) = forms.get(&key)? {
+                    return Err(ConflictableTransactionError::Abort(existing));
+                }
+                forms.insert(key.as_slice(), bytes.as_slice())?;
+                entry.write(log, index)
+            },
+        );
+        match outcome {
             Ok(()) => Ok(FormInsert::Created(record)),
-            Err(existing) => {
-                let current = existing.current.ok_or_else(|| StoreError::Corrupt {
-                    tree: TREE,
-                    reason: "compare_and_swap reported a conflict with no value".into(),
-                })?;
-                Ok(FormInsert::Exists(decode(TREE, &current)?))
+            Err(TransactionError::Abort(existing)) => {
+                Ok(FormInsert::Exists(decode(TREE, &existing)?))
             }
+            Err(TransactionError::Storage(e)) => Err(e.into()),
         }
     }
 }

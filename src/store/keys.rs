@@ -77,6 +77,21 @@ pub fn index_entry(value: &[u8]) -> Option<IndexEntry<'_>> {
     })
 }
 
+/// `seq_audit`: audit number (u64 BE), so the log reads in order.
+pub fn audit(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+/// `targetseq_none`: Target + 0xFF + audit number (u64 BE); the per-target index of the audit log.
+pub fn target_seq(target: &str, seq: u64) -> Vec<u8> {
+    form_seq(target, seq)
+}
+
+/// The prefix of one target's entries in `targetseq_none`.
+pub fn target_prefix(target: &str) -> Vec<u8> {
+    form_prefix(target)
+}
+
 /// `meta`: the storage format version, a u32 big-endian.
 pub const STORAGE_VERSION: &[u8] = b"storage_version";
 
@@ -115,6 +130,15 @@ mod tests {
             submission(id),
             [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]
         );
+    }
+
+    #[test]
+    fn audit_keys_read_in_number_order_and_group_by_target() {
+        assert_eq!(audit(258), [0, 0, 0, 0, 0, 0, 1, 2]);
+        let key = target_seq("submission:ab", 7);
+        assert!(key.starts_with(&target_prefix("submission:ab")));
+        assert!(!key.starts_with(&target_prefix("submission:a")));
+        assert_eq!(seq_of_form_seq(&key), Some(7));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)] // this module is the one place sled is allowed
 
+mod audit;
 mod durability;
 mod forms;
 pub mod keys;
@@ -15,6 +16,7 @@ mod users;
 use std::path::Path;
 use std::sync::Mutex;
 
+pub use audit::{AuditEvent, AuditRecord};
 pub use forms::{FormInsert, StoredFormVersion};
 pub use submissions::{SubmissionInsert, SubmissionMeta, SubmissionRecord};
 pub use users::{RefreshRecord, UserRecord};
@@ -58,9 +60,13 @@ pub struct Store {
     refresh_tokens: sled::Tree,
     /// `familyid_revokedat`: token family id → RFC 3339 time it was revoked.
     revoked_families: sled::Tree,
-    /// Serialises submission inserts so that arrival numbers are committed in order: a reader
-    /// paging with a cursor can then never miss a submission that commits "behind" it.
-    insert_order: Mutex<()>,
+    /// `seq_audit`: audit number (u64 BE) → `AuditRecord` (JSON).
+    audit: sled::Tree,
+    /// `targetseq_none`: Target + 0xFF + audit number (u64 BE) → nothing; an entry's target index.
+    audit_index: sled::Tree,
+    /// Serialises numbered writes (submissions, audit entries) so numbers commit in order: a reader
+    /// paging with a cursor can then never miss an entry that commits "behind" it.
+    write_order: Mutex<()>,
     /// Group commit; declared last so it is dropped (final flush, thread joined) before `db`.
     durability: Durability,
 }
@@ -85,15 +91,33 @@ impl Store {
             users: db.open_tree("username_user")?,
             refresh_tokens: db.open_tree("tokenhash_refresh")?,
             revoked_families: db.open_tree("familyid_revokedat")?,
-            insert_order: Mutex::new(()),
+            audit: db.open_tree("seq_audit")?,
+            audit_index: db.open_tree("targetseq_none")?,
+            write_order: Mutex::new(()),
             durability: Durability::start(db.clone(), &dir)?,
             db,
         })
     }
 
+    /// Holds off other numbered writes; a poisoned lock guards no data, so it is taken over.
+    fn write_order(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.write_order.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Resolves once everything written before the call is on disk (group commit).
     pub async fn wait_durable(&self) -> Result<(), StoreError> {
         self.durability.wait().await
+    }
+}
+
+/// A transaction that never aborts on purpose failed in storage.
+fn storage(error: sled::transaction::TransactionError<()>) -> StoreError {
+    match error {
+        sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
+        sled::transaction::TransactionError::Abort(()) => StoreError::Corrupt {
+            tree: "transaction",
+            reason: "aborted without a reason".into(),
+        },
     }
 }
 

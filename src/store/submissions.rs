@@ -5,7 +5,7 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use uuid::Uuid;
 
-use super::{Store, StoreError, decode, encode, keys};
+use super::{AuditEvent, Store, StoreError, decode, encode, keys};
 use crate::submissions::ValidSubmission;
 
 const RECORD: &str = "submissionid_record";
@@ -54,12 +54,10 @@ impl Store {
         &self,
         submission: &ValidSubmission,
         received_at: String,
+        audit: &AuditEvent,
     ) -> Result<SubmissionInsert, StoreError> {
         let key = keys::submission(submission.id());
-        let _order = self
-            .insert_order
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _order = self.write_order();
         let meta = SubmissionMeta {
             form: submission.form().to_owned(),
             form_version: submission.form_version().to_owned(),
@@ -72,13 +70,20 @@ impl Store {
         let index_key = keys::form_seq(&meta.form, meta.seq);
         let index_value =
             keys::form_seq_value(submission.id(), &meta.submitted_by, meta.scope.as_deref());
-        let outcome = (&self.submission_record, &self.form_seq).transaction(|(records, index)| {
+        let entry = self.prepare_audit(audit)?;
+        let trees = (
+            &self.submission_record,
+            &self.form_seq,
+            &self.audit,
+            &self.audit_index,
+        );
+        let outcome = trees.transaction(|(records, index, log, log_index)| {
             if let Some(existing) = records.get(key)? {
                 return Err(ConflictableTransactionError::Abort(existing));
             }
             records.insert(&key[..], record.as_slice())?;
             index.insert(index_key.as_slice(), index_value.as_slice())?;
-            Ok(())
+            entry.write(log, log_index)
         });
         match outcome {
             Ok(()) => Ok(SubmissionInsert::Created(meta)),

@@ -2,7 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, decode, encode};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use super::{AuditEvent, Store, StoreError, decode, encode, storage};
 
 const USERS: &str = "username_user";
 const REFRESH: &str = "tokenhash_refresh";
@@ -67,42 +70,77 @@ impl Store {
         self.users.is_empty()
     }
 
-    /// Creates a user; `false` if the username is taken (nothing is written then).
-    pub fn insert_user(&self, user: &UserRecord) -> Result<bool, StoreError> {
+    /// Creates a user with its audit entry; `false` if the username is taken (nothing is written then).
+    pub fn insert_user(&self, user: &UserRecord, audit: &AuditEvent) -> Result<bool, StoreError> {
         let bytes = encode(USERS, user)?;
-        Ok(self
-            .users
-            .compare_and_swap(user.username.as_bytes(), None as Option<&[u8]>, Some(bytes))?
-            .is_ok())
-    }
-
-    /// Applies `change` to a user atomically (retrying if someone else changed it meanwhile).
-    pub fn update_user(
-        &self,
-        username: &str,
-        mut change: impl FnMut(&mut UserRecord),
-    ) -> Result<Option<UserRecord>, StoreError> {
-        loop {
-            let Some(old) = self.users.get(username.as_bytes())? else {
-                return Ok(None);
-            };
-            let mut user: UserRecord = decode(USERS, &old)?;
-            change(&mut user);
-            let new = encode(USERS, &user)?;
-            if self
-                .users
-                .compare_and_swap(username.as_bytes(), Some(old), Some(new))?
-                .is_ok()
-            {
-                return Ok(Some(user));
-            }
+        let _order = self.write_order();
+        let entry = self.prepare_audit(audit)?;
+        let outcome =
+            (&self.users, &self.audit, &self.audit_index).transaction(|(users, log, index)| {
+                if users.get(user.username.as_bytes())?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(()));
+                }
+                users.insert(user.username.as_bytes(), bytes.as_slice())?;
+                entry.write(log, index)
+            });
+        match outcome {
+            Ok(()) => Ok(true),
+            Err(TransactionError::Abort(())) => Ok(false),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
         }
     }
 
-    /// Stores a new refresh token under its hash.
-    pub fn insert_refresh(&self, hash: &[u8], record: &RefreshRecord) -> Result<(), StoreError> {
-        self.refresh_tokens.insert(hash, encode(REFRESH, record)?)?;
-        Ok(())
+    /// Applies `change` to a user atomically, with its audit entry.
+    pub fn update_user(
+        &self,
+        username: &str,
+        change: impl Fn(&mut UserRecord),
+        audit: &AuditEvent,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let _order = self.write_order();
+        let entry = self.prepare_audit(audit)?;
+        let outcome =
+            (&self.users, &self.audit, &self.audit_index).transaction(|(users, log, index)| {
+                let Some(old) = users.get(username.as_bytes())? else {
+                    return Err(ConflictableTransactionError::Abort(None));
+                };
+                let mut user: UserRecord = decode(USERS, &old)
+                    .map_err(|e| ConflictableTransactionError::Abort(Some(e)))?;
+                change(&mut user);
+                let new = encode(USERS, &user)
+                    .map_err(|e| ConflictableTransactionError::Abort(Some(e)))?;
+                users.insert(username.as_bytes(), new)?;
+                entry.write(log, index)?;
+                Ok(user)
+            });
+        match outcome {
+            Ok(user) => Ok(Some(user)),
+            Err(TransactionError::Abort(None)) => Ok(None),
+            Err(TransactionError::Abort(Some(e))) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+
+    /// Stores a new refresh token under its hash, with the audit entry of the login that made it, if any.
+    pub fn insert_refresh(
+        &self,
+        hash: &[u8],
+        record: &RefreshRecord,
+        audit: Option<&AuditEvent>,
+    ) -> Result<(), StoreError> {
+        let bytes = encode(REFRESH, record)?;
+        let Some(audit) = audit else {
+            self.refresh_tokens.insert(hash, bytes)?;
+            return Ok(());
+        };
+        let _order = self.write_order();
+        let entry = self.prepare_audit(audit)?;
+        (&self.refresh_tokens, &self.audit, &self.audit_index)
+            .transaction(|(tokens, log, index)| {
+                tokens.insert(hash, bytes.as_slice())?;
+                entry.write::<()>(log, index)
+            })
+            .map_err(storage)
     }
 
     /// A refresh token by hash.
@@ -143,11 +181,26 @@ impl Store {
         Ok(removed)
     }
 
-    /// Revokes every token of a login family.
-    pub fn revoke_family(&self, family: &str) -> Result<(), StoreError> {
-        self.revoked_families
-            .insert(family.as_bytes(), crate::clock::now_rfc3339().as_bytes())?;
-        Ok(())
+    /// Revokes every token of a login family, with the audit entry of a logout, if it is one.
+    pub fn revoke_family(
+        &self,
+        family: &str,
+        audit: Option<&AuditEvent>,
+    ) -> Result<(), StoreError> {
+        let at = crate::clock::now_rfc3339();
+        let Some(audit) = audit else {
+            self.revoked_families
+                .insert(family.as_bytes(), at.as_bytes())?;
+            return Ok(());
+        };
+        let _order = self.write_order();
+        let entry = self.prepare_audit(audit)?;
+        (&self.revoked_families, &self.audit, &self.audit_index)
+            .transaction(|(families, log, index)| {
+                families.insert(family.as_bytes(), at.as_bytes())?;
+                entry.write::<()>(log, index)
+            })
+            .map_err(storage)
     }
 
     /// Whether a family was revoked (logout or detected reuse).
@@ -174,8 +227,8 @@ mod tests {
     fn only_expired_refresh_tokens_are_swept() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.insert_refresh(b"old", &token(10)).unwrap();
-        store.insert_refresh(b"new", &token(30)).unwrap();
+        store.insert_refresh(b"old", &token(10), None).unwrap();
+        store.insert_refresh(b"new", &token(30), None).unwrap();
 
         assert_eq!(store.sweep_expired_refresh(20).unwrap(), 1);
 
@@ -188,7 +241,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let record = token(30);
-        store.insert_refresh(b"t", &record).unwrap();
+        store.insert_refresh(b"t", &record, None).unwrap();
 
         assert!(store.use_refresh(b"t", &record).unwrap());
         assert!(!store.use_refresh(b"t", &record).unwrap());

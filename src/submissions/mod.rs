@@ -122,8 +122,17 @@ pub fn visible_to(reader: &Principal, submitter: &str, scope: Option<&str>) -> b
 }
 
 /// Stores a validated submission (not yet durable), or decides replay vs conflict for a known id.
-pub fn record(store: &Store, submission: &ValidSubmission) -> Result<Accepted, AppError> {
-    match store.insert_submission(submission, crate::clock::now_rfc3339())? {
+pub fn record(
+    store: &Store,
+    submission: &ValidSubmission,
+    by: &Principal,
+) -> Result<Accepted, AppError> {
+    let event = crate::audit::by(
+        by,
+        crate::audit::SUBMISSION_CREATED,
+        crate::audit::submission_target(submission.id()),
+    );
+    match store.insert_submission(submission, crate::clock::now_rfc3339(), &event)? {
         SubmissionInsert::Created(meta) => Ok(Accepted {
             receipt: Receipt::new(submission.id(), &meta),
             replayed: false,
@@ -154,7 +163,7 @@ pub async fn submit(
     by.require(Permission::Submit)?;
     forms.resolve(form, None)?;
     let submission = validate(forms, form, raw, by, accept_language)?;
-    let accepted = record(store, &submission)?;
+    let accepted = record(store, &submission, by)?;
     // A replay waits too: the original may still be on its way to disk.
     store.wait_durable().await?;
     Ok(accepted)
@@ -190,7 +199,7 @@ pub async fn submit_batch(
                     Err(AppError::BodyTooLarge)
                 } else {
                     validate(&forms, &form, raw, &by, accept_language.as_deref())
-                        .and_then(|s| record(&worker_store, &s))
+                        .and_then(|s| record(&worker_store, &s, &by))
                 };
                 BatchItem {
                     id: id_of(raw),

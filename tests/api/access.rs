@@ -124,6 +124,13 @@ const MATRIX: &[Rule] = &[
         "/api/v1/forms/{form}/indicators.csv",
         [401, 401, 403, 403, 403, 200, 200],
     ),
+    rule("GET", "/api/v1/audit", [401, 401, 403, 403, 403, 403, 200]),
+    // The author may read the submission but not its audit trail; fw2 may not even see it.
+    rule(
+        "GET",
+        "/api/v1/submissions/{id}/audit",
+        [401, 401, 403, 404, 200, 200, 200],
+    ),
 ];
 
 #[test]

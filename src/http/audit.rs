@@ -1,0 +1,75 @@
+//! The audit log: every login, change and download, for admins; one submission's history for
+//! those who may see it. Issue 6 "Audit log".
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::Method;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::extract::{ApiQuery, AuthUser};
+use super::{Endpoint, endpoint};
+use crate::AppState;
+use crate::audit::{self, Filter};
+use crate::auth::Permission;
+use crate::error::AppError;
+
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        endpoint(Method::GET, "/api/v1/audit", list_audit),
+        endpoint(
+            Method::GET,
+            "/api/v1/submissions/{id}/audit",
+            submission_audit,
+        ),
+    ]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    since: Option<String>,
+    until: Option<String>,
+    actor: Option<String>,
+    action: Option<String>,
+    target: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/v1/audit?since=&until=&actor=&action=&target=&limit=&cursor=` (admin): oldest first.
+async fn list_audit(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    ApiQuery(query): ApiQuery<AuditQuery>,
+) -> Result<Json<Value>, AppError> {
+    let filter = Filter {
+        since: query.since,
+        until: query.until,
+        actor: query.actor,
+        action: query.action,
+        target: query.target,
+    };
+    let (items, next) = audit::page(
+        &state.store,
+        &me,
+        &filter,
+        query.cursor.as_deref(),
+        query.limit,
+    )?;
+    Ok(Json(json!({ "items": items, "next_cursor": next })))
+}
+
+/// `GET /api/v1/submissions/{id}/audit`: what happened to one submission, for those who review it.
+async fn submission_audit(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let id = Uuid::try_parse(&id).map_err(|_| AppError::SubmissionNotFound)?;
+    crate::submissions::find(&state.store, id, &me)?;
+    me.require(Permission::ReadScopedSubmissions)?;
+    let items = state.store.audit_of(&audit::submission_target(id))?;
+    Ok(Json(json!({ "items": items })))
+}
