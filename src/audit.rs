@@ -15,9 +15,13 @@ pub const USER_UPDATED: &str = "user_updated";
 pub const FORM_PUBLISHED: &str = "form_published";
 pub const SUBMISSION_CREATED: &str = "submission_created";
 pub const EXPORT_DOWNLOADED: &str = "export_downloaded";
+pub const SUBMISSION_REVIEWED: &str = "submission_reviewed";
+pub const SUBMISSION_DELETED: &str = "submission_deleted";
+pub const SUBMISSION_RESTORED: &str = "submission_restored";
+pub const COMMENT_ADDED: &str = "comment_added";
 
 /// Every action name the log may hold.
-pub const ACTIONS: [&str; 8] = [
+pub const ACTIONS: [&str; 12] = [
     LOGIN,
     LOGIN_FAILED,
     LOGOUT,
@@ -26,6 +30,10 @@ pub const ACTIONS: [&str; 8] = [
     FORM_PUBLISHED,
     SUBMISSION_CREATED,
     EXPORT_DOWNLOADED,
+    SUBMISSION_REVIEWED,
+    SUBMISSION_DELETED,
+    SUBMISSION_RESTORED,
+    COMMENT_ADDED,
 ];
 
 /// The target text of a submission, a user, a form version.

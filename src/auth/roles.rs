@@ -27,6 +27,10 @@ pub enum Permission {
     /// Read every submission inside the user's scope.
     ReadScopedSubmissions,
     Export,
+    /// Set review states of submissions in scope.
+    Review,
+    /// Soft-delete and restore submissions.
+    DeleteSubmissions,
     ManageUsers,
 }
 
@@ -38,7 +42,7 @@ impl Role {
             Role::FieldWorker => matches!(permission, ReadForms | Submit | ReadOwnSubmissions),
             Role::Supervisor => matches!(
                 permission,
-                ReadForms | Submit | ReadOwnSubmissions | ReadScopedSubmissions
+                ReadForms | Submit | ReadOwnSubmissions | ReadScopedSubmissions | Review
             ),
             Role::Analyst => matches!(permission, ReadForms | ReadScopedSubmissions | Export),
         }

@@ -44,16 +44,19 @@ pub struct Options {
     pub bom: bool,
     /// No cleaning at all: every stored submission as received, for audit.
     pub raw: bool,
+    /// Only submissions in this review state (`approved`: only released data).
+    pub status: Option<String>,
 }
 
 /// System columns of the main table, before the form's own.
-pub const MAIN_SYSTEM: [&str; 6] = [
+pub const MAIN_SYSTEM: [&str; 7] = [
     "_id",
     "_form_version",
     "_submitted_by",
     "_received_at",
     "_completed_at",
     "_clock_flag",
+    "_review_status",
 ];
 
 /// An export, prepared: the layout is fixed and the reader checked before any byte is sent.
@@ -82,6 +85,8 @@ struct Parsed<'a> {
     /// Completion time used for "latest wins", Unix seconds (ties go to the later arrival).
     order: u32,
     test: bool,
+    /// The review state, or `deleted` for a deleted submission.
+    review: &'a str,
     data: Json<'a>,
 }
 
@@ -225,8 +230,23 @@ impl Export {
             clock_problem,
             order,
             test,
+            review: if record.meta.deleted.is_some() {
+                "deleted"
+            } else {
+                &record.meta.review_status
+            },
             data: data.unwrap_or(Json::Null),
         })
+    }
+
+    /// Whether review leaves a submission out of a cleaned export (deleted or rejected), or the
+    /// `status` filter does; such submissions neither appear nor win a natural key.
+    fn left_out_by_review(&self, s: &Parsed) -> bool {
+        self.options
+            .status
+            .as_deref()
+            .is_some_and(|wanted| wanted != s.review)
+            || (!self.options.raw && matches!(s.review, "deleted" | "rejected"))
     }
 
     fn in_filter(&self, s: &Parsed) -> bool {

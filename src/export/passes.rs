@@ -7,7 +7,7 @@ use super::json::Filter;
 use super::layout::Table;
 use super::rows::{self, Cell};
 use super::sinks::{LogLine, Sink};
-use super::{Export, Parsed, pipeline, table_rows};
+use super::{Export, MAIN_SYSTEM, Parsed, pipeline, table_rows};
 use crate::store::{Store, SubmissionRecord};
 
 /// Pass 1's findings on one page: candidates per table, and the main key of each submission.
@@ -47,7 +47,7 @@ impl Export {
             let mut found = (Vec::new(), Vec::new());
             for record in page {
                 let s = self.parse(record, Some(&filter))?;
-                if s.test {
+                if s.test || self.left_out_by_review(&s) {
                     continue;
                 }
                 for (t, table) in tables
@@ -188,7 +188,32 @@ impl Pass<'_> {
                 });
             }
         };
+        if export
+            .options
+            .status
+            .as_deref()
+            .is_some_and(|wanted| wanted != s.review)
+        {
+            return Ok(());
+        }
         if let Some(winners) = self.winners {
+            if matches!(s.review, "deleted" | "rejected") {
+                let action = if s.review == "deleted" {
+                    "dropped_deleted"
+                } else {
+                    "dropped_rejected"
+                };
+                log(
+                    "main",
+                    &id,
+                    "",
+                    action,
+                    "",
+                    "",
+                    format!("the submission was {} in review", s.review),
+                );
+                return Ok(());
+            }
             if s.test {
                 log(
                     "main",
@@ -289,21 +314,25 @@ impl Pass<'_> {
     }
 }
 
-/// `_id`, `_form_version`, `_submitted_by`, `_received_at`, `_completed_at`, `_clock_flag`.
+/// `_id`, `_form_version`, `_submitted_by`, `_received_at`, `_completed_at`, `_clock_flag`, `_review_status`.
 fn main_system_cells(s: &Parsed<'_>, id: &str) -> Vec<Cell> {
     let text = |t: &str| Cell::Text(t.to_owned());
-    vec![
+    let clock = if s.clock_problem.is_some() {
+        text("implausible")
+    } else {
+        Cell::Empty
+    };
+    // One cell per system column: the array's length is checked by the compiler.
+    let cells: [Cell; MAIN_SYSTEM.len()] = [
         text(id),
         text(s.form_version),
         text(s.submitted_by),
         text(s.received_at),
         s.completed_at.as_deref().map_or(Cell::Empty, text),
-        if s.clock_problem.is_some() {
-            text("implausible")
-        } else {
-            Cell::Empty
-        },
-    ]
+        clock,
+        text(s.review),
+    ];
+    cells.into()
 }
 
 /// "household_id" or "a + b": the natural key's fields, for log reasons.

@@ -64,7 +64,7 @@ fn read_pages(
     let mut after = None;
     for turn in 0.. {
         let page = store
-            .submissions_page(form, after, PAGE, visible)
+            .submissions_page(form, after, PAGE, visible, |_| true)
             .map_err(io::Error::other);
         let last = match &page {
             Ok(records) if records.is_empty() => return,

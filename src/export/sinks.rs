@@ -237,7 +237,8 @@ fn write_codebook(export: &Export, out: impl Write) -> io::Result<()> {
     ]
     .map(str::to_owned);
     let mut csv = CsvOut::new(out, export.options.bom, &headers)?;
-    let system = [
+    // One description per system column: the array's length is checked by the compiler.
+    let system: [(&str, &str); MAIN_SYSTEM.len()] = [
         ("_id", "the submission's UUID, made by the phone"),
         ("_form_version", "the form version it was validated against"),
         ("_submitted_by", "username of the field worker who sent it"),
@@ -250,8 +251,11 @@ fn write_codebook(export: &Export, out: impl Write) -> io::Result<()> {
             "_clock_flag",
             "'implausible' when the phone clock cannot be trusted",
         ),
+        (
+            "_review_status",
+            "received, approved, has_issues or edited (rejected and deleted ones are left out; raw exports say deleted)",
+        ),
     ];
-    debug_assert_eq!(system.len(), MAIN_SYSTEM.len());
     for (table_index, table) in export.layout.tables.iter().enumerate() {
         if table_index == 0 {
             for (name, description) in system {
@@ -344,6 +348,7 @@ fn readme(export: &Export) -> String {
         filter("since", rfc(o.since)),
         filter("until", rfc(o.until)),
         filter("version", o.version.clone()),
+        filter("status", o.status.clone()),
         format!("  labels: {}   multiple: {:?}   bom: {}", o.labels, o.multiple, o.bom),
         String::new(),
         "Open in Excel with Data > From Text/CSV and set ID-number columns to Text, or their last digits are lost.".into(),

@@ -33,6 +33,9 @@ pub fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
+/// Review states an export can be limited to.
+const REVIEW_FILTERS: [&str; 5] = ["received", "approved", "has_issues", "edited", "rejected"];
+
 /// The query of every export, as sent; `options` checks each value and names a bad one.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +47,7 @@ struct ExportQuery {
     multiple: Option<String>,
     bom: Option<String>,
     raw: Option<String>,
+    status: Option<String>,
 }
 
 impl ExportQuery {
@@ -84,6 +88,15 @@ impl ExportQuery {
             multiple,
             bom: flag("bom", self.bom, true)?,
             raw: flag("raw", self.raw, false)?,
+            status: match self.status {
+                Some(s) if !REVIEW_FILTERS.contains(&s.as_str()) => {
+                    return Err(AppError::QueryInvalid(format!(
+                        "status: one of {}",
+                        REVIEW_FILTERS.join(", ")
+                    )));
+                }
+                other => other,
+            },
         })
     }
 }

@@ -107,6 +107,7 @@ async fn figures(
         multiple: Multiple::Join,
         bom: false,
         raw: false,
+        status: None,
     };
     let export = Export::prepare(&state.forms, &form, &me, options)?;
     let table = query.table.unwrap_or_else(|| "main".into());

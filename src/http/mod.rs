@@ -8,6 +8,7 @@ mod export;
 mod extract;
 mod forms;
 mod indicators;
+mod review;
 mod submissions;
 mod users;
 
@@ -60,6 +61,7 @@ fn endpoints(limits: &Limits) -> Vec<Endpoint> {
     all.extend(export::endpoints());
     all.extend(indicators::endpoints());
     all.extend(audit::endpoints());
+    all.extend(review::endpoints());
     all
 }
 

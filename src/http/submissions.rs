@@ -123,6 +123,8 @@ fn batch_result(id: Option<Uuid>, outcome: Result<Accepted, AppError>) -> Value 
 struct ListQuery {
     limit: Option<usize>,
     cursor: Option<String>,
+    /// Only these review states, comma-separated (`has_issues,rejected`: what needs attention).
+    status: Option<String>,
 }
 
 /// `GET /api/v1/forms/{form}/submissions`: arrival order, oldest first; `next_cursor` continues.
@@ -133,11 +135,15 @@ async fn list_submissions(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Value>, AppError> {
     state.forms.versions(&form)?;
+    let statuses: Option<Vec<String>> = query
+        .status
+        .map(|s| s.split(',').map(|s| s.trim().to_owned()).collect());
     let page = submissions::page(
         &state.store,
         &form,
         query.cursor.as_deref(),
         query.limit,
+        statuses.as_deref(),
         &me,
     )?;
     let items = page
@@ -178,6 +184,6 @@ fn accept_language(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// An id that is not a UUID cannot name a stored submission.
-fn parse_id(id: &str) -> Result<Uuid, AppError> {
+pub(super) fn parse_id(id: &str) -> Result<Uuid, AppError> {
     Uuid::try_parse(id).map_err(|_| AppError::SubmissionNotFound)
 }

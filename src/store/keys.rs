@@ -77,6 +77,14 @@ pub fn index_entry(value: &[u8]) -> Option<IndexEntry<'_>> {
     })
 }
 
+/// `submissionidseq_comment`: SubmissionId (16 bytes) + comment number (u64 BE).
+pub fn submission_seq(id: Uuid, seq: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(24);
+    key.extend_from_slice(id.as_bytes());
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
 /// `seq_audit`: audit number (u64 BE), so the log reads in order.
 pub fn audit(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
@@ -130,6 +138,15 @@ mod tests {
             submission(id),
             [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]
         );
+    }
+
+    #[test]
+    fn comment_keys_group_by_submission_in_number_order() {
+        let id = Uuid::from_u128(9);
+        let key = submission_seq(id, 258);
+        assert_eq!(key[..16], submission(id));
+        assert_eq!(key[16..], [0, 0, 0, 0, 0, 0, 1, 2]);
+        assert!(submission_seq(id, 255) < submission_seq(id, 256));
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::sync::Mutex;
 
 pub use audit::{AuditEvent, AuditRecord};
 pub use forms::{FormInsert, StoredFormVersion};
-pub use submissions::{SubmissionInsert, SubmissionMeta, SubmissionRecord};
+pub use submissions::{Comment, Deletion, SubmissionInsert, SubmissionMeta, SubmissionRecord};
 pub use users::{RefreshRecord, UserRecord};
 
 use durability::Durability;
@@ -60,6 +60,8 @@ pub struct Store {
     refresh_tokens: sled::Tree,
     /// `familyid_revokedat`: token family id → RFC 3339 time it was revoked.
     revoked_families: sled::Tree,
+    /// `submissionidseq_comment`: SubmissionId (16 bytes) + comment number (u64 BE) → `Comment` (JSON).
+    comments: sled::Tree,
     /// `seq_audit`: audit number (u64 BE) → `AuditRecord` (JSON).
     audit: sled::Tree,
     /// `targetseq_none`: Target + 0xFF + audit number (u64 BE) → nothing; an entry's target index.
@@ -91,6 +93,7 @@ impl Store {
             users: db.open_tree("username_user")?,
             refresh_tokens: db.open_tree("tokenhash_refresh")?,
             revoked_families: db.open_tree("familyid_revokedat")?,
+            comments: db.open_tree("submissionidseq_comment")?,
             audit: db.open_tree("seq_audit")?,
             audit_index: db.open_tree("targetseq_none")?,
             write_order: Mutex::new(()),

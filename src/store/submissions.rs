@@ -9,6 +9,7 @@ use super::{AuditEvent, Store, StoreError, decode, encode, keys};
 use crate::submissions::ValidSubmission;
 
 const RECORD: &str = "submissionid_record";
+const COMMENTS: &str = "submissionidseq_comment";
 
 /// What the server knows about a submission besides its payload.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -27,6 +28,33 @@ pub struct SubmissionMeta {
     /// The value of the form's scope field (e.g. the township), for scoped reading.
     #[serde(default)]
     pub scope: Option<String>,
+    /// Where review has got to: `received`, `approved`, `rejected`, `has_issues` (or `edited`).
+    #[serde(default = "received")]
+    pub review_status: String,
+    /// Set while an admin has deleted it: hidden from lists and exports, never erased.
+    #[serde(default)]
+    pub deleted: Option<Deletion>,
+}
+
+fn received() -> String {
+    "received".into()
+}
+
+/// Why and by whom a submission was deleted.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Deletion {
+    pub reason: String,
+    pub by: String,
+    pub at: String,
+}
+
+/// A reviewer's or field worker's note on a submission.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Comment {
+    pub seq: u64,
+    pub author: String,
+    pub at: String,
+    pub text: String,
 }
 
 /// A stored submission: metadata plus the exact bytes the client sent.
@@ -65,6 +93,8 @@ impl Store {
             seq: self.db.generate_id()?,
             submitted_by: submission.submitted_by().to_owned(),
             scope: submission.scope().map(str::to_owned),
+            review_status: received(),
+            deleted: None,
         };
         let record = encode_record(&encode(RECORD, &meta)?, submission.payload());
         let index_key = keys::form_seq(&meta.form, meta.seq);
@@ -103,6 +133,75 @@ impl Store {
             .transpose()
     }
 
+    /// Changes a submission's metadata (review, deletion) with its audit entry; the payload stays as
+    /// received. `None` if there is no such submission.
+    pub fn change_submission(
+        &self,
+        id: Uuid,
+        change: impl Fn(&mut SubmissionMeta),
+        audit: &AuditEvent,
+    ) -> Result<Option<SubmissionRecord>, StoreError> {
+        let key = keys::submission(id);
+        let _order = self.write_order();
+        let entry = self.prepare_audit(audit)?;
+        let trees = (&self.submission_record, &self.audit, &self.audit_index);
+        let outcome = trees.transaction(|(records, log, index)| {
+            let Some(bytes) = records.get(key)? else {
+                return Err(ConflictableTransactionError::Abort(None));
+            };
+            let mut record = decode_record(id, &bytes)
+                .map_err(|e| ConflictableTransactionError::Abort(Some(e)))?;
+            change(&mut record.meta);
+            let meta = encode(RECORD, &record.meta)
+                .map_err(|e| ConflictableTransactionError::Abort(Some(e)))?;
+            records.insert(&key[..], encode_record(&meta, &record.payload))?;
+            entry.write(log, index)?;
+            Ok(record)
+        });
+        match outcome {
+            Ok(record) => Ok(Some(record)),
+            Err(TransactionError::Abort(None)) => Ok(None),
+            Err(TransactionError::Abort(Some(e))) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+
+    /// Adds a comment to a submission, with its audit entry.
+    pub fn add_comment(
+        &self,
+        id: Uuid,
+        author: &str,
+        text: &str,
+        audit: &AuditEvent,
+    ) -> Result<Comment, StoreError> {
+        let _order = self.write_order();
+        let comment = Comment {
+            seq: self.db.generate_id()?,
+            author: author.to_owned(),
+            at: crate::clock::now_rfc3339(),
+            text: text.to_owned(),
+        };
+        let key = keys::submission_seq(id, comment.seq);
+        let bytes = encode(COMMENTS, &comment)?;
+        let entry = self.prepare_audit(audit)?;
+        (&self.comments, &self.audit, &self.audit_index)
+            .transaction(|(comments, log, index)| {
+                comments.insert(key.as_slice(), bytes.as_slice())?;
+                entry.write::<()>(log, index)
+            })
+            .map_err(super::storage)?;
+        Ok(comment)
+    }
+
+    /// A submission's comments, oldest first.
+    pub fn comments(&self, id: Uuid) -> Result<Vec<Comment>, StoreError> {
+        self.comments
+            .scan_prefix(keys::submission(id))
+            .values()
+            .map(|v| decode(COMMENTS, &v?))
+            .collect()
+    }
+
     /// The id of `form`'s submission with arrival number `seq`.
     pub fn submission_id_at(&self, form: &str, seq: u64) -> Result<Option<Uuid>, StoreError> {
         Ok(self
@@ -112,13 +211,15 @@ impl Store {
     }
 
     /// Up to `limit` submissions of `form` in arrival order after arrival number `after`, keeping
-    /// only those `visible(submitter, scope)` accepts (decided from the index, before any record is read).
+    /// only those `visible(submitter, scope)` accepts (decided from the index, before any record is
+    /// read) and then those `keep` accepts.
     pub fn submissions_page(
         &self,
         form: &str,
         after: Option<u64>,
         limit: usize,
         visible: impl Fn(&str, Option<&str>) -> bool,
+        keep: impl Fn(&SubmissionMeta) -> bool,
     ) -> Result<Vec<SubmissionRecord>, StoreError> {
         let prefix = keys::form_prefix(form);
         let start = match after {
@@ -145,7 +246,9 @@ impl Store {
                     tree: "formseq_submissionid",
                     reason: format!("index names submission {}, which is not stored", entry.id),
                 })?;
-            page.push(record);
+            if keep(&record.meta) {
+                page.push(record);
+            }
         }
         Ok(page)
     }
@@ -194,9 +297,17 @@ mod tests {
     #[test]
     fn a_record_round_trips_and_truncation_is_reported() {
         let meta = br#"{"form":"f","form_version":"1","received_at":"t","seq":7,"submitted_by":"wei","scope":null}"#;
+        // Records written before review existed read as received and not deleted.
         let bytes = encode_record(meta, b"{\"id\":1}");
         let record = decode_record(Uuid::nil(), &bytes).unwrap();
         assert_eq!(record.meta.seq, 7);
+        assert_eq!(
+            (
+                record.meta.review_status.as_str(),
+                record.meta.deleted.is_none()
+            ),
+            ("received", true)
+        );
         assert_eq!(record.payload, b"{\"id\":1}");
         assert!(decode_record(Uuid::nil(), &bytes[..3]).is_err());
         assert!(decode_record(Uuid::nil(), &bytes[..10]).is_err());

@@ -5,6 +5,7 @@
 //! is a replay (the original receipt again), with other content a conflict.
 
 mod envelope;
+pub mod review;
 mod view;
 
 use std::sync::Arc;
@@ -224,18 +225,23 @@ fn id_of(raw: &[u8]) -> Option<Uuid> {
     Uuid::try_parse(&id).ok()
 }
 
-/// One submission with its metadata, if `reader` may see it (else it is "not found": no hint it exists).
+/// One submission with its metadata, if `reader` may see it (else it is "not found": no hint it
+/// exists). Deleted submissions are seen only by those who may restore them.
 pub fn find(
     store: &Store,
     id: Uuid,
     reader: &Principal,
 ) -> Result<crate::store::SubmissionRecord, AppError> {
     let record = store.submission(id)?.ok_or(AppError::SubmissionNotFound)?;
-    if !visible_to(
-        reader,
-        &record.meta.submitted_by,
-        record.meta.scope.as_deref(),
-    ) {
+    let hidden =
+        record.meta.deleted.is_some() && !reader.role.allows(Permission::DeleteSubmissions);
+    if hidden
+        || !visible_to(
+            reader,
+            &record.meta.submitted_by,
+            record.meta.scope.as_deref(),
+        )
+    {
         return Err(AppError::SubmissionNotFound);
     }
     Ok(record)

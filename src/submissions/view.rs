@@ -21,7 +21,10 @@ pub struct SubmissionView<'a> {
     pub form_version: &'a str,
     pub received_at: &'a str,
     pub submitted_by: &'a str,
-    pub status: &'static str,
+    /// The review state.
+    pub status: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<&'a crate::store::Deletion>,
     pub data: &'a RawValue,
     pub meta: Option<&'a RawValue>,
 }
@@ -46,7 +49,8 @@ impl<'a> SubmissionView<'a> {
             form_version: &record.meta.form_version,
             received_at: &record.meta.received_at,
             submitted_by: &record.meta.submitted_by,
-            status: "received",
+            status: &record.meta.review_status,
+            deleted: record.meta.deleted.as_ref(),
             data: parts.data,
             meta: parts.meta.filter(|m| m.get() != "null"),
         })
@@ -66,6 +70,7 @@ pub fn page(
     form: &str,
     cursor: Option<&str>,
     limit: Option<usize>,
+    statuses: Option<&[String]>,
     reader: &Principal,
 ) -> Result<SubmissionPage, AppError> {
     if !reader.role.allows(Permission::ReadOwnSubmissions)
@@ -86,9 +91,13 @@ pub fn page(
             })
         })
         .transpose()?;
-    let mut records = store.submissions_page(form, after, limit + 1, |submitter, scope| {
-        super::visible_to(reader, submitter, scope)
-    })?;
+    let mut records = store.submissions_page(
+        form,
+        after,
+        limit + 1,
+        |submitter, scope| super::visible_to(reader, submitter, scope),
+        |meta| meta.deleted.is_none() && statuses.is_none_or(|s| s.contains(&meta.review_status)),
+    )?;
     let next_cursor = if records.len() > limit {
         records.truncate(limit);
         records.last().map(|r| r.meta.seq.to_string())

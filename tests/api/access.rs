@@ -131,6 +131,32 @@ const MATRIX: &[Rule] = &[
         "/api/v1/submissions/{id}/audit",
         [401, 401, 403, 404, 200, 200, 200],
     ),
+    rule(
+        "PATCH",
+        "/api/v1/submissions/{id}/review",
+        [401, 401, 403, 403, 200, 403, 200],
+    ),
+    rule(
+        "GET",
+        "/api/v1/submissions/{id}/comments",
+        [401, 401, 200, 404, 200, 200, 200],
+    ),
+    rule(
+        "POST",
+        "/api/v1/submissions/{id}/comments",
+        [401, 401, 201, 404, 201, 403, 201],
+    ),
+    // Last: the admin deletes fw1's submission, then restores it.
+    rule(
+        "DELETE",
+        "/api/v1/submissions/{id}",
+        [401, 401, 403, 403, 403, 403, 200],
+    ),
+    rule(
+        "POST",
+        "/api/v1/submissions/{id}/restore",
+        [401, 401, 403, 403, 403, 403, 200],
+    ),
 ];
 
 #[test]
@@ -180,7 +206,12 @@ fn body_for(rule: &Rule, caller: &str) -> Option<Value> {
             json!({"username": format!("new-{caller}"), "password": "a-long-password",
                                              "role": "field_worker", "display_name": "新调查员"})
         }
+        ("PATCH", "/api/v1/submissions/{id}/review") => json!({"status": "approved"}),
         ("PATCH", _) => json!({"display_name": "韦秀英"}),
+        ("POST", "/api/v1/submissions/{id}/comments") => {
+            json!({"text": "请核对第2位劳动力的身份证号"})
+        }
+        ("DELETE", _) => json!({"reason": "entered twice"}),
         ("POST", "/api/v1/forms") => {
             json!({"id": format!("matrix-{caller}"), "version": "1", "title": "t",
                                              "schema": {"type": "object"}})

@@ -9,6 +9,7 @@ mod forms;
 mod helpers;
 mod process;
 mod questionnaire;
+mod review;
 mod simulate;
 mod startup;
 mod submissions;
