@@ -19,9 +19,10 @@ pub const SUBMISSION_REVIEWED: &str = "submission_reviewed";
 pub const SUBMISSION_DELETED: &str = "submission_deleted";
 pub const SUBMISSION_RESTORED: &str = "submission_restored";
 pub const COMMENT_ADDED: &str = "comment_added";
+pub const SUBMISSION_EDITED: &str = "submission_edited";
 
 /// Every action name the log may hold.
-pub const ACTIONS: [&str; 12] = [
+pub const ACTIONS: [&str; 13] = [
     LOGIN,
     LOGIN_FAILED,
     LOGOUT,
@@ -34,6 +35,7 @@ pub const ACTIONS: [&str; 12] = [
     SUBMISSION_DELETED,
     SUBMISSION_RESTORED,
     COMMENT_ADDED,
+    SUBMISSION_EDITED,
 ];
 
 /// The target text of a submission, a user, a form version.

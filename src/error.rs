@@ -53,6 +53,12 @@ pub enum AppError {
     SubmissionNotFound,
     #[error("this form has no such table; see codebook.csv in the zip for its tables")]
     TableNotFound,
+    #[error("this submission has no such version")]
+    VersionNotFound,
+    #[error("someone saved a newer version first; reload it and apply your correction again")]
+    VersionStale,
+    #[error("send the ETag of the version you corrected in If-Match")]
+    IfMatchRequired,
     #[error("a submission with this id was already received with other content")]
     SubmissionConflict,
     #[error("the submission does not match the form")]
@@ -108,6 +114,9 @@ impl AppError {
             Self::SchemaInvalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "schema_invalid"),
             Self::SubmissionNotFound => (StatusCode::NOT_FOUND, "submission_not_found"),
             Self::TableNotFound => (StatusCode::NOT_FOUND, "table_not_found"),
+            Self::VersionNotFound => (StatusCode::NOT_FOUND, "version_not_found"),
+            Self::VersionStale => (StatusCode::PRECONDITION_FAILED, "version_stale"),
+            Self::IfMatchRequired => (StatusCode::PRECONDITION_REQUIRED, "if_match_required"),
             Self::SubmissionConflict => (StatusCode::CONFLICT, "submission_conflict"),
             Self::ValidationFailed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
@@ -188,6 +197,9 @@ mod tests {
             (AppError::SchemaInvalid("x".into()), 422, "schema_invalid"),
             (AppError::SubmissionNotFound, 404, "submission_not_found"),
             (AppError::TableNotFound, 404, "table_not_found"),
+            (AppError::VersionNotFound, 404, "version_not_found"),
+            (AppError::VersionStale, 412, "version_stale"),
+            (AppError::IfMatchRequired, 428, "if_match_required"),
             (AppError::SubmissionConflict, 409, "submission_conflict"),
             (AppError::ValidationFailed(vec![]), 422, "validation_failed"),
             (AppError::Unauthorized, 401, "unauthorized"),

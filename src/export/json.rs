@@ -111,6 +111,14 @@ impl Filter {
         self.members[position].1.keep(rest);
     }
 
+    /// Parses bare answers (the `data` of an envelope) with what this filter keeps under `data`.
+    pub fn parse_data<'a>(&self, bytes: &'a [u8]) -> serde_json::Result<Json<'a>> {
+        match self.members.iter().find(|(name, _)| name == "data") {
+            Some((_, data)) => data.parse(bytes),
+            None => Ok(Json::Null),
+        }
+    }
+
     /// Parses only what this filter keeps; everything else is skipped without being built.
     pub fn parse<'a>(&self, bytes: &'a [u8]) -> serde_json::Result<Json<'a>> {
         let mut deserializer = serde_json::Deserializer::from_slice(bytes);

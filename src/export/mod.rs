@@ -212,13 +212,21 @@ impl Export {
             .filter(|_| clock_problem.is_none())
             .unwrap_or(received);
         let order = u32::try_from(trusted.unix_timestamp()).unwrap_or(0);
-        let data = match &mut envelope {
+        // A corrected submission's latest version replaces the answers as received.
+        let current = match (&record.current, filter) {
+            (Some(bytes), Some(filter)) => Some(filter.parse_data(bytes)),
+            (Some(bytes), None) => Some(Json::parse(bytes)),
+            (None, _) => None,
+        }
+        .transpose()
+        .map_err(io::Error::other)?;
+        let data = current.or_else(|| match &mut envelope {
             Json::Object(members) => members
                 .iter()
                 .position(|(k, _)| k == "data")
                 .map(|i| members.swap_remove(i).1),
             _ => None,
-        };
+        });
         Ok(Parsed {
             id: record.id,
             seq: record.meta.seq,

@@ -1,17 +1,19 @@
-//! Review of submissions: states, comments, soft delete and restore. Issue 6 "Review".
+//! Review of submissions: states, comments, corrections and their history, soft delete and
+//! restore. Issue 6.
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::extract::{AuthUser, JsonBody};
+use super::extract::{ApiQuery, AuthUser, JsonBody};
 use super::submissions::parse_id;
 use super::{Endpoint, endpoint};
 use crate::AppState;
 use crate::error::AppError;
-use crate::submissions::{SubmissionView, review};
+use crate::submissions::{SubmissionView, edit, review};
 
 pub fn endpoints() -> Vec<Endpoint> {
     vec![
@@ -36,6 +38,18 @@ pub fn endpoints() -> Vec<Endpoint> {
             "/api/v1/submissions/{id}/restore",
             restore_submission,
         ),
+        endpoint(Method::PUT, "/api/v1/submissions/{id}", edit_submission),
+        endpoint(
+            Method::GET,
+            "/api/v1/submissions/{id}/versions",
+            list_versions,
+        ),
+        endpoint(
+            Method::GET,
+            "/api/v1/submissions/{id}/versions/{n}",
+            get_version,
+        ),
+        endpoint(Method::GET, "/api/v1/submissions/{id}/diff", diff_versions),
     ]
 }
 
@@ -122,4 +136,88 @@ async fn restore_submission(
     let record = review::restore(&state.store, parse_id(&id)?, &me)?;
     state.store.wait_durable().await?;
     Ok(Json(json!(SubmissionView::of(&record)?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EditRequest {
+    data: Value,
+}
+
+/// `PUT /api/v1/submissions/{id} {data}` with `If-Match` (supervisor in scope, admin): a correction,
+/// validated like a submission and saved as a new version.
+async fn edit_submission(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<Response, AppError> {
+    let request: EditRequest = body.parse()?;
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let record = edit::edit(
+        &state.store,
+        &state.forms,
+        parse_id(&id)?,
+        text(header::IF_MATCH),
+        request.data,
+        &me,
+        text(header::ACCEPT_LANGUAGE),
+    )?;
+    state.store.wait_durable().await?;
+    let etag = HeaderValue::from_str(&edit::etag(&record))
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok((
+        [(header::ETAG, etag)],
+        Json(json!(SubmissionView::of(&record)?)),
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/submissions/{id}/versions`: who made each version and when.
+async fn list_versions(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    Ok(Json(
+        json!({ "items": edit::versions(&state.store, parse_id(&id)?, &me)? }),
+    ))
+}
+
+/// `GET /api/v1/submissions/{id}/versions/{n}`: the answers of version `n` (1: as received).
+async fn get_version(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path((id, n)): Path<(String, String)>,
+) -> Result<Json<Value>, AppError> {
+    let n: u32 = n.parse().map_err(|_| AppError::VersionNotFound)?;
+    let data = edit::version_data(&state.store, parse_id(&id)?, n, &me)?;
+    Ok(Json(json!({ "version": n, "data": data })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DiffQuery {
+    from: u32,
+    to: u32,
+}
+
+/// `GET /api/v1/submissions/{id}/diff?from=1&to=2`: the changes as JSON Pointers into the answers.
+async fn diff_versions(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<DiffQuery>,
+) -> Result<Json<Value>, AppError> {
+    let id = parse_id(&id)?;
+    let from = edit::version_data(&state.store, id, query.from, &me)?;
+    let to = edit::version_data(&state.store, id, query.to, &me)?;
+    Ok(Json(
+        json!({ "from": query.from, "to": query.to, "changes": edit::diff(&from, &to) }),
+    ))
 }

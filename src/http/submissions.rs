@@ -156,14 +156,16 @@ async fn list_submissions(
     ))
 }
 
-/// `GET /api/v1/submissions/{id}`: one submission with its metadata.
+/// `GET /api/v1/submissions/{id}`: one submission with its metadata, and the `ETag` a correction needs.
 async fn get_submission(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let record = submissions::find(&state.store, parse_id(&id)?, &me)?;
-    Ok(Json(SubmissionView::of(&record)?).into_response())
+    let etag = HeaderValue::from_str(&submissions::edit::etag(&record))
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(([(header::ETAG, etag)], Json(SubmissionView::of(&record)?)).into_response())
 }
 
 /// `GET /api/v1/submissions/{id}/raw`: the envelope byte for byte as the phone sent it (for audit).

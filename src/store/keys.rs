@@ -85,6 +85,14 @@ pub fn submission_seq(id: Uuid, seq: u64) -> Vec<u8> {
     key
 }
 
+/// `submissionidversion_version`: SubmissionId (16 bytes) + version (u32 BE).
+pub fn submission_version(id: Uuid, version: u32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(20);
+    key.extend_from_slice(id.as_bytes());
+    key.extend_from_slice(&version.to_be_bytes());
+    key
+}
+
 /// `seq_audit`: audit number (u64 BE), so the log reads in order.
 pub fn audit(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
@@ -147,6 +155,13 @@ mod tests {
         assert_eq!(key[..16], submission(id));
         assert_eq!(key[16..], [0, 0, 0, 0, 0, 0, 1, 2]);
         assert!(submission_seq(id, 255) < submission_seq(id, 256));
+    }
+
+    #[test]
+    fn version_keys_group_by_submission_in_version_order() {
+        let id = Uuid::from_u128(3);
+        assert_eq!(submission_version(id, 2)[16..], [0, 0, 0, 2]);
+        assert!(submission_version(id, 9) < submission_version(id, 10));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod keys;
 mod migrate;
 mod submissions;
 mod users;
+mod versions;
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -20,6 +21,7 @@ pub use audit::{AuditEvent, AuditRecord};
 pub use forms::{FormInsert, StoredFormVersion};
 pub use submissions::{Comment, Deletion, SubmissionInsert, SubmissionMeta, SubmissionRecord};
 pub use users::{RefreshRecord, UserRecord};
+pub use versions::{EditOutcome, StoredVersion};
 
 use durability::Durability;
 
@@ -60,6 +62,8 @@ pub struct Store {
     refresh_tokens: sled::Tree,
     /// `familyid_revokedat`: token family id → RFC 3339 time it was revoked.
     revoked_families: sled::Tree,
+    /// `submissionidversion_version`: SubmissionId (16 bytes) + version (u32 BE) → `StoredVersion` (JSON).
+    versions: sled::Tree,
     /// `submissionidseq_comment`: SubmissionId (16 bytes) + comment number (u64 BE) → `Comment` (JSON).
     comments: sled::Tree,
     /// `seq_audit`: audit number (u64 BE) → `AuditRecord` (JSON).
@@ -94,6 +98,7 @@ impl Store {
             refresh_tokens: db.open_tree("tokenhash_refresh")?,
             revoked_families: db.open_tree("familyid_revokedat")?,
             comments: db.open_tree("submissionidseq_comment")?,
+            versions: db.open_tree("submissionidversion_version")?,
             audit: db.open_tree("seq_audit")?,
             audit_index: db.open_tree("targetseq_none")?,
             write_order: Mutex::new(()),

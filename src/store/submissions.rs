@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{AuditEvent, Store, StoreError, decode, encode, keys};
 use crate::submissions::ValidSubmission;
 
-const RECORD: &str = "submissionid_record";
+pub(super) const RECORD: &str = "submissionid_record";
 const COMMENTS: &str = "submissionidseq_comment";
 
 /// What the server knows about a submission besides its payload.
@@ -28,6 +28,9 @@ pub struct SubmissionMeta {
     /// The value of the form's scope field (e.g. the township), for scoped reading.
     #[serde(default)]
     pub scope: Option<String>,
+    /// The current version: 1 is the payload as received, each correction adds one.
+    #[serde(default = "first_version")]
+    pub version: u32,
     /// Where review has got to: `received`, `approved`, `rejected`, `has_issues` (or `edited`).
     #[serde(default = "received")]
     pub review_status: String,
@@ -38,6 +41,10 @@ pub struct SubmissionMeta {
 
 fn received() -> String {
     "received".into()
+}
+
+fn first_version() -> u32 {
+    1
 }
 
 /// Why and by whom a submission was deleted.
@@ -66,6 +73,9 @@ pub struct SubmissionRecord {
     pub meta: SubmissionMeta,
     /// The envelope exactly as received.
     pub payload: Vec<u8>,
+    /// The answers of the latest correction (a JSON object) when there is one: what the
+    /// submission says now. `None` while version 1, the payload, is current.
+    pub current: Option<Vec<u8>>,
 }
 
 /// What an insert found.
@@ -93,6 +103,7 @@ impl Store {
             seq: self.db.generate_id()?,
             submitted_by: submission.submitted_by().to_owned(),
             scope: submission.scope().map(str::to_owned),
+            version: first_version(),
             review_status: received(),
             deleted: None,
         };
@@ -127,10 +138,14 @@ impl Store {
 
     /// One submission by id.
     pub fn submission(&self, id: Uuid) -> Result<Option<SubmissionRecord>, StoreError> {
-        self.submission_record
-            .get(keys::submission(id))?
-            .map(|bytes| decode_record(id, &bytes))
-            .transpose()
+        let Some(bytes) = self.submission_record.get(keys::submission(id))? else {
+            return Ok(None);
+        };
+        let mut record = decode_record(id, &bytes)?;
+        if record.meta.version > 1 {
+            record.current = Some(self.version_data(id, record.meta.version)?);
+        }
+        Ok(Some(record))
     }
 
     /// Changes a submission's metadata (review, deletion) with its audit entry; the payload stays as
@@ -256,7 +271,7 @@ impl Store {
 
 /// A `submissionid_record` value: meta length (u32 BE) + `SubmissionMeta` JSON + the envelope as received.
 /// One value per submission, so a write is one insert and a read one lookup.
-fn encode_record(meta: &[u8], payload: &[u8]) -> Vec<u8> {
+pub(super) fn encode_record(meta: &[u8], payload: &[u8]) -> Vec<u8> {
     let mut record = Vec::with_capacity(4 + meta.len() + payload.len());
     // A meta record is a few hundred bytes, far below u32::MAX.
     record.extend_from_slice(&(meta.len() as u32).to_be_bytes());
@@ -265,7 +280,7 @@ fn encode_record(meta: &[u8], payload: &[u8]) -> Vec<u8> {
     record
 }
 
-fn decode_record(id: Uuid, bytes: &[u8]) -> Result<SubmissionRecord, StoreError> {
+pub(super) fn decode_record(id: Uuid, bytes: &[u8]) -> Result<SubmissionRecord, StoreError> {
     let corrupt = |reason: &str| StoreError::Corrupt {
         tree: RECORD,
         reason: format!("submission {id}: {reason}"),
@@ -282,6 +297,7 @@ fn decode_record(id: Uuid, bytes: &[u8]) -> Result<SubmissionRecord, StoreError>
         id,
         meta: decode(RECORD, meta)?,
         payload: payload.to_vec(),
+        current: None,
     })
 }
 

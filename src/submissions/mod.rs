@@ -4,6 +4,7 @@
 //! unchecked answers. The client's UUID is the idempotency key: the same id with the same content
 //! is a replay (the original receipt again), with other content a conflict.
 
+pub mod edit;
 mod envelope;
 pub mod review;
 mod view;

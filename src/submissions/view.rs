@@ -23,6 +23,8 @@ pub struct SubmissionView<'a> {
     pub submitted_by: &'a str,
     /// The review state.
     pub status: &'a str,
+    /// 1 while the answers are as received; each correction adds one (`data` is the latest).
+    pub version: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deleted: Option<&'a crate::store::Deletion>,
     pub data: &'a RawValue,
@@ -50,8 +52,14 @@ impl<'a> SubmissionView<'a> {
             received_at: &record.meta.received_at,
             submitted_by: &record.meta.submitted_by,
             status: &record.meta.review_status,
+            version: record.meta.version,
             deleted: record.meta.deleted.as_ref(),
-            data: parts.data,
+            data: match &record.current {
+                Some(current) => serde_json::from_slice(current).map_err(|e| {
+                    AppError::Internal(format!("stored version of {} unreadable: {e}", record.id))
+                })?,
+                None => parts.data,
+            },
             meta: parts.meta.filter(|m| m.get() != "null"),
         })
     }

@@ -146,6 +146,27 @@ const MATRIX: &[Rule] = &[
         "/api/v1/submissions/{id}/comments",
         [401, 401, 201, 404, 201, 403, 201],
     ),
+    // A correction without If-Match: allowed callers get as far as 428.
+    rule(
+        "PUT",
+        "/api/v1/submissions/{id}",
+        [401, 401, 403, 403, 428, 403, 428],
+    ),
+    rule(
+        "GET",
+        "/api/v1/submissions/{id}/versions",
+        [401, 401, 200, 404, 200, 200, 200],
+    ),
+    rule(
+        "GET",
+        "/api/v1/submissions/{id}/versions/{n}",
+        [401, 401, 200, 404, 200, 200, 200],
+    ),
+    rule(
+        "GET",
+        "/api/v1/submissions/{id}/diff",
+        [401, 401, 200, 404, 200, 200, 200],
+    ),
     // Last: the admin deletes fw1's submission, then restores it.
     rule(
         "DELETE",
@@ -212,6 +233,7 @@ fn body_for(rule: &Rule, caller: &str) -> Option<Value> {
             json!({"text": "请核对第2位劳动力的身份证号"})
         }
         ("DELETE", _) => json!({"reason": "entered twice"}),
+        ("PUT", _) => json!({"data": household()}),
         ("POST", "/api/v1/forms") => {
             json!({"id": format!("matrix-{caller}"), "version": "1", "title": "t",
                                              "schema": {"type": "object"}})
@@ -240,7 +262,13 @@ async fn each_role_gets_exactly_the_access_the_matrix_says() {
             .replace("{username}", "fw1")
             .replace("{form}", "labour-survey")
             .replace("{id}", id)
-            .replace("{file}", "members.csv");
+            .replace("{file}", "members.csv")
+            .replace("{n}", "1");
+        let path = if path.ends_with("/diff") {
+            format!("{path}?from=1&to=1")
+        } else {
+            path
+        };
         for (column, token) in tokens.iter().enumerate() {
             let mut request = app
                 .client

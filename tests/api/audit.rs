@@ -151,3 +151,85 @@ async fn the_log_pages_with_a_cursor_and_refuses_bad_filters() {
         assert_eq!((status, code.as_str()), (400, "query_invalid"), "{query}");
     }
 }
+
+#[tokio::test]
+async fn every_review_action_is_in_the_submissions_trail_in_order() {
+    let app = spawn_app().await;
+    let submission = envelope(household());
+    app.submit(&submission).await;
+    let id = submission["id"].as_str().unwrap();
+    let path = format!("/api/v1/submissions/{id}");
+    let admin = app.admin_token.clone();
+    let send = |method: reqwest::Method, path: String, body: Value, if_match: Option<String>| {
+        let mut request = app
+            .client
+            .request(method, app.url(&path))
+            .bearer_auth(&admin)
+            .json(&body);
+        if let Some(tag) = if_match {
+            request = request.header("if-match", tag);
+        }
+        request.send()
+    };
+
+    send(
+        reqwest::Method::PATCH,
+        format!("{path}/review"),
+        json!({"status": "has_issues", "comment": "请核对"}),
+        None,
+    )
+    .await
+    .unwrap();
+    let etag = app.get_as(&admin, &path).await.headers()["etag"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    send(
+        reqwest::Method::PUT,
+        path.clone(),
+        json!({"data": household()}),
+        Some(etag),
+    )
+    .await
+    .unwrap();
+    send(
+        reqwest::Method::DELETE,
+        path.clone(),
+        json!({"reason": "entered twice"}),
+        None,
+    )
+    .await
+    .unwrap();
+    send(
+        reqwest::Method::POST,
+        format!("{path}/restore"),
+        json!({}),
+        None,
+    )
+    .await
+    .unwrap();
+
+    let trail: Value = app
+        .get_as(&admin, &format!("{path}/audit"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<(&str, &str)> = trail["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("submission_created", "fw1"),
+            ("submission_reviewed", "admin"),
+            ("comment_added", "admin"),
+            ("submission_edited", "admin"),
+            ("submission_deleted", "admin"),
+            ("submission_restored", "admin"),
+        ]
+    );
+}

@@ -307,3 +307,152 @@ async fn the_dataset_follows_review_rejected_and_deleted_left_out_and_logged() {
     .await;
     assert_eq!(status, 400);
 }
+
+async fn put(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    if_match: Option<&str>,
+    body: Value,
+) -> reqwest::Response {
+    let mut request = app.client.put(app.url(path)).bearer_auth(token).json(&body);
+    if let Some(tag) = if_match {
+        request = request.header("if-match", tag);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_correction_is_a_new_version_with_a_diff_and_the_original_stays() {
+    let app = spawn_app().await;
+    let submission = envelope(household());
+    app.submit(&submission).await;
+    let supervisor = app.user("sup", "supervisor", None).await;
+    let id = submission["id"].as_str().unwrap();
+    let path = format!("/api/v1/submissions/{id}");
+    let etag = app.get_as(&supervisor, &path).await.headers()["etag"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mut corrected = household();
+    corrected["members"][0]["monthly_income"] = json!(2500);
+
+    let saved = put(
+        &app,
+        &supervisor,
+        &path,
+        Some(&etag),
+        json!({"data": corrected}),
+    )
+    .await;
+
+    assert_eq!(saved.status(), 200);
+    assert_ne!(saved.headers()["etag"].to_str().unwrap(), etag);
+    let now: Value = app.get(&path).await.json().await.unwrap();
+    assert_eq!(
+        (now["status"].as_str(), now["version"].as_u64()),
+        (Some("edited"), Some(2))
+    );
+    assert_eq!(now["data"]["members"][0]["monthly_income"], 2500);
+    let versions: Value = app
+        .get(&format!("{path}/versions"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(versions["items"].as_array().unwrap().len(), 2);
+    assert_eq!(versions["items"][1]["edited_by"], "sup");
+    let original: Value = app
+        .get(&format!("{path}/versions/1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(original["data"], household());
+    let diff: Value = app
+        .get(&format!("{path}/diff?from=1&to=2"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        diff["changes"],
+        json!([{"op": "replace", "path": "/members/0/monthly_income", "from": 2000, "to": 2500}])
+    );
+    let raw = app.get(&format!("{path}/raw")).await.bytes().await.unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&raw).unwrap(),
+        submission,
+        "the upload is kept as received"
+    );
+    let members = app
+        .get_as(
+            &app.admin_token,
+            "/api/v1/forms/labour-survey/export/members.csv",
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        csv_rows(&members)[0]["monthly_income"],
+        "2500",
+        "exports use the latest version"
+    );
+    let mut changed = submission.clone();
+    changed["data"]["village"] = json!("别的村");
+    assert_eq!(
+        app.submit(&changed).await.status(),
+        409,
+        "a re-upload is not an edit"
+    );
+}
+
+#[tokio::test]
+async fn a_stale_missing_or_invalid_correction_is_refused() {
+    let app = spawn_app().await;
+    let submission = envelope(household());
+    app.submit(&submission).await;
+    let id = submission["id"].as_str().unwrap();
+    let path = format!("/api/v1/submissions/{id}");
+    let admin = app.admin_token.clone();
+    let etag = app.get_as(&admin, &path).await.headers()["etag"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        put(
+            &app,
+            &admin,
+            &path,
+            Some(&etag),
+            json!({"data": household()})
+        )
+        .await
+        .status(),
+        200
+    );
+
+    let stale = put(
+        &app,
+        &admin,
+        &path,
+        Some(&etag),
+        json!({"data": household()}),
+    )
+    .await;
+    let missing = put(&app, &admin, &path, None, json!({"data": household()})).await;
+    let fresh = app.get_as(&admin, &path).await.headers()["etag"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mut bad = household();
+    bad["members"][0]["months_worked"] = json!(13);
+    let invalid = put(&app, &admin, &path, Some(&fresh), json!({"data": bad})).await;
+
+    assert_eq!(error_code(stale).await.1, "version_stale");
+    assert_eq!(error_code(missing).await.1, "if_match_required");
+    let (status, code, error) = error_code(invalid).await;
+    assert_eq!((status, code.as_str()), (422, "validation_failed"));
+    assert_eq!(error["details"][0]["path"], "/members/0/months_worked");
+}

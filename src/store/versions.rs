@@ -1,0 +1,148 @@
+//! Corrections: each is a new version of a submission's answers; the payload as received (version
+//! 1) and every earlier version stay readable.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use uuid::Uuid;
+
+use super::submissions::{RECORD, decode_record, encode_record};
+use super::{AuditEvent, Store, StoreError, SubmissionRecord, decode, encode, keys};
+
+const TREE: &str = "submissionidversion_version";
+
+/// One correction, as stored.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StoredVersion {
+    pub version: u32,
+    pub edited_by: String,
+    pub edited_at: String,
+    /// The corrected answers.
+    pub data: Value,
+}
+
+/// Why a correction's transaction stopped without writing.
+enum Refused {
+    NotFound,
+    Stale(u32),
+    Broken(Box<StoreError>),
+}
+
+/// What an attempted correction found.
+pub enum EditOutcome {
+    Saved(Box<SubmissionRecord>),
+    /// Someone saved another version first; this one was based on `current`.
+    Stale {
+        current: u32,
+    },
+    NotFound,
+}
+
+impl Store {
+    /// Saves `data` as the next version if the current one is still `based_on`; also updates the
+    /// scope in the arrival index (a correction may move a household) and writes the audit entry.
+    pub fn save_version(
+        &self,
+        id: Uuid,
+        based_on: u32,
+        data: &Value,
+        scope: Option<&str>,
+        edited_by: &str,
+        audit: &AuditEvent,
+    ) -> Result<EditOutcome, StoreError> {
+        let key = keys::submission(id);
+        let _order = self.write_order();
+        let entry = self.prepare_audit(audit)?;
+        let edited_at = crate::clock::now_rfc3339();
+        let trees = (
+            &self.submission_record,
+            &self.versions,
+            &self.form_seq,
+            &self.audit,
+            &self.audit_index,
+        );
+        let outcome = trees.transaction(|(records, versions, index, log, log_index)| {
+            let Some(bytes) = records.get(key)? else {
+                return Err(ConflictableTransactionError::Abort(Refused::NotFound));
+            };
+            let mut record = decode_record(id, &bytes)
+                .map_err(|e| ConflictableTransactionError::Abort(Refused::Broken(Box::new(e))))?;
+            if record.meta.version != based_on {
+                return Err(ConflictableTransactionError::Abort(Refused::Stale(
+                    record.meta.version,
+                )));
+            }
+            record.meta.version += 1;
+            record.meta.review_status = "edited".into();
+            record.meta.scope = scope.map(str::to_owned);
+            let stored = StoredVersion {
+                version: record.meta.version,
+                edited_by: edited_by.to_owned(),
+                edited_at: edited_at.clone(),
+                data: data.clone(),
+            };
+            let encoded = encode(TREE, &stored)
+                .map_err(|e| ConflictableTransactionError::Abort(Refused::Broken(Box::new(e))))?;
+            let meta = encode(RECORD, &record.meta)
+                .map_err(|e| ConflictableTransactionError::Abort(Refused::Broken(Box::new(e))))?;
+            versions.insert(keys::submission_version(id, record.meta.version), encoded)?;
+            records.insert(&key[..], encode_record(&meta, &record.payload))?;
+            let index_value =
+                keys::form_seq_value(id, &record.meta.submitted_by, record.meta.scope.as_deref());
+            index.insert(
+                keys::form_seq(&record.meta.form, record.meta.seq),
+                index_value,
+            )?;
+            entry.write(log, log_index)?;
+            Ok(record)
+        });
+        match outcome {
+            Ok(mut record) => {
+                record.current =
+                    Some(serde_json::to_vec(data).map_err(|e| StoreError::Corrupt {
+                        tree: TREE,
+                        reason: e.to_string(),
+                    })?);
+                Ok(EditOutcome::Saved(Box::new(record)))
+            }
+            Err(TransactionError::Abort(Refused::NotFound)) => Ok(EditOutcome::NotFound),
+            Err(TransactionError::Abort(Refused::Stale(current))) => {
+                Ok(EditOutcome::Stale { current })
+            }
+            Err(TransactionError::Abort(Refused::Broken(e))) => Err(*e),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+        }
+    }
+
+    /// A saved correction (versions 2 and up).
+    pub fn version(&self, id: Uuid, version: u32) -> Result<Option<StoredVersion>, StoreError> {
+        self.versions
+            .get(keys::submission_version(id, version))?
+            .map(|bytes| decode(TREE, &bytes))
+            .transpose()
+    }
+
+    /// Every saved correction of a submission, oldest first.
+    pub fn versions(&self, id: Uuid) -> Result<Vec<StoredVersion>, StoreError> {
+        self.versions
+            .scan_prefix(keys::submission(id))
+            .values()
+            .map(|v| decode(TREE, &v?))
+            .collect()
+    }
+
+    /// The answers of version `version` as JSON bytes, for the record's `current`.
+    pub(super) fn version_data(&self, id: Uuid, version: u32) -> Result<Vec<u8>, StoreError> {
+        let stored = self
+            .version(id, version)?
+            .ok_or_else(|| StoreError::Corrupt {
+                tree: TREE,
+                reason: format!("submission {id} is at version {version}, which is not stored"),
+            })?;
+        serde_json::to_vec(&stored.data).map_err(|e| StoreError::Corrupt {
+            tree: TREE,
+            reason: e.to_string(),
+        })
+    }
+}
