@@ -11,7 +11,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use crate::store::{Store, SubmissionRecord};
 
 /// Submissions per page handed to a worker.
-const PAGE: usize = 128;
+const PAGE: usize = 256;
 const WORKERS: usize = 2;
 
 type Page = io::Result<Vec<SubmissionRecord>>;
