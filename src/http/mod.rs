@@ -8,13 +8,17 @@ mod export;
 mod extract;
 mod forms;
 mod indicators;
+mod observe;
 mod review;
 mod submissions;
 mod users;
 
 use axum::extract::DefaultBodyLimit;
+use axum::extract::State;
 use axum::handler::Handler;
 use axum::http::Method;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Json, Router};
 use serde_json::{Value, json};
@@ -53,7 +57,10 @@ where
 }
 
 fn endpoints(limits: &Limits) -> Vec<Endpoint> {
-    let mut all = vec![endpoint(Method::GET, "/healthz", healthz)];
+    let mut all = vec![
+        endpoint(Method::GET, "/healthz", healthz),
+        endpoint(Method::GET, "/readyz", readyz),
+    ];
     all.extend(auth::endpoints());
     all.extend(users::endpoints());
     all.extend(forms::endpoints());
@@ -83,10 +90,23 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .fallback(|| async { AppError::RouteNotFound })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn(observe::request_ids))
         .with_state(state)
 }
 
 /// `GET /healthz`: the process is up and serving. No token needed.
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: the store answers and can make a write durable. No token needed; 503 if not.
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.check_writable().await {
+        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "not ready: the store cannot make a write durable");
+            let body = json!({"error": {"code": "not_ready", "message": "the database cannot be written"}});
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+    }
 }

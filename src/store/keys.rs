@@ -108,6 +108,9 @@ pub fn target_prefix(target: &str) -> Vec<u8> {
     form_prefix(target)
 }
 
+/// `meta`: the time of the last readiness check (RFC 3339 text).
+pub const READY_PROBE: &[u8] = b"ready_probe";
+
 /// `meta`: the storage format version, a u32 big-endian.
 pub const STORAGE_VERSION: &[u8] = b"storage_version";
 

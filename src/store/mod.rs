@@ -112,6 +112,14 @@ impl Store {
         self.write_order.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Writes a heartbeat into `meta` and waits until it is on disk: what readiness means.
+    pub async fn check_writable(&self) -> Result<(), StoreError> {
+        self.db
+            .open_tree("meta")?
+            .insert(keys::READY_PROBE, crate::clock::now_rfc3339().as_bytes())?;
+        self.wait_durable().await
+    }
+
     /// Resolves once everything written before the call is on disk (group commit).
     pub async fn wait_durable(&self) -> Result<(), StoreError> {
         self.durability.wait().await

@@ -68,3 +68,40 @@ async fn health_is_reported() {
     let app = spawn_app().await;
     assert_eq!(app.get("/healthz").await.status(), 200);
 }
+
+#[tokio::test]
+async fn readiness_means_the_store_can_make_a_write_durable() {
+    let app = spawn_app().await;
+    let response = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id_and_the_audit_log_names_it() {
+    let app = spawn_app().await;
+    let generated = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(
+        generated.headers()["x-request-id"].len(),
+        36,
+        "a UUID when the client sent none"
+    );
+
+    let sent = app
+        .client
+        .post(app.url("/api/v1/forms/labour-survey/submissions"))
+        .bearer_auth(&app.token)
+        .header("x-request-id", "phone-17-upload-0042")
+        .json(&envelope(household()))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(sent.headers()["x-request-id"], "phone-17-upload-0042");
+    let log: serde_json::Value = app
+        .get_as(&app.admin_token, "/api/v1/audit?action=submission_created")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(log["items"][0]["request_id"], "phone-17-upload-0042");
+}
