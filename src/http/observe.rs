@@ -14,27 +14,32 @@ const HEADER: &str = "x-request-id";
 
 /// Gives the request its id, answers with it, and logs method, route, status and duration.
 pub async fn request_ids(mut request: Request, next: Next) -> Response {
-    let id = request_id(request.headers());
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        request.headers_mut().insert(HEADER, value);
+    let id = HeaderValue::from_str(&request_id(request.headers())).ok();
+    if let Some(id) = &id {
+        request.headers_mut().insert(HEADER, id.clone());
     }
-    let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let started = Instant::now();
+    // The log line is skipped, timing and all, when the log level leaves it out.
+    let logged = tracing::enabled!(tracing::Level::INFO).then(|| {
+        // `MatchedPath` holds a shared string: cloning it allocates nothing.
+        (
+            request.method().clone(),
+            request.extensions().get::<MatchedPath>().cloned(),
+            Instant::now(),
+        )
+    });
     let mut response = next.run(request).await;
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(HEADER, value);
+    if let Some((method, route, started)) = logged {
+        tracing::info!(
+            request_id = id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or_default(),
+            %method,
+            route = route.as_ref().map_or("unmatched", MatchedPath::as_str),
+            status = response.status().as_u16(),
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
     }
-    tracing::info!(
-        request_id = %id,
-        %method,
-        route,
-        status = response.status().as_u16(),
-        ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
+    if let Some(id) = id {
+        response.headers_mut().insert(HEADER, id);
+    }
     response
 }
