@@ -128,15 +128,9 @@ fn household(k: usize, template: &Value) -> Value {
             birth.month() as u8,
             birth.day()
         );
-        const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-        let sum: u32 = first17
-            .chars()
-            .zip(WEIGHTS)
-            .map(|(c, w)| c.to_digit(10).unwrap_or(0) * w)
-            .sum();
-        let check = ["1", "0", "X", "9", "8", "7", "6", "5", "4", "3", "2"][(sum % 11) as usize];
         let member = &mut data["members"][i];
-        member["id_number"] = json!(format!("{first17}{check}"));
+        let id = survey_server::forms::formats::complete_resident_id(&first17).expect("17 digits");
+        member["id_number"] = json!(id);
         member["birth_date"] = json!(format!(
             "{:04}-{:02}-{:02}",
             birth.year(),

@@ -4,11 +4,6 @@
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// NFKC (full-width digits and letters become ASCII, U+3000 becomes a space), then trimmed.
-pub fn text(value: &str) -> String {
-    crate::text::normalize(value)
-}
-
 /// A resident ID number in canonical form: the check character `x` upper-case.
 pub fn id_number(value: &str) -> String {
     value.to_uppercase()
@@ -64,6 +59,7 @@ pub fn instant(text: &str) -> Option<OffsetDateTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::text::normalize as text;
 
     #[test]
     fn full_width_characters_and_ideographic_spaces_are_normalised() {

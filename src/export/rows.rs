@@ -136,7 +136,7 @@ fn shown(column: &Column, raw: &str, style: Style, changes: &mut Vec<Change>) ->
 
 /// Cleans one text value of `column`, reporting each step that changed it.
 pub fn cleaned(column: &Column, raw: &str, changes: &mut Vec<Change>) -> String {
-    let normalized = clean::text(raw);
+    let normalized = crate::text::normalize(raw);
     if normalized != raw {
         changes.push(Change {
             column: column.name.clone(),

@@ -48,14 +48,32 @@ pub fn resident_id(value: &str) -> Result<ResidentId, IdProblem> {
     if birth_date > OffsetDateTime::now_utc().date() || birth_date.year() < 1900 {
         return Err(IdProblem::BirthDate);
     }
-    let sum: u32 = (0..17).map(|i| digit(i) * WEIGHTS[i]).sum();
-    if CHECK[(sum % 11) as usize] != id[17] {
+    let first17: String = id[..17].iter().collect();
+    if check_character(&first17) != Some(id[17]) {
         return Err(IdProblem::CheckDigit);
     }
     Ok(ResidentId {
         birth_date,
         male: digit(16) % 2 == 1,
     })
+}
+
+/// The GB 11643 check character of 17 digits; `None` if they are not 17 ASCII digits.
+pub fn check_character(first17: &str) -> Option<char> {
+    if first17.len() != 17 {
+        return None;
+    }
+    let digits = first17
+        .chars()
+        .map(|c| c.to_digit(10))
+        .collect::<Option<Vec<u32>>>()?;
+    let sum: u32 = digits.iter().zip(WEIGHTS).map(|(d, w)| d * w).sum();
+    Some(CHECK[(sum % 11) as usize])
+}
+
+/// 17 digits completed with their check character: how test data and the simulator make IDs.
+pub fn complete_resident_id(first17: &str) -> Option<String> {
+    check_character(first17).map(|check| format!("{first17}{check}"))
 }
 
 /// The `cn-resident-id` format check.
@@ -109,6 +127,16 @@ mod tests {
             Err(IdProblem::BirthDate),
             "in the future"
         );
+    }
+
+    #[test]
+    fn the_check_character_completes_17_digits() {
+        assert_eq!(
+            complete_resident_id("45222319830708039").as_deref(),
+            Some("45222319830708039X")
+        );
+        assert_eq!(check_character("4522231983070803"), None);
+        assert_eq!(check_character("4522231983070803a"), None);
     }
 
     #[test]

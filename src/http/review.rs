@@ -4,12 +4,12 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::extract::{ApiQuery, AuthUser, JsonBody};
-use super::submissions::parse_id;
+use super::submissions::{parse_id, view_with_etag};
 use super::{Endpoint, endpoint};
 use crate::AppState;
 use crate::error::AppError;
@@ -169,13 +169,7 @@ async fn edit_submission(
         text(header::ACCEPT_LANGUAGE),
     )?;
     state.store.wait_durable().await?;
-    let etag = HeaderValue::from_str(&edit::etag(&record))
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok((
-        [(header::ETAG, etag)],
-        Json(json!(SubmissionView::of(&record)?)),
-    )
-        .into_response())
+    view_with_etag(&record)
 }
 
 /// `GET /api/v1/submissions/{id}/versions`: who made each version and when.

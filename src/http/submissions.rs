@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::extract::{ApiQuery, AuthUser, JsonBody};
 use super::{Endpoint, endpoint};
 use crate::error::AppError;
+use crate::store::SubmissionRecord;
 use crate::submissions::{self, Accepted, SubmissionView};
 use crate::{AppState, Limits};
 
@@ -163,9 +164,14 @@ async fn get_submission(
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let record = submissions::find(&state.store, parse_id(&id)?, &me)?;
-    let etag = HeaderValue::from_str(&submissions::edit::etag(&record))
+    view_with_etag(&record)
+}
+
+/// A submission as JSON with the `ETag` of its current version, which a correction must send back.
+pub(super) fn view_with_etag(record: &SubmissionRecord) -> Result<Response, AppError> {
+    let etag = HeaderValue::from_str(&submissions::edit::etag(record))
         .map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(([(header::ETAG, etag)], Json(SubmissionView::of(&record)?)).into_response())
+    Ok(([(header::ETAG, etag)], Json(SubmissionView::of(record)?)).into_response())
 }
 
 /// `GET /api/v1/submissions/{id}/raw`: the envelope byte for byte as the phone sent it (for audit).

@@ -12,6 +12,8 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::forms::formats::complete_resident_id;
+
 /// The ten townships of Tiandong county.
 pub const TOWNSHIPS: [&str; 10] = [
     "平马镇",
@@ -296,7 +298,7 @@ impl People {
                 birth.month() as u8,
                 birth.day()
             );
-            let id = with_check_digit(&first17);
+            let id = complete_resident_id(&first17).unwrap_or_default();
             if self.issued.insert(id.clone()) {
                 break (id, birth);
             }
@@ -385,18 +387,6 @@ impl People {
         person["monthly_income"] = json!(income);
         person
     }
-}
-
-/// Appends the GB 11643 check character to 17 digits.
-pub fn with_check_digit(first17: &str) -> String {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    const CHECK: [char; 11] = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'];
-    let sum: u32 = first17
-        .chars()
-        .zip(WEIGHTS)
-        .map(|(c, w)| c.to_digit(10).unwrap_or(0) * w)
-        .sum();
-    format!("{first17}{}", CHECK[(sum % 11) as usize])
 }
 
 #[cfg(test)]

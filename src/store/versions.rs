@@ -25,17 +25,15 @@ pub struct StoredVersion {
 /// Why a correction's transaction stopped without writing.
 enum Refused {
     NotFound,
-    Stale(u32),
+    Stale,
     Broken(Box<StoreError>),
 }
 
 /// What an attempted correction found.
 pub enum EditOutcome {
     Saved(Box<SubmissionRecord>),
-    /// Someone saved another version first; this one was based on `current`.
-    Stale {
-        current: u32,
-    },
+    /// Someone saved another version first.
+    Stale,
     NotFound,
 }
 
@@ -69,9 +67,7 @@ impl Store {
             let mut record = decode_record(id, &bytes)
                 .map_err(|e| ConflictableTransactionError::Abort(Refused::Broken(Box::new(e))))?;
             if record.meta.version != based_on {
-                return Err(ConflictableTransactionError::Abort(Refused::Stale(
-                    record.meta.version,
-                )));
+                return Err(ConflictableTransactionError::Abort(Refused::Stale));
             }
             record.meta.version += 1;
             record.meta.review_status = "edited".into();
@@ -107,9 +103,7 @@ impl Store {
                 Ok(EditOutcome::Saved(Box::new(record)))
             }
             Err(TransactionError::Abort(Refused::NotFound)) => Ok(EditOutcome::NotFound),
-            Err(TransactionError::Abort(Refused::Stale(current))) => {
-                Ok(EditOutcome::Stale { current })
-            }
+            Err(TransactionError::Abort(Refused::Stale)) => Ok(EditOutcome::Stale),
             Err(TransactionError::Abort(Refused::Broken(e))) => Err(*e),
             Err(TransactionError::Storage(e)) => Err(e.into()),
         }

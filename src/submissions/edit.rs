@@ -64,7 +64,7 @@ pub fn edit(
         &event,
     )? {
         EditOutcome::Saved(saved) => Ok(*saved),
-        EditOutcome::Stale { .. } => Err(AppError::VersionStale),
+        EditOutcome::Stale => Err(AppError::VersionStale),
         EditOutcome::NotFound => Err(AppError::SubmissionNotFound),
     }
 }

@@ -9,16 +9,7 @@ use crate::helpers::{TestApp, error_code, household, spawn_app};
 
 /// An 18-character resident ID with a correct GB 11643 check character.
 fn resident_id(first17: &str) -> String {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = first17
-        .chars()
-        .zip(WEIGHTS)
-        .map(|(c, w)| c.to_digit(10).unwrap() * w)
-        .sum();
-    format!(
-        "{first17}{}",
-        ["1", "0", "X", "9", "8", "7", "6", "5", "4", "3", "2"][(sum % 11) as usize]
-    )
+    survey_server::forms::formats::complete_resident_id(first17).expect("17 digits")
 }
 
 /// Household number `k` (below 500): its own household id and its own three labourers (births as

@@ -31,9 +31,12 @@ fn household_k(k: u32) -> Value {
     let births = ["19850315", "19830708", "19591102"];
     for (i, birth) in births.iter().enumerate() {
         let serial = k * 2 + u32::from(i == 1) + 600;
-        data["members"][i]["id_number"] = json!(survey_server::simulate::plan::with_check_digit(
-            &format!("452223{birth}{serial:03}")
-        ));
+        data["members"][i]["id_number"] = json!(
+            survey_server::forms::formats::complete_resident_id(&format!(
+                "452223{birth}{serial:03}"
+            ))
+            .expect("17 digits")
+        );
     }
     data
 }
