@@ -332,11 +332,8 @@ async fn scoped_readers_see_only_their_townships_and_field_workers_only_their_ow
         let app = &app;
         async move {
             let page: Value = app
-                .get_as(&token, "/api/v1/forms/labour-survey/submissions")
-                .await
-                .json()
-                .await
-                .unwrap();
+                .get_json_as(&token, "/api/v1/forms/labour-survey/submissions")
+                .await;
             page["items"]
                 .as_array()
                 .unwrap()
@@ -364,11 +361,8 @@ async fn a_submission_records_who_sent_it_from_the_token() {
 
     let id = submission["id"].as_str().unwrap();
     let stored: Value = app
-        .get_as(&app.admin_token, &format!("/api/v1/submissions/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json_as(&app.admin_token, &format!("/api/v1/submissions/{id}"))
+        .await;
 
     assert_eq!(stored["submitted_by"], "fw1");
 }

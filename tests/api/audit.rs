@@ -97,11 +97,8 @@ async fn a_submissions_trail_is_readable_by_its_reviewers() {
     let id = submission["id"].as_str().unwrap();
 
     let trail: Value = app
-        .get_as(&supervisor, &format!("/api/v1/submissions/{id}/audit"))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json_as(&supervisor, &format!("/api/v1/submissions/{id}/audit"))
+        .await;
 
     let items = trail["items"].as_array().unwrap();
     assert_eq!(items.len(), 1);
@@ -120,24 +117,18 @@ async fn the_log_pages_with_a_cursor_and_refuses_bad_filters() {
     }
 
     let first: Value = app
-        .get_as(
+        .get_json_as(
             &app.admin_token,
             "/api/v1/audit?action=submission_created&limit=3",
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let cursor = first["next_cursor"].as_str().unwrap();
     let second: Value = app
-        .get_as(
+        .get_json_as(
             &app.admin_token,
             &format!("/api/v1/audit?action=submission_created&limit=3&cursor={cursor}"),
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
 
     assert_eq!(first["items"].as_array().unwrap().len(), 3);
     assert_eq!(second["items"].as_array().unwrap().len(), 2);
@@ -209,12 +200,7 @@ async fn every_review_action_is_in_the_submissions_trail_in_order() {
     .await
     .unwrap();
 
-    let trail: Value = app
-        .get_as(&admin, &format!("{path}/audit"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let trail: Value = app.get_json_as(&admin, &format!("{path}/audit")).await;
     let actions: Vec<(&str, &str)> = trail["items"]
         .as_array()
         .unwrap()

@@ -98,10 +98,7 @@ async fn every_answer_carries_a_request_id_and_the_audit_log_names_it() {
 
     assert_eq!(sent.headers()["x-request-id"], "phone-17-upload-0042");
     let log: serde_json::Value = app
-        .get_as(&app.admin_token, "/api/v1/audit?action=submission_created")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json_as(&app.admin_token, "/api/v1/audit?action=submission_created")
+        .await;
     assert_eq!(log["items"][0]["request_id"], "phone-17-upload-0042");
 }

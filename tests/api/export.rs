@@ -460,12 +460,7 @@ async fn indicators_count_each_status_and_the_employment_rate_per_township_over_
     assert_eq!(s.len(), 6);
 
     let path = "/api/v1/forms/labour-survey/indicators?table=members&by=township";
-    let figures: Value = app
-        .get_as(&app.admin_token, path)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let figures: Value = app.get_json_as(&app.admin_token, path).await;
 
     let groups = figures["groups"].as_array().unwrap();
     let group = |town: &str| {

@@ -20,7 +20,7 @@ fn small_form(version: &str, max: u32) -> Value {
 async fn the_shipped_labour_survey_is_listed_with_its_current_version() {
     let app = spawn_app().await;
 
-    let body: Value = app.get("/api/v1/forms").await.json().await.unwrap();
+    let body: Value = app.get_json("/api/v1/forms").await;
 
     let form = &body["forms"][0];
     assert_eq!(form["id"], "labour-survey");
@@ -82,12 +82,7 @@ async fn publishing_is_idempotent_and_versions_are_immutable() {
     .await;
     assert_eq!((status, code.as_str()), (409, "form_version_conflict"));
 
-    let form: Value = app
-        .get("/api/v1/forms/training-feedback")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let form: Value = app.get_json("/api/v1/forms/training-feedback").await;
     assert_eq!(form["schema"]["properties"]["score"]["maximum"], 5);
 }
 
@@ -100,20 +95,12 @@ async fn the_newest_published_version_becomes_current_and_the_old_one_stays_read
     app.post_json_as(&app.admin_token, "/api/v1/forms", &small_form("2", 10))
         .await;
 
-    let current: Value = app
-        .get("/api/v1/forms/training-feedback")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let current: Value = app.get_json("/api/v1/forms/training-feedback").await;
     assert_eq!(current["current_version"], "2");
     assert_eq!(current["versions"].as_array().unwrap().len(), 2);
     let old: Value = app
-        .get("/api/v1/forms/training-feedback?version=1")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/forms/training-feedback?version=1")
+        .await;
     assert_eq!(old["schema"]["properties"]["score"]["maximum"], 5);
 }
 
@@ -126,12 +113,7 @@ async fn a_published_schema_is_stored_exactly_as_given() {
     app.post_json_as(&app.admin_token, "/api/v1/forms", &form)
         .await;
 
-    let stored: Value = app
-        .get("/api/v1/forms/training-feedback")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let stored: Value = app.get_json("/api/v1/forms/training-feedback").await;
     assert_eq!(stored["schema"], form["schema"]);
 }
 
@@ -189,11 +171,6 @@ async fn published_versions_survive_a_restart() {
 
     let app = app.restart().await;
 
-    let form: Value = app
-        .get("/api/v1/forms/training-feedback")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let form: Value = app.get_json("/api/v1/forms/training-feedback").await;
     assert_eq!(form["current_version"], "1");
 }

@@ -158,6 +158,20 @@ impl TestApp {
             .to_owned()
     }
 
+    /// GETs `path` as `fw1` and reads the JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.get_json_as(&self.token, path).await
+    }
+
+    /// GETs `path` with `token` and reads the JSON body.
+    pub async fn get_json_as(&self, token: &str, path: &str) -> Value {
+        self.get_as(token, path)
+            .await
+            .json()
+            .await
+            .expect("a JSON body")
+    }
+
     pub async fn get(&self, path: &str) -> Response {
         self.get_as(&self.token, path).await
     }

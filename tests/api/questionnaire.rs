@@ -115,12 +115,7 @@ async fn keyboard_quirks_in_id_and_phone_numbers_are_accepted() {
 #[tokio::test]
 async fn the_questionnaire_carries_labels_keys_and_scope_for_the_codebook() {
     let app = spawn_app().await;
-    let form: Value = app
-        .get("/api/v1/forms/labour-survey")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let form: Value = app.get_json("/api/v1/forms/labour-survey").await;
     let schema = &form["schema"];
     assert_eq!(schema["x-unique"], json!(["/household_id"]));
     assert_eq!(schema["x-scope"], "/township");

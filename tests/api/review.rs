@@ -58,27 +58,16 @@ async fn a_supervisor_sends_a_submission_back_and_the_field_worker_sees_why() {
     .await;
 
     assert_eq!(reviewed.status(), 200);
-    let one: Value = app
-        .get(&format!("/api/v1/submissions/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let one: Value = app.get_json(&format!("/api/v1/submissions/{id}")).await;
     assert_eq!(one["status"], "has_issues");
     let comments: Value = app
-        .get(&format!("/api/v1/submissions/{id}/comments"))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/v1/submissions/{id}/comments"))
+        .await;
     assert_eq!(comments["items"][0]["text"], "请核对第2位劳动力的身份证号");
     assert_eq!(comments["items"][0]["author"], "sup");
     let attention: Value = app
-        .get("/api/v1/forms/labour-survey/submissions?status=has_issues,rejected")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/forms/labour-survey/submissions?status=has_issues,rejected")
+        .await;
     assert_eq!(attention["items"].as_array().unwrap().len(), 1);
     let reply = app
         .post_json(
@@ -88,11 +77,8 @@ async fn a_supervisor_sends_a_submission_back_and_the_field_worker_sees_why() {
         .await;
     assert_eq!(reply.status(), 201);
     let trail: Value = app
-        .get_as(&supervisor, &format!("/api/v1/submissions/{id}/audit"))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json_as(&supervisor, &format!("/api/v1/submissions/{id}/audit"))
+        .await;
     let actions: Vec<&str> = trail["items"]
         .as_array()
         .unwrap()
@@ -148,11 +134,8 @@ async fn a_deleted_submission_leaves_lists_and_exports_and_comes_back_on_restore
 
     assert_eq!(deleted.status(), 200);
     let list: Value = app
-        .get("/api/v1/forms/labour-survey/submissions")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/forms/labour-survey/submissions")
+        .await;
     assert!(list["items"].as_array().unwrap().is_empty());
     assert_eq!(
         app.get(&format!("/api/v1/submissions/{id}")).await.status(),
@@ -160,11 +143,8 @@ async fn a_deleted_submission_leaves_lists_and_exports_and_comes_back_on_restore
         "hidden from its author"
     );
     let as_admin: Value = app
-        .get_as(&app.admin_token, &format!("/api/v1/submissions/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json_as(&app.admin_token, &format!("/api/v1/submissions/{id}"))
+        .await;
     assert_eq!(as_admin["deleted"]["reason"], "entered twice");
     let csv = app
         .get_as(
@@ -351,33 +331,18 @@ async fn a_correction_is_a_new_version_with_a_diff_and_the_original_stays() {
 
     assert_eq!(saved.status(), 200);
     assert_ne!(saved.headers()["etag"].to_str().unwrap(), etag);
-    let now: Value = app.get(&path).await.json().await.unwrap();
+    let now: Value = app.get_json(&path).await;
     assert_eq!(
         (now["status"].as_str(), now["version"].as_u64()),
         (Some("edited"), Some(2))
     );
     assert_eq!(now["data"]["members"][0]["monthly_income"], 2500);
-    let versions: Value = app
-        .get(&format!("{path}/versions"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let versions: Value = app.get_json(&format!("{path}/versions")).await;
     assert_eq!(versions["items"].as_array().unwrap().len(), 2);
     assert_eq!(versions["items"][1]["edited_by"], "sup");
-    let original: Value = app
-        .get(&format!("{path}/versions/1"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let original: Value = app.get_json(&format!("{path}/versions/1")).await;
     assert_eq!(original["data"], household());
-    let diff: Value = app
-        .get(&format!("{path}/diff?from=1&to=2"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let diff: Value = app.get_json(&format!("{path}/diff?from=1&to=2")).await;
     assert_eq!(
         diff["changes"],
         json!([{"op": "replace", "path": "/members/0/monthly_income", "from": 2000, "to": 2500}])

@@ -89,14 +89,11 @@ async fn a_tenth_of_the_county_comes_back_exactly_from_the_cleaned_data() {
     );
 
     let figures: serde_json::Value = app
-        .get_as(
+        .get_json_as(
             &app.admin_token,
             "/api/v1/forms/labour-survey/indicators?table=members",
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     let employed = truth.stable + truth.flexible + truth.self_employed;
     assert_eq!(
         figures["total"]["employment_rate"],

@@ -57,12 +57,7 @@ async fn the_same_id_with_other_answers_is_a_conflict_and_the_first_stays() {
 
     assert_eq!((status, code.as_str()), (409, "submission_conflict"));
     let id = submission["id"].as_str().unwrap();
-    let stored: Value = app
-        .get(&format!("/api/v1/submissions/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let stored: Value = app.get_json(&format!("/api/v1/submissions/{id}")).await;
     assert_eq!(stored["data"]["village"], "定阳村");
 }
 
@@ -159,12 +154,7 @@ async fn a_stored_submission_is_returned_with_its_metadata_and_its_exact_bytes()
         .await;
     assert_eq!(response.status(), 201);
 
-    let one: Value = app
-        .get(&format!("/api/v1/submissions/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let one: Value = app.get_json(&format!("/api/v1/submissions/{id}")).await;
     assert_eq!(one["id"], id.to_string());
     assert_eq!(one["form_version"], "1");
     assert_eq!(one["data"], household());
@@ -244,11 +234,8 @@ async fn a_batch_over_the_limit_is_refused_whole() {
     let (status, code, _) = error_code(response).await;
     assert_eq!((status, code.as_str()), (413, "batch_too_large"));
     let page: Value = app
-        .get("/api/v1/forms/labour-survey/submissions")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/forms/labour-survey/submissions")
+        .await;
     assert_eq!(page["items"].as_array().unwrap().len(), 0);
 }
 
@@ -269,7 +256,7 @@ async fn paging_walks_every_submission_once_in_arrival_order() {
             Some(c) => format!("/api/v1/forms/labour-survey/submissions?limit=3&cursor={c}"),
             None => "/api/v1/forms/labour-survey/submissions?limit=3".to_owned(),
         };
-        let page: Value = app.get(&path).await.json().await.unwrap();
+        let page: Value = app.get_json(&path).await;
         let items = page["items"].as_array().unwrap();
         assert!(items.len() <= 3);
         seen.extend(items.iter().map(|i| i["id"].as_str().unwrap().to_owned()));
@@ -303,23 +290,15 @@ async fn everything_acknowledged_is_still_there_after_a_restart() {
     let app = app.restart().await;
 
     let id = submission["id"].as_str().unwrap();
-    let stored: Value = app
-        .get(&format!("/api/v1/submissions/{id}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let stored: Value = app.get_json(&format!("/api/v1/submissions/{id}")).await;
     assert_eq!(stored["received_at"], receipt["received_at"]);
     let retry: Value = app.submit(&submission).await.json().await.unwrap();
     assert_eq!(retry, receipt);
     let after = envelope(household());
     app.submit(&after).await;
     let page: Value = app
-        .get("/api/v1/forms/labour-survey/submissions")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/api/v1/forms/labour-survey/submissions")
+        .await;
     let ids: Vec<&str> = page["items"]
         .as_array()
         .unwrap()

@@ -93,22 +93,12 @@ async fn an_admin_lists_reads_and_changes_users() {
         .unwrap();
 
     assert_eq!(changed.status(), 200);
-    let one: Value = app
-        .get_as(&app.admin_token, "/api/v1/users/fw1")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let one: Value = app.get_json_as(&app.admin_token, "/api/v1/users/fw1").await;
     assert_eq!(
         (one["role"].as_str(), one["display_name"].as_str()),
         (Some("supervisor"), Some("黄主任"))
     );
-    let all: Value = app
-        .get_as(&app.admin_token, "/api/v1/users")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let all: Value = app.get_json_as(&app.admin_token, "/api/v1/users").await;
     let names: Vec<&str> = all["users"]
         .as_array()
         .unwrap()
