@@ -53,9 +53,12 @@ pub fn errors(compiled: &Compiled, schema: &Value, data: &Value, lang: Lang) -> 
         keyword: Some(keyword.to_owned()),
         path,
     };
-    let from_schema: Vec<Detail> = compiled
-        .validator
-        .iter_errors(data)
+    // Most submissions are valid: the boolean check is much cheaper than collecting errors.
+    let valid = compiled.validator.is_valid(data);
+    let from_schema: Vec<Detail> = (!valid)
+        .then(|| compiled.validator.iter_errors(data))
+        .into_iter()
+        .flatten()
         .take(MAX_DETAILS)
         .map(|error| {
             let mut path = error.instance_path().as_str().to_owned();
