@@ -136,6 +136,22 @@ pub struct ServeConfig {
     /// <data dir>/initial-admin-password (mode 0600). Ignored once any user exists.
     #[arg(long, env = "SURVEY_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
+
+    /// Serve `/metrics` on this address only (e.g. 127.0.0.1:9090 for Prometheus) instead of on
+    /// the API listener.
+    #[arg(long, env = "SURVEY_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
+    /// Log lines as human-readable `text` or one JSON object per line (`json`), on standard error.
+    #[arg(long, env = "SURVEY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[cfg(test)]

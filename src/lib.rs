@@ -15,6 +15,7 @@
 //! - `simulate`: the county's field team, generated and played against a running server.
 //! - `store`: the only code that touches sled: trees, key encoding, migrations, group commit.
 //! - `cli`: commands for a stopped server (`survey-server user ...`).
+//! - `metrics`: the Prometheus series behind `/metrics`.
 //! - `clock`: server time as written into records.
 //! - `text`: the Unicode normalisation validation and cleaning share.
 
@@ -27,6 +28,7 @@ pub mod error;
 pub mod export;
 pub mod forms;
 mod http;
+pub mod metrics;
 pub mod simulate;
 pub mod store;
 pub mod submissions;
@@ -43,6 +45,7 @@ use auth::Auth;
 use auth::tokens::TokenKeys;
 use config::ServeConfig;
 use forms::FormRegistry;
+use metrics::Metrics;
 use store::Store;
 
 pub use http::route_table;
@@ -58,6 +61,10 @@ pub struct AppState {
     pub forms: Arc<FormRegistry>,
     /// Request size limits from the configuration.
     pub limits: Limits,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Whether the API listener answers `/metrics` (not when it has a listener of its own).
+    pub metrics_on_api: bool,
 }
 
 /// How much a client may send at once.
@@ -124,6 +131,7 @@ impl AppState {
             refresh_secs: config.refresh_ttl,
         };
         let forms = FormRegistry::load(&store, &config.schemas_dir).await?;
+        let metrics = Arc::new(Metrics::new(store.flush_metrics()));
         Ok(Self {
             auth: Arc::new(Auth::new(keys, lifetimes)),
             store: Arc::new(store),
@@ -133,6 +141,8 @@ impl AppState {
                 max_batch: config.max_batch,
                 max_batch_bytes: config.max_batch_bytes,
             },
+            metrics,
+            metrics_on_api: config.metrics_bind.is_none(),
         })
     }
 }
@@ -140,6 +150,11 @@ impl AppState {
 /// The whole HTTP application; tests serve exactly what production serves.
 pub fn app(state: AppState) -> Router {
     http::router(state)
+}
+
+/// `/metrics` alone, for a listener of its own (`SURVEY_METRICS_BIND`).
+pub fn metrics_app(state: AppState) -> Router {
+    http::metrics_router(state)
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves, then lets in-flight requests finish

@@ -6,19 +6,19 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
-use survey_server::config::{Cli, Command, ServeConfig, SimulateConfig};
+use survey_server::config::{Cli, Command, LogFormat, ServeConfig, SimulateConfig};
 use survey_server::{AppState, serve};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("SURVEY_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let result = match Cli::parse().into_command() {
+    let command = Cli::parse().into_command();
+    let format = match &command {
+        Command::Serve(config) => config.log_format,
+        _ => LogFormat::Text,
+    };
+    init_logging(format);
+    let result = match command {
         Command::Serve(config) => run_server(config).await,
         Command::Simulate(config) => simulate(config).await,
         Command::User { data_dir, action } => {
@@ -35,8 +35,39 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Logs go to standard error; `SURVEY_LOG` filters them (default `info`).
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("SURVEY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        // One object per line; the request span (its id) rides along on every line of a request.
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
 async fn run_server(config: ServeConfig) -> Result<(), String> {
     let state = AppState::open(&config).await.map_err(|e| e.to_string())?;
+    let mut metrics_address = None;
+    if let Some(bind) = config.metrics_bind {
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .map_err(|e| format!("cannot listen on {bind} for metrics: {e}"))?;
+        metrics_address = Some(listener.local_addr().map_err(|e| e.to_string())?);
+        let metrics = survey_server::metrics_app(state.clone());
+        // Ends with the process; a scrape cut off by shutdown is simply retried.
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, metrics).await {
+                tracing::error!(%error, "the metrics listener stopped");
+            }
+        });
+    }
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
@@ -60,6 +91,9 @@ async fn run_server(config: ServeConfig) -> Result<(), String> {
         forms.join(", ")
     );
     println!("  try:  curl http://{address}/api/v1/forms");
+    if let Some(address) = metrics_address {
+        println!("  metrics: http://{address}/metrics");
+    }
     serve(listener, state, shutdown_signal())
         .await
         .map_err(|e| format!("server stopped: {e}"))?;

@@ -107,7 +107,8 @@ impl Export {
     }
 
     /// Pass 2: every row of the tables `sink` wants, cleaned, and every change and drop logged.
-    pub(crate) fn emit(&self, store: &Store, sink: &mut dyn Sink) -> io::Result<()> {
+    /// Returns the number of data rows written.
+    pub(crate) fn emit(&self, store: &Store, sink: &mut dyn Sink) -> io::Result<u64> {
         let winners = if self.options.raw {
             None
         } else {
@@ -138,12 +139,15 @@ impl Export {
             }
             Ok(out)
         };
+        let mut rows = 0;
         pipeline::run(store, &self.form, &self.visible(), &work, |out| {
+            rows += out.rows.len() as u64;
             for (table, cells) in out.rows {
                 sink.row(table, cells)?;
             }
             out.log.into_iter().try_for_each(|line| sink.log(line))
-        })
+        })?;
+        Ok(rows)
     }
 }
 

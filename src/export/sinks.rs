@@ -134,25 +134,26 @@ impl<W: Write> Sink for TableSink<W> {
     }
 }
 
-/// Streams one table of `export` to `out`.
+/// Streams one table of `export` to `out`; returns the number of data rows.
 pub fn write_table(
     export: &Export,
     store: &Store,
     table: usize,
     format: Format,
     out: impl Write,
-) -> io::Result<()> {
+) -> io::Result<u64> {
     let headers = export.headers(table);
     let out = match format {
         Format::Csv => TableOut::Csv(Box::new(CsvOut::new(out, export.options.bom, &headers)?)),
         Format::Ndjson => TableOut::Ndjson { out, headers },
     };
     let mut sink = TableSink { table, out };
-    export.emit(store, &mut sink)?;
+    let rows = export.emit(store, &mut sink)?;
     match sink.out {
-        TableOut::Csv(csv) => csv.finish()?.flush(),
-        TableOut::Ndjson { mut out, .. } => out.flush(),
+        TableOut::Csv(csv) => csv.finish()?.flush()?,
+        TableOut::Ndjson { mut out, .. } => out.flush()?,
     }
+    Ok(rows)
 }
 
 /// Every table and the log into temporary files, so the zip can take them one after another.
@@ -186,7 +187,7 @@ impl Sink for ZipSink {
 }
 
 /// Streams the zip: one CSV per table, `codebook.csv`, `cleaning_log.csv` and `README.txt`.
-pub fn write_zip(export: &Export, store: &Store, out: impl Write) -> io::Result<()> {
+pub fn write_zip(export: &Export, store: &Store, out: impl Write) -> io::Result<u64> {
     let bom = export.options.bom;
     let spool = || tempfile::tempfile().map(BufWriter::new);
     let mut sink = ZipSink {
@@ -195,7 +196,7 @@ pub fn write_zip(export: &Export, store: &Store, out: impl Write) -> io::Result<
             .collect::<io::Result<_>>()?,
         log: CsvOut::new(spool()?, bom, &LOG_HEADERS.map(str::to_owned))?,
     };
-    export.emit(store, &mut sink)?;
+    let rows = export.emit(store, &mut sink)?;
     let mut zip = zip::ZipWriter::new_stream(out);
     let options = SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
@@ -214,7 +215,8 @@ pub fn write_zip(export: &Export, store: &Store, out: impl Write) -> io::Result<
     zip.start_file("README.txt", options)
         .map_err(io::Error::other)?;
     zip.write_all(readme(export).as_bytes())?;
-    zip.finish().map_err(io::Error::other)?.flush()
+    zip.finish().map_err(io::Error::other)?.flush()?;
+    Ok(rows)
 }
 
 fn copy_spooled(csv: CsvOut<BufWriter<File>>, into: &mut impl Write) -> io::Result<()> {

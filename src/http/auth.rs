@@ -13,6 +13,7 @@ use crate::AppState;
 use crate::audit;
 use crate::auth::{Session, users};
 use crate::error::AppError;
+use crate::metrics::LoginOutcome;
 
 pub fn endpoints() -> Vec<Endpoint> {
     vec![
@@ -48,8 +49,13 @@ async fn login(
             peer.ip(),
             request_id,
         )
-        .await?;
-    Ok(Json(session))
+        .await;
+    state.metrics.login(match &session {
+        Ok(_) => LoginOutcome::Success,
+        Err(AppError::TooManyAttempts { .. }) => LoginOutcome::Throttled,
+        Err(_) => LoginOutcome::Failure,
+    });
+    Ok(Json(session?))
 }
 
 #[derive(Deserialize)]

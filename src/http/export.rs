@@ -114,7 +114,7 @@ async fn export_zip(
     Ok(stream(
         state,
         export,
-        "application/zip",
+        ("zip", "application/zip"),
         &name,
         export::write_zip,
     ))
@@ -127,10 +127,10 @@ async fn export_table(
     Path((form, file)): Path<(String, String)>,
     ApiQuery(query): ApiQuery<ExportQuery>,
 ) -> Result<Response, AppError> {
-    let (table, format, content_type) = if let Some(table) = file.strip_suffix(".csv") {
-        (table, Format::Csv, "text/csv; charset=utf-8")
+    let (table, format, kind) = if let Some(table) = file.strip_suffix(".csv") {
+        (table, Format::Csv, ("csv", "text/csv; charset=utf-8"))
     } else if let Some(table) = file.strip_suffix(".ndjson") {
-        (table, Format::Ndjson, "application/x-ndjson")
+        (table, Format::Ndjson, ("ndjson", "application/x-ndjson"))
     } else {
         return Err(AppError::TableNotFound);
     };
@@ -141,7 +141,7 @@ async fn export_table(
     Ok(stream(
         state,
         export,
-        content_type,
+        kind,
         &name,
         move |export, store, out| export::write_table(export, store, index, format, out),
     ))
@@ -155,22 +155,26 @@ fn downloaded(state: &AppState, me: &Principal, file_name: &str) -> Result<(), A
 }
 
 /// Runs `write` on a blocking thread and streams what it writes as the response body.
+/// `kind` is the format's name (for `/metrics`) and its content type.
 fn stream(
     state: AppState,
     export: Export,
-    content_type: &'static str,
+    (format, content_type): (&'static str, &'static str),
     file_name: &str,
-    write: impl FnOnce(&Export, &crate::store::Store, ChannelWriter) -> io::Result<()> + Send + 'static,
+    write: impl FnOnce(&Export, &crate::store::Store, ChannelWriter) -> io::Result<u64> + Send + 'static,
 ) -> Response {
     let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(8);
     let store = Arc::clone(&state.store);
+    let metrics = Arc::clone(&state.metrics);
     tokio::task::spawn_blocking(move || {
         let out = ChannelWriter {
             tx: tx.clone(),
             buffer: Vec::with_capacity(CHUNK),
         };
-        if let Err(error) = write(&export, &store, out) {
-            if error.kind() != io::ErrorKind::BrokenPipe {
+        match write(&export, &store, out) {
+            Ok(rows) => metrics.export_rows(&export.form, format, rows),
+            Err(error) if error.kind() == io::ErrorKind::BrokenPipe => {}
+            Err(error) => {
                 tracing::error!(%error, form = %export.form, "export failed");
                 // The client sees a broken download rather than a silently short file.
                 let _ = tx.blocking_send(Err(error));

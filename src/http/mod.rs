@@ -1,6 +1,6 @@
 //! The transport: routes, extractors and the JSON answers for unknown routes and methods.
 //! Each resource module lists its endpoints; handlers parse, call the domain, and map the result.
-//! Every handler but `/healthz` and login takes an `AuthUser`, so no token means 401.
+//! Every handler but the operators' probes (`ops.rs`) and login takes an `AuthUser`, so no token means 401.
 
 mod audit;
 mod auth;
@@ -9,19 +9,16 @@ mod extract;
 mod forms;
 mod indicators;
 mod observe;
+mod ops;
 mod review;
 mod submissions;
 mod users;
 
+use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::extract::State;
 use axum::handler::Handler;
 use axum::http::Method;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
-use axum::{Json, Router};
-use serde_json::{Value, json};
 
 use crate::error::AppError;
 use crate::{AppState, Limits};
@@ -57,10 +54,7 @@ where
 }
 
 fn endpoints(limits: &Limits) -> Vec<Endpoint> {
-    let mut all = vec![
-        endpoint(Method::GET, "/healthz", healthz),
-        endpoint(Method::GET, "/readyz", readyz),
-    ];
+    let mut all = ops::endpoints();
     all.extend(auth::endpoints());
     all.extend(users::endpoints());
     all.extend(forms::endpoints());
@@ -90,23 +84,11 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .fallback(|| async { AppError::RouteNotFound })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
-        .layer(axum::middleware::from_fn(observe::request_ids))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
         .with_state(state)
 }
 
-/// `GET /healthz`: the process is up and serving. No token needed.
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
-}
-
-/// `GET /readyz`: the store answers and can make a write durable. No token needed; 503 if not.
-async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.check_writable().await {
-        Ok(()) => Json(json!({"status": "ready"})).into_response(),
-        Err(error) => {
-            tracing::error!(%error, "not ready: the store cannot make a write durable");
-            let body = json!({"error": {"code": "not_ready", "message": "the database cannot be written"}});
-            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
-        }
-    }
-}
+pub use ops::metrics_router;

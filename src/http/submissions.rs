@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::extract::{ApiQuery, AuthUser, JsonBody};
 use super::{Endpoint, endpoint};
-use crate::error::AppError;
+use crate::error::{AppError, Detail};
 use crate::store::SubmissionRecord;
 use crate::submissions::{self, Accepted, SubmissionView};
 use crate::{AppState, Limits};
@@ -50,7 +50,7 @@ async fn submit(
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Response, AppError> {
-    let accepted = submissions::submit(
+    let outcome = submissions::submit(
         &state.store,
         &state.forms,
         &form,
@@ -58,7 +58,9 @@ async fn submit(
         &me,
         accept_language(&headers),
     )
-    .await?;
+    .await;
+    count(&state, &form, &outcome);
+    let accepted = outcome?;
     let mut response = (StatusCode::CREATED, Json(&accepted.receipt)).into_response();
     if accepted.replayed {
         response
@@ -90,7 +92,7 @@ async fn submit_batch(
     let results = submissions::submit_batch(
         state.store.clone(),
         state.forms.clone(),
-        form,
+        form.clone(),
         request.submissions,
         state.limits.max_body_bytes,
         me,
@@ -99,9 +101,33 @@ async fn submit_batch(
     .await?;
     let results: Vec<Value> = results
         .into_iter()
-        .map(|item| batch_result(item.id, item.outcome))
+        .map(|item| {
+            count(&state, &form, &item.outcome);
+            batch_result(item.id, item.outcome)
+        })
         .collect();
     Ok(Json(json!({ "results": results })))
+}
+
+/// Counts a submission's fate for `/metrics`; names that are not published forms stay out of the labels.
+fn count(state: &AppState, form: &str, outcome: &Result<Accepted, AppError>) {
+    if state.forms.versions(form).is_err() {
+        return;
+    }
+    let details: &[Detail] = match outcome {
+        Err(AppError::ValidationFailed(details)) => details,
+        _ => &[],
+    };
+    state.metrics.submission(
+        form,
+        outcome
+            .as_ref()
+            .map(|accepted| accepted.replayed)
+            .map_err(|error| error.status_and_code().1),
+        details
+            .iter()
+            .filter_map(|detail| detail.keyword.as_deref()),
+    );
 }
 
 fn batch_result(id: Option<Uuid>, outcome: Result<Accepted, AppError>) -> Value {

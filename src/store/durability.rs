@@ -12,10 +12,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use tokio::sync::watch;
 
 use super::StoreError;
+use crate::metrics::FlushMetrics;
 
 /// What the flusher has finished, in tickets: ticket `n` is covered once `durable >= n`.
 #[derive(Clone, Copy, Debug, Default)]
@@ -39,6 +41,7 @@ struct Shared {
     requests: Mutex<Requests>,
     wake: Condvar,
     progress: watch::Sender<Progress>,
+    metrics: FlushMetrics,
 }
 
 /// Owns the flusher thread; dropping it flushes whatever is left and joins the thread.
@@ -55,6 +58,7 @@ impl Durability {
             requests: Mutex::new(Requests::default()),
             wake: Condvar::new(),
             progress: watch::Sender::new(Progress::default()),
+            metrics: FlushMetrics::default(),
         });
         let thread = std::thread::Builder::new()
             .name("sled-flusher".into())
@@ -66,6 +70,11 @@ impl Durability {
             shared,
             thread: Some(thread),
         })
+    }
+
+    /// The flusher's batch sizes and durations, for `/metrics`.
+    pub fn metrics(&self) -> &FlushMetrics {
+        &self.shared.metrics
     }
 
     /// Resolves once every write committed before this call is on disk.
@@ -118,8 +127,14 @@ fn run_flusher(shared: &Shared, mut syncer: Syncer) {
             (requests.issued, requests.stop)
         };
         // On stop, flush once more even with no waiters: sled's own background flush may be behind.
+        let started = Instant::now();
         match syncer.sync() {
-            Ok(()) => shared.progress.send_modify(|p| p.durable = target),
+            Ok(()) => {
+                shared
+                    .metrics
+                    .observe(target - flushed_through, started.elapsed());
+                shared.progress.send_modify(|p| p.durable = target);
+            }
             Err(error) => {
                 tracing::error!(%error, "flushing the database failed; the waiting writes are not acknowledged");
                 shared.progress.send_modify(|p| p.failed = target);

@@ -120,6 +120,16 @@ impl Store {
         self.wait_durable().await
     }
 
+    /// The group commit's batch sizes and durations, for `/metrics`.
+    pub fn flush_metrics(&self) -> &crate::metrics::FlushMetrics {
+        self.durability.metrics()
+    }
+
+    /// Bytes the database takes on disk.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+
     /// Resolves once everything written before the call is on disk (group commit).
     pub async fn wait_durable(&self) -> Result<(), StoreError> {
         self.durability.wait().await

@@ -38,6 +38,8 @@ const fn rule(method: &'static str, path: &'static str, expect: [u16; 7]) -> Rul
 const MATRIX: &[Rule] = &[
     rule("GET", "/healthz", [200, 200, 200, 200, 200, 200, 200]),
     rule("GET", "/readyz", [200, 200, 200, 200, 200, 200, 200]),
+    // Public on the API listener unless SURVEY_METRICS_BIND moves it; deploy/ proxies keep it inside.
+    rule("GET", "/metrics", [200, 200, 200, 200, 200, 200, 200]),
     // Login needs no token (the body signs in as fw1); refresh needs only a refresh token (bogus here).
     rule(
         "POST",

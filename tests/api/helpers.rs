@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use reqwest::Response;
 use serde_json::{Value, json};
-use survey_server::config::ServeConfig;
+use survey_server::config::{LogFormat, ServeConfig};
 use survey_server::{AppState, serve};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -48,6 +48,8 @@ pub fn test_config(data_dir: &TempDir) -> ServeConfig {
         access_ttl: 900,
         refresh_ttl: 3600,
         admin_password: Some(ADMIN_PASSWORD.to_owned()),
+        metrics_bind: None,
+        log_format: LogFormat::Text,
     }
 }
 

@@ -7,6 +7,7 @@ mod errors;
 mod export;
 mod forms;
 mod helpers;
+mod observability;
 mod process;
 mod questionnaire;
 mod review;

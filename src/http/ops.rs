@@ -1,0 +1,68 @@
+//! What operators and their tools ask: is it alive, is it ready, and the Prometheus metrics.
+//! None of these needs a token; the reverse-proxy configurations in `deploy/` keep `/metrics` inside.
+
+use axum::extract::State;
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::{Endpoint, endpoint};
+use crate::AppState;
+use crate::error::AppError;
+use crate::metrics;
+
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        endpoint(Method::GET, "/healthz", healthz),
+        endpoint(Method::GET, "/readyz", readyz),
+        endpoint(Method::GET, "/metrics", api_metrics),
+    ]
+}
+
+/// `/metrics` alone, for its own listener.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(render_metrics))
+        .fallback(|| async { AppError::RouteNotFound })
+        .with_state(state)
+}
+
+/// `GET /healthz`: the process is up and serving.
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: the store answers and can make a write durable; 503 if not.
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.check_writable().await {
+        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "not ready: the store cannot make a write durable");
+            let body = json!({"error": {"code": "not_ready", "message": "the database cannot be written"}});
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+    }
+}
+
+/// `GET /metrics` on the API listener: 404 when `SURVEY_METRICS_BIND` moved it elsewhere.
+async fn api_metrics(State(state): State<AppState>) -> Response {
+    if state.metrics_on_api {
+        render_metrics(State(state)).await
+    } else {
+        AppError::RouteNotFound.into_response()
+    }
+}
+
+async fn render_metrics(State(state): State<AppState>) -> Response {
+    // A size we cannot read is reported as 0 rather than failing the whole scrape.
+    let size = state.store.size_on_disk().unwrap_or_else(|error| {
+        tracing::warn!(%error, "cannot read the database size");
+        0
+    });
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        state.metrics.render(size),
+    )
+        .into_response()
+}
