@@ -20,9 +20,10 @@ pub const SUBMISSION_DELETED: &str = "submission_deleted";
 pub const SUBMISSION_RESTORED: &str = "submission_restored";
 pub const COMMENT_ADDED: &str = "comment_added";
 pub const SUBMISSION_EDITED: &str = "submission_edited";
+pub const BACKUP_DOWNLOADED: &str = "backup_downloaded";
 
 /// Every action name the log may hold.
-pub const ACTIONS: [&str; 13] = [
+pub const ACTIONS: [&str; 14] = [
     LOGIN,
     LOGIN_FAILED,
     LOGOUT,
@@ -36,6 +37,7 @@ pub const ACTIONS: [&str; 13] = [
     SUBMISSION_RESTORED,
     COMMENT_ADDED,
     SUBMISSION_EDITED,
+    BACKUP_DOWNLOADED,
 ];
 
 /// The target text of a submission, a user, a form version.

@@ -84,7 +84,7 @@ fn cli_event(username: &str) -> crate::store::AuditEvent {
 }
 
 /// The first line of standard input, without its line ending.
-fn read_password() -> Result<String, String> {
+pub fn read_password() -> Result<String, String> {
     let mut line = String::new();
     std::io::stdin()
         .lock()

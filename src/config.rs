@@ -31,6 +31,17 @@ pub enum Command {
     Serve(ServeConfig),
     /// Play the county's field team against a running server: field workers, phones, messy data.
     Simulate(SimulateConfig),
+    /// Back up a running server into one file, checked before it is kept:
+    /// `survey-server backup --out /var/backups/survey-$(date +%F).backup < password-file`.
+    Backup(BackupConfig),
+    /// Build a new data directory from a backup file (the server must not be using that directory).
+    Restore {
+        /// A file made by `survey-server backup`.
+        file: PathBuf,
+        /// The new data directory; it must not hold a database yet.
+        #[arg(long, env = "SURVEY_DATA_DIR")]
+        data_dir: PathBuf,
+    },
     /// Manage users while the server is stopped (passwords are read from standard input).
     User {
         /// The server's data directory.
@@ -64,6 +75,22 @@ pub struct SimulateConfig {
     /// Submissions per offline-queue batch upload (at most the server's SURVEY_MAX_BATCH).
     #[arg(long, default_value_t = 50)]
     pub batch: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BackupConfig {
+    /// Where to write the backup (written to `<out>.partial`, checked, then renamed).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The running server.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// An admin account to take it with.
+    #[arg(long, default_value = "admin")]
+    pub username: String,
+    /// That account's password; read from the first line of standard input when not set.
+    #[arg(long, env = "SURVEY_BACKUP_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -14,6 +14,7 @@
 //! - `export`: cleaned datasets: layout from schemas, cleaning, dedup, CSV/NDJSON/zip writers.
 //! - `simulate`: the county's field team, generated and played against a running server.
 //! - `store`: the only code that touches sled: trees, key encoding, migrations, group commit.
+//! - `backup`: `survey-server backup` (from a running server) and `restore` (into a new data dir).
 //! - `cli`: commands for a stopped server (`survey-server user ...`).
 //! - `metrics`: the Prometheus series behind `/metrics`.
 //! - `clock`: server time as written into records.
@@ -21,6 +22,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
-use survey_server::config::{Cli, Command, LogFormat, ServeConfig, SimulateConfig};
+use survey_server::config::{BackupConfig, Cli, Command, LogFormat, ServeConfig, SimulateConfig};
 use survey_server::{AppState, serve};
 use tracing_subscriber::EnvFilter;
 
@@ -21,6 +21,9 @@ async fn main() -> ExitCode {
     let result = match command {
         Command::Serve(config) => run_server(config).await,
         Command::Simulate(config) => simulate(config).await,
+        Command::Backup(config) => backup(config).await,
+        Command::Restore { file, data_dir } => survey_server::backup::restore(&file, &data_dir)
+            .map(|summary| println!("restored into {}: {summary}", data_dir.display())),
         Command::User { data_dir, action } => {
             survey_server::cli::run_user_command(&data_dir, action)
                 .map(|message| println!("{message}"))
@@ -38,8 +41,10 @@ async fn main() -> ExitCode {
 /// Logs go to standard error; `SURVEY_LOG` filters them (default `info`).
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_env("SURVEY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only for a person at a terminal, not in journald or a log file.
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => logs.init(),
@@ -117,6 +122,21 @@ async fn simulate(config: SimulateConfig) -> Result<(), String> {
     };
     let report = survey_server::simulate::run(plan, &settings).await?;
     println!("{}", report.summary());
+    Ok(())
+}
+
+async fn backup(config: BackupConfig) -> Result<(), String> {
+    let password = match config.password {
+        Some(password) => password,
+        None => survey_server::cli::read_password()?,
+    };
+    let source = survey_server::backup::Source {
+        server: config.server,
+        username: config.username,
+        password,
+    };
+    let summary = survey_server::backup::fetch(&source, &config.out).await?;
+    println!("backup written to {}: {summary}", config.out.display());
     Ok(())
 }
 

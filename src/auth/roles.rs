@@ -32,6 +32,8 @@ pub enum Permission {
     /// Soft-delete and restore submissions.
     DeleteSubmissions,
     ManageUsers,
+    /// Download a backup of the whole database.
+    Backup,
 }
 
 impl Role {

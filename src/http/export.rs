@@ -1,19 +1,17 @@
 //! Datasets for analysts: one table as CSV or NDJSON, or everything as a zip. Issue 4.
 //!
-//! The export runs on a blocking thread and writes into a bounded channel that feeds the
-//! response body: memory stays flat, and when the client goes away the next write fails and
-//! the export stops at once.
+//! The export runs on a blocking thread and writes into the response body (`body.rs`): memory
+//! stays flat, and when the client goes away the next write fails and the export stops at once.
 
-use std::io::{self, Write};
+use std::io;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, Method, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::Method;
+use axum::response::Response;
 use serde::Deserialize;
-use tokio::sync::mpsc;
 
+use super::body::{self, ChannelWriter};
 use super::extract::{ApiQuery, AuthUser};
 use super::{Endpoint, endpoint};
 use crate::AppState;
@@ -163,96 +161,16 @@ fn stream(
     file_name: &str,
     write: impl FnOnce(&Export, &crate::store::Store, ChannelWriter) -> io::Result<u64> + Send + 'static,
 ) -> Response {
-    let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(8);
     let store = Arc::clone(&state.store);
     let metrics = Arc::clone(&state.metrics);
-    tokio::task::spawn_blocking(move || {
-        let out = ChannelWriter {
-            tx: tx.clone(),
-            buffer: Vec::with_capacity(CHUNK),
-        };
-        match write(&export, &store, out) {
-            Ok(rows) => metrics.export_rows(&export.form, format, rows),
-            Err(error) if error.kind() == io::ErrorKind::BrokenPipe => {}
-            Err(error) => {
+    let body = body::written_on_a_thread(move |out| {
+        let rows = write(&export, &store, out).inspect_err(|error| {
+            if error.kind() != io::ErrorKind::BrokenPipe {
                 tracing::error!(%error, form = %export.form, "export failed");
-                // The client sees a broken download rather than a silently short file.
-                let _ = tx.blocking_send(Err(error));
             }
-        }
+        })?;
+        metrics.export_rows(&export.form, format, rows);
+        Ok(())
     });
-    let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
-    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\""))
-        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
-    (
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (header::CONTENT_DISPOSITION, disposition),
-        ],
-        body,
-    )
-        .into_response()
-}
-
-/// Chunk size sent to the client: big enough to keep syscalls few, small enough to stream.
-const CHUNK: usize = 64 * 1024;
-
-/// A `Write` that sends full chunks into the response body; a closed channel means the client left.
-struct ChannelWriter {
-    tx: mpsc::Sender<io::Result<Bytes>>,
-    buffer: Vec<u8>,
-}
-
-impl ChannelWriter {
-    fn send(&mut self) -> io::Result<()> {
-        if self.buffer.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(
-            &mut self.buffer,
-            Vec::with_capacity(CHUNK),
-        ));
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client went away"))
-    }
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.buffer.extend_from_slice(bytes);
-        if self.buffer.len() >= CHUNK {
-            self.send()?;
-        }
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.send()
-    }
-}
-
-impl Drop for ChannelWriter {
-    fn drop(&mut self) {
-        let _ = self.send();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn writing_after_the_client_left_fails_at_once() {
-        let (tx, rx) = mpsc::channel(1);
-        let mut writer = ChannelWriter {
-            tx,
-            buffer: Vec::new(),
-        };
-        drop(rx);
-
-        let error = writer.write_all(&vec![b'x'; CHUNK]).unwrap_err();
-
-        assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
-    }
+    body::attachment(content_type, file_name, body)
 }

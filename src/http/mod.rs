@@ -4,6 +4,8 @@
 
 mod audit;
 mod auth;
+mod backup;
+mod body;
 mod export;
 mod extract;
 mod forms;
@@ -62,6 +64,7 @@ fn endpoints(limits: &Limits) -> Vec<Endpoint> {
     all.extend(export::endpoints());
     all.extend(indicators::endpoints());
     all.extend(audit::endpoints());
+    all.extend(backup::endpoints());
     all.extend(review::endpoints());
     all
 }

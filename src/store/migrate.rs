@@ -41,7 +41,7 @@ pub fn run(db: &sled::Db) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn decode_version(bytes: &[u8]) -> Result<u32, StoreError> {
+pub(super) fn decode_version(bytes: &[u8]) -> Result<u32, StoreError> {
     let array: [u8; 4] = bytes.try_into().map_err(|_| StoreError::Corrupt {
         tree: "meta",
         reason: format!("storage_version has {} bytes, expected 4", bytes.len()),

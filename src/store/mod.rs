@@ -6,6 +6,7 @@
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)] // this module is the one place sled is allowed
 
 mod audit;
+mod backup;
 mod durability;
 mod forms;
 pub mod keys;
@@ -18,6 +19,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 pub use audit::{AuditEvent, AuditRecord};
+pub use backup::{BackupSummary, RestoreError, Snapshot, restore, verify};
 pub use forms::{FormInsert, StoredFormVersion};
 pub use submissions::{Comment, Deletion, SubmissionInsert, SubmissionMeta, SubmissionRecord};
 pub use users::{RefreshRecord, UserRecord};

@@ -128,6 +128,11 @@ const MATRIX: &[Rule] = &[
         [401, 401, 403, 403, 403, 200, 200],
     ),
     rule("GET", "/api/v1/audit", [401, 401, 403, 403, 403, 403, 200]),
+    rule(
+        "GET",
+        "/api/v1/admin/backup",
+        [401, 401, 403, 403, 403, 403, 200],
+    ),
     // The author may read the submission but not its audit trail; fw2 may not even see it.
     rule(
         "GET",

@@ -66,6 +66,12 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
     start(config, data_dir).await
 }
 
+/// Starts the app on a data directory that already holds a database (e.g. a restored backup).
+pub async fn spawn_app_in(data_dir: TempDir) -> TestApp {
+    let config = test_config(&data_dir);
+    start(config, Arc::new(data_dir)).await
+}
+
 async fn start(config: ServeConfig, data_dir: Arc<TempDir>) -> TestApp {
     // A restarted server may find the old one's last connection task still dropping its share
     // of the store (axum's graceful shutdown returns as connections close, not after every drop).
@@ -119,7 +125,8 @@ impl TestApp {
         start(config, self.data_dir.clone()).await
     }
 
-    async fn stop(&mut self) {
+    /// Stops the server gracefully (the data directory stays until the app is dropped).
+    pub async fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -294,4 +301,62 @@ pub fn csv_rows(text: &str) -> Vec<std::collections::HashMap<String, String>> {
                 .collect()
         })
         .collect()
+}
+
+/// Runs the server binary with `args` and `stdin` as its standard input; (success, stdout + stderr).
+pub fn run_binary(args: &[&str], stdin: &str) -> (bool, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_survey-server"))
+        .args(args)
+        .env("SURVEY_LOG", "error")
+        .env_remove("SURVEY_DATA_DIR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    child
+        .stdin
+        .take()
+        .expect("a stdin pipe")
+        .write_all(stdin.as_bytes())
+        .expect("the binary reads its input");
+    let output = child.wait_with_output().expect("the binary ends");
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+/// Every labour-survey submission id the server lists to `token`, following the cursor.
+pub async fn all_submission_ids(
+    client: &reqwest::Client,
+    address: &str,
+    token: &str,
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let url = format!("{address}/api/v1/forms/labour-survey/submissions?limit=1000{cursor}");
+        let page: Value = client
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("a response")
+            .json()
+            .await
+            .expect("a page");
+        ids.extend(
+            page["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|i| i["id"].as_str().expect("an id").to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => return ids,
+        }
+    }
 }

@@ -3,6 +3,7 @@
 mod access;
 mod audit;
 mod auth;
+mod backup;
 mod errors;
 mod export;
 mod forms;

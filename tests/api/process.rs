@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helpers::{ADMIN_PASSWORD, envelope, household, schemas_dir};
+use crate::helpers::{
+    ADMIN_PASSWORD, all_submission_ids, envelope, household, run_binary, schemas_dir,
+};
 
 const CYCLES: usize = 3;
 const PHONES: usize = 16;
@@ -118,30 +120,6 @@ async fn load(address: String, token: String, stop: Arc<AtomicBool>) -> Vec<(Str
     Arc::try_unwrap(acked).unwrap().into_inner().unwrap()
 }
 
-async fn listed_ids(client: &reqwest::Client, server: &Server) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let url = format!(
-            "{}/api/v1/forms/labour-survey/submissions?limit=1000{cursor}",
-            server.address
-        );
-        let request = client.get(url).bearer_auth(&server.token);
-        let page: Value = request.send().await.unwrap().json().await.unwrap();
-        ids.extend(
-            page["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|i| i["id"].as_str().unwrap().to_owned()),
-        );
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = format!("&cursor={next}"),
-            None => return ids,
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_submission_survives_kill_9_byte_for_byte() {
     let data_dir = tempfile::tempdir().unwrap();
@@ -170,7 +148,7 @@ async fn every_acknowledged_submission_survives_kill_9_byte_for_byte() {
                 "cycle {cycle}: {id} changed"
             );
         }
-        let listed = listed_ids(&client, &server).await;
+        let listed = all_submission_ids(&client, &server.address, &server.token).await;
         for (id, _) in &acked {
             assert!(
                 listed.contains(id),
@@ -200,7 +178,7 @@ async fn every_acknowledged_submission_survives_kill_9_byte_for_byte() {
     }
 
     let server = start_signed_in(data_dir.path()).await;
-    let listed = listed_ids(&reqwest::Client::new(), &server).await;
+    let listed = all_submission_ids(&reqwest::Client::new(), &server.address, &server.token).await;
     for (id, _) in &acked {
         assert!(listed.contains(id), "after the last kill, {id} is missing");
     }
@@ -244,28 +222,11 @@ async fn sigterm_finishes_cleanly_with_exit_code_0_and_keeps_everything() {
 
 /// Runs `survey-server user ...` on `data_dir` with `stdin` as the password; (success, output).
 fn user_command(data_dir: &Path, args: &[&str], stdin: &str) -> (bool, String) {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_survey-server"))
-        .arg("user")
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("SURVEY_LOG", "error")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&output.stdout).to_string()
-        + &String::from_utf8_lossy(&output.stderr);
-    (output.status.success(), text)
+    let data_dir = data_dir.to_str().expect("a UTF-8 temporary path");
+    run_binary(
+        &[&["user"], args, &["--data-dir", data_dir]].concat(),
+        stdin,
+    )
 }
 
 #[tokio::test]

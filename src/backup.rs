@@ -1,0 +1,111 @@
+//! `survey-server backup` and `restore`: the operator's side of online backups.
+//!
+//! `backup` signs in to a running server as an admin, streams `GET /api/v1/admin/backup` into
+//! `<file>.partial`, checks the whole file, and only then renames it to `<file>`: a backup that
+//! exists is a complete one. `restore` builds a new data directory from such a file while the
+//! server is stopped (format and consistency: `store/backup.rs`).
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::store::{self, BackupSummary};
+
+/// Where to take a backup from, and as whom.
+pub struct Source {
+    /// The server's base address, e.g. `http://127.0.0.1:8080`.
+    pub server: String,
+    pub username: String,
+    pub password: String,
+}
+
+/// Takes a backup of the running server into `out`.
+pub async fn fetch(source: &Source, out: &Path) -> Result<BackupSummary, String> {
+    let server = source.server.trim_end_matches('/');
+    let client = reqwest::Client::new();
+    let session: Value = answer(
+        client
+            .post(format!("{server}/api/v1/auth/login"))
+            .json(&json!({"username": source.username, "password": source.password}))
+            .send()
+            .await,
+    )
+    .await?
+    .json()
+    .await
+    .map_err(|e| format!("signing in: {e}"))?;
+    let token = session["access_token"].as_str().unwrap_or_default();
+    let mut response = answer(
+        client
+            .get(format!("{server}/api/v1/admin/backup"))
+            .bearer_auth(token)
+            .send()
+            .await,
+    )
+    .await?;
+
+    let partial = partial_path(out);
+    let written = async {
+        let mut file = BufWriter::new(File::create(&partial).map_err(|e| e.to_string())?);
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| format!("the download broke off: {e}"))?
+        {
+            file.write_all(&chunk).map_err(|e| e.to_string())?;
+        }
+        let file = file.into_inner().map_err(|e| e.to_string())?;
+        file.sync_all().map_err(|e| e.to_string())?;
+        let file = File::open(&partial).map_err(|e| e.to_string())?;
+        store::verify(BufReader::new(file)).map_err(|e| e.to_string())
+    }
+    .await;
+    let summary = match written {
+        Ok(summary) => summary,
+        Err(error) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(format!("{}: {error}", out.display()));
+        }
+    };
+    std::fs::rename(&partial, out).map_err(|e| format!("{}: {e}", out.display()))?;
+    // The session was only for this backup; a failed logout leaves a token that expires anyway.
+    if let Some(refresh) = session["refresh_token"].as_str() {
+        let _ = client
+            .post(format!("{server}/api/v1/auth/logout"))
+            .bearer_auth(token)
+            .json(&json!({"refresh_token": refresh}))
+            .send()
+            .await;
+    }
+    Ok(summary)
+}
+
+/// Restores `file` into the (new, empty) data directory `data_dir`.
+pub fn restore(file: &Path, data_dir: &Path) -> Result<BackupSummary, String> {
+    let input = File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    store::restore(input, data_dir).map_err(|e| e.to_string())
+}
+
+fn partial_path(out: &Path) -> PathBuf {
+    let mut name = out.as_os_str().to_owned();
+    name.push(".partial");
+    PathBuf::from(name)
+}
+
+/// A response with a success status, or the server's own error message.
+async fn answer(
+    sent: Result<reqwest::Response, reqwest::Error>,
+) -> Result<reqwest::Response, String> {
+    let response = sent.map_err(|e| format!("cannot reach the server: {e}"))?;
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or_default();
+    let message = body["error"]["message"]
+        .as_str()
+        .unwrap_or("no explanation");
+    Err(format!("the server answered {status}: {message}"))
+}
