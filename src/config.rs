@@ -146,6 +146,10 @@ pub struct ServeConfig {
     #[arg(long, env = "SURVEY_MAX_BATCH_BYTES", default_value_t = Limits::default().max_batch_bytes)]
     pub max_batch_bytes: usize,
 
+    /// Seconds a request body may take to arrive before the request is refused (408).
+    #[arg(long, env = "SURVEY_UPLOAD_DEADLINE", default_value_t = Limits::default().upload_deadline.as_secs())]
+    pub upload_deadline: u64,
+
     /// Ed25519 private key (PKCS#8 PEM) that signs access tokens. Default: generated on first start
     /// as <data dir>/jwt-ed25519.pem (mode 0600).
     #[arg(long, env = "SURVEY_JWT_KEY_FILE")]

@@ -29,8 +29,12 @@ pub enum AppError {
     BodyMalformed(String),
     #[error("the body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
-    #[error("the body is larger than this server accepts")]
+    #[error("the body is larger than this server accepts (after decompression)")]
     BodyTooLarge,
+    #[error("the body's Content-Encoding is not supported; send it plain or gzip")]
+    UnsupportedEncoding,
+    #[error("the body did not arrive within {secs} seconds")]
+    UploadTooSlow { secs: u64 },
     #[error("a batch may hold at most {max} submissions")]
     BatchTooLarge { max: usize },
     #[error("the request does not have the expected shape")]
@@ -103,6 +107,11 @@ impl AppError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             Self::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            Self::UnsupportedEncoding => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_content_encoding",
+            ),
+            Self::UploadTooSlow { .. } => (StatusCode::REQUEST_TIMEOUT, "upload_too_slow"),
             Self::BatchTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large"),
             Self::RequestInvalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "request_invalid"),
             Self::QueryInvalid(_) => (StatusCode::BAD_REQUEST, "query_invalid"),
@@ -166,6 +175,10 @@ impl IntoResponse for AppError {
             Self::TooManyAttempts { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
+            // The rest of the body may still be trickling in; this connection is done.
+            Self::UploadTooSlow { .. } => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             _ => {}
         }
         response
@@ -186,6 +199,12 @@ mod tests {
                 "unsupported_media_type",
             ),
             (AppError::BodyTooLarge, 413, "body_too_large"),
+            (
+                AppError::UnsupportedEncoding,
+                415,
+                "unsupported_content_encoding",
+            ),
+            (AppError::UploadTooSlow { secs: 1 }, 408, "upload_too_slow"),
             (AppError::BatchTooLarge { max: 1 }, 413, "batch_too_large"),
             (AppError::RequestInvalid(vec![]), 422, "request_invalid"),
             (AppError::QueryInvalid("x".into()), 400, "query_invalid"),

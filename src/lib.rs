@@ -39,6 +39,7 @@ pub mod text;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use tokio::net::TcpListener;
@@ -78,6 +79,8 @@ pub struct Limits {
     pub max_batch: usize,
     /// Largest body of a batch request.
     pub max_batch_bytes: usize,
+    /// Longest a request body may take to arrive; cuts off slow-trickle uploads.
+    pub upload_deadline: Duration,
 }
 
 impl Default for Limits {
@@ -87,6 +90,8 @@ impl Default for Limits {
             max_body_bytes: 1024 * 1024,
             max_batch: 500,
             max_batch_bytes: 32 * 1024 * 1024,
+            // 1 MiB at 2G speeds (~100 kbit/s) takes about 90 s.
+            upload_deadline: Duration::from_secs(120),
         }
     }
 }
@@ -142,6 +147,7 @@ impl AppState {
                 max_body_bytes: config.max_body_bytes,
                 max_batch: config.max_batch,
                 max_batch_bytes: config.max_batch_bytes,
+                upload_deadline: Duration::from_secs(config.upload_deadline),
             },
             metrics,
             metrics_on_api: config.metrics_bind.is_none(),

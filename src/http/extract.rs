@@ -10,17 +10,32 @@ use crate::AppState;
 use crate::auth::Principal;
 use crate::error::AppError;
 
-/// A JSON request body, size-checked (by the route's `DefaultBodyLimit`), kept as the exact bytes.
+/// A JSON request body, kept as the exact (decompressed) bytes. Size-checked after decompression
+/// by the route's `DefaultBodyLimit`, and it must arrive within the upload deadline.
 pub struct JsonBody(pub Bytes);
 
-impl<S: Send + Sync> FromRequest<S> for JsonBody {
+impl FromRequest<AppState> for JsonBody {
     type Rejection = AppError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         if !is_json(req.headers().get(header::CONTENT_TYPE)) {
             return Err(AppError::UnsupportedMediaType);
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+        // The decompression layer removes the encodings it undid; whatever is left, it could not.
+        if req
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .is_some_and(|encoding| encoding != "identity")
+        {
+            return Err(AppError::UnsupportedEncoding);
+        }
+        let deadline = state.limits.upload_deadline;
+        let read = tokio::time::timeout(deadline, Bytes::from_request(req, state))
+            .await
+            .map_err(|_| AppError::UploadTooSlow {
+                secs: deadline.as_secs(),
+            })?;
+        let bytes = read.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 AppError::BodyTooLarge
             } else {

@@ -21,6 +21,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
+use tower_http::decompression::RequestDecompressionLayer;
 
 use crate::error::AppError;
 use crate::{AppState, Limits};
@@ -87,6 +88,12 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .fallback(|| async { AppError::RouteNotFound })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
+        // Phones may gzip what they send; the body limit then applies to the decompressed bytes.
+        .layer(
+            RequestDecompressionLayer::new()
+                .gzip(true)
+                .pass_through_unaccepted(true),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             observe::observe,

@@ -44,6 +44,7 @@ pub fn test_config(data_dir: &TempDir) -> ServeConfig {
         max_body_bytes: 64 * 1024,
         max_batch: 20,
         max_batch_bytes: 1024 * 1024,
+        upload_deadline: 120,
         jwt_key_file: None,
         access_ttl: 900,
         refresh_ttl: 3600,

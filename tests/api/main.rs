@@ -7,6 +7,7 @@ mod backup;
 mod errors;
 mod export;
 mod forms;
+mod hardening;
 mod helpers;
 mod observability;
 mod process;
