@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::store::StoreError;
 
 /// One problem in a request, placed by a JSON Pointer.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Detail {
     /// JSON Pointer to the offending place (into `data` for validation errors).
     pub path: String,

@@ -90,7 +90,7 @@ impl Principal {
 }
 
 /// What a successful login or refresh returns.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Session {
     pub access_token: String,
     pub token_type: &'static str,

@@ -11,7 +11,7 @@ use crate::error::AppError;
 use crate::store::{AuditEvent, Store, StoreError, UserRecord};
 
 /// A user as the API shows them; never the password hash.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub username: String,
     pub display_name: String,
@@ -37,7 +37,7 @@ impl UserView {
 }
 
 /// A request to create a user, as sent by an admin.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     pub username: String,
@@ -49,11 +49,12 @@ pub struct NewUser {
 }
 
 /// A change to a user; absent fields stay as they are. `scope: null` means everywhere.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     pub role: Option<String>,
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>)]
     pub scope: Option<Option<Vec<String>>>,
     pub display_name: Option<String>,
     pub active: Option<bool>,

@@ -6,14 +6,17 @@ use axum::extract::{Path, State};
 use axum::http::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::extract::{ApiQuery, AuthUser};
+use super::openapi::{Items, Page};
 use super::{Endpoint, endpoint};
 use crate::AppState;
 use crate::audit::{self, Filter};
 use crate::auth::Permission;
 use crate::error::AppError;
+use crate::store::AuditRecord;
 
 pub fn endpoints() -> Vec<Endpoint> {
     vec![
@@ -26,7 +29,8 @@ pub fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AuditQuery {
     since: Option<String>,
@@ -39,6 +43,9 @@ struct AuditQuery {
 }
 
 /// `GET /api/v1/audit?since=&until=&actor=&action=&target=&limit=&cursor=` (admin): oldest first.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit",
+    params(AuditQuery),
+    responses((status = 200, description = "Oldest first", body = Page<AuditRecord>)))]
 async fn list_audit(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -62,6 +69,9 @@ async fn list_audit(
 }
 
 /// `GET /api/v1/submissions/{id}/audit`: what happened to one submission, for those who review it.
+#[utoipa::path(get, path = "/api/v1/submissions/{id}/audit", tag = "audit",
+    params(("id" = String, Path, description = "Submission UUID")),
+    responses((status = 200, description = "Everything done to this submission", body = Items<AuditRecord>)))]
 async fn submission_audit(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,

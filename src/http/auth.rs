@@ -6,8 +6,10 @@ use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::extract::{AuthUser, JsonBody, request_id};
+use super::openapi::ErrorBody;
 use super::{Endpoint, endpoint};
 use crate::AppState;
 use crate::audit;
@@ -24,7 +26,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
     username: String,
@@ -32,6 +34,13 @@ struct LoginRequest {
 }
 
 /// `POST /api/v1/auth/login`: `{username, password}` → a session.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "sign-in", security(()),
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in", body = Session),
+        (status = 401, description = "`invalid_credentials`", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`; see Retry-After", body = ErrorBody),
+    ))]
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -58,13 +67,19 @@ async fn login(
     Ok(Json(session?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshRequest {
     refresh_token: String,
 }
 
 /// `POST /api/v1/auth/refresh`: rotate the refresh token; a reused one revokes its whole family.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "sign-in", security(()),
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new token pair; the old refresh token is spent", body = Session),
+        (status = 401, description = "`invalid_refresh_token`", body = ErrorBody),
+    ))]
 async fn refresh(State(state): State<AppState>, body: JsonBody) -> Result<Json<Session>, AppError> {
     let request: RefreshRequest = body.parse()?;
     Ok(Json(
@@ -76,6 +91,9 @@ async fn refresh(State(state): State<AppState>, body: JsonBody) -> Result<Json<S
 }
 
 /// `POST /api/v1/auth/logout`: revoke the session the refresh token belongs to.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "sign-in",
+    request_body = RefreshRequest,
+    responses((status = 204, description = "That login's tokens stop working")))]
 async fn logout(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -89,7 +107,7 @@ async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordRequest {
     current_password: String,
@@ -98,6 +116,12 @@ struct PasswordRequest {
 
 /// `POST /api/v1/auth/password`: change one's own password. Every other session ends; the
 /// answer is a fresh session so this phone stays signed in.
+#[utoipa::path(post, path = "/api/v1/auth/password", tag = "sign-in",
+    request_body = PasswordRequest,
+    responses(
+        (status = 200, description = "A fresh session; every other session ended", body = Session),
+        (status = 422, description = "Wrong current password, or a weak new one", body = ErrorBody),
+    ))]
 async fn change_password(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,

@@ -20,6 +20,8 @@ pub fn endpoints() -> Vec<Endpoint> {
 }
 
 /// `GET /api/v1/admin/backup`: admin only; the file `survey-server restore` takes.
+#[utoipa::path(get, path = "/api/v1/admin/backup", tag = "operations",
+    responses((status = 200, description = "A consistent snapshot of the database (restore with `survey-server restore`)", content_type = "application/octet-stream", body = Vec<u8>)))]
 async fn backup(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,

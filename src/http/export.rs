@@ -10,9 +10,11 @@ use axum::extract::{Path, State};
 use axum::http::Method;
 use axum::response::Response;
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::body::{self, ChannelWriter};
 use super::extract::{ApiQuery, AuthUser};
+use super::openapi::ErrorBody;
 use super::{Endpoint, endpoint};
 use crate::AppState;
 use crate::audit;
@@ -35,7 +37,8 @@ pub fn endpoints() -> Vec<Endpoint> {
 const REVIEW_FILTERS: [&str; 5] = ["received", "approved", "has_issues", "edited", "rejected"];
 
 /// The query of every export, as sent; `options` checks each value and names a bad one.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ExportQuery {
     since: Option<String>,
@@ -100,6 +103,12 @@ impl ExportQuery {
 }
 
 /// `GET /api/v1/forms/{form}/export.zip`: every table, the codebook, the cleaning log and a README.
+#[utoipa::path(get, path = "/api/v1/forms/{form}/export.zip", tag = "datasets",
+    params(("form" = String, Path, description = "Form id, e.g. `labour-survey`"), ExportQuery),
+    responses(
+        (status = 200, description = "Every table, codebook.csv, cleaning_log.csv and README.txt, streamed", content_type = "application/zip", body = Vec<u8>),
+        (status = 400, description = "`query_invalid`", body = ErrorBody),
+    ))]
 async fn export_zip(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -119,6 +128,12 @@ async fn export_zip(
 }
 
 /// `GET /api/v1/forms/{form}/export/{table}.csv` or `.ndjson`: one table, streamed.
+#[utoipa::path(get, path = "/api/v1/forms/{form}/export/{file}", tag = "datasets",
+    params(("form" = String, Path, description = "Form id, e.g. `labour-survey`"), ("file" = String, Path, description = "`<table>.csv` or `<table>.ndjson`, e.g. `members.csv`"), ExportQuery),
+    responses(
+        (status = 200, description = "One table, cleaned, streamed", content((String = "text/csv"), (String = "application/x-ndjson"))),
+        (status = 404, description = "`table_not_found`", body = ErrorBody),
+    ))]
 async fn export_table(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,

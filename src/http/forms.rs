@@ -6,11 +6,13 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{ApiQuery, AuthUser, JsonBody};
+use super::openapi::ErrorBody;
 use super::{Endpoint, endpoint};
 use crate::AppState;
 use crate::auth::Permission;
@@ -26,6 +28,8 @@ pub fn endpoints() -> Vec<Endpoint> {
 }
 
 /// `GET /api/v1/forms`: every form with its current version.
+#[utoipa::path(get, path = "/api/v1/forms", tag = "forms",
+    responses((status = 200, description = "`{forms: [{id, title, current_version, versions}]}`", body = Object)))]
 async fn list_forms(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -40,13 +44,23 @@ async fn list_forms(
     Ok(Json(json!({ "forms": forms })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct VersionQuery {
+    /// A published version; default the current one.
     version: Option<String>,
 }
 
 /// `GET /api/v1/forms/{form}`: one form, its versions and one version's schema (`?version=`, default current).
 /// Phones cache forms: the ETag lets them ask again cheaply with `If-None-Match`.
+#[utoipa::path(get, path = "/api/v1/forms/{form}", tag = "forms",
+    params(("form" = String, Path, description = "Form id, e.g. `labour-survey`"), VersionQuery, ("If-None-Match" = Option<String>, Header, description = "An ETag from before")),
+    responses(
+        (status = 200, description = "The form, its versions, and one version's JSON Schema (`components.schemas.form.<id>.v<version>`)", body = Object,
+         headers(("ETag" = String, description = "Send back in If-None-Match"))),
+        (status = 304, description = "Unchanged since that ETag"),
+        (status = 404, description = "`form_not_found` or `version_not_found`", body = ErrorBody),
+    ))]
 async fn get_form(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -85,7 +99,7 @@ async fn get_form(
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PublishRequest {
     id: String,
@@ -95,11 +109,19 @@ struct PublishRequest {
 }
 
 /// `POST /api/v1/forms`: publish a version; 201 when new, 200 when this exact version was already published.
+#[utoipa::path(post, path = "/api/v1/forms", tag = "forms",
+    request_body = PublishRequest,
+    responses(
+        (status = 201, description = "Published", body = Published),
+        (status = 200, description = "This exact version was already published", body = Published),
+        (status = 409, description = "`form_version_conflict`: that version exists with other content", body = ErrorBody),
+        (status = 422, description = "Not a usable JSON Schema", body = ErrorBody),
+    ))]
 async fn publish_form(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     body: JsonBody,
-) -> Result<(StatusCode, Json<Value>), AppError> {
+) -> Result<(StatusCode, Json<Published>), AppError> {
     me.require(Permission::PublishForms)?;
     let request: PublishRequest = body.parse()?;
     let published = state
@@ -124,13 +146,22 @@ async fn publish_form(
     let stored = &published.version.stored;
     Ok((
         status,
-        Json(json!({
-            "id": stored.form,
-            "version": stored.version,
-            "title": stored.title,
-            "published_at": stored.published_at,
-        })),
+        Json(Published {
+            id: stored.form.clone(),
+            version: stored.version.clone(),
+            title: stored.title.clone(),
+            published_at: stored.published_at.clone(),
+        }),
     ))
+}
+
+/// A form version as published.
+#[derive(Serialize, ToSchema)]
+struct Published {
+    id: String,
+    version: String,
+    title: String,
+    published_at: String,
 }
 
 fn summary(current: &FormVersion, versions: &[Arc<FormVersion>]) -> Value {

@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::IntoParams;
 
 use super::extract::{ApiQuery, AuthUser};
 use super::{Endpoint, endpoint};
@@ -32,7 +33,8 @@ pub fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct IndicatorQuery {
     /// `main` (the default) or a repeated group such as `members`.
@@ -43,6 +45,9 @@ struct IndicatorQuery {
 
 /// `GET /api/v1/forms/{form}/indicators?table=members&by=township`: the form's declared figures
 /// over the cleaned data, per group and in total.
+#[utoipa::path(get, path = "/api/v1/forms/{form}/indicators", tag = "datasets",
+    params(("form" = String, Path, description = "Form id, e.g. `labour-survey`"), IndicatorQuery),
+    responses((status = 200, description = "`{by, indicators, groups, total}` over the cleaned data", body = Object)))]
 async fn indicators_json(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -53,6 +58,9 @@ async fn indicators_json(
 }
 
 /// `GET /api/v1/forms/{form}/indicators.csv`: the same figures as one CSV row per group and a total row.
+#[utoipa::path(get, path = "/api/v1/forms/{form}/indicators.csv", tag = "datasets",
+    params(("form" = String, Path, description = "Form id, e.g. `labour-survey`"), IndicatorQuery),
+    responses((status = 200, description = "One row per group and a total row", content_type = "text/csv", body = String)))]
 async fn indicators_csv(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,

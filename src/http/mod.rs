@@ -11,6 +11,7 @@ mod extract;
 mod forms;
 mod indicators;
 mod observe;
+mod openapi;
 mod ops;
 mod review;
 mod submissions;
@@ -66,6 +67,7 @@ fn endpoints(limits: &Limits) -> Vec<Endpoint> {
     all.extend(indicators::endpoints());
     all.extend(audit::endpoints());
     all.extend(backup::endpoints());
+    all.extend(openapi::endpoints());
     all.extend(review::endpoints());
     all
 }

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use super::openapi::{ErrorBody, Status};
 use super::{Endpoint, endpoint};
 use crate::AppState;
 use crate::error::AppError;
@@ -29,11 +30,18 @@ pub fn metrics_router(state: AppState) -> Router {
 }
 
 /// `GET /healthz`: the process is up and serving.
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+    responses((status = 200, description = "The process is up", body = Status)))]
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// `GET /readyz`: the store answers and can make a write durable; 503 if not.
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
+    responses(
+        (status = 200, description = "The store can make a write durable", body = Status),
+        (status = 503, description = "It cannot (`not_ready`)", body = ErrorBody),
+    ))]
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.check_writable().await {
         Ok(()) => Json(json!({"status": "ready"})).into_response(),
@@ -46,6 +54,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /metrics` on the API listener: 404 when `SURVEY_METRICS_BIND` moved it elsewhere.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
+    responses(
+        (status = 200, description = "Prometheus/OpenMetrics text", content_type = "application/openmetrics-text", body = String),
+        (status = 404, description = "Served on SURVEY_METRICS_BIND instead", body = ErrorBody),
+    ))]
 async fn api_metrics(State(state): State<AppState>) -> Response {
     if state.metrics_on_api {
         render_metrics(State(state)).await

@@ -7,12 +7,15 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{ApiQuery, AuthUser, JsonBody};
+use super::openapi::{ErrorBody, Items};
 use super::submissions::{parse_id, view_with_etag};
 use super::{Endpoint, endpoint};
 use crate::AppState;
 use crate::error::AppError;
+use crate::store::Comment;
 use crate::submissions::{SubmissionView, edit, review};
 
 pub fn endpoints() -> Vec<Endpoint> {
@@ -53,7 +56,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     ]
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReviewRequest {
     status: String,
@@ -61,6 +64,9 @@ struct ReviewRequest {
 }
 
 /// `PATCH /api/v1/submissions/{id}/review {status, comment?}` (supervisor in scope, admin).
+#[utoipa::path(patch, path = "/api/v1/submissions/{id}/review", tag = "review",
+    params(("id" = String, Path, description = "Submission UUID")), request_body = ReviewRequest,
+    responses((status = 200, description = "The submission as it now is", body = SubmissionView), (status = 422, description = "Unknown status", body = ErrorBody)))]
 async fn set_review(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -80,6 +86,8 @@ async fn set_review(
 }
 
 /// `GET /api/v1/submissions/{id}/comments`: for anyone who may see the submission.
+#[utoipa::path(get, path = "/api/v1/submissions/{id}/comments", tag = "review",
+    params(("id" = String, Path, description = "Submission UUID")), responses((status = 200, description = "Oldest first", body = Items<Comment>)))]
 async fn list_comments(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -89,13 +97,16 @@ async fn list_comments(
     Ok(Json(json!({ "items": comments })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CommentRequest {
     text: String,
 }
 
 /// `POST /api/v1/submissions/{id}/comments {text}`: reviewers, and the field worker who submitted.
+#[utoipa::path(post, path = "/api/v1/submissions/{id}/comments", tag = "review",
+    params(("id" = String, Path, description = "Submission UUID")), request_body = CommentRequest,
+    responses((status = 201, description = "Added", body = Comment)))]
 async fn add_comment(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -108,13 +119,15 @@ async fn add_comment(
     Ok((StatusCode::CREATED, Json(json!(comment))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DeleteRequest {
     reason: String,
 }
 
 /// `DELETE /api/v1/submissions/{id} {reason}` (admin): hidden from lists and exports, kept in storage.
+#[utoipa::path(delete, path = "/api/v1/submissions/{id}", tag = "review",
+    params(("id" = String, Path, description = "Submission UUID")), request_body = DeleteRequest, responses((status = 200, description = "The submission as it now is", body = SubmissionView)))]
 async fn delete_submission(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -128,6 +141,8 @@ async fn delete_submission(
 }
 
 /// `POST /api/v1/submissions/{id}/restore` (admin).
+#[utoipa::path(post, path = "/api/v1/submissions/{id}/restore", tag = "review",
+    params(("id" = String, Path, description = "Submission UUID")), responses((status = 200, description = "The submission as it now is", body = SubmissionView)))]
 async fn restore_submission(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -138,7 +153,7 @@ async fn restore_submission(
     Ok(Json(json!(SubmissionView::of(&record)?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EditRequest {
     data: Value,
@@ -146,6 +161,14 @@ struct EditRequest {
 
 /// `PUT /api/v1/submissions/{id} {data}` with `If-Match` (supervisor in scope, admin): a correction,
 /// validated like a submission and saved as a new version.
+#[utoipa::path(put, path = "/api/v1/submissions/{id}", tag = "review",
+    params(("id" = String, Path, description = "Submission UUID"), ("If-Match" = String, Header, description = "The ETag of the version being corrected")),
+    request_body = EditRequest,
+    responses((status = 200, description = "The submission as it now is", body = SubmissionView),
+        (status = 412, description = "`version_stale`: someone corrected it first", body = ErrorBody),
+        (status = 428, description = "`if_match_required`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`", body = ErrorBody),
+    ))]
 async fn edit_submission(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -173,6 +196,8 @@ async fn edit_submission(
 }
 
 /// `GET /api/v1/submissions/{id}/versions`: who made each version and when.
+#[utoipa::path(get, path = "/api/v1/submissions/{id}/versions", tag = "review",
+    params(("id" = String, Path, description = "Submission UUID")), responses((status = 200, description = "`{items: [{version, edited_by, edited_at}]}`", body = Object)))]
 async fn list_versions(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -184,6 +209,9 @@ async fn list_versions(
 }
 
 /// `GET /api/v1/submissions/{id}/versions/{n}`: the answers of version `n` (1: as received).
+#[utoipa::path(get, path = "/api/v1/submissions/{id}/versions/{n}", tag = "review",
+    params(("id" = String, Path, description = "Submission UUID"), ("n" = String, Path, description = "Version number; 1 is as received")),
+    responses((status = 200, description = "`{version, data}`", body = Object), (status = 404, description = "`version_not_found`", body = ErrorBody)))]
 async fn get_version(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -194,7 +222,8 @@ async fn get_version(
     Ok(Json(json!({ "version": n, "data": data })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct DiffQuery {
     from: u32,
@@ -202,6 +231,8 @@ struct DiffQuery {
 }
 
 /// `GET /api/v1/submissions/{id}/diff?from=1&to=2`: the changes as JSON Pointers into the answers.
+#[utoipa::path(get, path = "/api/v1/submissions/{id}/diff", tag = "review",
+    params(("id" = String, Path, description = "Submission UUID"), DiffQuery), responses((status = 200, description = "`{from, to, changes}`", body = Object)))]
 async fn diff_versions(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,

@@ -7,14 +7,30 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::extract::{ApiQuery, AuthUser, JsonBody};
+use super::openapi::{ErrorBody, Page};
 use super::{Endpoint, endpoint};
 use crate::error::{AppError, Detail};
 use crate::store::SubmissionRecord;
-use crate::submissions::{self, Accepted, SubmissionView};
+use crate::submissions::{self, Accepted, Receipt, SubmissionView};
 use crate::{AppState, Limits};
+
+/// A submission as the phone sends it (documentation of what `submissions::envelope` checks).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct EnvelopeDoc {
+    /// Made by the phone; the idempotency key.
+    id: Uuid,
+    /// The version filled in; default the current one.
+    form_version: Option<String>,
+    /// The answers, validated against the form version's JSON Schema.
+    data: Value,
+    /// Device facts (start and end times, app version...), stored as sent.
+    meta: Option<Value>,
+}
 
 /// Marks a response that repeats an earlier receipt; phones often only trust 201, so the status stays 201.
 const REPLAYED: &str = "idempotent-replayed";
@@ -43,6 +59,14 @@ pub fn endpoints(limits: &Limits) -> Vec<Endpoint> {
 }
 
 /// `POST /api/v1/forms/{form}/submissions`: 201 with a receipt once the submission is on disk.
+#[utoipa::path(post, path = "/api/v1/forms/{form}/submissions", tag = "submissions",
+    params(("form" = String, Path, description = "Form id, e.g. `labour-survey`")),
+    request_body(content = EnvelopeDoc, description = "May be sent with Content-Encoding: gzip"),
+    responses(
+        (status = 201, description = "Stored and on disk; a replay (same id, same content) also answers 201 with header `idempotent-replayed: true`", body = Receipt),
+        (status = 409, description = "`submission_conflict`: this id was received with other content", body = ErrorBody),
+        (status = 422, description = "`validation_failed` (with `details`) or `request_invalid`", body = ErrorBody),
+    ))]
 async fn submit(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -70,13 +94,21 @@ async fn submit(
     Ok(response)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BatchRequest {
+    #[schema(value_type = Vec<EnvelopeDoc>)]
     submissions: Vec<Box<RawValue>>,
 }
 
 /// `POST /api/v1/forms/{form}/submissions/batch`: a phone's offline queue; one result per item, in order.
+#[utoipa::path(post, path = "/api/v1/forms/{form}/submissions/batch", tag = "submissions",
+    params(("form" = String, Path, description = "Form id, e.g. `labour-survey`")),
+    request_body = BatchRequest,
+    responses(
+        (status = 200, description = "One result per submission, in order: `{id, status: 201, replayed, receipt}` or `{id, status, error}`", body = Object),
+        (status = 413, description = "`batch_too_large` or `body_too_large`", body = ErrorBody),
+    ))]
 async fn submit_batch(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -146,15 +178,21 @@ fn batch_result(id: Option<Uuid>, outcome: Result<Accepted, AppError>) -> Value 
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// 1 to 1000; default 100.
     limit: Option<usize>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
     /// Only these review states, comma-separated (`has_issues,rejected`: what needs attention).
     status: Option<String>,
 }
 
 /// `GET /api/v1/forms/{form}/submissions`: arrival order, oldest first; `next_cursor` continues.
+#[utoipa::path(get, path = "/api/v1/forms/{form}/submissions", tag = "submissions",
+    params(("form" = String, Path, description = "Form id, e.g. `labour-survey`"), ListQuery),
+    responses((status = 200, description = "Arrival order, oldest first", body = Page<SubmissionView>)))]
 async fn list_submissions(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -184,6 +222,12 @@ async fn list_submissions(
 }
 
 /// `GET /api/v1/submissions/{id}`: one submission with its metadata, and the `ETag` a correction needs.
+#[utoipa::path(get, path = "/api/v1/submissions/{id}", tag = "submissions",
+    params(("id" = String, Path, description = "Submission UUID")),
+    responses(
+        (status = 200, description = "The submission; `ETag` for corrections", body = SubmissionView),
+        (status = 404, description = "`submission_not_found` (also when not yours to see)", body = ErrorBody),
+    ))]
 async fn get_submission(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -201,6 +245,12 @@ pub(super) fn view_with_etag(record: &SubmissionRecord) -> Result<Response, AppE
 }
 
 /// `GET /api/v1/submissions/{id}/raw`: the envelope byte for byte as the phone sent it (for audit).
+#[utoipa::path(get, path = "/api/v1/submissions/{id}/raw", tag = "submissions",
+    params(("id" = String, Path, description = "Submission UUID")),
+    responses(
+        (status = 200, description = "The envelope byte for byte as received (decompressed)", body = Object),
+        (status = 404, description = "`submission_not_found`", body = ErrorBody),
+    ))]
 async fn get_submission_raw(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,

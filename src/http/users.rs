@@ -3,9 +3,9 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
-use serde_json::{Value, json};
 
 use super::extract::{AuthUser, JsonBody};
+use super::openapi::ErrorBody;
 use super::{Endpoint, endpoint};
 use crate::AppState;
 use crate::audit;
@@ -23,16 +23,25 @@ pub fn endpoints() -> Vec<Endpoint> {
 }
 
 /// `GET /api/v1/users`: everyone, by username.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users",
+    responses((status = 200, description = "Every user", body = UserList)))]
 async fn list_users(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<UserList>, AppError> {
     me.require(Permission::ManageUsers)?;
     let users: Vec<UserView> = state.store.users()?.iter().map(UserView::of).collect();
-    Ok(Json(json!({ "users": users })))
+    Ok(Json(UserList { users }))
 }
 
 /// `POST /api/v1/users`: `{username, password, role, display_name, scope?}` → 201.
+#[utoipa::path(post, path = "/api/v1/users", tag = "users",
+    request_body = NewUser,
+    responses(
+        (status = 201, description = "Created", body = UserView),
+        (status = 409, description = "`user_exists`", body = ErrorBody),
+        (status = 422, description = "`request_invalid`", body = ErrorBody),
+    ))]
 async fn create_user(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -55,6 +64,8 @@ async fn create_user(
 }
 
 /// `GET /api/v1/users/{username}`.
+#[utoipa::path(get, path = "/api/v1/users/{username}", tag = "users", params(("username" = String, Path, description = "Case-insensitive")),
+    responses((status = 200, description = "The user", body = UserView), (status = 404, description = "`user_not_found`", body = ErrorBody)))]
 async fn get_user(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -70,6 +81,9 @@ async fn get_user(
 
 /// `PATCH /api/v1/users/{username}`: any of `{role, scope, display_name, active, password}`.
 /// Changing role, scope, status or password ends that user's sessions at once.
+#[utoipa::path(patch, path = "/api/v1/users/{username}", tag = "users", params(("username" = String, Path, description = "Case-insensitive")),
+    request_body = UserPatch,
+    responses((status = 200, description = "Changed", body = UserView), (status = 404, description = "`user_not_found`", body = ErrorBody)))]
 async fn update_user(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -95,4 +109,10 @@ async fn update_user(
     )?;
     state.store.wait_durable().await?;
     Ok(Json(user))
+}
+
+/// `GET /api/v1/users`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct UserList {
+    users: Vec<UserView>,
 }

@@ -23,7 +23,7 @@ pub struct AuditEvent {
 }
 
 /// A stored audit entry. Never the answers themselves, never a password.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct AuditRecord {
     /// Position in the log; also the paging cursor.
     pub seq: u64,

@@ -48,7 +48,7 @@ fn first_version() -> u32 {
 }
 
 /// Why and by whom a submission was deleted.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Deletion {
     pub reason: String,
     pub by: String,
@@ -56,7 +56,7 @@ pub struct Deletion {
 }
 
 /// A reviewer's or field worker's note on a submission.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Comment {
     pub seq: u64,
     pub author: String,

@@ -93,7 +93,7 @@ pub fn version_data(store: &Store, id: Uuid, n: u32, by: &Principal) -> Result<V
 }
 
 /// One difference between two versions, at a JSON Pointer into the answers.
-#[derive(Debug, PartialEq, Serialize)]
+#[derive(Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Change {
     /// `add`, `remove` or `replace`.
     pub op: &'static str,

@@ -57,7 +57,7 @@ impl ValidSubmission {
 }
 
 /// What the phone gets back for a stored submission.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Receipt {
     pub id: Uuid,
     pub form: String,

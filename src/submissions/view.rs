@@ -14,7 +14,7 @@ pub const MAX_PAGE: usize = 1000;
 pub const DEFAULT_PAGE: usize = 100;
 
 /// A submission for reading: `data` and `meta` are the received bytes, not a re-encoding.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SubmissionView<'a> {
     pub id: Uuid,
     pub form: &'a str,
@@ -27,7 +27,9 @@ pub struct SubmissionView<'a> {
     pub version: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deleted: Option<&'a crate::store::Deletion>,
+    #[schema(value_type = Object)]
     pub data: &'a RawValue,
+    #[schema(value_type = Option<Object>)]
     pub meta: Option<&'a RawValue>,
 }
 

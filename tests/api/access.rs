@@ -40,6 +40,12 @@ const MATRIX: &[Rule] = &[
     rule("GET", "/readyz", [200, 200, 200, 200, 200, 200, 200]),
     // Public on the API listener unless SURVEY_METRICS_BIND moves it; deploy/ proxies keep it inside.
     rule("GET", "/metrics", [200, 200, 200, 200, 200, 200, 200]),
+    // A client developer reads the spec before having an account.
+    rule(
+        "GET",
+        "/api/v1/openapi.json",
+        [200, 200, 200, 200, 200, 200, 200],
+    ),
     // Login needs no token (the body signs in as fw1); refresh needs only a refresh token (bogus here).
     rule(
         "POST",

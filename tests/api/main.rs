@@ -10,6 +10,7 @@ mod forms;
 mod hardening;
 mod helpers;
 mod observability;
+mod openapi;
 mod process;
 mod questionnaire;
 mod review;
