@@ -40,11 +40,18 @@ impl UserView {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
+    #[schema(pattern = "^[a-zA-Z0-9][a-zA-Z0-9._-]{1,31}$")]
     pub username: String,
+    /// 8 to 256 characters, not the username.
+    #[schema(min_length = 8, max_length = 256)]
     pub password: String,
+    #[schema(pattern = "^(field_worker|supervisor|analyst|admin)$")]
     pub role: String,
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub display_name: String,
+    /// Places (e.g. townships) the user is limited to; null or absent for everywhere.
     #[serde(default)]
+    #[schema(min_items = 1)]
     pub scope: Option<Vec<String>>,
 }
 
@@ -52,12 +59,16 @@ pub struct NewUser {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
+    #[schema(pattern = "^(field_worker|supervisor|analyst|admin)$")]
     pub role: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Option<Vec<String>>, min_items = 1)]
     pub scope: Option<Option<Vec<String>>>,
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub display_name: Option<String>,
     pub active: Option<bool>,
+    /// 8 to 256 characters, not the username.
+    #[schema(min_length = 8, max_length = 256)]
     pub password: Option<String>,
 }
 

@@ -33,12 +33,26 @@ pub fn endpoints() -> Vec<Endpoint> {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AuditQuery {
+    /// Entries at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     since: Option<String>,
+    /// Entries before this time (RFC 3339).
+    #[param(format = DateTime)]
     until: Option<String>,
+    /// A username.
     actor: Option<String>,
+    /// One audited action. The pattern lists `audit::ACTIONS` (a test keeps the two equal).
+    #[param(
+        pattern = "^(login|login_failed|logout|user_created|user_updated|form_published|submission_created|export_downloaded|submission_reviewed|submission_deleted|submission_restored|comment_added|submission_edited|backup_downloaded)$"
+    )]
     action: Option<String>,
+    /// `submission:<id>`, `user:<name>`, `form:<id>@<version>`, `export:<file>`, `backup`.
     target: Option<String>,
+    /// 1 to 1000; default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,19}$")]
     cursor: Option<String>,
 }
 

@@ -41,13 +41,28 @@ const REVIEW_FILTERS: [&str; 5] = ["received", "approved", "has_issues", "edited
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ExportQuery {
+    /// Only submissions received at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     since: Option<String>,
+    /// Only submissions received before this time (RFC 3339).
+    #[param(format = DateTime)]
     until: Option<String>,
+    /// Only this form version, and its columns.
     version: Option<String>,
+    /// Column headers and choices as labels (中文) instead of codes; default false.
+    #[param(value_type = Option<bool>)]
     labels: Option<String>,
+    /// Multiple-choice answers in one cell (`join`, the default) or one 0/1 column per choice.
+    #[param(pattern = "^(join|split)$")]
     multiple: Option<String>,
+    /// Start CSV files with a byte-order mark (Excel and WPS need it); default true.
+    #[param(value_type = Option<bool>)]
     bom: Option<String>,
+    /// No cleaning: every stored submission as received; default false.
+    #[param(value_type = Option<bool>)]
     raw: Option<String>,
+    /// Only submissions in this review state.
+    #[param(pattern = "^(received|approved|has_issues|edited|rejected)$")]
     status: Option<String>,
 }
 

@@ -59,6 +59,7 @@ pub fn endpoints() -> Vec<Endpoint> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReviewRequest {
+    #[schema(pattern = "^(approved|rejected|has_issues)$")]
     status: String,
     comment: Option<String>,
 }
@@ -100,6 +101,7 @@ async fn list_comments(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CommentRequest {
+    #[schema(pattern = "\\S")]
     text: String,
 }
 
@@ -122,6 +124,7 @@ async fn add_comment(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DeleteRequest {
+    #[schema(pattern = "\\S")]
     reason: String,
 }
 

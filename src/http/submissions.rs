@@ -26,7 +26,9 @@ struct EnvelopeDoc {
     id: Uuid,
     /// The version filled in; default the current one.
     form_version: Option<String>,
-    /// The answers, validated against the form version's JSON Schema.
+    /// The answers, validated against the form version's JSON Schema
+    /// (`components.schemas["form.<form>.v<version>"]`).
+    #[schema(value_type = Object)]
     data: Value,
     /// Device facts (start and end times, app version...), stored as sent.
     meta: Option<Value>,
@@ -97,7 +99,9 @@ async fn submit(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BatchRequest {
-    #[schema(value_type = Vec<EnvelopeDoc>)]
+    /// Envelopes (see `EnvelopeDoc`), each judged on its own: a bad one gets its error in
+    /// `results` and does not fail the others.
+    #[schema(value_type = Vec<Value>)]
     submissions: Vec<Box<RawValue>>,
 }
 
@@ -182,10 +186,15 @@ fn batch_result(id: Option<Uuid>, outcome: Result<Accepted, AppError>) -> Value 
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     /// 1 to 1000; default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// `next_cursor` of the previous page.
+    #[param(pattern = "^[0-9]{1,19}$")]
     cursor: Option<String>,
     /// Only these review states, comma-separated (`has_issues,rejected`: what needs attention).
+    #[param(
+        pattern = "^(received|edited|approved|has_issues|rejected)(,(received|edited|approved|has_issues|rejected))*$"
+    )]
     status: Option<String>,
 }
 

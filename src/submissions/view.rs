@@ -7,6 +7,7 @@ use uuid::Uuid;
 use crate::auth::{Permission, Principal};
 use crate::error::AppError;
 use crate::store::{Store, SubmissionRecord};
+use crate::submissions::review::REVIEW_STATES;
 
 /// Largest page a client may ask for; a page of full questionnaires is then a few megabytes at most.
 pub const MAX_PAGE: usize = 1000;
@@ -87,6 +88,14 @@ pub fn page(
         && !reader.role.allows(Permission::ReadScopedSubmissions)
     {
         return Err(AppError::Forbidden);
+    }
+    if let Some(unknown) = statuses.unwrap_or_default().iter().find(|s| {
+        !["received", "edited"].contains(&s.as_str()) && !REVIEW_STATES.contains(&s.as_str())
+    }) {
+        return Err(AppError::QueryInvalid(format!(
+            "status: {unknown:?} is not one of received, edited, {}",
+            REVIEW_STATES.join(", ")
+        )));
     }
     let limit = limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {

@@ -74,3 +74,19 @@ async fn every_operation_documents_the_error_body_and_the_forms_are_included() {
         "login needs no token"
     );
 }
+
+#[tokio::test]
+async fn the_audit_action_parameter_lists_every_audited_action() {
+    let spec = document().await;
+    let parameters = spec["paths"]["/api/v1/audit"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let action = parameters.iter().find(|p| p["name"] == "action").unwrap();
+    let pattern = action["schema"]["pattern"].as_str().unwrap();
+    let listed: Vec<&str> = pattern
+        .trim_start_matches("^(")
+        .trim_end_matches(")$")
+        .split('|')
+        .collect();
+    assert_eq!(listed, survey_server::audit::ACTIONS);
+}

@@ -341,3 +341,21 @@ async fn a_batch_may_be_larger_than_one_submission_but_each_item_is_held_to_the_
         404
     );
 }
+
+#[tokio::test]
+async fn an_unknown_review_state_in_the_list_filter_is_a_bad_query() {
+    let app = spawn_app().await;
+    for status in ["nonsense", "", "approved,"] {
+        let response = app
+            .get(&format!(
+                "/api/v1/forms/labour-survey/submissions?status={status}"
+            ))
+            .await;
+        let (code, error, _) = error_code(response).await;
+        assert_eq!((code, error.as_str()), (400, "query_invalid"), "{status:?}");
+    }
+    let fine = app
+        .get("/api/v1/forms/labour-survey/submissions?status=received,edited")
+        .await;
+    assert_eq!(fine.status(), 200);
+}
