@@ -12,6 +12,7 @@ mod helpers;
 mod observability;
 mod openapi;
 mod process;
+mod properties;
 mod questionnaire;
 mod review;
 mod simulate;
