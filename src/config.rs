@@ -1,6 +1,6 @@
 //! Every setting: a command-line flag and a `SURVEY_*` environment variable, with safe defaults.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -168,6 +168,16 @@ pub struct ServeConfig {
     #[arg(long, env = "SURVEY_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
 
+    /// Addresses of reverse proxies in front of the server (comma-separated, e.g. `127.0.0.1,::1`).
+    /// For requests from them, the client's address for login throttling is taken from
+    /// `X-Forwarded-For`; from anyone else that header is ignored, so it cannot be forged.
+    #[arg(long, env = "SURVEY_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: AddressList,
+
+    /// Most memory, in MiB, the database may use to cache pages (sled's cache).
+    #[arg(long, env = "SURVEY_CACHE_MB", default_value_t = 1024)]
+    pub cache_mb: u64,
+
     /// Serve `/metrics` on this address only (e.g. 127.0.0.1:9090 for Prometheus) instead of on
     /// the API listener.
     #[arg(long, env = "SURVEY_METRICS_BIND")]
@@ -176,6 +186,26 @@ pub struct ServeConfig {
     /// Log lines as human-readable `text` or one JSON object per line (`json`), on standard error.
     #[arg(long, env = "SURVEY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// Comma-separated IP addresses; empty means none (so `SURVEY_TRUSTED_PROXIES=` is allowed).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AddressList(pub Vec<IpAddr>);
+
+impl std::str::FromStr for AddressList {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(|part| {
+                part.parse()
+                    .map_err(|_| format!("{part:?} is not an IP address"))
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
 }
 
 /// How log lines are written.
@@ -207,6 +237,21 @@ mod tests {
         };
         assert_eq!(serve(&["survey-server", "--max-batch", "7"]), 7);
         assert_eq!(serve(&["survey-server", "serve", "--max-batch", "7"]), 7);
+    }
+
+    #[test]
+    fn trusted_proxies_are_a_comma_separated_list_that_may_be_empty() {
+        let serve = |args: &[&str]| match Cli::parse_from(args).into_command() {
+            Command::Serve(config) => config.trusted_proxies.0,
+            other => panic!("{other:?}"),
+        };
+        assert!(serve(&["survey-server"]).is_empty());
+        assert!(serve(&["survey-server", "--trusted-proxies", ""]).is_empty());
+        assert_eq!(
+            serve(&["survey-server", "--trusted-proxies", "127.0.0.1, ::1"]).len(),
+            2
+        );
+        assert!(Cli::try_parse_from(["survey-server", "--trusted-proxies", "proxy"]).is_err());
     }
 
     #[test]

@@ -68,6 +68,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Whether the API listener answers `/metrics` (not when it has a listener of its own).
     pub metrics_on_api: bool,
+    /// Reverse proxies whose `X-Forwarded-For` names the real client.
+    pub trusted_proxies: Arc<[std::net::IpAddr]>,
 }
 
 /// How much a client may send at once.
@@ -119,7 +121,8 @@ impl AppState {
             dir: config.data_dir.display().to_string(),
             source,
         };
-        let store = Store::open(&config.data_dir).map_err(store_error)?;
+        let store = Store::open_with_cache(&config.data_dir, config.cache_mb * 1024 * 1024)
+            .map_err(store_error)?;
         auth::users::bootstrap_admin(&store, &config.data_dir, config.admin_password.as_deref())?;
         // Expired refresh tokens can never be used again; dropping them keeps the tree small.
         let swept = store
@@ -151,6 +154,7 @@ impl AppState {
             },
             metrics,
             metrics_on_api: config.metrics_bind.is_none(),
+            trusted_proxies: config.trusted_proxies.0.clone().into(),
         })
     }
 }

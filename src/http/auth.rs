@@ -1,6 +1,6 @@
 //! Sign-in: login, refresh, logout, and changing one's own password. Issue 3 "Login and tokens".
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
@@ -55,7 +55,7 @@ async fn login(
             &state.store,
             &request.username,
             &request.password,
-            peer.ip(),
+            client_address(peer.ip(), &headers, &state.trusted_proxies),
             request_id,
         )
         .await;
@@ -165,4 +165,52 @@ async fn change_password(
         )
         .await?;
     Ok(Json(session))
+}
+
+/// The client's address: the peer, or, when the peer is a trusted proxy, the right-most address
+/// in `X-Forwarded-For` that is not itself a trusted proxy (the left part is the client's to forge).
+fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .rev()
+        .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
+        .find(|hop| !trusted.contains(hop))
+        .unwrap_or(peer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_from_a_trusted_proxy_and_only_its_right_end() {
+        let proxy: IpAddr = "127.0.0.1".parse().unwrap();
+        let phone: IpAddr = "203.0.113.7".parse().unwrap();
+        let trusted = [proxy];
+        let headers = forwarded("10.9.9.9, 203.0.113.7");
+
+        assert_eq!(client_address(proxy, &headers, &trusted), phone);
+        assert_eq!(
+            client_address(phone, &forwarded("10.9.9.9"), &trusted),
+            phone,
+            "a client cannot name itself someone else"
+        );
+        assert_eq!(
+            client_address(proxy, &forwarded("127.0.0.1, garbage"), &trusted),
+            proxy
+        );
+        assert_eq!(client_address(proxy, &HeaderMap::new(), &trusted), proxy);
+    }
 }

@@ -48,6 +48,9 @@ pub enum StoreError {
     Locked,
 }
 
+/// sled's own default: enough to hold a county's whole database in memory.
+const DEFAULT_CACHE_BYTES: u64 = 1024 * 1024 * 1024;
+
 /// The open database. One per process; shared through `AppState`.
 pub struct Store {
     db: sled::Db,
@@ -82,9 +85,15 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the database under the data directory and brings its format up to date.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// `open`, with sled's page cache limited to `cache_bytes`.
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         let dir = dir.join("sled");
         std::fs::create_dir_all(&dir)?;
-        let db = sled::Config::new().path(&dir).open().map_err(|e| match e {
+        let config = sled::Config::new().path(&dir).cache_capacity(cache_bytes);
+        let db = config.open().map_err(|e| match e {
             // sled reports a held file lock only in its message.
             sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
                 StoreError::Locked

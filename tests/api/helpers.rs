@@ -50,6 +50,8 @@ pub fn test_config(data_dir: &TempDir) -> ServeConfig {
         refresh_ttl: 3600,
         admin_password: Some(ADMIN_PASSWORD.to_owned()),
         metrics_bind: None,
+        trusted_proxies: Default::default(),
+        cache_mb: 64,
         log_format: LogFormat::Text,
     }
 }
