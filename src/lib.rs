@@ -121,8 +121,11 @@ impl AppState {
             dir: config.data_dir.display().to_string(),
             source,
         };
-        let store = Store::open_with_cache(&config.data_dir, config.cache_mb * 1024 * 1024)
-            .map_err(store_error)?;
+        let store = Store::open_with_cache(
+            &config.data_dir,
+            config.cache_mb.saturating_mul(1024 * 1024),
+        )
+        .map_err(store_error)?;
         auth::users::bootstrap_admin(&store, &config.data_dir, config.admin_password.as_deref())?;
         // Expired refresh tokens can never be used again; dropping them keeps the tree small.
         let swept = store

@@ -59,11 +59,16 @@ async fn login(
             request_id,
         )
         .await;
-    state.metrics.login(match &session {
-        Ok(_) => LoginOutcome::Success,
-        Err(AppError::TooManyAttempts { .. }) => LoginOutcome::Throttled,
-        Err(_) => LoginOutcome::Failure,
-    });
+    let outcome = match &session {
+        Ok(_) => Some(LoginOutcome::Success),
+        Err(AppError::InvalidCredentials) => Some(LoginOutcome::Failure),
+        Err(AppError::TooManyAttempts { .. }) => Some(LoginOutcome::Throttled),
+        // A server fault is neither: it shows in the request counts as a 500.
+        Err(_) => None,
+    };
+    if let Some(outcome) = outcome {
+        state.metrics.login(outcome);
+    }
     Ok(Json(session?))
 }
 

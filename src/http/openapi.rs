@@ -57,7 +57,13 @@ pub struct Items<T> {
 #[derive(Serialize, ToSchema)]
 pub struct Status {
     /// `ok` (alive) or `ready`.
-    status: String,
+    status: &'static str,
+}
+
+impl Status {
+    pub fn new(status: &'static str) -> Self {
+        Self { status }
+    }
 }
 
 #[derive(OpenApi)]
@@ -166,7 +172,7 @@ impl Modify for Conventions {
 }
 
 /// The document as served: generated once per request (cheap), plus the published forms.
-pub fn document(state: &AppState) -> Value {
+fn document(state: &AppState) -> Value {
     let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|_| json!({}));
     let schemas = &mut document["components"]["schemas"];
     for versions in state.forms.all() {

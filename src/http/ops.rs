@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::openapi::{ErrorBody, Status};
 use super::{Endpoint, endpoint};
@@ -32,8 +32,8 @@ pub fn metrics_router(state: AppState) -> Router {
 /// `GET /healthz`: the process is up and serving.
 #[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
     responses((status = 200, description = "The process is up", body = Status)))]
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+async fn healthz() -> Json<Status> {
+    Json(Status::new("ok"))
 }
 
 /// `GET /readyz`: the store answers and can make a write durable; 503 if not.
@@ -44,7 +44,7 @@ async fn healthz() -> Json<Value> {
     ))]
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.check_writable().await {
-        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Ok(()) => Json(Status::new("ready")).into_response(),
         Err(error) => {
             tracing::error!(%error, "not ready: the store cannot make a write durable");
             let body = json!({"error": {"code": "not_ready", "message": "the database cannot be written"}});
