@@ -7,7 +7,6 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::json;
 
 use crate::store::StoreError;
 
@@ -21,6 +20,24 @@ pub struct Detail {
     pub keyword: Option<String>,
     /// What is wrong, for a person; never echoes the submitted value.
     pub message: String,
+}
+
+/// The body of every error answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorObject,
+}
+
+/// What went wrong: `{code, message, details?}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorObject {
+    /// Stable and machine-readable (`validation_failed`, `submission_conflict`, ...).
+    pub code: &'static str,
+    /// For a person; never echoes submitted values.
+    pub message: String,
+    /// Per-field problems, for `request_invalid` and `validation_failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<Vec<Detail>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +102,8 @@ pub enum AppError {
     UserNotFound,
     #[error("storage: {0}")]
     Storage(#[from] StoreError),
+    #[error("the database cannot be written")]
+    NotReady,
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -136,6 +155,7 @@ impl AppError {
             Self::TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             Self::UserExists => (StatusCode::CONFLICT, "user_exists"),
             Self::UserNotFound => (StatusCode::NOT_FOUND, "user_not_found"),
+            Self::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             Self::Storage(_) | Self::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
             }
@@ -143,7 +163,7 @@ impl AppError {
     }
 
     /// The `error` object of the body: `{code, message, details?}`.
-    pub fn body(&self) -> serde_json::Value {
+    pub fn body(&self) -> ErrorObject {
         let (_, code) = self.status_and_code();
         let message = match self {
             // Never show internal causes; they are logged where they happen.
@@ -152,11 +172,17 @@ impl AppError {
             }
             other => other.to_string(),
         };
-        let mut body = json!({"code": code, "message": message});
-        if let Self::RequestInvalid(details) | Self::ValidationFailed(details) = self {
-            body["details"] = json!(details);
+        let details = match self {
+            Self::RequestInvalid(details) | Self::ValidationFailed(details) => {
+                Some(details.clone())
+            }
+            _ => None,
+        };
+        ErrorObject {
+            code,
+            message,
+            details,
         }
-        body
     }
 }
 
@@ -166,7 +192,8 @@ impl IntoResponse for AppError {
         if let Self::Storage(_) | Self::Internal(_) = &self {
             tracing::error!(error = %self, "request failed inside the server");
         }
-        let mut response = (status, Json(json!({"error": self.body()}))).into_response();
+        let body = ErrorBody { error: self.body() };
+        let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         match self {
             Self::Unauthorized => {
@@ -235,6 +262,7 @@ mod tests {
             ),
             (AppError::UserExists, 409, "user_exists"),
             (AppError::UserNotFound, 404, "user_not_found"),
+            (AppError::NotReady, 503, "not_ready"),
             (AppError::Storage(StoreError::Flush), 500, "internal_error"),
             (AppError::Internal("x".into()), 500, "internal_error"),
         ];
@@ -243,7 +271,7 @@ mod tests {
                 error.status_and_code(),
                 (StatusCode::from_u16(status).unwrap(), code)
             );
-            assert_eq!(error.body()["code"], code);
+            assert_eq!(error.body().code, code);
         }
     }
 
@@ -253,13 +281,23 @@ mod tests {
             tree: "secret_tree",
             reason: "x".into(),
         });
-        assert!(!error.body().to_string().contains("secret_tree"));
+        assert!(!error.body().message.contains("secret_tree"));
     }
 
     #[test]
     fn details_are_sent_only_for_errors_that_have_them() {
-        assert!(AppError::FormNotFound.body().get("details").is_none());
+        let body = |error: AppError| {
+            serde_json::to_value(ErrorBody {
+                error: error.body(),
+            })
+            .unwrap()
+        };
+        assert!(
+            body(AppError::FormNotFound)["error"]
+                .get("details")
+                .is_none()
+        );
         let invalid = AppError::invalid_field("/id", "must be a UUID");
-        assert_eq!(invalid.body()["details"][0]["path"], "/id");
+        assert_eq!(body(invalid)["error"]["details"][0]["path"], "/id");
     }
 }

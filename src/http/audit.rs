@@ -5,12 +5,11 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::Method;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::extract::{ApiQuery, AuthUser};
-use super::openapi::{Items, Page};
+use super::shapes::{Items, Page};
 use super::{Endpoint, endpoint};
 use crate::AppState;
 use crate::audit::{self, Filter};
@@ -64,7 +63,7 @@ async fn list_audit(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     ApiQuery(query): ApiQuery<AuditQuery>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Page<AuditRecord>>, AppError> {
     let filter = Filter {
         since: query.since,
         until: query.until,
@@ -79,7 +78,7 @@ async fn list_audit(
         query.cursor.as_deref(),
         query.limit,
     )?;
-    Ok(Json(json!({ "items": items, "next_cursor": next })))
+    Ok(Json(Page::new(items, next)))
 }
 
 /// `GET /api/v1/submissions/{id}/audit`: what happened to one submission, for those who review it.
@@ -90,10 +89,10 @@ async fn submission_audit(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     Path(id): Path<String>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Items<AuditRecord>>, AppError> {
     let id = Uuid::try_parse(&id).map_err(|_| AppError::SubmissionNotFound)?;
     crate::submissions::find(&state.store, id, &me)?;
     me.require(Permission::ReadScopedSubmissions)?;
     let items = state.store.audit_of(&audit::submission_target(id))?;
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(Items::new(items)))
 }

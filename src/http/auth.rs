@@ -9,12 +9,12 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::extract::{AuthUser, JsonBody, request_id};
-use super::openapi::ErrorBody;
 use super::{Endpoint, endpoint};
 use crate::AppState;
 use crate::audit;
 use crate::auth::{Session, users};
 use crate::error::AppError;
+use crate::error::ErrorBody;
 use crate::metrics::LoginOutcome;
 
 pub fn endpoints() -> Vec<Endpoint> {

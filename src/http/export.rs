@@ -14,12 +14,12 @@ use utoipa::IntoParams;
 
 use super::body::{self, ChannelWriter};
 use super::extract::{ApiQuery, AuthUser};
-use super::openapi::ErrorBody;
 use super::{Endpoint, endpoint};
 use crate::AppState;
 use crate::audit;
 use crate::auth::Principal;
 use crate::error::AppError;
+use crate::error::ErrorBody;
 use crate::export::{self, Export, Format, Multiple, Options};
 
 pub fn endpoints() -> Vec<Endpoint> {

@@ -7,16 +7,16 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{ApiQuery, AuthUser, JsonBody};
-use super::openapi::ErrorBody;
 use super::{Endpoint, endpoint};
 use crate::AppState;
 use crate::auth::Permission;
 use crate::error::AppError;
+use crate::error::ErrorBody;
 use crate::forms::{FormVersion, NewFormVersion};
 
 pub fn endpoints() -> Vec<Endpoint> {
@@ -29,19 +29,19 @@ pub fn endpoints() -> Vec<Endpoint> {
 
 /// `GET /api/v1/forms`: every form with its current version.
 #[utoipa::path(get, path = "/api/v1/forms", tag = "forms",
-    responses((status = 200, description = "`{forms: [{id, title, current_version, versions}]}`", body = Object)))]
+    responses((status = 200, description = "Every form with its current version", body = FormList)))]
 async fn list_forms(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<FormList>, AppError> {
     me.require(Permission::ReadForms)?;
-    let forms: Vec<Value> = state
+    let forms: Vec<FormSummary> = state
         .forms
         .all()
         .iter()
         .filter_map(|versions| versions.last().map(|current| summary(current, versions)))
         .collect();
-    Ok(Json(json!({ "forms": forms })))
+    Ok(Json(FormList { forms }))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -56,7 +56,7 @@ struct VersionQuery {
 #[utoipa::path(get, path = "/api/v1/forms/{form}", tag = "forms",
     params(("form" = String, Path, description = "Form id, e.g. `labour-survey`"), VersionQuery, ("If-None-Match" = Option<String>, Header, description = "An ETag from before")),
     responses(
-        (status = 200, description = "The form, its versions, and one version's JSON Schema (`components.schemas.form.<id>.v<version>`)", body = Object,
+        (status = 200, description = "The form, its versions, and one version's JSON Schema (also `components.schemas[\"form.<id>.v<version>\"]`)", body = FormDetail,
          headers(("ETag" = String, description = "Send back in If-None-Match"))),
         (status = 304, description = "Unchanged since that ETag"),
         (status = 404, description = "`form_not_found` or `version_not_found`", body = ErrorBody),
@@ -72,9 +72,11 @@ async fn get_form(
     let versions = state.forms.versions(&form)?;
     let shown = state.forms.resolve(&form, query.version.as_deref())?;
     let current = versions.last().ok_or(AppError::FormNotFound)?;
-    let mut body = summary(current, &versions);
-    body["version"] = json!(shown.stored.version);
-    body["schema"] = shown.stored.schema.clone();
+    let body = FormDetail {
+        form: summary(current, &versions),
+        version: shown.stored.version.clone(),
+        schema: shown.stored.schema.clone(),
+    };
     let bytes = serde_json::to_vec(&body).map_err(|e| AppError::Internal(e.to_string()))?;
     let etag = etag_of(&bytes);
     let matches = headers
@@ -164,17 +166,53 @@ struct Published {
     published_at: String,
 }
 
-fn summary(current: &FormVersion, versions: &[Arc<FormVersion>]) -> Value {
-    let versions: Vec<Value> = versions
-        .iter()
-        .map(|v| json!({"version": v.stored.version, "title": v.stored.title, "published_at": v.stored.published_at}))
-        .collect();
-    json!({
-        "id": current.stored.form,
-        "title": current.stored.title,
-        "current_version": current.stored.version,
-        "versions": versions,
-    })
+/// `GET /api/v1/forms`.
+#[derive(Serialize, ToSchema)]
+struct FormList {
+    forms: Vec<FormSummary>,
+}
+
+/// A form: its current title and version, and every published version.
+#[derive(Serialize, ToSchema)]
+struct FormSummary {
+    id: String,
+    title: String,
+    current_version: String,
+    versions: Vec<VersionSummary>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct VersionSummary {
+    version: String,
+    title: String,
+    published_at: String,
+}
+
+/// A form with one version's JSON Schema (the current one unless `?version=` asked otherwise).
+#[derive(Serialize, ToSchema)]
+struct FormDetail {
+    #[serde(flatten)]
+    form: FormSummary,
+    /// The version `schema` belongs to.
+    version: String,
+    /// The JSON Schema (draft 2020-12) the answers of that version are validated against.
+    schema: Value,
+}
+
+fn summary(current: &FormVersion, versions: &[Arc<FormVersion>]) -> FormSummary {
+    FormSummary {
+        id: current.stored.form.clone(),
+        title: current.stored.title.clone(),
+        current_version: current.stored.version.clone(),
+        versions: versions
+            .iter()
+            .map(|v| VersionSummary {
+                version: v.stored.version.clone(),
+                title: v.stored.title.clone(),
+                published_at: v.stored.published_at.clone(),
+            })
+            .collect(),
+    }
 }
 
 /// A strong ETag: the first 128 bits of the body's SHA-256, quoted.

@@ -14,6 +14,7 @@ mod observe;
 mod openapi;
 mod ops;
 mod review;
+mod shapes;
 mod submissions;
 mod users;
 

@@ -10,60 +10,17 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::Method;
-use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{RefOr, Response, ResponseBuilder, content::Content};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use super::{Endpoint, endpoint};
 use crate::AppState;
-use crate::error::Detail;
+use crate::error::{Detail, ErrorBody, ErrorObject};
 
 pub fn endpoints() -> Vec<Endpoint> {
     vec![endpoint(Method::GET, "/api/v1/openapi.json", openapi_json)]
-}
-
-/// Every error answer: `{"error": {code, message, details?}}`.
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    error: ErrorObject,
-}
-
-#[derive(Serialize, ToSchema)]
-struct ErrorObject {
-    /// Stable, machine-readable (`validation_failed`, `submission_conflict`, ...).
-    code: String,
-    /// For a person; never echoes submitted values.
-    message: String,
-    /// Per-field problems, for `request_invalid` and `validation_failed`.
-    details: Option<Vec<Detail>>,
-}
-
-/// A page of items and the cursor for the next one (`null` at the end).
-#[derive(Serialize, ToSchema)]
-pub struct Page<T> {
-    items: Vec<T>,
-    next_cursor: Option<String>,
-}
-
-/// All items, no paging.
-#[derive(Serialize, ToSchema)]
-pub struct Items<T> {
-    items: Vec<T>,
-}
-
-/// The liveness and readiness answer.
-#[derive(Serialize, ToSchema)]
-pub struct Status {
-    /// `ok` (alive) or `ready`.
-    status: &'static str,
-}
-
-impl Status {
-    pub fn new(status: &'static str) -> Self {
-        Self { status }
-    }
 }
 
 #[derive(OpenApi)]
@@ -111,7 +68,7 @@ impl Status {
         super::review::diff_versions,
         super::backup::backup,
     ),
-    components(schemas(ErrorBody, Detail)),
+    components(schemas(ErrorBody, ErrorObject, Detail)),
     modifiers(&Conventions),
     security(("bearer" = [])),
     tags(

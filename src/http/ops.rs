@@ -2,15 +2,15 @@
 //! None of these needs a token; the reverse-proxy configurations in `deploy/` keep `/metrics` inside.
 
 use axum::extract::State;
-use axum::http::{Method, StatusCode, header};
+use axum::http::{Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use serde_json::json;
 
-use super::openapi::{ErrorBody, Status};
+use super::shapes::Status;
 use super::{Endpoint, endpoint};
 use crate::AppState;
 use crate::error::AppError;
+use crate::error::ErrorBody;
 use crate::metrics;
 
 pub fn endpoints() -> Vec<Endpoint> {
@@ -42,15 +42,12 @@ async fn healthz() -> Json<Status> {
         (status = 200, description = "The store can make a write durable", body = Status),
         (status = 503, description = "It cannot (`not_ready`)", body = ErrorBody),
     ))]
-async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.check_writable().await {
-        Ok(()) => Json(Status::new("ready")).into_response(),
-        Err(error) => {
-            tracing::error!(%error, "not ready: the store cannot make a write durable");
-            let body = json!({"error": {"code": "not_ready", "message": "the database cannot be written"}});
-            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
-        }
-    }
+async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, AppError> {
+    state.store.check_writable().await.map_err(|error| {
+        tracing::error!(%error, "not ready: the store cannot make a write durable");
+        AppError::NotReady
+    })?;
+    Ok(Json(Status::new("ready")))
 }
 
 /// `GET /metrics` on the API listener: 404 when `SURVEY_METRICS_BIND` moved it elsewhere.

@@ -4,18 +4,20 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::Response;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{ApiQuery, AuthUser, JsonBody};
-use super::openapi::{ErrorBody, Items};
+use super::shapes::Items;
 use super::submissions::{parse_id, view_with_etag};
 use super::{Endpoint, endpoint};
 use crate::AppState;
 use crate::error::AppError;
+use crate::error::ErrorBody;
 use crate::store::Comment;
+use crate::submissions::edit::{Change, VersionInfo};
 use crate::submissions::{SubmissionView, edit, review};
 
 pub fn endpoints() -> Vec<Endpoint> {
@@ -73,7 +75,7 @@ async fn set_review(
     AuthUser(me): AuthUser,
     Path(id): Path<String>,
     body: JsonBody,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Response, AppError> {
     let request: ReviewRequest = body.parse()?;
     let record = review::set_state(
         &state.store,
@@ -83,7 +85,7 @@ async fn set_review(
         &me,
     )?;
     state.store.wait_durable().await?;
-    Ok(Json(json!(SubmissionView::of(&record)?)))
+    Ok(Json(SubmissionView::of(&record)?).into_response())
 }
 
 /// `GET /api/v1/submissions/{id}/comments`: for anyone who may see the submission.
@@ -93,9 +95,9 @@ async fn list_comments(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     Path(id): Path<String>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Items<Comment>>, AppError> {
     let comments = review::comments(&state.store, parse_id(&id)?, &me)?;
-    Ok(Json(json!({ "items": comments })))
+    Ok(Json(Items::new(comments)))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -114,11 +116,11 @@ async fn add_comment(
     AuthUser(me): AuthUser,
     Path(id): Path<String>,
     body: JsonBody,
-) -> Result<(StatusCode, Json<Value>), AppError> {
+) -> Result<(StatusCode, Json<Comment>), AppError> {
     let request: CommentRequest = body.parse()?;
     let comment = review::add_comment(&state.store, parse_id(&id)?, &request.text, &me)?;
     state.store.wait_durable().await?;
-    Ok((StatusCode::CREATED, Json(json!(comment))))
+    Ok((StatusCode::CREATED, Json(comment)))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -136,11 +138,11 @@ async fn delete_submission(
     AuthUser(me): AuthUser,
     Path(id): Path<String>,
     body: JsonBody,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Response, AppError> {
     let request: DeleteRequest = body.parse()?;
     let record = review::delete(&state.store, parse_id(&id)?, &request.reason, &me)?;
     state.store.wait_durable().await?;
-    Ok(Json(json!(SubmissionView::of(&record)?)))
+    Ok(Json(SubmissionView::of(&record)?).into_response())
 }
 
 /// `POST /api/v1/submissions/{id}/restore` (admin).
@@ -150,10 +152,10 @@ async fn restore_submission(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     Path(id): Path<String>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Response, AppError> {
     let record = review::restore(&state.store, parse_id(&id)?, &me)?;
     state.store.wait_durable().await?;
-    Ok(Json(json!(SubmissionView::of(&record)?)))
+    Ok(Json(SubmissionView::of(&record)?).into_response())
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -200,29 +202,31 @@ async fn edit_submission(
 
 /// `GET /api/v1/submissions/{id}/versions`: who made each version and when.
 #[utoipa::path(get, path = "/api/v1/submissions/{id}/versions", tag = "review",
-    params(("id" = String, Path, description = "Submission UUID")), responses((status = 200, description = "`{items: [{version, edited_by, edited_at}]}`", body = Object)))]
+    params(("id" = String, Path, description = "Submission UUID")), responses((status = 200, description = "Oldest first", body = Items<VersionInfo>)))]
 async fn list_versions(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     Path(id): Path<String>,
-) -> Result<Json<Value>, AppError> {
-    Ok(Json(
-        json!({ "items": edit::versions(&state.store, parse_id(&id)?, &me)? }),
-    ))
+) -> Result<Json<Items<VersionInfo>>, AppError> {
+    Ok(Json(Items::new(edit::versions(
+        &state.store,
+        parse_id(&id)?,
+        &me,
+    )?)))
 }
 
 /// `GET /api/v1/submissions/{id}/versions/{n}`: the answers of version `n` (1: as received).
 #[utoipa::path(get, path = "/api/v1/submissions/{id}/versions/{n}", tag = "review",
     params(("id" = String, Path, description = "Submission UUID"), ("n" = String, Path, description = "Version number; 1 is as received")),
-    responses((status = 200, description = "`{version, data}`", body = Object), (status = 404, description = "`version_not_found`", body = ErrorBody)))]
+    responses((status = 200, description = "The answers of that version", body = VersionData), (status = 404, description = "`version_not_found`", body = ErrorBody)))]
 async fn get_version(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     Path((id, n)): Path<(String, String)>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<VersionData>, AppError> {
     let n: u32 = n.parse().map_err(|_| AppError::VersionNotFound)?;
     let data = edit::version_data(&state.store, parse_id(&id)?, n, &me)?;
-    Ok(Json(json!({ "version": n, "data": data })))
+    Ok(Json(VersionData { version: n, data }))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -235,17 +239,34 @@ struct DiffQuery {
 
 /// `GET /api/v1/submissions/{id}/diff?from=1&to=2`: the changes as JSON Pointers into the answers.
 #[utoipa::path(get, path = "/api/v1/submissions/{id}/diff", tag = "review",
-    params(("id" = String, Path, description = "Submission UUID"), DiffQuery), responses((status = 200, description = "`{from, to, changes}`", body = Object)))]
+    params(("id" = String, Path, description = "Submission UUID"), DiffQuery), responses((status = 200, description = "Changes as JSON Pointers into the answers", body = Diff)))]
 async fn diff_versions(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<DiffQuery>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Diff>, AppError> {
     let id = parse_id(&id)?;
     let from = edit::version_data(&state.store, id, query.from, &me)?;
     let to = edit::version_data(&state.store, id, query.to, &me)?;
-    Ok(Json(
-        json!({ "from": query.from, "to": query.to, "changes": edit::diff(&from, &to) }),
-    ))
+    Ok(Json(Diff {
+        from: query.from,
+        to: query.to,
+        changes: edit::diff(&from, &to),
+    }))
+}
+
+/// The answers of one version.
+#[derive(Serialize, ToSchema)]
+struct VersionData {
+    version: u32,
+    data: Value,
+}
+
+/// What changed between two versions.
+#[derive(Serialize, ToSchema)]
+struct Diff {
+    from: u32,
+    to: u32,
+    changes: Vec<Change>,
 }

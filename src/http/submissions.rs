@@ -4,16 +4,17 @@ use axum::Json;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::extract::{ApiQuery, AuthUser, JsonBody};
-use super::openapi::{ErrorBody, Page};
+use super::shapes::Page;
 use super::{Endpoint, endpoint};
-use crate::error::{AppError, Detail};
+use crate::error::ErrorBody;
+use crate::error::{AppError, Detail, ErrorObject};
 use crate::store::SubmissionRecord;
 use crate::submissions::{self, Accepted, Receipt, SubmissionView};
 use crate::{AppState, Limits};
@@ -110,7 +111,7 @@ struct BatchRequest {
     params(("form" = String, Path, description = "Form id, e.g. `labour-survey`")),
     request_body = BatchRequest,
     responses(
-        (status = 200, description = "One result per submission, in order: `{id, status: 201, replayed, receipt}` or `{id, status, error}`", body = Object),
+        (status = 200, description = "One result per submission, in order: `{id, status: 201, replayed, receipt}` or `{id, status, error}`", body = BatchResults),
         (status = 413, description = "`batch_too_large` or `body_too_large`", body = ErrorBody),
     ))]
 async fn submit_batch(
@@ -119,7 +120,7 @@ async fn submit_batch(
     Path(form): Path<String>,
     headers: HeaderMap,
     body: JsonBody,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<BatchResults>, AppError> {
     let request: BatchRequest = body.parse()?;
     let max = state.limits.max_batch;
     if request.submissions.len() > max {
@@ -135,14 +136,14 @@ async fn submit_batch(
         accept_language(&headers).map(str::to_owned),
     )
     .await?;
-    let results: Vec<Value> = results
+    let results: Vec<BatchItem> = results
         .into_iter()
         .map(|item| {
             count(&state, &form, &item.outcome);
             batch_result(item.id, item.outcome)
         })
         .collect();
-    Ok(Json(json!({ "results": results })))
+    Ok(Json(BatchResults { results }))
 }
 
 /// Counts a submission's fate for `/metrics`; names that are not published forms stay out of the labels.
@@ -166,19 +167,43 @@ fn count(state: &AppState, form: &str, outcome: &Result<Accepted, AppError>) {
     );
 }
 
-fn batch_result(id: Option<Uuid>, outcome: Result<Accepted, AppError>) -> Value {
+/// One result per submission of a batch, in the order sent.
+#[derive(Serialize, ToSchema)]
+struct BatchResults {
+    results: Vec<BatchItem>,
+}
+
+/// How one submission of a batch went: a receipt, or an error as a single upload would get it.
+#[derive(Serialize, ToSchema)]
+struct BatchItem {
+    /// The envelope's id, when it had a readable one.
+    id: Option<Uuid>,
+    /// The status a single upload would have had: 201, or the error's.
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replayed: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receipt: Option<Receipt>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorObject>,
+}
+
+fn batch_result(id: Option<Uuid>, outcome: Result<Accepted, AppError>) -> BatchItem {
     match outcome {
-        Ok(accepted) => json!({
-            "id": id,
-            "status": StatusCode::CREATED.as_u16(),
-            "replayed": accepted.replayed,
-            "receipt": accepted.receipt,
-        }),
-        Err(error) => json!({
-            "id": id,
-            "status": error.status_and_code().0.as_u16(),
-            "error": error.body(),
-        }),
+        Ok(accepted) => BatchItem {
+            id,
+            status: StatusCode::CREATED.as_u16(),
+            replayed: Some(accepted.replayed),
+            receipt: Some(accepted.receipt),
+            error: None,
+        },
+        Err(error) => BatchItem {
+            id,
+            status: error.status_and_code().0.as_u16(),
+            replayed: None,
+            receipt: None,
+            error: Some(error.body()),
+        },
     }
 }
 
@@ -207,7 +232,7 @@ async fn list_submissions(
     AuthUser(me): AuthUser,
     Path(form): Path<String>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Response, AppError> {
     state.forms.versions(&form)?;
     let statuses: Option<Vec<String>> = query
         .status
@@ -225,9 +250,7 @@ async fn list_submissions(
         .iter()
         .map(SubmissionView::of)
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(
-        json!({ "items": items, "next_cursor": page.next_cursor }),
-    ))
+    Ok(Json(Page::new(items, page.next_cursor)).into_response())
 }
 
 /// `GET /api/v1/submissions/{id}`: one submission with its metadata, and the `ETag` a correction needs.

@@ -5,13 +5,13 @@ use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
 
 use super::extract::{AuthUser, JsonBody};
-use super::openapi::ErrorBody;
 use super::{Endpoint, endpoint};
 use crate::AppState;
 use crate::audit;
 use crate::auth::Permission;
 use crate::auth::users::{self, NewUser, UserPatch, UserView};
 use crate::error::AppError;
+use crate::error::ErrorBody;
 
 pub fn endpoints() -> Vec<Endpoint> {
     vec![

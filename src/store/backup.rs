@@ -235,8 +235,19 @@ pub fn restore(input: impl Read, data_dir: &Path) -> Result<BackupSummary, Resto
     }
     fs::rename(&staging, &target)?;
     fs::File::open(data_dir)?.sync_all()?;
-    // Opening runs the migrations a backup from an older server needs.
-    drop(Store::open(data_dir)?);
+    // Opening runs the migrations a backup from an older server needs. sled's background thread
+    // may hold the file lock for a moment after the builder's last handle is gone.
+    for attempt in 1.. {
+        match Store::open(data_dir) {
+            Err(StoreError::Locked) if attempt < 50 => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            opened => {
+                drop(opened?);
+                break;
+            }
+        }
+    }
     Ok(summary)
 }
 

@@ -2,7 +2,7 @@
 //! `If-Match` so two supervisors cannot silently overwrite each other; and the history.
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::find;
@@ -69,15 +69,29 @@ pub fn edit(
     }
 }
 
+/// One version of a submission, without its answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct VersionInfo {
+    /// 1 is the submission as received.
+    pub version: u32,
+    /// The field worker for version 1, the corrector for later ones.
+    pub edited_by: String,
+    pub edited_at: String,
+}
+
 /// Every version of a submission, without answers: who made it and when.
-pub fn versions(store: &Store, id: Uuid, by: &Principal) -> Result<Vec<Value>, AppError> {
+pub fn versions(store: &Store, id: Uuid, by: &Principal) -> Result<Vec<VersionInfo>, AppError> {
     let record = find(store, id, by)?;
-    let mut all = vec![
-        json!({"version": 1, "edited_by": record.meta.submitted_by, "edited_at": record.meta.received_at}),
-    ];
-    all.extend(store.versions(id)?.into_iter().map(
-        |v| json!({"version": v.version, "edited_by": v.edited_by, "edited_at": v.edited_at}),
-    ));
+    let mut all = vec![VersionInfo {
+        version: 1,
+        edited_by: record.meta.submitted_by,
+        edited_at: record.meta.received_at,
+    }];
+    all.extend(store.versions(id)?.into_iter().map(|v| VersionInfo {
+        version: v.version,
+        edited_by: v.edited_by,
+        edited_at: v.edited_at,
+    }));
     Ok(all)
 }
 
@@ -169,6 +183,7 @@ fn walk(a: &Value, b: &Value, path: String, out: &mut Vec<Change>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn a_diff_lists_each_changed_field_by_pointer() {

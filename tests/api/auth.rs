@@ -319,7 +319,7 @@ async fn a_first_start_without_an_admin_password_writes_a_generated_one_for_the_
         .permissions()
         .mode();
     assert_eq!(key_mode & 0o777, 0o600);
-    let store = survey_server::store::Store::open(data.path()).unwrap();
+    let store = crate::helpers::open_store_when_free(data.path()).await;
     let admin = store.user("admin").unwrap().unwrap();
     assert!(survey_server::auth::password::verify(
         &password,

@@ -69,6 +69,20 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
     start(config, data_dir).await
 }
 
+/// Opens the store of a server that just stopped: sled's own background thread may hold the
+/// directory's lock for a moment after the last handle is dropped.
+pub async fn open_store_when_free(data_dir: &std::path::Path) -> survey_server::store::Store {
+    for _ in 0..50 {
+        match survey_server::store::Store::open(data_dir) {
+            Err(survey_server::store::StoreError::Locked) => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            opened => return opened.expect("the store opens"),
+        }
+    }
+    panic!("the data directory stayed locked");
+}
+
 /// Starts the app on a data directory that already holds a database (e.g. a restored backup).
 pub async fn spawn_app_in(data_dir: TempDir) -> TestApp {
     let config = test_config(&data_dir);
