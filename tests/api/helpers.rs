@@ -377,3 +377,19 @@ pub async fn all_submission_ids(
         }
     }
 }
+
+/// The server binary set to serve on a free loopback port from `data_dir`, logging only errors,
+/// its first admin's password set; callers add what their test needs and spawn it.
+pub fn server_command(data_dir: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_survey-server"));
+    command
+        .arg("serve")
+        .args(["--bind", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--schemas-dir")
+        .arg(schemas_dir())
+        .env("SURVEY_LOG", "error")
+        .env("SURVEY_ADMIN_PASSWORD", ADMIN_PASSWORD);
+    command
+}

@@ -96,19 +96,13 @@ async fn the_binary_logs_json_lines_with_request_ids_and_serves_metrics_apart() 
     use std::io::{BufRead, BufReader, Read};
     use std::process::{Command, Stdio};
 
-    use crate::helpers::{ADMIN_PASSWORD, schemas_dir};
+    use crate::helpers::{ADMIN_PASSWORD, server_command};
 
     let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_survey-server"))
-        .args(["--bind", "127.0.0.1:0"])
-        .arg("--data-dir")
-        .arg(data.path())
-        .arg("--schemas-dir")
-        .arg(schemas_dir())
+    let mut child = server_command(data.path())
         .env("SURVEY_LOG", "info")
         .env("SURVEY_LOG_FORMAT", "json")
         .env("SURVEY_METRICS_BIND", "127.0.0.1:0")
-        .env("SURVEY_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

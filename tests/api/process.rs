@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::helpers::{
-    ADMIN_PASSWORD, all_submission_ids, envelope, household, run_binary, schemas_dir,
+    ADMIN_PASSWORD, all_submission_ids, envelope, household, run_binary, server_command,
 };
 
 const CYCLES: usize = 3;
@@ -34,15 +34,7 @@ impl Drop for Server {
 }
 
 fn start_server(data_dir: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_survey-server"))
-        .arg("serve")
-        .args(["--bind", "127.0.0.1:0"])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("--schemas-dir")
-        .arg(schemas_dir())
-        .env("SURVEY_LOG", "error")
-        .env("SURVEY_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    let mut child = server_command(data_dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
