@@ -175,7 +175,7 @@ pub struct ServeConfig {
     pub trusted_proxies: AddressList,
 
     /// Most memory, in MiB, the database may use to cache pages (sled's cache).
-    #[arg(long, env = "SURVEY_CACHE_MB", default_value_t = 1024)]
+    #[arg(long, env = "SURVEY_CACHE_MB", default_value_t = crate::store::DEFAULT_CACHE_MB)]
     pub cache_mb: u64,
 
     /// Serve `/metrics` on this address only (e.g. 127.0.0.1:9090 for Prometheus) instead of on

@@ -48,8 +48,8 @@ pub enum StoreError {
     Locked,
 }
 
-/// sled's own default: enough to hold a county's whole database in memory.
-const DEFAULT_CACHE_BYTES: u64 = 1024 * 1024 * 1024;
+/// sled's own default, in MiB: enough to hold a county's whole database in memory.
+pub const DEFAULT_CACHE_MB: u64 = 1024;
 
 /// The open database. One per process; shared through `AppState`.
 pub struct Store {
@@ -85,7 +85,7 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the database under the data directory and brings its format up to date.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+        Self::open_with_cache(dir, DEFAULT_CACHE_MB * 1024 * 1024)
     }
 
     /// `open`, with sled's page cache limited to `cache_bytes`.

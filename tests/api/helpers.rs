@@ -393,3 +393,20 @@ pub fn server_command(data_dir: &std::path::Path) -> std::process::Command {
         .env("SURVEY_ADMIN_PASSWORD", ADMIN_PASSWORD);
     command
 }
+
+/// Signs in as the first admin of the server at `address`; its access token.
+pub async fn admin_token(client: &reqwest::Client, address: &str) -> String {
+    let session: Value = client
+        .post(format!("{address}/api/v1/auth/login"))
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .expect("a response")
+        .json()
+        .await
+        .expect("a session");
+    session["access_token"]
+        .as_str()
+        .expect("a token")
+        .to_owned()
+}

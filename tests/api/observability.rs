@@ -96,7 +96,7 @@ async fn the_binary_logs_json_lines_with_request_ids_and_serves_metrics_apart() 
     use std::io::{BufRead, BufReader, Read};
     use std::process::{Command, Stdio};
 
-    use crate::helpers::{ADMIN_PASSWORD, server_command};
+    use crate::helpers::{ADMIN_PASSWORD, admin_token, server_command};
 
     let data = tempfile::tempdir().unwrap();
     let mut child = server_command(data.path())
@@ -124,16 +124,7 @@ async fn the_binary_logs_json_lines_with_request_ids_and_serves_metrics_apart() 
     let (api, metrics) = (api.unwrap(), metrics.unwrap());
 
     let client = reqwest::Client::new();
-    let session: Value = client
-        .post(format!("{api}/api/v1/auth/login"))
-        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = session["access_token"].as_str().unwrap();
+    let token = &admin_token(&client, &api).await;
     let submitted = client
         .post(format!("{api}/api/v1/forms/labour-survey/submissions"))
         .bearer_auth(token)

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::helpers::{
-    ADMIN_PASSWORD, all_submission_ids, envelope, household, run_binary, server_command,
+    admin_token, all_submission_ids, envelope, household, run_binary, server_command,
 };
 
 const CYCLES: usize = 3;
@@ -60,16 +60,7 @@ fn start_server(data_dir: &Path) -> Server {
 /// Starts the server and signs in as its admin.
 async fn start_signed_in(data_dir: &Path) -> Server {
     let mut server = start_server(data_dir);
-    let session: Value = reqwest::Client::new()
-        .post(format!("{}/api/v1/auth/login", server.address))
-        .json(&serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    server.token = session["access_token"].as_str().unwrap().to_owned();
+    server.token = admin_token(&reqwest::Client::new(), &server.address).await;
     server
 }
 
