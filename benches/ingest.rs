@@ -131,9 +131,14 @@ fn token_verification_cost() {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("after 1970")
         .as_secs();
-    let token = keys
-        .issue("bench-phone", "field_worker", 0, now, 900)
-        .expect("a token");
+    let grant = survey_server::auth::tokens::Grant {
+        username: "bench-phone",
+        role: survey_server::auth::Role::FieldWorker,
+        version: 0,
+        session: "bench-session",
+        issued_at: now,
+    };
+    let token = keys.issue(&grant, 900).expect("a token");
     let rounds = 2_000;
     let started = Instant::now();
     for _ in 0..rounds {

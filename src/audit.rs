@@ -1,47 +1,83 @@
-//! Who did what, when: the names of audited actions and how events are made and read.
+//! Who did what, when: the audited actions, and how events are made and read.
 //!
 //! Entries are written by the store in the same transaction as the change they record. They
 //! name the actor, the action, the target and the request, never the answers or a password.
 
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
 use crate::auth::{Permission, Principal};
+use crate::clock::Timestamp;
 use crate::error::AppError;
 use crate::store::{AuditEvent, AuditRecord, Store};
 
-pub const LOGIN: &str = "login";
-pub const LOGIN_FAILED: &str = "login_failed";
-pub const LOGOUT: &str = "logout";
-pub const USER_CREATED: &str = "user_created";
-pub const USER_UPDATED: &str = "user_updated";
-pub const FORM_PUBLISHED: &str = "form_published";
-pub const SUBMISSION_CREATED: &str = "submission_created";
-pub const EXPORT_DOWNLOADED: &str = "export_downloaded";
-pub const SUBMISSION_REVIEWED: &str = "submission_reviewed";
-pub const SUBMISSION_DELETED: &str = "submission_deleted";
-pub const SUBMISSION_RESTORED: &str = "submission_restored";
-pub const COMMENT_ADDED: &str = "comment_added";
-pub const SUBMISSION_EDITED: &str = "submission_edited";
-pub const BACKUP_DOWNLOADED: &str = "backup_downloaded";
+/// Every kind of audited event. The serde form is the name the log and the API use; the
+/// README lists exactly these, in this order (a test compares the two).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    Login,
+    LoginFailed,
+    Logout,
+    UserCreated,
+    UserUpdated,
+    FormPublished,
+    SubmissionCreated,
+    SubmissionReviewed,
+    SubmissionEdited,
+    SubmissionDeleted,
+    SubmissionRestored,
+    CommentAdded,
+    ExportDownloaded,
+    BackupDownloaded,
+}
 
-/// Every action name the log may hold.
-pub const ACTIONS: [&str; 14] = [
-    LOGIN,
-    LOGIN_FAILED,
-    LOGOUT,
-    USER_CREATED,
-    USER_UPDATED,
-    FORM_PUBLISHED,
-    SUBMISSION_CREATED,
-    EXPORT_DOWNLOADED,
-    SUBMISSION_REVIEWED,
-    SUBMISSION_DELETED,
-    SUBMISSION_RESTORED,
-    COMMENT_ADDED,
-    SUBMISSION_EDITED,
-    BACKUP_DOWNLOADED,
-];
+impl AuditAction {
+    /// Every action, in the README's order.
+    pub const ALL: [AuditAction; 14] = [
+        AuditAction::Login,
+        AuditAction::LoginFailed,
+        AuditAction::Logout,
+        AuditAction::UserCreated,
+        AuditAction::UserUpdated,
+        AuditAction::FormPublished,
+        AuditAction::SubmissionCreated,
+        AuditAction::SubmissionReviewed,
+        AuditAction::SubmissionEdited,
+        AuditAction::SubmissionDeleted,
+        AuditAction::SubmissionRestored,
+        AuditAction::CommentAdded,
+        AuditAction::ExportDownloaded,
+        AuditAction::BackupDownloaded,
+    ];
+
+    /// The name in the log: `login`, `submission_created`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::Login => "login",
+            AuditAction::LoginFailed => "login_failed",
+            AuditAction::Logout => "logout",
+            AuditAction::UserCreated => "user_created",
+            AuditAction::UserUpdated => "user_updated",
+            AuditAction::FormPublished => "form_published",
+            AuditAction::SubmissionCreated => "submission_created",
+            AuditAction::SubmissionReviewed => "submission_reviewed",
+            AuditAction::SubmissionEdited => "submission_edited",
+            AuditAction::SubmissionDeleted => "submission_deleted",
+            AuditAction::SubmissionRestored => "submission_restored",
+            AuditAction::CommentAdded => "comment_added",
+            AuditAction::ExportDownloaded => "export_downloaded",
+            AuditAction::BackupDownloaded => "backup_downloaded",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|action| action.as_str() == name)
+    }
+}
 
 /// The target text of a submission, a user, a form version.
-pub fn submission_target(id: uuid::Uuid) -> String {
+pub fn submission_target(id: Uuid) -> String {
     format!("submission:{id}")
 }
 pub fn user_target(username: &str) -> String {
@@ -52,12 +88,39 @@ pub fn form_target(form: &str, version: &str) -> String {
 }
 
 /// An event done by `who` in the request they made.
-pub fn by(who: &Principal, action: &'static str, target: String) -> AuditEvent {
+pub fn by(who: &Principal, action: AuditAction, target: String) -> AuditEvent {
     AuditEvent {
         actor: who.username.clone(),
         action,
         target,
         request_id: who.request_id.clone(),
+    }
+}
+
+/// An audit entry as the API shows it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct AuditEntry {
+    /// Position in the log; also the paging cursor.
+    pub seq: u64,
+    pub at: Timestamp,
+    pub actor: String,
+    pub action: AuditAction,
+    /// `submission:<id>`, `user:<name>`, `form:<id>@<version>`, `export:<file>`, `backup`.
+    pub target: String,
+    /// The `x-request-id` of the request that did it.
+    pub request_id: Option<String>,
+}
+
+impl From<AuditRecord> for AuditEntry {
+    fn from(record: AuditRecord) -> Self {
+        Self {
+            seq: record.seq,
+            at: record.at,
+            actor: record.actor,
+            action: record.action,
+            target: record.target,
+            request_id: record.request_id,
+        }
     }
 }
 
@@ -71,19 +134,53 @@ pub struct Filter {
     pub target: Option<String>,
 }
 
+/// A filter whose values were checked.
+struct Checked {
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
+    actor: Option<String>,
+    action: Option<AuditAction>,
+    target: Option<String>,
+}
+
 impl Filter {
-    fn keeps(&self, entry: &AuditRecord) -> bool {
-        let at = crate::export::clean::instant(&entry.at);
-        let time_ok = |bound: &Option<String>, after: bool| {
-            bound
+    fn check(&self) -> Result<Checked, AppError> {
+        let time = |name: &str, value: &Option<String>| {
+            value
                 .as_deref()
-                .and_then(crate::export::clean::instant)
-                .is_none_or(|b| at.is_some_and(|at| if after { at >= b } else { at < b }))
+                .map(|v| {
+                    Timestamp::parse(v).ok_or_else(|| {
+                        AppError::QueryInvalid(format!("{name}: expected an RFC 3339 time"))
+                    })
+                })
+                .transpose()
         };
-        time_ok(&self.since, true)
-            && time_ok(&self.until, false)
+        let action = self
+            .action
+            .as_deref()
+            .map(|name| {
+                AuditAction::parse(name).ok_or_else(|| {
+                    let names: Vec<&str> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
+                    AppError::QueryInvalid(format!("action: one of {}", names.join(", ")))
+                })
+            })
+            .transpose()?;
+        Ok(Checked {
+            since: time("since", &self.since)?,
+            until: time("until", &self.until)?,
+            actor: self.actor.clone(),
+            action,
+            target: self.target.clone(),
+        })
+    }
+}
+
+impl Checked {
+    fn keeps(&self, entry: &AuditRecord) -> bool {
+        self.since.is_none_or(|since| entry.at >= since)
+            && self.until.is_none_or(|until| entry.at < until)
             && self.actor.as_ref().is_none_or(|a| *a == entry.actor)
-            && self.action.as_ref().is_none_or(|a| *a == entry.action)
+            && self.action.is_none_or(|a| a == entry.action)
             && self.target.as_ref().is_none_or(|t| *t == entry.target)
     }
 }
@@ -98,7 +195,7 @@ pub fn page(
     filter: &Filter,
     cursor: Option<&str>,
     limit: Option<usize>,
-) -> Result<(Vec<AuditRecord>, Option<String>), AppError> {
+) -> Result<(Vec<AuditEntry>, Option<String>), AppError> {
     reader.require(Permission::ManageUsers)?;
     let limit = limit.unwrap_or(100);
     if !(1..=MAX_PAGE).contains(&limit) {
@@ -106,26 +203,7 @@ pub fn page(
             "limit must be between 1 and {MAX_PAGE}"
         )));
     }
-    for (name, value) in [("since", &filter.since), ("until", &filter.until)] {
-        if value
-            .as_deref()
-            .is_some_and(|v| crate::export::clean::instant(v).is_none())
-        {
-            return Err(AppError::QueryInvalid(format!(
-                "{name}: expected an RFC 3339 time"
-            )));
-        }
-    }
-    if filter
-        .action
-        .as_deref()
-        .is_some_and(|a| !ACTIONS.contains(&a))
-    {
-        return Err(AppError::QueryInvalid(format!(
-            "action: one of {}",
-            ACTIONS.join(", ")
-        )));
-    }
+    let filter = filter.check()?;
     let after = cursor
         .map(|c| {
             c.parse::<u64>().map_err(|_| {
@@ -140,5 +218,31 @@ pub fn page(
     } else {
         None
     };
-    Ok((entries, next))
+    Ok((entries.into_iter().map(AuditEntry::from).collect(), next))
+}
+
+/// Everything done to one submission: for those who may review it (supervisors in its scope)
+/// and admins. Its field worker and analysts read the submission but not who did what to it.
+pub fn trail(store: &Store, id: Uuid, reader: &Principal) -> Result<Vec<AuditEntry>, AppError> {
+    let record = crate::submissions::find(store, id, reader)?;
+    reader.require(Permission::ReadTrails)?;
+    if !reader.covers(record.meta.scope.as_deref()) {
+        return Err(AppError::OutOfScope);
+    }
+    let entries = store.audit_of(&submission_target(id))?;
+    Ok(entries.into_iter().map(AuditEntry::from).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_names_round_trip_through_serde() {
+        for action in AuditAction::ALL {
+            let json = serde_json::to_string(&action).unwrap();
+            assert_eq!(json, format!("\"{}\"", action.as_str()));
+            assert_eq!(AuditAction::parse(action.as_str()), Some(action));
+        }
+    }
 }

@@ -1,4 +1,5 @@
-//! `survey-server backup` and `restore`: the operator's side of online backups.
+//! Online backups: what the server does for `GET /api/v1/admin/backup` ([`snapshot_for`]), and
+//! `survey-server backup` and `restore`, the operator's side.
 //!
 //! `backup` signs in to a running server as an admin, streams `GET /api/v1/admin/backup` into
 //! `<file>.partial`, checks the whole file, and only then renames it to `<file>`: a backup that
@@ -9,9 +10,27 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
-use crate::store::{self, BackupSummary};
+use crate::audit::{self, AuditAction};
+use crate::auth::{Permission, Principal};
+use crate::error::AppError;
+use crate::store::{self, BackupSummary, Snapshot, Store};
+
+/// A consistent snapshot of the whole database for an admin. The record of its taking is on
+/// disk first, so no backup leaves without a trace, and the backup holds that record too.
+pub async fn snapshot_for(store: Arc<Store>, by: &Principal) -> Result<Snapshot, AppError> {
+    by.require(Permission::Backup)?;
+    let event = audit::by(by, AuditAction::BackupDownloaded, "backup".to_owned());
+    store.record_audit(&event)?.durable().await?;
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(|| store.snapshot()))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map_err(AppError::from)
+}
 
 /// Where to take a backup from, and as whom.
 pub struct Source {

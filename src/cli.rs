@@ -3,14 +3,15 @@
 use std::io::BufRead;
 use std::path::Path;
 
-use crate::auth::password;
+use crate::audit::{self, AuditAction};
 use crate::auth::users::{self, CheckedPatch, NewUser};
+use crate::auth::{Role, password};
 use crate::config::UserAction;
 use crate::error::AppError;
-use crate::store::Store;
+use crate::store::{AuditEvent, Store};
 
 /// Runs a `survey-server user ...` command; the message to print on success.
-pub fn run_user_command(data_dir: &Path, action: UserAction) -> Result<String, String> {
+pub async fn run_user_command(data_dir: &Path, action: UserAction) -> Result<String, String> {
     let store = Store::open(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
     let explain = |e: AppError| match e {
         AppError::RequestInvalid(details) => details
@@ -27,6 +28,8 @@ pub fn run_user_command(data_dir: &Path, action: UserAction) -> Result<String, S
             display_name,
             scope,
         } => {
+            let role = Role::parse(&role)
+                .ok_or("--role: one of field_worker, supervisor, analyst, admin")?;
             let new = NewUser {
                 username,
                 password: read_password()?,
@@ -37,36 +40,39 @@ pub fn run_user_command(data_dir: &Path, action: UserAction) -> Result<String, S
             .check()
             .map_err(explain)?;
             let hash = password::hash(&new.password).map_err(|e| e.to_string())?;
-            let user = users::create(&store, &new.into_record(hash), CLI, None).map_err(explain)?;
-            format!("created {} ({})", user.username, user.role)
+            let user = new.into_record(hash);
+            let event = cli_event(AuditAction::UserCreated, &user.username);
+            users::insert(&store, &user, &event)
+                .map_err(explain)?
+                .durable()
+                .await
+                .map_err(|e| e.to_string())?;
+            format!("created {} ({})", user.username, user.role.as_str())
         }
         UserAction::SetPassword { username } => {
             let username = username.to_lowercase();
             let new_password = read_password()?;
             users::check_password(&username, &new_password).map_err(explain)?;
             let hash = password::hash(&new_password).map_err(|e| e.to_string())?;
-            users::update(
-                &store,
-                &username,
-                &CheckedPatch::password(hash),
-                &cli_event(&username),
-            )
-            .map_err(explain)?;
+            let event = cli_event(AuditAction::UserUpdated, &username);
+            users::apply(&store, &username, &CheckedPatch::password(hash), &event)
+                .map_err(explain)?
+                .durable()
+                .await
+                .map_err(|e| e.to_string())?;
             format!("password of {username} changed; their sessions have ended")
         }
         UserAction::Disable { username } => {
             let username = username.to_lowercase();
-            users::update(
-                &store,
-                &username,
-                &CheckedPatch::disable(),
-                &cli_event(&username),
-            )
-            .map_err(explain)?;
+            let event = cli_event(AuditAction::UserUpdated, &username);
+            users::apply(&store, &username, &CheckedPatch::disable(), &event)
+                .map_err(explain)?
+                .durable()
+                .await
+                .map_err(|e| e.to_string())?;
             format!("{username} disabled; their sessions have ended")
         }
     };
-    // The store flushes and fsyncs on drop; make that explicit before reporting success.
     drop(store);
     Ok(message)
 }
@@ -74,11 +80,11 @@ pub fn run_user_command(data_dir: &Path, action: UserAction) -> Result<String, S
 /// The actor the audit log names for changes made from the command line.
 const CLI: &str = "cli";
 
-fn cli_event(username: &str) -> crate::store::AuditEvent {
-    crate::store::AuditEvent {
+fn cli_event(action: AuditAction, username: &str) -> AuditEvent {
+    AuditEvent {
         actor: CLI.into(),
-        action: crate::audit::USER_UPDATED,
-        target: crate::audit::user_target(username),
+        action,
+        target: audit::user_target(username),
         request_id: None,
     }
 }

@@ -1,9 +1,10 @@
 //! Every setting: a command-line flag and a `SURVEY_*` environment variable, with safe defaults.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use ipnet::IpNet;
 
 use crate::Limits;
 
@@ -150,6 +151,15 @@ pub struct ServeConfig {
     #[arg(long, env = "SURVEY_UPLOAD_DEADLINE", default_value_t = Limits::default().upload_deadline.as_secs())]
     pub upload_deadline: u64,
 
+    /// Seconds a client may take to send a request's headers once it has begun; then the
+    /// connection is closed. The reverse proxy is the first line; this holds without one.
+    #[arg(long, env = "SURVEY_HEADER_TIMEOUT", default_value_t = Limits::default().header_timeout.as_secs())]
+    pub header_timeout: u64,
+
+    /// Seconds a connection may stay open with no request in progress; then it is closed.
+    #[arg(long, env = "SURVEY_IDLE_TIMEOUT", default_value_t = Limits::default().idle_timeout.as_secs())]
+    pub idle_timeout: u64,
+
     /// Ed25519 private key (PKCS#8 PEM) that signs access tokens. Default: generated on first start
     /// as <data dir>/jwt-ed25519.pem (mode 0600).
     #[arg(long, env = "SURVEY_JWT_KEY_FILE")]
@@ -163,14 +173,21 @@ pub struct ServeConfig {
     #[arg(long, env = "SURVEY_REFRESH_TTL", default_value_t = 30 * 24 * 60 * 60)]
     pub refresh_ttl: u64,
 
+    /// Seconds after a refresh during which the spent refresh token, presented again (a phone
+    /// that lost the answer on a bad connection), gets the same new pair instead of ending the
+    /// login. After that, or once the new refresh token was used, reuse revokes the login.
+    #[arg(long, env = "SURVEY_REFRESH_GRACE", default_value_t = 60)]
+    pub refresh_grace: u64,
+
     /// Password for the `admin` user created on first start. Default: generated and written to
     /// <data dir>/initial-admin-password (mode 0600). Ignored once any user exists.
     #[arg(long, env = "SURVEY_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
 
-    /// Addresses of reverse proxies in front of the server (comma-separated, e.g. `127.0.0.1,::1`).
-    /// For requests from them, the client's address for login throttling is taken from
-    /// `X-Forwarded-For`; from anyone else that header is ignored, so it cannot be forged.
+    /// Reverse proxies in front of the server: addresses or CIDR ranges, comma-separated
+    /// (e.g. `127.0.0.1,::1` or a container network such as `172.30.0.0/24`). For requests
+    /// from them, the client's address for login throttling is taken from `X-Forwarded-For`;
+    /// from anyone else that header is ignored, so it cannot be forged.
     #[arg(long, env = "SURVEY_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: AddressList,
 
@@ -188,9 +205,10 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
 }
 
-/// Comma-separated IP addresses; empty means none (so `SURVEY_TRUSTED_PROXIES=` is allowed).
+/// Comma-separated IP addresses or CIDR ranges (an address alone is a range of one); empty
+/// means none (so `SURVEY_TRUSTED_PROXIES=` is allowed).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AddressList(pub Vec<IpAddr>);
+pub struct AddressList(pub Vec<IpNet>);
 
 impl std::str::FromStr for AddressList {
     type Err = String;
@@ -200,8 +218,9 @@ impl std::str::FromStr for AddressList {
             .map(str::trim)
             .filter(|part| !part.is_empty())
             .map(|part| {
-                part.parse()
-                    .map_err(|_| format!("{part:?} is not an IP address"))
+                part.parse::<IpNet>()
+                    .or_else(|_| part.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| format!("{part:?} is not an IP address or a CIDR range"))
             })
             .collect::<Result<_, _>>()
             .map(Self)
@@ -247,11 +266,19 @@ mod tests {
         };
         assert!(serve(&["survey-server"]).is_empty());
         assert!(serve(&["survey-server", "--trusted-proxies", ""]).is_empty());
-        assert_eq!(
-            serve(&["survey-server", "--trusted-proxies", "127.0.0.1, ::1"]).len(),
-            2
-        );
+        let list = serve(&[
+            "survey-server",
+            "--trusted-proxies",
+            "127.0.0.1, ::1, 172.30.0.0/24",
+        ]);
+        assert_eq!(list.len(), 3);
+        assert!(list[0].contains(&"127.0.0.1".parse::<std::net::IpAddr>().unwrap()));
+        assert!(list[2].contains(&"172.30.0.9".parse::<std::net::IpAddr>().unwrap()));
+        assert!(!list[2].contains(&"172.30.1.9".parse::<std::net::IpAddr>().unwrap()));
         assert!(Cli::try_parse_from(["survey-server", "--trusted-proxies", "proxy"]).is_err());
+        assert!(
+            Cli::try_parse_from(["survey-server", "--trusted-proxies", "10.0.0.0/33"]).is_err()
+        );
     }
 
     #[test]

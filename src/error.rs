@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::store::StoreError;
+use crate::strict_json::StrictError;
 
 /// One problem in a request, placed by a JSON Pointer.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -182,6 +183,18 @@ impl AppError {
             code,
             message,
             details,
+        }
+    }
+}
+
+impl From<StrictError> for AppError {
+    fn from(error: StrictError) -> Self {
+        match error {
+            StrictError::Syntax(error) => AppError::BodyMalformed(error.to_string()),
+            StrictError::Duplicate(pointer) => AppError::invalid_field(
+                &pointer,
+                "this key appears twice in one object; send each key once",
+            ),
         }
     }
 }

@@ -17,7 +17,9 @@
 //! - `backup`: `survey-server backup` (from a running server) and `restore` (into a new data dir).
 //! - `cli`: commands for a stopped server (`survey-server user ...`).
 //! - `metrics`: the Prometheus series behind `/metrics`.
-//! - `clock`: server time as written into records.
+//! - `clock`: server time as written into records (`Timestamp`).
+//! - `limits`: how long every stored text may be.
+//! - `strict_json`: request bodies with a repeated key are refused.
 //! - `text`: the Unicode normalisation validation and cleaning share.
 
 pub mod audit;
@@ -30,18 +32,20 @@ pub mod error;
 pub mod export;
 pub mod forms;
 mod http;
+pub mod limits;
 pub mod metrics;
 pub mod simulate;
 pub mod store;
+pub mod strict_json;
 pub mod submissions;
 pub mod text;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use ipnet::IpNet;
 use tokio::net::TcpListener;
 
 use auth::Auth;
@@ -68,8 +72,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Whether the API listener answers `/metrics` (not when it has a listener of its own).
     pub metrics_on_api: bool,
-    /// Reverse proxies whose `X-Forwarded-For` names the real client.
-    pub trusted_proxies: Arc<[std::net::IpAddr]>,
+    /// Reverse proxies (addresses and ranges) whose `X-Forwarded-For` names the real client.
+    pub trusted_proxies: Arc<[IpNet]>,
 }
 
 /// How much a client may send at once.
@@ -83,6 +87,10 @@ pub struct Limits {
     pub max_batch_bytes: usize,
     /// Longest a request body may take to arrive; cuts off slow-trickle uploads.
     pub upload_deadline: Duration,
+    /// Longest a request head may take to arrive once it has begun.
+    pub header_timeout: Duration,
+    /// Longest a connection may stay open with no request in progress.
+    pub idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -94,6 +102,9 @@ impl Default for Limits {
             max_batch_bytes: 32 * 1024 * 1024,
             // 1 MiB at 2G speeds (~100 kbit/s) takes about 90 s.
             upload_deadline: Duration::from_secs(120),
+            // A request head is a few hundred bytes: seconds even on 2G.
+            header_timeout: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -126,10 +137,14 @@ impl AppState {
             config.cache_mb.saturating_mul(1024 * 1024),
         )
         .map_err(store_error)?;
-        auth::users::bootstrap_admin(&store, &config.data_dir, config.admin_password.as_deref())?;
+        auth::users::bootstrap_admin(&store, &config.data_dir, config.admin_password.as_deref())
+            .await?;
         // Expired refresh tokens can never be used again; dropping them keeps the tree small.
         let swept = store
             .sweep_expired_refresh(clock::unix_now())
+            .map_err(store_error)?
+            .durable()
+            .await
             .map_err(store_error)?;
         if swept > 0 {
             tracing::info!(swept, "removed expired refresh tokens");
@@ -142,6 +157,7 @@ impl AppState {
         let lifetimes = auth::Lifetimes {
             access_secs: config.access_ttl,
             refresh_secs: config.refresh_ttl,
+            refresh_grace_secs: config.refresh_grace,
         };
         let forms = FormRegistry::load(&store, &config.schemas_dir).await?;
         let metrics = Arc::new(Metrics::new(store.flush_metrics()));
@@ -154,6 +170,8 @@ impl AppState {
                 max_batch: config.max_batch,
                 max_batch_bytes: config.max_batch_bytes,
                 upload_deadline: Duration::from_secs(config.upload_deadline),
+                header_timeout: Duration::from_secs(config.header_timeout),
+                idle_timeout: Duration::from_secs(config.idle_timeout),
             },
             metrics,
             metrics_on_api: config.metrics_bind.is_none(),
@@ -173,17 +191,27 @@ pub fn metrics_app(state: AppState) -> Router {
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves, then lets in-flight requests finish
-/// and makes sure everything written is on disk.
+/// and makes sure everything written is on disk. Connections that send nothing, or only half
+/// a request head, are closed after the configured idle and header timeouts.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let store = state.store.clone();
-    // The peer address feeds the coarse per-address login limit.
-    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let timeouts = http::Timeouts {
+        header: state.limits.header_timeout,
+        idle: state.limits.idle_timeout,
+    };
+    http::listen(listener, app(state), timeouts, shutdown).await;
     store.wait_durable().await.map_err(std::io::Error::other)
+}
+
+/// Serves `router` (the metrics listener) with the same connection handling as the API.
+pub async fn serve_router(listener: TcpListener, router: Router, limits: Limits) {
+    let timeouts = http::Timeouts {
+        header: limits.header_timeout,
+        idle: limits.idle_timeout,
+    };
+    http::listen(listener, router, timeouts, std::future::pending()).await;
 }

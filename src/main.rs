@@ -26,6 +26,7 @@ async fn main() -> ExitCode {
             .map(|summary| println!("restored into {}: {summary}", data_dir.display())),
         Command::User { data_dir, action } => {
             survey_server::cli::run_user_command(&data_dir, action)
+                .await
                 .map(|message| println!("{message}"))
         }
     };
@@ -67,11 +68,7 @@ async fn run_server(config: ServeConfig) -> Result<(), String> {
         metrics_address = Some(listener.local_addr().map_err(|e| e.to_string())?);
         let metrics = survey_server::metrics_app(state.clone());
         // Ends with the process; a scrape cut off by shutdown is simply retried.
-        tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, metrics).await {
-                tracing::error!(%error, "the metrics listener stopped");
-            }
-        });
+        tokio::spawn(survey_server::serve_router(listener, metrics, state.limits));
     }
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await

@@ -106,6 +106,7 @@ pub struct Metrics {
     validation_errors: Family<KeywordLabels, Counter>,
     logins: Family<OutcomeLabels, Counter>,
     export_rows: Family<ExportLabels, Counter>,
+    unreadable_records: Counter,
     database_bytes: Gauge,
 }
 
@@ -150,6 +151,12 @@ impl Metrics {
             "Data rows written into exports, by form and format",
             export_rows.clone(),
         );
+        let unreadable_records = Counter::default();
+        registry.register(
+            "unreadable_records",
+            "Stored submissions left out of a list or an export because they cannot be read",
+            unreadable_records.clone(),
+        );
         registry.register(
             "flush_batch_writes",
             "Requests made durable by one flush of the database",
@@ -176,6 +183,7 @@ impl Metrics {
             validation_errors,
             logins,
             export_rows,
+            unreadable_records,
             database_bytes,
         }
     }
@@ -245,6 +253,13 @@ impl Metrics {
             .inc_by(rows);
     }
 
+    /// `count` stored submissions could not be read and were left out of an answer.
+    pub fn unreadable_records(&self, count: usize) {
+        if count > 0 {
+            self.unreadable_records.inc_by(count as u64);
+        }
+    }
+
     /// The text exposition, with the database size as of now.
     pub fn render(&self, database_bytes: u64) -> String {
         self.database_bytes
@@ -287,6 +302,7 @@ mod tests {
         );
         metrics.login(LoginOutcome::Throttled);
         metrics.export_rows("labour-survey", "csv", 42);
+        metrics.unreadable_records(2);
         flushes.observe(7, Duration::from_millis(2));
         let text = metrics.render(4096);
         for line in [
@@ -296,6 +312,7 @@ mod tests {
             r#"survey_validation_errors_total{form="labour-survey",keyword="format"} 1"#,
             r#"survey_logins_total{outcome="throttled"} 1"#,
             r#"survey_export_rows_total{form="labour-survey",format="csv"} 42"#,
+            "survey_unreadable_records_total 2",
             "survey_flush_batch_writes_count 1",
             "survey_database_size_bytes 4096",
         ] {

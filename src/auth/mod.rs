@@ -16,11 +16,12 @@ use serde::Serialize;
 use tokio::sync::{OnceCell, Semaphore};
 
 pub use roles::{Permission, Role};
-use throttle::LoginThrottle;
-use tokens::TokenKeys;
+use throttle::{Attempt, LoginThrottle};
+use tokens::{Grant, TokenKeys};
 
-use crate::audit;
+use crate::audit::{self, AuditAction};
 use crate::error::AppError;
+use crate::limits;
 use crate::store::{AuditEvent, RefreshRecord, Store, UserRecord};
 
 /// How long tokens live.
@@ -30,6 +31,9 @@ pub struct Lifetimes {
     pub access_secs: u64,
     /// Refresh tokens, seconds (default 30 days: phones stay offline for days).
     pub refresh_secs: u64,
+    /// Seconds after an exchange during which presenting the spent refresh token again (a phone
+    /// that lost the answer) gets the same new pair instead of ending the login (default 60).
+    pub refresh_grace_secs: u64,
 }
 
 /// The authentication service; one per process, in `AppState`.
@@ -52,6 +56,7 @@ pub struct Auth {
 struct Verified {
     username: String,
     version: u64,
+    session: String,
     expires_at: u64,
 }
 
@@ -70,6 +75,16 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The server itself, publishing the shipped forms at start-up.
+    pub fn system() -> Self {
+        Self {
+            username: "system".into(),
+            role: Role::Admin,
+            scope: None,
+            request_id: None,
+        }
+    }
+
     /// 403 unless the role allows `permission`.
     pub fn require(&self, permission: Permission) -> Result<(), AppError> {
         if self.role.allows(permission) {
@@ -79,10 +94,12 @@ impl Principal {
         }
     }
 
-    /// Whether a submission placed at `value` (its form's scope field) is inside this person's scope.
-    /// Forms without a scope field (`value` is `None`) are county-wide.
+    /// Whether a submission placed at `value` (its form's scope field) is inside this person's
+    /// scope. Forms without a scope field (`value` is `None`) are county-wide; an empty place
+    /// (only in records from before scope fields had to be non-empty) counts as none, so a list
+    /// and a single read agree.
     pub fn covers(&self, value: Option<&str>) -> bool {
-        match (&self.scope, value) {
+        match (&self.scope, value.filter(|v| !v.is_empty())) {
             (None, _) | (_, None) => true,
             (Some(scope), Some(value)) => scope.iter().any(|s| s == value),
         }
@@ -113,8 +130,9 @@ impl Auth {
         }
     }
 
-    /// The person a bearer token stands for, if it is valid now: signed by us, unexpired, and
-    /// issued for the user's current token version while the user is active.
+    /// The person a bearer token stands for, if it is valid now: signed by us, unexpired,
+    /// issued for the user's current token version while the user is active, and from a login
+    /// that has not been ended (logout, detected theft).
     pub fn authenticate(&self, store: &Store, token: &str) -> Result<Principal, AppError> {
         let verified = self.verify(token).ok_or(AppError::Unauthorized)?;
         let user = store
@@ -123,7 +141,10 @@ impl Auth {
         if !user.active || user.token_version != verified.version {
             return Err(AppError::Unauthorized);
         }
-        principal(&user)
+        if store.family_revoked(&verified.session)? {
+            return Err(AppError::Unauthorized);
+        }
+        Ok(principal(&user))
     }
 
     /// The token's claims if it is ours and unexpired, from the cache when this exact token was seen.
@@ -138,6 +159,7 @@ impl Auth {
         let verified = Verified {
             username: claims.sub,
             version: claims.ver,
+            session: claims.sid,
             expires_at: claims.exp,
         };
         let mut cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
@@ -152,7 +174,9 @@ impl Auth {
     }
 
     /// Username and password in, a session out; the same answer, in about the same time,
-    /// for an unknown name and a wrong password.
+    /// for an unknown name and a wrong password. A name that breaks the username rules cannot
+    /// belong to anyone: it is refused without hashing and without being tracked by name, and
+    /// its audit entry keeps only its first 32 characters.
     pub async fn login(
         &self,
         store: &Store,
@@ -161,52 +185,104 @@ impl Auth {
         address: IpAddr,
         request_id: Option<String>,
     ) -> Result<Session, AppError> {
-        let name = username.trim().to_lowercase();
+        let well_formed = users::normalize_username(username).ok();
+        let name = well_formed
+            .clone()
+            .unwrap_or_else(|| limits::cut_username(username.trim()));
         let event = |action| AuditEvent {
             actor: name.clone(),
             action,
             target: audit::user_target(&name),
             request_id: request_id.clone(),
         };
-        self.throttle
-            .check(&name, address, Instant::now())
-            .map_err(|wait| AppError::TooManyAttempts {
-                retry_after_secs: wait.as_secs().max(1),
-            })?;
-        let user = store.user(&name)?;
-        let hash = match &user {
-            Some(user) => user.password_hash.clone(),
-            None => self.decoy_hash().await?.to_owned(),
+        let attempt = self.admit(well_formed.as_deref(), address)?;
+        let user = match &well_formed {
+            Some(name) => store.user(name)?,
+            None => None,
         };
-        let matches = self.verify_password(password, hash).await?;
+        let matches = match (&well_formed, &user) {
+            (None, _) => false,
+            (Some(_), Some(user)) => self.check_password(password, &user.password_hash).await?,
+            (Some(_), None) => {
+                let decoy = self.decoy_hash().await?.to_owned();
+                self.check_password(password, &decoy).await?;
+                false
+            }
+        };
         match user {
             Some(user) if matches && user.active => {
-                self.throttle.succeeded(&name);
-                let login = event(audit::LOGIN);
+                attempt.succeeded();
+                let login = event(AuditAction::Login);
                 self.new_session(store, &user, tokens::new_family_id(), Some(&login))
                     .await
             }
             _ => {
-                self.throttle.failed(&name, Instant::now());
-                store.record_audit(&event(audit::LOGIN_FAILED))?;
-                store.wait_durable().await?;
+                attempt.failed(Instant::now());
+                store
+                    .record_audit(&event(AuditAction::LoginFailed))?
+                    .durable()
+                    .await?;
                 Err(AppError::InvalidCredentials)
             }
         }
     }
 
-    /// Exchanges a refresh token for a new pair. A token used twice means it was copied:
-    /// its whole family (every token since that login) is revoked.
+    /// Changes one's own password: the current one is checked (throttled like a login, per
+    /// user and per address, before any hashing), every session ends, and a fresh one is
+    /// returned so this phone stays signed in.
+    pub async fn change_password(
+        &self,
+        store: &Store,
+        me: &Principal,
+        current: &str,
+        new: &str,
+        address: IpAddr,
+    ) -> Result<Session, AppError> {
+        let attempt = self.admit(Some(&me.username), address)?;
+        let user = store.user(&me.username)?.ok_or(AppError::Unauthorized)?;
+        if !self.check_password(current, &user.password_hash).await? {
+            attempt.failed(Instant::now());
+            return Err(AppError::invalid_field(
+                "/current_password",
+                "the current password is wrong",
+            ));
+        }
+        attempt.succeeded();
+        users::check_password(&me.username, new)?;
+        let hash = self.hash_password(new).await?;
+        let event = audit::by(
+            me,
+            AuditAction::UserUpdated,
+            audit::user_target(&me.username),
+        );
+        let user = users::apply(
+            store,
+            &me.username,
+            &users::CheckedPatch::password(hash),
+            &event,
+        )?
+        .durable()
+        .await?;
+        self.new_session(store, &user, tokens::new_family_id(), None)
+            .await
+    }
+
+    /// A throttle admission, or 429 with how long to wait.
+    fn admit(&self, name: Option<&str>, address: IpAddr) -> Result<Attempt<'_>, AppError> {
+        self.throttle
+            .admit(name, address, Instant::now())
+            .map_err(|wait| AppError::TooManyAttempts {
+                retry_after_secs: wait.as_secs().max(1),
+            })
+    }
+
+    /// Exchanges a refresh token for a new pair. A spent token presented again within the
+    /// grace period, while its successor is unused, gets that same pair again (the phone lost
+    /// the answer); any other reuse means it was copied, and its whole family is revoked.
     pub async fn refresh(&self, store: &Store, token: &str) -> Result<Session, AppError> {
         let hash = tokens::refresh_hash(token);
         let record = store.refresh(&hash)?.ok_or(AppError::InvalidRefreshToken)?;
         if store.family_revoked(&record.family)? {
-            return Err(AppError::InvalidRefreshToken);
-        }
-        if record.used || !store.use_refresh(&hash, &record)? {
-            tracing::warn!(user = %record.username, "a refresh token was used twice; revoking its family");
-            store.revoke_family(&record.family, None)?;
-            store.wait_durable().await?;
             return Err(AppError::InvalidRefreshToken);
         }
         let user = store
@@ -216,7 +292,38 @@ impl Auth {
         if expired || !user.active || user.token_version != record.token_version {
             return Err(AppError::InvalidRefreshToken);
         }
-        self.new_session(store, &user, record.family, None).await
+        let successor = self.keys.successor(token);
+        let successor_hash = tokens::refresh_hash(&successor);
+        if !record.used {
+            let now = crate::clock::unix_now();
+            let next = self.refresh_record(&user, &record.family, now);
+            if let Some(rotated) = store.rotate_refresh(&hash, now, &successor_hash, &next)? {
+                rotated.durable().await?;
+                return self.session(&user, &record.family, now, successor);
+            }
+        }
+        // Spent (now or by a concurrent request): a retry, or a copy?
+        let spent = store.refresh(&hash)?.ok_or(AppError::InvalidRefreshToken)?;
+        if let Some(rotated_at) = self.retry_window(&spent) {
+            let next = store.refresh(&successor_hash)?;
+            if next.is_some_and(|next| !next.used) {
+                // The exchange that made it may still be on its way to disk.
+                store.after_earlier_writes(()).durable().await?;
+                return self.session(&user, &record.family, rotated_at, successor);
+            }
+        }
+        tracing::warn!(user = %record.username, "a spent refresh token was used again; revoking its family");
+        store.revoke_family(&record.family, None)?.durable().await?;
+        Err(AppError::InvalidRefreshToken)
+    }
+
+    /// When a spent token was exchanged, if that was within the grace period.
+    fn retry_window(&self, spent: &RefreshRecord) -> Option<i64> {
+        let rotated_at = spent.rotated_at?;
+        let age = crate::clock::unix_now() - rotated_at;
+        (0..=self.lifetimes.refresh_grace_secs as i64)
+            .contains(&age)
+            .then_some(rotated_at)
     }
 
     /// Ends the login family of `token` if it belongs to `principal`; unknown tokens are ignored.
@@ -230,11 +337,13 @@ impl Auth {
             if record.username == principal.username {
                 let logout = audit::by(
                     principal,
-                    audit::LOGOUT,
+                    AuditAction::Logout,
                     audit::user_target(&principal.username),
                 );
-                store.revoke_family(&record.family, Some(&logout))?;
-                store.wait_durable().await?;
+                store
+                    .revoke_family(&record.family, Some(&logout))?
+                    .durable()
+                    .await?;
             }
         }
         Ok(())
@@ -248,9 +357,13 @@ impl Auth {
             .map_err(|e| AppError::Internal(e.to_string()))
     }
 
-    /// Checks a password against a PHC hash, at most one per core at a time.
-    pub async fn verify_password(&self, password: &str, hash: String) -> Result<bool, AppError> {
-        let password = password.to_owned();
+    /// Checks a password against a PHC hash, at most one per core at a time. A password longer
+    /// than any that can be set cannot match, and is not hashed.
+    async fn check_password(&self, password: &str, hash: &str) -> Result<bool, AppError> {
+        if password.chars().count() > limits::PASSWORD.1 {
+            return Ok(false);
+        }
+        let (password, hash) = (password.to_owned(), hash.to_owned());
         self.on_hashing_thread(move || password::verify(&password, &hash))
             .await
     }
@@ -277,36 +390,36 @@ impl Auth {
             .map(String::as_str)
     }
 
-    /// Issues an access token and a new refresh token in `family`, durably, recording `audit`
-    /// (a login) in the same write.
-    pub async fn new_session(
-        &self,
-        store: &Store,
-        user: &UserRecord,
-        family: String,
-        audit: Option<&AuditEvent>,
-    ) -> Result<Session, AppError> {
-        let now = crate::clock::unix_now();
-        let access_token = self
-            .keys
-            .issue(
-                &user.username,
-                &user.role,
-                user.token_version,
-                now as u64,
-                self.lifetimes.access_secs,
-            )
-            .map_err(AppError::Internal)?;
-        let refresh_token = tokens::new_refresh_token();
-        let record = RefreshRecord {
+    fn refresh_record(&self, user: &UserRecord, family: &str, now: i64) -> RefreshRecord {
+        RefreshRecord {
             username: user.username.clone(),
-            family,
+            family: family.to_owned(),
             token_version: user.token_version,
             expires_at: now + self.lifetimes.refresh_secs as i64,
             used: false,
+            rotated_at: None,
+        }
+    }
+
+    /// The answer for `refresh_token` in `family`, with an access token issued at `issued_at`.
+    fn session(
+        &self,
+        user: &UserRecord,
+        family: &str,
+        issued_at: i64,
+        refresh_token: String,
+    ) -> Result<Session, AppError> {
+        let grant = Grant {
+            username: &user.username,
+            role: user.role,
+            version: user.token_version,
+            session: family,
+            issued_at: u64::try_from(issued_at).unwrap_or_default(),
         };
-        store.insert_refresh(&tokens::refresh_hash(&refresh_token), &record, audit)?;
-        store.wait_durable().await?;
+        let access_token = self
+            .keys
+            .issue(&grant, self.lifetimes.access_secs)
+            .map_err(AppError::Internal)?;
         Ok(Session {
             access_token,
             token_type: "Bearer",
@@ -315,19 +428,31 @@ impl Auth {
             user: users::UserView::of(user),
         })
     }
+
+    /// A new login for `user` in `family`, durably, recording `audit` (a login) in the same write.
+    pub async fn new_session(
+        &self,
+        store: &Store,
+        user: &UserRecord,
+        family: String,
+        audit: Option<&AuditEvent>,
+    ) -> Result<Session, AppError> {
+        let now = crate::clock::unix_now();
+        let refresh_token = tokens::new_refresh_token();
+        let record = self.refresh_record(user, &family, now);
+        store
+            .insert_refresh(&tokens::refresh_hash(&refresh_token), &record, audit)?
+            .durable()
+            .await?;
+        self.session(user, &family, now, refresh_token)
+    }
 }
 
-fn principal(user: &UserRecord) -> Result<Principal, AppError> {
-    let role = Role::parse(&user.role).ok_or_else(|| {
-        AppError::Internal(format!(
-            "user {} has unknown role {}",
-            user.username, user.role
-        ))
-    })?;
-    Ok(Principal {
+fn principal(user: &UserRecord) -> Principal {
+    Principal {
         username: user.username.clone(),
-        role,
+        role: user.role,
         scope: user.scope.clone(),
         request_id: None,
-    })
+    }
 }

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// What a person does in the survey.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What a person does in the survey. Its serde form is the code the API and the store use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// 调查员: visits households and submits questionnaires.
@@ -27,8 +27,10 @@ pub enum Permission {
     /// Read every submission inside the user's scope.
     ReadScopedSubmissions,
     Export,
-    /// Set review states of submissions in scope.
+    /// Set review states of submissions in scope, comment on and correct them.
     Review,
+    /// Read the audit trail of a submission in scope (who reviewed, corrected, deleted it).
+    ReadTrails,
     /// Soft-delete and restore submissions.
     DeleteSubmissions,
     ManageUsers,
@@ -44,7 +46,12 @@ impl Role {
             Role::FieldWorker => matches!(permission, ReadForms | Submit | ReadOwnSubmissions),
             Role::Supervisor => matches!(
                 permission,
-                ReadForms | Submit | ReadOwnSubmissions | ReadScopedSubmissions | Review
+                ReadForms
+                    | Submit
+                    | ReadOwnSubmissions
+                    | ReadScopedSubmissions
+                    | Review
+                    | ReadTrails
             ),
             Role::Analyst => matches!(permission, ReadForms | ReadScopedSubmissions | Export),
         }
@@ -60,15 +67,16 @@ impl Role {
         }
     }
 
+    /// Every role, least powerful first.
+    pub const ALL: [Role; 4] = [
+        Role::FieldWorker,
+        Role::Supervisor,
+        Role::Analyst,
+        Role::Admin,
+    ];
+
     pub fn parse(code: &str) -> Option<Self> {
-        [
-            Role::FieldWorker,
-            Role::Supervisor,
-            Role::Analyst,
-            Role::Admin,
-        ]
-        .into_iter()
-        .find(|role| role.as_str() == code)
+        Self::ALL.into_iter().find(|role| role.as_str() == code)
     }
 }
 
@@ -85,9 +93,11 @@ mod tests {
     }
 
     #[test]
-    fn analysts_read_and_export_but_do_not_submit() {
+    fn analysts_read_and_export_but_do_not_submit_or_read_trails() {
         assert!(Role::Analyst.allows(Permission::Export));
         assert!(!Role::Analyst.allows(Permission::Submit));
+        assert!(!Role::Analyst.allows(Permission::ReadTrails));
+        assert!(Role::Supervisor.allows(Permission::ReadTrails));
     }
 
     #[test]
@@ -101,13 +111,10 @@ mod tests {
 
     #[test]
     fn role_codes_round_trip() {
-        for role in [
-            Role::FieldWorker,
-            Role::Supervisor,
-            Role::Analyst,
-            Role::Admin,
-        ] {
+        for role in Role::ALL {
             assert_eq!(Role::parse(role.as_str()), Some(role));
+            let json = serde_json::to_string(&role).unwrap();
+            assert_eq!(json, format!("\"{}\"", role.as_str()));
         }
         assert_eq!(Role::parse("root"), None);
     }

@@ -7,11 +7,14 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, spki::der::pem::LineEnding};
+use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use super::Role;
 
 /// The signing key's file name in the data directory, unless `SURVEY_JWT_KEY_FILE` names another.
 pub const KEY_FILE: &str = "jwt-ed25519.pem";
@@ -20,19 +23,33 @@ pub const KEY_FILE: &str = "jwt-ed25519.pem";
 const ISSUER: &str = "survey-server";
 const AUDIENCE: &str = "survey-server-api";
 
-/// The claims of an access token. Every one is required when verifying.
+/// The claims of an access token. Every one is required when verifying: a token without
+/// `sid` (issued before sessions were checked on every request) is refused.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
     /// Lower-case username.
     pub sub: String,
-    /// Role code at issue (the current role is read from the store on every request).
-    pub role: String,
+    /// Role at issue (the current role is read from the store on every request).
+    pub role: Role,
     pub iat: u64,
     pub exp: u64,
     pub iss: String,
     pub aud: String,
     /// The user's `token_version` at issue; a change of password, role, scope or status bumps it.
     pub ver: u64,
+    /// The login (refresh-token family) it belongs to: logging out or a detected token theft
+    /// revokes the family, and with it this token, at once.
+    pub sid: String,
+}
+
+/// What an access token is issued for.
+pub struct Grant<'a> {
+    pub username: &'a str,
+    pub role: Role,
+    pub version: u64,
+    pub session: &'a str,
+    /// Unix seconds of issue; the same grant issued at the same second is the same token.
+    pub issued_at: u64,
 }
 
 /// The signing key pair, loaded once at start-up.
@@ -40,6 +57,8 @@ pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// Derives a refresh token's successor (see [`TokenKeys::successor`]).
+    successor_key: [u8; 32],
 }
 
 /// Why the key file could not be used.
@@ -78,33 +97,46 @@ impl TokenKeys {
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         validation.leeway = 0;
+        // A key of its own for successors, derived from the signing key with a label, so the
+        // one secret file still holds everything and neither use can stand in for the other.
+        let successor_key = Sha256::new()
+            .chain_update(b"survey-server refresh successor v1\0")
+            .chain_update(key.to_bytes())
+            .finalize()
+            .into();
         Ok(Self {
             encoding: EncodingKey::from_ed_der(der.as_bytes()),
             decoding: DecodingKey::from_ed_der(key.verifying_key().as_bytes()),
             validation,
+            successor_key,
         })
     }
 
-    /// Signs an access token for `username` valid `ttl_secs` from `now`.
-    pub fn issue(
-        &self,
-        username: &str,
-        role: &str,
-        version: u64,
-        now: u64,
-        ttl_secs: u64,
-    ) -> Result<String, String> {
+    /// Signs an access token for `grant`, valid `ttl_secs` from its issue time. Ed25519 is
+    /// deterministic: the same grant gives the same token, which a refresh retry relies on.
+    pub fn issue(&self, grant: &Grant<'_>, ttl_secs: u64) -> Result<String, String> {
         let claims = Claims {
-            sub: username.to_owned(),
-            role: role.to_owned(),
-            iat: now,
-            exp: now + ttl_secs,
+            sub: grant.username.to_owned(),
+            role: grant.role,
+            iat: grant.issued_at,
+            exp: grant.issued_at + ttl_secs,
             iss: ISSUER.to_owned(),
             aud: AUDIENCE.to_owned(),
-            ver: version,
+            ver: grant.version,
+            sid: grant.session.to_owned(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &self.encoding)
             .map_err(|e| e.to_string())
+    }
+
+    /// The refresh token that replaces `token` when it is exchanged: a MAC of it under a server
+    /// key, so a phone that lost the answer and asks again gets the very same successor, while
+    /// the store keeps only hashes and nobody without the key can compute one.
+    pub fn successor(&self, token: &str) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.successor_key)
+            .expect("HMAC takes a key of any length");
+        mac.update(token.as_bytes());
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
 
     /// The claims of a token this server signed and that has not expired; `None` for anything else.
@@ -164,26 +196,52 @@ mod tests {
         TokenKeys::from_signing_key(&SigningKey::generate(&mut OsRng)).unwrap()
     }
 
+    fn grant(issued_at: u64) -> Grant<'static> {
+        Grant {
+            username: "wei",
+            role: Role::FieldWorker,
+            version: 3,
+            session: "family-1",
+            issued_at,
+        }
+    }
+
     #[test]
-    fn an_issued_token_verifies_with_all_its_claims() {
+    fn an_issued_token_verifies_with_all_its_claims_and_is_the_same_when_issued_again() {
         let keys = keys();
         let now = jsonwebtoken::get_current_timestamp();
-        let token = keys.issue("wei", "field_worker", 3, now, 900).unwrap();
+        let token = keys.issue(&grant(now), 900).unwrap();
         let claims = keys.verify(&token).unwrap();
         assert_eq!(
-            (claims.sub.as_str(), claims.ver, claims.exp),
-            ("wei", 3, now + 900)
+            (
+                claims.sub.as_str(),
+                claims.ver,
+                claims.exp,
+                claims.sid.as_str()
+            ),
+            ("wei", 3, now + 900, "family-1")
         );
+        assert_eq!(keys.issue(&grant(now), 900).unwrap(), token);
     }
 
     #[test]
     fn a_token_from_another_key_or_expired_is_refused() {
         let now = jsonwebtoken::get_current_timestamp();
-        let token = keys().issue("wei", "admin", 0, now, 900).unwrap();
+        let token = keys().issue(&grant(now), 900).unwrap();
         assert!(keys().verify(&token).is_none());
         let keys = keys();
-        let expired = keys.issue("wei", "admin", 0, now - 1000, 900).unwrap();
+        let expired = keys.issue(&grant(now - 1000), 900).unwrap();
         assert!(keys.verify(&expired).is_none());
+    }
+
+    #[test]
+    fn a_successor_is_fixed_by_the_token_and_the_key() {
+        let keys = keys();
+        let token = new_refresh_token();
+        assert_eq!(keys.successor(&token), keys.successor(&token));
+        assert_ne!(keys.successor(&token), keys.successor(&new_refresh_token()));
+        assert_ne!(keys.successor(&token), self::keys().successor(&token));
+        assert_eq!(keys.successor(&token).len(), 43);
     }
 
     #[test]

@@ -4,22 +4,23 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Role, password, tokens};
-use crate::audit;
-use crate::clock::now_rfc3339;
+use super::{Auth, Permission, Principal, Role, password, tokens};
+use crate::audit::{self, AuditAction};
+use crate::clock::Timestamp;
 use crate::error::AppError;
-use crate::store::{AuditEvent, Store, StoreError, UserRecord};
+use crate::limits;
+use crate::store::{AuditEvent, Pending, Store, StoreError, UserRecord};
 
 /// A user as the API shows them; never the password hash.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub username: String,
     pub display_name: String,
-    pub role: String,
+    pub role: Role,
     pub scope: Option<Vec<String>>,
     pub active: bool,
-    pub created_at: String,
-    pub updated_at: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 impl UserView {
@@ -27,11 +28,11 @@ impl UserView {
         Self {
             username: user.username.clone(),
             display_name: user.display_name.clone(),
-            role: user.role.clone(),
+            role: user.role,
             scope: user.scope.clone(),
             active: user.active,
-            created_at: user.created_at.clone(),
-            updated_at: user.updated_at.clone(),
+            created_at: user.created_at,
+            updated_at: user.updated_at,
         }
     }
 }
@@ -45,13 +46,13 @@ pub struct NewUser {
     /// 8 to 256 characters, not the username.
     #[schema(min_length = 8, max_length = 256)]
     pub password: String,
-    #[schema(pattern = "^(field_worker|supervisor|analyst|admin)$")]
-    pub role: String,
+    pub role: Role,
     #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub display_name: String,
-    /// Places (e.g. townships) the user is limited to; null or absent for everywhere.
+    /// Places (e.g. townships) the user is limited to, 1 to 100 of 1 to 50 characters; null
+    /// or absent for everywhere.
     #[serde(default)]
-    #[schema(min_items = 1)]
+    #[schema(min_items = 1, max_items = 100)]
     pub scope: Option<Vec<String>>,
 }
 
@@ -59,10 +60,9 @@ pub struct NewUser {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
-    #[schema(pattern = "^(field_worker|supervisor|analyst|admin)$")]
-    pub role: Option<String>,
+    pub role: Option<Role>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Vec<String>>, min_items = 1)]
+    #[schema(value_type = Option<Vec<String>>, min_items = 1, max_items = 100)]
     pub scope: Option<Option<Vec<String>>>,
     #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub display_name: Option<String>,
@@ -82,7 +82,8 @@ fn present<'de, D: serde::Deserializer<'de>>(
 /// `wei.xiuying`, `fw-siling-01`: 2–32 of a–z, 0–9, `.`, `_`, `-`, compared case-insensitively.
 pub fn normalize_username(raw: &str) -> Result<String, AppError> {
     let name = raw.trim().to_lowercase();
-    let valid = (2..=32).contains(&name.len())
+    let (min, max) = limits::USERNAME;
+    let valid = (min..=max).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name
             .chars()
@@ -95,40 +96,6 @@ pub fn normalize_username(raw: &str) -> Result<String, AppError> {
             "username: 2 to 32 letters, digits, '.', '_' or '-', starting with a letter or digit",
         ))
     }
-}
-
-fn parse_role(code: &str) -> Result<Role, AppError> {
-    Role::parse(code).ok_or_else(|| {
-        AppError::invalid_field(
-            "/role",
-            "role must be field_worker, supervisor, analyst or admin",
-        )
-    })
-}
-
-fn check_scope(scope: Option<Vec<String>>) -> Result<Option<Vec<String>>, AppError> {
-    let Some(scope) = scope else {
-        return Ok(None);
-    };
-    let scope: Vec<String> = scope.into_iter().map(|s| s.trim().to_owned()).collect();
-    if scope.is_empty() || scope.iter().any(String::is_empty) {
-        return Err(AppError::invalid_field(
-            "/scope",
-            "scope lists at least one place (e.g. a township), or is null for everywhere",
-        ));
-    }
-    Ok(Some(scope))
-}
-
-fn check_display_name(name: &str) -> Result<String, AppError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(AppError::invalid_field(
-            "/display_name",
-            "display_name: 1 to 100 characters",
-        ));
-    }
-    Ok(name.to_owned())
 }
 
 /// Checks a password against the rules for `username`.
@@ -151,9 +118,9 @@ impl NewUser {
         let username = normalize_username(&self.username)?;
         check_password(&username, &self.password)?;
         Ok(CheckedNewUser {
-            role: parse_role(&self.role)?,
-            display_name: check_display_name(&self.display_name)?,
-            scope: check_scope(self.scope)?,
+            role: self.role,
+            display_name: limits::display_name(&self.display_name)?,
+            scope: limits::scope(self.scope)?,
             password: self.password,
             username,
         })
@@ -163,39 +130,91 @@ impl NewUser {
 impl CheckedNewUser {
     /// The record to store, with the password's hash.
     pub fn into_record(self, password_hash: String) -> UserRecord {
-        let now = now_rfc3339();
+        let now = Timestamp::now();
         UserRecord {
             username: self.username,
             display_name: self.display_name,
-            role: self.role.as_str().to_owned(),
+            role: self.role,
             scope: self.scope,
             active: true,
             password_hash,
             token_version: 0,
-            created_at: now.clone(),
+            created_at: now,
             updated_at: now,
         }
     }
 }
 
+/// Creates a user (admin), durably; 409 if the name is taken.
+pub async fn create(
+    store: &Store,
+    auth: &Auth,
+    new: NewUser,
+    by: &Principal,
+) -> Result<UserView, AppError> {
+    by.require(Permission::ManageUsers)?;
+    let new = new.check()?;
+    // Hashing is slow on purpose: not for a name that is taken anyway.
+    if store.user(&new.username)?.is_some() {
+        return Err(AppError::UserExists);
+    }
+    let hash = auth.hash_password(&new.password).await?;
+    let user = new.into_record(hash);
+    let event = audit::by(
+        by,
+        AuditAction::UserCreated,
+        audit::user_target(&user.username),
+    );
+    insert(store, &user, &event)?.durable().await?;
+    Ok(UserView::of(&user))
+}
+
 /// Stores a new user with its audit entry; 409 if the name is taken.
-pub fn create(
+pub fn insert(
     store: &Store,
     user: &UserRecord,
-    actor: &str,
-    request_id: Option<String>,
+    event: &AuditEvent,
+) -> Result<Pending<()>, AppError> {
+    store.insert_user(user, event)?.ok_or(AppError::UserExists)
+}
+
+/// Every user, by username (admin).
+pub fn list(store: &Store, by: &Principal) -> Result<Vec<UserView>, AppError> {
+    by.require(Permission::ManageUsers)?;
+    Ok(store.users()?.iter().map(UserView::of).collect())
+}
+
+/// One user (admin); the name is compared case-insensitively.
+pub fn get(store: &Store, username: &str, by: &Principal) -> Result<UserView, AppError> {
+    by.require(Permission::ManageUsers)?;
+    let user = store
+        .user(&username.to_lowercase())?
+        .ok_or(AppError::UserNotFound)?;
+    Ok(UserView::of(&user))
+}
+
+/// Changes a user (admin), durably. Changing the role, scope, status or password ends the
+/// user's sessions at once.
+pub async fn update(
+    store: &Store,
+    auth: &Auth,
+    username: &str,
+    patch: UserPatch,
+    by: &Principal,
 ) -> Result<UserView, AppError> {
-    let event = AuditEvent {
-        actor: actor.to_owned(),
-        action: audit::USER_CREATED,
-        target: audit::user_target(&user.username),
-        request_id,
+    by.require(Permission::ManageUsers)?;
+    let username = username.to_lowercase();
+    let hash = match &patch.password {
+        Some(password) => {
+            check_password(&username, password)?;
+            Some(auth.hash_password(password).await?)
+        }
+        None => None,
     };
-    if store.insert_user(user, &event)? {
-        Ok(UserView::of(user))
-    } else {
-        Err(AppError::UserExists)
-    }
+    let checked = patch.check(&username, hash)?;
+    let event = audit::by(by, AuditAction::UserUpdated, audit::user_target(&username));
+    let user = apply(store, &username, &checked, &event)?.durable().await?;
+    Ok(UserView::of(&user))
 }
 
 /// A checked change, ready to apply. The password (if any) is already hashed.
@@ -214,12 +233,12 @@ impl UserPatch {
             check_password(username, password)?;
         }
         Ok(CheckedPatch {
-            role: self.role.as_deref().map(parse_role).transpose()?,
-            scope: self.scope.map(check_scope).transpose()?,
+            role: self.role,
+            scope: self.scope.map(limits::scope).transpose()?,
             display_name: self
                 .display_name
                 .as_deref()
-                .map(check_display_name)
+                .map(limits::display_name)
                 .transpose()?,
             active: self.active,
             password_hash: hash,
@@ -227,24 +246,24 @@ impl UserPatch {
     }
 }
 
-/// Applies a change. Changing the role, scope, status or password ends the user's sessions at once.
-pub fn update(
+/// Applies a checked change with its audit entry; 404 if there is no such user.
+pub fn apply(
     store: &Store,
     username: &str,
     patch: &CheckedPatch,
     event: &AuditEvent,
-) -> Result<UserView, AppError> {
+) -> Result<Pending<UserRecord>, AppError> {
     let updated = store.update_user(
         username,
         |user| {
             let before = (
-                user.role.clone(),
+                user.role,
                 user.scope.clone(),
                 user.active,
                 user.password_hash.clone(),
             );
             if let Some(role) = patch.role {
-                user.role = role.as_str().to_owned();
+                user.role = role;
             }
             if let Some(scope) = &patch.scope {
                 user.scope.clone_from(scope);
@@ -259,7 +278,7 @@ pub fn update(
                 user.password_hash.clone_from(hash);
             }
             let after = (
-                user.role.clone(),
+                user.role,
                 user.scope.clone(),
                 user.active,
                 user.password_hash.clone(),
@@ -267,13 +286,11 @@ pub fn update(
             if before != after {
                 user.token_version += 1;
             }
-            user.updated_at = now_rfc3339();
+            user.updated_at = Timestamp::now();
         },
         event,
     )?;
-    updated
-        .map(|user| UserView::of(&user))
-        .ok_or(AppError::UserNotFound)
+    updated.ok_or(AppError::UserNotFound)
 }
 
 impl CheckedPatch {
@@ -305,7 +322,7 @@ pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
 
 /// On a server with no users, creates `admin`: with `password` if given, else a generated one written
 /// to `<data dir>/initial-admin-password` (mode 0600), whose path (never the password) is logged.
-pub fn bootstrap_admin(
+pub async fn bootstrap_admin(
     store: &Store,
     data_dir: &Path,
     password: Option<&str>,
@@ -320,27 +337,26 @@ pub fn bootstrap_admin(
     password::check_rules("admin", &password)
         .map_err(|m| BootstrapError::Password(m.to_owned()))?;
     let hash = password::hash(&password).map_err(|e| BootstrapError::Password(e.to_string()))?;
-    let now = now_rfc3339();
-    let event = AuditEvent {
-        actor: "system".into(),
-        action: audit::USER_CREATED,
-        target: audit::user_target("admin"),
-        request_id: None,
+    let now = Timestamp::now();
+    let event = audit::by(
+        &Principal::system(),
+        AuditAction::UserCreated,
+        audit::user_target("admin"),
+    );
+    let admin = UserRecord {
+        username: "admin".into(),
+        display_name: "Administrator".into(),
+        role: Role::Admin,
+        scope: None,
+        active: true,
+        password_hash: hash,
+        token_version: 0,
+        created_at: now,
+        updated_at: now,
     };
-    store.insert_user(
-        &UserRecord {
-            username: "admin".into(),
-            display_name: "Administrator".into(),
-            role: Role::Admin.as_str().into(),
-            scope: None,
-            active: true,
-            password_hash: hash,
-            token_version: 0,
-            created_at: now.clone(),
-            updated_at: now,
-        },
-        &event,
-    )?;
+    if let Some(created) = store.insert_user(&admin, &event)? {
+        created.durable().await?;
+    }
     if generated {
         let path = data_dir.join(INITIAL_PASSWORD_FILE);
         tokens::write_secret_file(&path, format!("{password}\n").as_bytes())?;
@@ -372,17 +388,6 @@ mod tests {
         for bad in ["a", "-wei", "wei xiuying", "韦秀英", &"w".repeat(33)] {
             assert!(normalize_username(bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn an_empty_scope_is_refused_rather_than_read_as_nowhere() {
-        assert!(check_scope(Some(vec![])).is_err());
-        assert!(check_scope(Some(vec![" ".into()])).is_err());
-        assert_eq!(
-            check_scope(Some(vec![" 思林镇".into()])).unwrap(),
-            Some(vec!["思林镇".into()])
-        );
-        assert_eq!(check_scope(None).unwrap(), None);
     }
 
     #[test]

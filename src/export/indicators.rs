@@ -12,7 +12,7 @@
 //! rate: rows whose value is in `numerator`, over all rows, as a percentage with two decimals.
 
 use std::collections::BTreeMap;
-use std::io;
+use std::io::{self, Write};
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 use super::Export;
 use super::layout::Kind;
 use super::rows::Cell;
-use super::sinks::{LogLine, Sink};
+use super::sinks::{CsvOut, LogLine, Sink};
 use crate::store::Store;
 
 /// One declared indicator.
@@ -237,6 +237,27 @@ impl Figures {
         rows
     }
 
+    /// The flat form as CSV, through the same writer as every export (formula cells made inert:
+    /// group names come from the answers). Rates are percentages with two decimals: 58.30.
+    pub fn write_csv(&self, out: impl Write, bom: bool) -> io::Result<()> {
+        let mut csv = CsvOut::new(out, bom, &self.headers())?;
+        for row in self.rows() {
+            let cells: Vec<Cell> = row
+                .into_iter()
+                .map(|value| match value {
+                    Value::String(text) => Cell::Text(text),
+                    Value::Number(n) if n.is_f64() => {
+                        Cell::Text(format!("{:.2}", n.as_f64().unwrap_or_default()))
+                    }
+                    Value::Number(n) => Cell::Number(n),
+                    other => Cell::Text(other.to_string()),
+                })
+                .collect();
+            csv.cells(&cells)?;
+        }
+        csv.finish()?.flush()
+    }
+
     /// The JSON answer: `{by, indicators, groups: [...], total: {...}}`, each group an object.
     pub fn to_json(&self) -> Value {
         let headers = self.headers();
@@ -261,6 +282,33 @@ impl Figures {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_names_that_look_like_formulas_are_written_inert() {
+        let mut groups = BTreeMap::new();
+        let counts = Counts {
+            rows: 3,
+            choices: vec![],
+        };
+        groups.insert(
+            vec!["=HYPERLINK(\"http://x\",\"y\")".to_owned()],
+            counts.clone(),
+        );
+        let figures = Figures {
+            by: vec!["village".into()],
+            indicators: vec![],
+            groups,
+            total: counts,
+        };
+        let mut out = Vec::new();
+        figures.write_csv(&mut out, false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("\"'=HYPERLINK("), "{text}");
+        assert!(
+            !text.contains(",=HYPERLINK") && !text.starts_with("=HYP"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn rates_are_computed_from_counts_with_two_decimals() {

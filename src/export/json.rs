@@ -27,10 +27,11 @@ impl<'a> Json<'a> {
         serde_json::from_slice(bytes)
     }
 
-    /// A member of an object.
+    /// A member of an object; the last of that name, as validation read it (only records
+    /// stored before repeated keys were refused can have two).
     pub fn get(&self, key: &str) -> Option<&Json<'a>> {
         match self {
-            Json::Object(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            Json::Object(members) => members.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v),
             _ => None,
         }
     }
@@ -304,6 +305,14 @@ mod tests {
             .map(String::as_str)
             .collect();
         assert_eq!(keys, ["b", "a", "n", "o"]);
+    }
+
+    #[test]
+    fn a_repeated_key_reads_last_wins_as_validation_did() {
+        let json = Json::parse(br#"{"t": "first", "t": "last"}"#).unwrap();
+        assert_eq!(json.get("t").and_then(Json::as_str), Some("last"));
+        let value = serde_json::Value::from(&json);
+        assert_eq!(value["t"], "last");
     }
 
     #[test]

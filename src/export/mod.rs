@@ -21,12 +21,15 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use rows::{Cell, Multiple, Style};
-pub use sinks::{Format, LogLine, write_table, write_zip};
+pub use sinks::{Format, LogLine, Written, write_table, write_zip};
 
+use crate::audit::{self, AuditAction};
 use crate::auth::{Permission, Principal};
 use crate::error::AppError;
 use crate::forms::FormRegistry;
-use crate::store::SubmissionRecord;
+use crate::forms::ids::FormId;
+use crate::store::{Store, SubmissionRecord};
+use crate::submissions::ReviewStatus;
 use json::{Filter, Json};
 use layout::{Layout, Table};
 
@@ -45,7 +48,23 @@ pub struct Options {
     /// No cleaning at all: every stored submission as received, for audit.
     pub raw: bool,
     /// Only submissions in this review state (`approved`: only released data).
-    pub status: Option<String>,
+    pub status: Option<ReviewStatus>,
+}
+
+impl Options {
+    /// Every submission, cleaned, codes not labels, no byte-order mark: what figures are computed from.
+    pub fn cleaned() -> Self {
+        Self {
+            since: None,
+            until: None,
+            version: None,
+            labels: false,
+            multiple: Multiple::Join,
+            bom: false,
+            raw: false,
+            status: None,
+        }
+    }
 }
 
 /// System columns of the main table, before the form's own.
@@ -61,7 +80,7 @@ pub const MAIN_SYSTEM: [&str; 7] = [
 
 /// An export, prepared: the layout is fixed and the reader checked before any byte is sent.
 pub struct Export {
-    pub form: String,
+    pub form: FormId,
     pub layout: Layout,
     pub options: Options,
     /// RFC 3339 time the export was made, for README.txt.
@@ -77,7 +96,8 @@ struct Parsed<'a> {
     seq: u64,
     form_version: &'a str,
     submitted_by: &'a str,
-    received_at: &'a str,
+    /// As stored: RFC 3339 text.
+    received_at: String,
     received: OffsetDateTime,
     completed_at: Option<String>,
     /// Why the phone's clock is not trusted, when it is not.
@@ -85,8 +105,8 @@ struct Parsed<'a> {
     /// Completion time used for "latest wins", Unix seconds (ties go to the later arrival).
     order: u32,
     test: bool,
-    /// The review state, or `deleted` for a deleted submission.
-    review: &'a str,
+    /// The review state's name, or `deleted` for a deleted submission.
+    review: &'static str,
     data: Json<'a>,
 }
 
@@ -103,7 +123,7 @@ impl Export {
         if let Some(wanted) = &options.version {
             forms.resolve(form, Some(wanted))?;
         }
-        let layouts = versions
+        let selected: Vec<_> = versions
             .iter()
             .rev()
             .filter(|v| {
@@ -112,21 +132,24 @@ impl Export {
                     .as_ref()
                     .is_none_or(|w| *w == v.stored.version)
             })
-            .map(|v| Layout::of(&v.stored.schema));
+            .collect();
+        // A version that breaks a rule for schemas (a `$ref` cycle has no layout) is not read.
+        for version in &selected {
+            version.usable()?;
+        }
+        let layouts = selected.iter().map(|v| Layout::of(&v.stored.schema));
         let published = versions
             .iter()
-            .filter_map(|v| {
-                Some((
-                    v.stored.version.clone(),
-                    clean::instant(&v.stored.published_at)?,
-                ))
-            })
+            .map(|v| (v.stored.version.clone(), v.stored.published_at.instant()))
             .collect();
         Ok(Self {
-            form: form.to_owned(),
+            form: versions
+                .first()
+                .map(|v| v.stored.form.clone())
+                .ok_or(AppError::FormNotFound)?,
             layout: Layout::union(layouts),
             options,
-            made_at: crate::clock::now_rfc3339(),
+            made_at: crate::clock::Timestamp::now().to_string(),
             reader: reader.clone(),
             published,
         })
@@ -195,8 +218,7 @@ impl Export {
             .and_then(|m| m.get("test"))
             .and_then(Json::as_bool)
             .unwrap_or(false);
-        let received =
-            clean::instant(&record.meta.received_at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let received = record.meta.received_at.instant();
         let published = self
             .published
             .get(&record.meta.form_version)
@@ -220,10 +242,11 @@ impl Export {
         }
         .transpose()
         .map_err(io::Error::other)?;
+        // The last `data`, as validation read it (a record stored before repeated keys were refused).
         let data = current.or_else(|| match &mut envelope {
             Json::Object(members) => members
                 .iter()
-                .position(|(k, _)| k == "data")
+                .rposition(|(k, _)| k == "data")
                 .map(|i| members.swap_remove(i).1),
             _ => None,
         });
@@ -232,7 +255,7 @@ impl Export {
             seq: record.meta.seq,
             form_version: &record.meta.form_version,
             submitted_by: &record.meta.submitted_by,
-            received_at: &record.meta.received_at,
+            received_at: record.meta.received_at.to_string(),
             received,
             completed_at,
             clock_problem,
@@ -241,7 +264,7 @@ impl Export {
             review: if record.meta.deleted.is_some() {
                 "deleted"
             } else {
-                &record.meta.review_status
+                record.meta.review_status.as_str()
             },
             data: data.unwrap_or(Json::Null),
         })
@@ -252,8 +275,7 @@ impl Export {
     fn left_out_by_review(&self, s: &Parsed) -> bool {
         self.options
             .status
-            .as_deref()
-            .is_some_and(|wanted| wanted != s.review)
+            .is_some_and(|wanted| wanted.as_str() != s.review)
             || (!self.options.raw && matches!(s.review, "deleted" | "rejected"))
     }
 
@@ -266,6 +288,21 @@ impl Export {
                 .as_ref()
                 .is_none_or(|v| *v == s.form_version)
     }
+}
+
+/// Records who downloaded which file, durably, before its first byte is sent.
+pub async fn record_download(
+    store: &Store,
+    by: &Principal,
+    file_name: &str,
+) -> Result<(), AppError> {
+    let event = audit::by(
+        by,
+        AuditAction::ExportDownloaded,
+        format!("export:{file_name}"),
+    );
+    store.record_audit(&event)?.durable().await?;
+    Ok(())
 }
 
 /// The rows of `table` in one submission: (KEY, PARENT_KEY, row object).

@@ -6,9 +6,9 @@ use super::dedup::{self, KeyDigest, KeyIndex, Winner};
 use super::json::Filter;
 use super::layout::Table;
 use super::rows::{self, Cell};
-use super::sinks::{LogLine, Sink};
+use super::sinks::{LogLine, Sink, Written};
 use super::{Export, MAIN_SYSTEM, Parsed, pipeline, table_rows};
-use crate::store::{Store, SubmissionRecord};
+use crate::store::{Listed, Store};
 
 /// Pass 1's findings on one page: candidates per table, and the main key of each submission.
 type PageKeys = (Vec<(usize, KeyDigest, Winner)>, Vec<(u64, KeyDigest)>);
@@ -18,6 +18,8 @@ type PageKeys = (Vec<(usize, KeyDigest, Winner)>, Vec<(u64, KeyDigest)>);
 struct PageOutput {
     rows: Vec<(usize, Vec<Cell>)>,
     log: Vec<LogLine>,
+    /// Entries that could not be read and were left out.
+    unreadable: u64,
 }
 
 impl Export {
@@ -43,10 +45,13 @@ impl Export {
         let mut indexes: Vec<KeyIndex> = tables.iter().map(|_| KeyIndex::default()).collect();
         // (arrival number, main key) of every keyed submission: 24 bytes each.
         let mut main_keys = Vec::new();
-        let work = |page: &[SubmissionRecord]| -> io::Result<PageKeys> {
+        let work = |page: &[Listed]| -> io::Result<PageKeys> {
             let mut found = (Vec::new(), Vec::new());
-            for record in page {
-                let s = self.parse(record, Some(&filter))?;
+            // What cannot be read cannot win a key; pass 2 logs it.
+            for record in page.iter().filter_map(|entry| entry.as_ref().ok()) {
+                let Ok(s) = self.parse(record, Some(&filter)) else {
+                    continue;
+                };
                 if s.test || self.left_out_by_review(&s) {
                     continue;
                 }
@@ -77,7 +82,7 @@ impl Export {
         };
         pipeline::run(
             store,
-            &self.form,
+            self.form.as_str(),
             &self.visible(),
             &work,
             |(candidates, keys)| {
@@ -106,9 +111,9 @@ impl Export {
         Ok(indexes)
     }
 
-    /// Pass 2: every row of the tables `sink` wants, cleaned, and every change and drop logged.
-    /// Returns the number of data rows written.
-    pub(crate) fn emit(&self, store: &Store, sink: &mut dyn Sink) -> io::Result<u64> {
+    /// Pass 2: every row of the tables `sink` wants, cleaned, and every change and drop logged
+    /// (a submission that cannot be read as `dropped_unreadable`, never failing the export).
+    pub(crate) fn emit(&self, store: &Store, sink: &mut dyn Sink) -> io::Result<Written> {
         let winners = if self.options.raw {
             None
         } else {
@@ -132,22 +137,23 @@ impl Export {
             wants_log,
             scope: scope.as_ref(),
         };
-        let work = |page: &[SubmissionRecord]| {
+        let work = |page: &[Listed]| {
             let mut out = PageOutput::default();
-            for record in page {
-                pass.submission(record, &mut out)?;
+            for entry in page {
+                pass.entry(entry, &mut out);
             }
             Ok(out)
         };
-        let mut rows = 0;
-        pipeline::run(store, &self.form, &self.visible(), &work, |out| {
-            rows += out.rows.len() as u64;
+        let mut written = Written::default();
+        pipeline::run(store, self.form.as_str(), &self.visible(), &work, |out| {
+            written.rows += out.rows.len() as u64;
+            written.unreadable += out.unreadable;
             for (table, cells) in out.rows {
                 sink.row(table, cells)?;
             }
             out.log.into_iter().try_for_each(|line| sink.log(line))
         })?;
-        Ok(rows)
+        Ok(written)
     }
 }
 
@@ -163,11 +169,35 @@ struct Pass<'e> {
 }
 
 impl Pass<'_> {
-    fn submission(&self, record: &SubmissionRecord, out: &mut PageOutput) -> io::Result<()> {
+    /// One entry of a page: its rows, or a `dropped_unreadable` line when it cannot be read.
+    fn entry(&self, entry: &Listed, out: &mut PageOutput) {
+        let (id, reason) = match entry {
+            Ok(record) => match self.export.parse(record, None) {
+                Ok(s) => return self.submission(&s, out),
+                Err(error) => (Some(record.id), error.to_string()),
+            },
+            Err(unreadable) => (unreadable.id, unreadable.reason.clone()),
+        };
+        tracing::warn!(form = %self.export.form, ?id, %reason, "left an unreadable submission out of an export");
+        out.unreadable += 1;
+        if self.wants_log {
+            out.log.push(LogLine {
+                submission_id: id.map(|id| id.to_string()).unwrap_or_default(),
+                table: "main".into(),
+                row_key: String::new(),
+                column: String::new(),
+                action: "dropped_unreadable",
+                before: String::new(),
+                after: String::new(),
+                reason: format!("the stored submission cannot be read: {reason}"),
+            });
+        }
+    }
+
+    fn submission(&self, s: &Parsed<'_>, out: &mut PageOutput) {
         let export = self.export;
-        let s = export.parse(record, None)?;
-        if !export.in_filter(&s) {
-            return Ok(());
+        if !export.in_filter(s) {
+            return;
         }
         let tables = &export.layout.tables;
         let style = export.style();
@@ -195,10 +225,9 @@ impl Pass<'_> {
         if export
             .options
             .status
-            .as_deref()
-            .is_some_and(|wanted| wanted != s.review)
+            .is_some_and(|wanted| wanted.as_str() != s.review)
         {
-            return Ok(());
+            return;
         }
         if let Some(winners) = self.winners {
             if matches!(s.review, "deleted" | "rejected") {
@@ -216,7 +245,7 @@ impl Pass<'_> {
                     "",
                     format!("the submission was {} in review", s.review),
                 );
-                return Ok(());
+                return;
             }
             if s.test {
                 log(
@@ -228,7 +257,7 @@ impl Pass<'_> {
                     "",
                     "a training submission (meta.test is true)".into(),
                 );
-                return Ok(());
+                return;
             }
             if let Some(key) = dedup::natural_key(&tables[0], &s.data) {
                 if let Some(w) = winners[0].winner(&key).filter(|w| w.seq != s.seq) {
@@ -238,7 +267,7 @@ impl Pass<'_> {
                         self.winner_id(w.seq)
                     );
                     log("main", &id, "", "dropped_duplicate", "", "", reason);
-                    return Ok(());
+                    return;
                 }
             }
             if let Some(problem) = s.clock_problem {
@@ -262,7 +291,7 @@ impl Pass<'_> {
             if !self.wants[t] && !self.wants_log {
                 continue;
             }
-            for (row, (key, parent, value)) in table_rows(table, &s).iter().enumerate() {
+            for (row, (key, parent, value)) in table_rows(table, s).iter().enumerate() {
                 if let (Some(winners), false) = (self.winners, table.is_main()) {
                     let lost = dedup::natural_key(table, value)
                         .and_then(|k| winners[t].winner(&k))
@@ -294,7 +323,7 @@ impl Pass<'_> {
                     continue;
                 }
                 let mut cells = if table.is_main() {
-                    main_system_cells(&s, &id)
+                    main_system_cells(s, &id)
                 } else {
                     let mut c = vec![Cell::Text(key.clone()), Cell::Text(parent.clone())];
                     c.extend(scope_cell.clone());
@@ -305,13 +334,12 @@ impl Pass<'_> {
             }
         }
         out.rows.extend(rows_out);
-        Ok(())
     }
 
     /// The id of the submission with arrival number `seq`, for log reasons.
     fn winner_id(&self, seq: u64) -> String {
         self.store
-            .submission_id_at(&self.export.form, seq)
+            .submission_id_at(self.export.form.as_str(), seq)
             .ok()
             .flatten()
             .map_or_else(|| format!("#{seq}"), |id| id.to_string())
@@ -331,7 +359,7 @@ fn main_system_cells(s: &Parsed<'_>, id: &str) -> Vec<Cell> {
         text(id),
         text(s.form_version),
         text(s.submitted_by),
-        text(s.received_at),
+        text(&s.received_at),
         s.completed_at.as_deref().map_or(Cell::Empty, text),
         clock,
         text(s.review),

@@ -8,21 +8,21 @@
 use std::io;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use crate::store::{Store, SubmissionRecord};
+use crate::store::{Listed, Store};
 
 /// Submissions per page handed to a worker.
 const PAGE: usize = 256;
 const WORKERS: usize = 2;
 
-type Page = io::Result<Vec<SubmissionRecord>>;
+type Page = io::Result<Vec<Listed>>;
 
-/// Runs `work` on every page of `form`'s submissions that `visible` accepts, oldest first, and
-/// `consume` on the results in that order.
+/// Runs `work` on every page of `form`'s submissions that `visible` accepts (and the entries
+/// among them that cannot be read), oldest first, and `consume` on the results in that order.
 pub fn run<T: Send>(
     store: &Store,
     form: &str,
     visible: &(dyn Fn(&str, Option<&str>) -> bool + Sync),
-    work: &(dyn Fn(&[SubmissionRecord]) -> io::Result<T> + Sync),
+    work: &(dyn Fn(&[Listed]) -> io::Result<T> + Sync),
     mut consume: impl FnMut(T) -> io::Result<()>,
 ) -> io::Result<()> {
     std::thread::scope(|scope| {
@@ -69,7 +69,10 @@ fn read_pages(
         let last = match &page {
             Ok(records) if records.is_empty() => return,
             Ok(records) => {
-                after = records.last().map(|r| r.meta.seq);
+                after = records.last().map(|entry| match entry {
+                    Ok(record) => record.meta.seq,
+                    Err(unreadable) => unreadable.seq,
+                });
                 records.len() < PAGE
             }
             Err(_) => true,

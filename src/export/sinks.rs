@@ -34,6 +34,15 @@ const LOG_HEADERS: [&str; 8] = [
     "reason",
 ];
 
+/// What an export wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Data rows, over every table written.
+    pub rows: u64,
+    /// Stored submissions that could not be read and were left out (`dropped_unreadable`).
+    pub unreadable: u64,
+}
+
 /// The text form of a single table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -51,13 +60,14 @@ pub trait Sink {
     fn log(&mut self, line: LogLine) -> io::Result<()>;
 }
 
-/// A CSV writer with our conventions: CRLF, optional BOM, text cells made formula-inert.
-struct CsvOut<W: Write> {
+/// The one CSV writer for every CSV the server emits (tables, codebook, cleaning log,
+/// indicators): RFC 4180 with CRLF, optional BOM, headers and text cells made formula-inert.
+pub(crate) struct CsvOut<W: Write> {
     csv: csv::Writer<W>,
 }
 
 impl<W: Write> CsvOut<W> {
-    fn new(mut out: W, bom: bool, headers: &[String]) -> io::Result<Self> {
+    pub(crate) fn new(mut out: W, bom: bool, headers: &[String]) -> io::Result<Self> {
         if bom {
             out.write_all("\u{FEFF}".as_bytes())?;
         }
@@ -68,7 +78,7 @@ impl<W: Write> CsvOut<W> {
         Ok(Self { csv })
     }
 
-    fn cells(&mut self, cells: &[Cell]) -> io::Result<()> {
+    pub(crate) fn cells(&mut self, cells: &[Cell]) -> io::Result<()> {
         for cell in cells {
             match cell {
                 Cell::Empty => self.csv.write_field("")?,
@@ -87,7 +97,7 @@ impl<W: Write> CsvOut<W> {
         Ok(())
     }
 
-    fn finish(self) -> io::Result<W> {
+    pub(crate) fn finish(self) -> io::Result<W> {
         self.csv.into_inner().map_err(|e| e.into_error())
     }
 }
@@ -134,26 +144,26 @@ impl<W: Write> Sink for TableSink<W> {
     }
 }
 
-/// Streams one table of `export` to `out`; returns the number of data rows.
+/// Streams one table of `export` to `out`.
 pub fn write_table(
     export: &Export,
     store: &Store,
     table: usize,
     format: Format,
     out: impl Write,
-) -> io::Result<u64> {
+) -> io::Result<Written> {
     let headers = export.headers(table);
     let out = match format {
         Format::Csv => TableOut::Csv(Box::new(CsvOut::new(out, export.options.bom, &headers)?)),
         Format::Ndjson => TableOut::Ndjson { out, headers },
     };
     let mut sink = TableSink { table, out };
-    let rows = export.emit(store, &mut sink)?;
+    let written = export.emit(store, &mut sink)?;
     match sink.out {
         TableOut::Csv(csv) => csv.finish()?.flush()?,
         TableOut::Ndjson { mut out, .. } => out.flush()?,
     }
-    Ok(rows)
+    Ok(written)
 }
 
 /// Every table and the log into temporary files, so the zip can take them one after another.
@@ -187,7 +197,7 @@ impl Sink for ZipSink {
 }
 
 /// Streams the zip: one CSV per table, `codebook.csv`, `cleaning_log.csv` and `README.txt`.
-pub fn write_zip(export: &Export, store: &Store, out: impl Write) -> io::Result<u64> {
+pub fn write_zip(export: &Export, store: &Store, out: impl Write) -> io::Result<Written> {
     let bom = export.options.bom;
     let spool = || tempfile::tempfile().map(BufWriter::new);
     let mut sink = ZipSink {
@@ -196,7 +206,7 @@ pub fn write_zip(export: &Export, store: &Store, out: impl Write) -> io::Result<
             .collect::<io::Result<_>>()?,
         log: CsvOut::new(spool()?, bom, &LOG_HEADERS.map(str::to_owned))?,
     };
-    let rows = export.emit(store, &mut sink)?;
+    let written = export.emit(store, &mut sink)?;
     let mut zip = zip::ZipWriter::new_stream(out);
     let options = SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
@@ -216,7 +226,7 @@ pub fn write_zip(export: &Export, store: &Store, out: impl Write) -> io::Result<
         .map_err(io::Error::other)?;
     zip.write_all(readme(export).as_bytes())?;
     zip.finish().map_err(io::Error::other)?.flush()?;
-    Ok(rows)
+    Ok(written)
 }
 
 fn copy_spooled(csv: CsvOut<BufWriter<File>>, into: &mut impl Write) -> io::Result<()> {
@@ -350,7 +360,7 @@ fn readme(export: &Export) -> String {
         filter("since", rfc(o.since)),
         filter("until", rfc(o.until)),
         filter("version", o.version.clone()),
-        filter("status", o.status.clone()),
+        filter("status", o.status.map(|s| s.as_str().to_owned())),
         format!("  labels: {}   multiple: {:?}   bom: {}", o.labels, o.multiple, o.bom),
         String::new(),
         "Open in Excel with Data > From Text/CSV and set ID-number columns to Text, or their last digits are lost.".into(),

@@ -1,5 +1,74 @@
 //! The syntax of form ids and version labels: they appear in URLs, file names and store keys.
 
+use std::borrow::Borrow;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A form's id, e.g. `labour-survey`: only ever built by [`FormId::parse`] (also when read from
+/// the store), so anything holding one holds a name that is safe in a URL, a file name and a key.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String")]
+pub struct FormId(String);
+
+impl FormId {
+    /// `None` unless `id` follows [`is_valid_form_id`].
+    pub fn parse(id: &str) -> Option<Self> {
+        is_valid_form_id(id).then(|| Self(id.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for FormId {
+    type Error = &'static str;
+
+    fn try_from(id: String) -> Result<Self, Self::Error> {
+        if is_valid_form_id(&id) {
+            Ok(Self(id))
+        } else {
+            Err("a form id has lower-case letters, digits, - and _, at most 64")
+        }
+    }
+}
+
+impl Borrow<str> for FormId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for FormId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for FormId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for FormId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl utoipa::PartialSchema for FormId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[a-z0-9][a-z0-9_-]{0,63}$"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for FormId {}
+
 /// `labour-survey`: lower-case ASCII letters, digits, `-` and `_`, starting with a letter or digit, 1–64 long.
 pub fn is_valid_form_id(id: &str) -> bool {
     is_label(id, 64, |c| {
@@ -38,6 +107,18 @@ mod tests {
         ] {
             assert!(!is_valid_form_id(bad), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn a_form_id_is_checked_when_parsed_and_when_read_back() {
+        assert_eq!(
+            FormId::parse("labour-survey").unwrap().as_str(),
+            "labour-survey"
+        );
+        assert!(FormId::parse("Labour").is_none());
+        let id: FormId = serde_json::from_str("\"labour-survey\"").unwrap();
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"labour-survey\"");
+        assert!(serde_json::from_str::<FormId>("\"a/b\"").is_err());
     }
 
     #[test]

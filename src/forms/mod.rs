@@ -4,6 +4,7 @@
 //! what a phone gets when it does not ask for a version. Shipped files are published on start-up
 //! like any other version (see `files.rs`).
 
+mod checks;
 mod compile;
 mod files;
 pub mod formats;
@@ -21,8 +22,11 @@ use serde_json::Value;
 use compile::Compiled;
 use messages::Lang;
 
-use crate::error::{AppError, Detail};
-use crate::store::{AuditEvent, FormInsert, Store, StoredFormVersion};
+use crate::audit::{self, AuditAction};
+use crate::auth::{Permission, Principal};
+use crate::error::AppError;
+use crate::store::{FormInsert, Store, StoredFormVersion};
+use ids::FormId;
 
 /// Why the forms could not be loaded at start-up.
 #[derive(Debug, thiserror::Error)]
@@ -31,12 +35,6 @@ pub enum LoadError {
     File { path: PathBuf, problem: String },
     #[error("the schemas directory cannot be used as a $ref library: {0}")]
     Library(String),
-    #[error("published form {form} version {version} no longer compiles: {problem}")]
-    Stored {
-        form: String,
-        version: String,
-        problem: String,
-    },
     #[error("reading published forms: {0}")]
     Store(#[from] crate::store::StoreError),
 }
@@ -45,12 +43,21 @@ pub enum LoadError {
 pub struct FormVersion {
     /// What the store holds: id, version, title, schema, publication time.
     pub stored: StoredFormVersion,
-    compiled: Compiled,
+    /// The compiled schema, or why this stored version cannot be used (it was published before
+    /// a rule it breaks existed): it stays listed, but submitting to it or exporting it is refused.
+    compiled: Result<Compiled, String>,
 }
 
 impl FormVersion {
-    fn new(stored: StoredFormVersion, compiled: Compiled) -> Self {
+    fn new(stored: StoredFormVersion, compiled: Result<Compiled, String>) -> Self {
         Self { stored, compiled }
+    }
+
+    /// 422 `schema_invalid` if this version breaks a rule for schemas.
+    pub fn usable(&self) -> Result<&Compiled, AppError> {
+        self.compiled
+            .as_ref()
+            .map_err(|problem| AppError::SchemaInvalid(problem.clone()))
     }
 
     /// The language of messages for a caller who sent `accept_language` (the form's default otherwise).
@@ -64,22 +71,35 @@ impl FormVersion {
     }
 
     /// Where a submission is, for scoped access: the string at the schema's `x-scope` JSON Pointer
-    /// (the labour survey declares `"x-scope": "/township"`). `None` for forms without one.
+    /// (the labour survey declares `"x-scope": "/township"`), exactly as sent, so a list and a
+    /// single read compare the same text. `None` for forms without one.
     pub fn scope_of(&self, data: &Value) -> Option<String> {
         let pointer = self.stored.schema.get("x-scope")?.as_str()?;
-        Some(data.pointer(pointer)?.as_str()?.trim().to_owned())
+        let place = data.pointer(pointer)?.as_str()?;
+        (!place.is_empty()).then(|| place.to_owned())
     }
 
-    /// Checks `data` against this version's schema and rules; on failure, one detail per problem,
-    /// with messages in `lang`.
-    pub fn validate(&self, data: &Value, lang: Lang) -> Result<(), Vec<Detail>> {
-        let errors = compile::errors(&self.compiled, &self.stored.schema, data, lang);
+    /// Checks `data` against this version's schema and rules: 422 `validation_failed` with one
+    /// detail per problem (messages in `lang`), or `schema_invalid` for an unusable version.
+    pub fn validate(&self, data: &Value, lang: Lang) -> Result<(), AppError> {
+        let errors = compile::errors(self.usable()?, &self.stored.schema, data, lang);
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(errors)
+            Err(AppError::ValidationFailed(errors))
         }
     }
+}
+
+/// Compiles a schema and applies this server's own rules for schemas (`checks.rs`).
+fn prepare(schema: &Value, library: &Registry<'_>) -> Result<Compiled, String> {
+    if let Some(cycle) = checks::ref_cycle(schema) {
+        return Err(format!(
+            "the schema refers to itself ($ref cycle: {cycle}); a questionnaire must have an end"
+        ));
+    }
+    checks::scope_field(schema)?;
+    compile::compile(schema, library)
 }
 
 /// A form request to publish, as an admin sends it.
@@ -102,12 +122,13 @@ pub struct FormRegistry {
     /// The `schemas/` files, where `$ref`s resolve.
     library: Registry<'static>,
     /// Form id → its versions in publication order (last = current). A std lock: held only to copy an `Arc`.
-    forms: RwLock<BTreeMap<String, Vec<Arc<FormVersion>>>>,
+    forms: RwLock<BTreeMap<FormId, Vec<Arc<FormVersion>>>>,
 }
 
 impl FormRegistry {
     /// Compiles every stored version, then publishes the shipped files that are not stored yet.
-    /// A shipped file whose id and version are stored with other content stops the start.
+    /// A stored version that breaks a rule is loaded as unusable and logged, so the server always
+    /// starts; a shipped file whose id and version are stored with other content stops the start.
     pub async fn load(store: &Store, schemas_dir: &Path) -> Result<Self, LoadError> {
         let files = files::read_dir(schemas_dir)?;
         let registry = Self {
@@ -115,14 +136,11 @@ impl FormRegistry {
             forms: RwLock::new(BTreeMap::new()),
         };
         for stored in store.form_versions()? {
-            let compiled =
-                compile::compile(&stored.schema, &registry.library).map_err(|problem| {
-                    LoadError::Stored {
-                        form: stored.form.clone(),
-                        version: stored.version.clone(),
-                        problem,
-                    }
-                })?;
+            let compiled = prepare(&stored.schema, &registry.library);
+            if let Err(problem) = &compiled {
+                tracing::warn!(form = %stored.form, version = %stored.version, %problem,
+                    "a published form version breaks a rule for schemas: submitting to it and exporting it are refused");
+            }
             registry.insert(FormVersion::new(stored, compiled));
         }
         for file in &files {
@@ -130,13 +148,19 @@ impl FormRegistry {
                 tracing::info!(file = %file.path.display(), "shared schema definitions (no x-form-id)");
                 continue;
             };
+            let stored_already = registry
+                .resolve(form.id, Some(form.version))
+                .is_ok_and(|v| v.stored.title == form.title && v.stored.schema == file.schema);
+            if stored_already {
+                continue;
+            }
             let request = NewFormVersion {
                 id: form.id.to_owned(),
                 version: form.version.to_owned(),
                 title: form.title.to_owned(),
                 schema: file.schema.clone(),
             };
-            match registry.publish(store, request, "system", None).await {
+            match registry.publish(store, request, &Principal::system()).await {
                 Ok(published) if published.created => tracing::info!(
                     form = form.id, version = form.version, file = %file.path.display(), "published form version"
                 ),
@@ -154,63 +178,54 @@ impl FormRegistry {
         Ok(registry)
     }
 
-    /// Publishes a version, durably, unless the same id+version exists (same content: no-op; other: conflict).
+    /// Publishes a version (admins), durably, unless the same id+version exists (same content:
+    /// no-op; other: conflict).
     pub async fn publish(
         &self,
         store: &Store,
         new: NewFormVersion,
-        actor: &str,
-        request_id: Option<String>,
+        by: &Principal,
     ) -> Result<Published, AppError> {
-        if !ids::is_valid_form_id(&new.id) {
-            return Err(AppError::invalid_field(
+        by.require(Permission::PublishForms)?;
+        let id = FormId::parse(&new.id).ok_or_else(|| {
+            AppError::invalid_field(
                 "/id",
                 "form id: lower-case letters, digits, - and _, at most 64",
-            ));
-        }
+            )
+        })?;
         if !ids::is_valid_version(&new.version) {
             return Err(AppError::invalid_field(
                 "/version",
                 "version: letters, digits, . - and _, at most 32",
             ));
         }
-        if new.title.trim().is_empty() {
-            return Err(AppError::invalid_field("/title", "title must not be empty"));
-        }
-        let compiled =
-            compile::compile(&new.schema, &self.library).map_err(AppError::SchemaInvalid)?;
-        let published_at = crate::clock::now_rfc3339();
-        let event = AuditEvent {
-            actor: actor.to_owned(),
-            action: crate::audit::FORM_PUBLISHED,
-            target: crate::audit::form_target(&new.id, &new.version),
-            request_id,
-        };
-        match store.insert_form_version(
-            &new.id,
-            &new.version,
-            &new.title,
-            &new.schema,
-            published_at,
-            &event,
-        )? {
+        let title = crate::limits::form_title(&new.title)?;
+        let compiled = prepare(&new.schema, &self.library).map_err(AppError::SchemaInvalid)?;
+        let event = audit::by(
+            by,
+            AuditAction::FormPublished,
+            audit::form_target(id.as_str(), &new.version),
+        );
+        let inserted = store
+            .insert_form_version(&id, &new.version, title, &new.schema, &event)?
+            .durable()
+            .await?;
+        match inserted {
             FormInsert::Exists(stored) => {
                 if stored.title != new.title || stored.schema != new.schema {
                     return Err(AppError::FormVersionConflict);
                 }
-                // The publisher that wrote it may not have flushed or registered it yet.
-                store.wait_durable().await?;
+                // The publisher that wrote it may not have registered it yet.
                 let version = self
-                    .resolve(&new.id, Some(&new.version))
-                    .unwrap_or_else(|_| Arc::new(FormVersion::new(stored, compiled)));
+                    .resolve(id.as_str(), Some(&new.version))
+                    .unwrap_or_else(|_| Arc::new(FormVersion::new(stored, Ok(compiled))));
                 Ok(Published {
                     version,
                     created: false,
                 })
             }
             FormInsert::Created(stored) => {
-                store.wait_durable().await?;
-                let version = self.insert(FormVersion::new(stored, compiled));
+                let version = self.insert(FormVersion::new(stored, Ok(compiled)));
                 Ok(Published {
                     version,
                     created: true,

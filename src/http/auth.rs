@@ -5,14 +5,14 @@ use std::net::{IpAddr, SocketAddr};
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode};
+use ipnet::IpNet;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::extract::{AuthUser, JsonBody, request_id};
 use super::{Endpoint, endpoint};
 use crate::AppState;
-use crate::audit;
-use crate::auth::{Session, users};
+use crate::auth::Session;
 use crate::error::AppError;
 use crate::error::ErrorBody;
 use crate::metrics::LoginOutcome;
@@ -29,6 +29,7 @@ pub fn endpoints() -> Vec<Endpoint> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
+    /// 2 to 32 characters; any other name is refused like a wrong password.
     username: String,
     password: String,
 }
@@ -126,47 +127,25 @@ struct PasswordRequest {
     responses(
         (status = 200, description = "A fresh session; every other session ended", body = Session),
         (status = 422, description = "Wrong current password, or a weak new one", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts` (wrong current passwords count like failed logins); see Retry-After", body = ErrorBody),
     ))]
 async fn change_password(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Json<Session>, AppError> {
     let request: PasswordRequest = body.parse()?;
-    let user = state
-        .store
-        .user(&me.username)?
-        .ok_or(AppError::Unauthorized)?;
-    if !state
-        .auth
-        .verify_password(&request.current_password, user.password_hash)
-        .await?
-    {
-        return Err(AppError::invalid_field(
-            "/current_password",
-            "the current password is wrong",
-        ));
-    }
-    users::check_password(&me.username, &request.new_password)?;
-    let hash = state.auth.hash_password(&request.new_password).await?;
-    let event = audit::by(&me, audit::USER_UPDATED, audit::user_target(&me.username));
-    users::update(
-        &state.store,
-        &me.username,
-        &users::CheckedPatch::password(hash),
-        &event,
-    )?;
-    let user = state
-        .store
-        .user(&me.username)?
-        .ok_or(AppError::Unauthorized)?;
+    let address = client_address(peer.ip(), &headers, &state.trusted_proxies);
     let session = state
         .auth
-        .new_session(
+        .change_password(
             &state.store,
-            &user,
-            crate::auth::tokens::new_family_id(),
-            None,
+            &me,
+            &request.current_password,
+            &request.new_password,
+            address,
         )
         .await?;
     Ok(Json(session))
@@ -174,8 +153,9 @@ async fn change_password(
 
 /// The client's address: the peer, or, when the peer is a trusted proxy, the right-most address
 /// in `X-Forwarded-For` that is not itself a trusted proxy (the left part is the client's to forge).
-fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
-    if !trusted.contains(&peer) {
+fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |address: &IpAddr| trusted.iter().any(|net| net.contains(address));
+    if !is_trusted(&peer) {
         return peer;
     }
     headers
@@ -185,7 +165,7 @@ fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAd
         .flat_map(|value| value.split(','))
         .rev()
         .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
-        .find(|hop| !trusted.contains(hop))
+        .find(|hop| !is_trusted(hop))
         .unwrap_or(peer)
 }
 
@@ -203,7 +183,7 @@ mod tests {
     fn forwarded_for_counts_only_from_a_trusted_proxy_and_only_its_right_end() {
         let proxy: IpAddr = "127.0.0.1".parse().unwrap();
         let phone: IpAddr = "203.0.113.7".parse().unwrap();
-        let trusted = [proxy];
+        let trusted = [IpNet::from(proxy)];
         let headers = forwarded("10.9.9.9, 203.0.113.7");
 
         assert_eq!(client_address(proxy, &headers, &trusted), phone);
@@ -217,5 +197,18 @@ mod tests {
             proxy
         );
         assert_eq!(client_address(proxy, &HeaderMap::new(), &trusted), proxy);
+    }
+
+    #[test]
+    fn a_trusted_range_covers_every_proxy_in_it_and_its_hops() {
+        let network: IpNet = "172.30.0.0/24".parse().unwrap();
+        let caddy: IpAddr = "172.30.0.5".parse().unwrap();
+        let headers = forwarded("203.0.113.7, 172.30.0.9");
+        assert_eq!(
+            client_address(caddy, &headers, &[network]),
+            "203.0.113.7".parse::<IpAddr>().unwrap()
+        );
+        let outsider: IpAddr = "172.31.0.5".parse().unwrap();
+        assert_eq!(client_address(outsider, &headers, &[network]), outsider);
     }
 }

@@ -11,8 +11,6 @@ use super::body;
 use super::extract::AuthUser;
 use super::{Endpoint, endpoint};
 use crate::AppState;
-use crate::audit;
-use crate::auth::Permission;
 use crate::error::AppError;
 
 pub fn endpoints() -> Vec<Endpoint> {
@@ -26,15 +24,7 @@ async fn backup(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
 ) -> Result<Response, AppError> {
-    me.require(Permission::Backup)?;
-    // Recorded first, so the backup holds the record of its own taking.
-    let event = audit::by(&me, audit::BACKUP_DOWNLOADED, "backup".to_owned());
-    state.store.record_audit(&event)?;
-    let store = Arc::clone(&state.store);
-    let span = tracing::Span::current();
-    let snapshot = tokio::task::spawn_blocking(move || span.in_scope(|| store.snapshot()))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))??;
+    let snapshot = crate::backup::snapshot_for(Arc::clone(&state.store), &me).await?;
     let body = body::written_on_a_thread(move |out| {
         let summary = snapshot.write_to(out).inspect_err(|error| {
             tracing::error!(%error, "writing the backup failed");
@@ -44,7 +34,10 @@ async fn backup(
     });
     let name = format!(
         "survey-server-{}.backup",
-        crate::clock::now_rfc3339().get(..10).unwrap_or("backup")
+        crate::clock::Timestamp::now()
+            .to_string()
+            .get(..10)
+            .unwrap_or("backup")
     );
     Ok(body::attachment("application/octet-stream", &name, body))
 }

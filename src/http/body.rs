@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::sync::mpsc;
 
 /// Chunk size sent to the client: big enough to keep syscalls few, small enough to stream.
@@ -38,17 +39,53 @@ pub fn written_on_a_thread(
 }
 
 /// `body` as a download named `file_name`.
-pub fn attachment(content_type: &'static str, file_name: &str, body: Body) -> Response {
-    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\""))
-        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+pub fn attachment(content_type: &'static str, file_name: &str, body: impl Into<Body>) -> Response {
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (header::CONTENT_DISPOSITION, disposition),
+            (header::CONTENT_DISPOSITION, content_disposition(file_name)),
         ],
-        body,
+        body.into(),
     )
         .into_response()
+}
+
+/// Characters a `filename*` value may carry as they are (RFC 5987 `attr-char`); every other
+/// byte of the UTF-8 name is percent-encoded.
+const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+/// `attachment; filename="…"; filename*=UTF-8''…` (RFC 6266): the quoted name is a plain-ASCII
+/// stand-in (anything but letters, digits, `.`, `-` and `_` becomes `_`), so nothing in a name,
+/// such as a table named after a schema property, can close the quotes and add parameters; the
+/// exact name, `中文` included, travels percent-encoded in `filename*`.
+fn content_disposition(file_name: &str) -> HeaderValue {
+    let fallback: String = file_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let exact = utf8_percent_encode(file_name, ATTR_CHAR);
+    HeaderValue::from_str(&format!(
+        "attachment; filename=\"{fallback}\"; filename*=UTF-8''{exact}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
 /// A `Write` that sends full chunks into the response body; a closed channel means the client left.
@@ -95,6 +132,27 @@ impl Drop for ChannelWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_download_name_cannot_add_parameters_and_keeps_its_exact_text_encoded() {
+        let header = content_disposition("labour-survey-x\"; filename=\"evil.exe.csv");
+        let text = header.to_str().unwrap();
+        assert_eq!(text.matches("filename=").count(), 1, "{text}");
+        assert!(
+            text.starts_with("attachment; filename=\"labour-survey-x__"),
+            "{text}"
+        );
+        assert!(
+            text.contains("filename*=UTF-8''labour-survey-x%22%3B%20filename%3D%22evil.exe.csv"),
+            "{text}"
+        );
+
+        let chinese = content_disposition("劳动力.csv");
+        assert_eq!(
+            chinese.to_str().unwrap(),
+            "attachment; filename=\"___.csv\"; filename*=UTF-8''%E5%8A%B3%E5%8A%A8%E5%8A%9B.csv"
+        );
+    }
 
     #[test]
     fn writing_after_the_client_left_fails_at_once() {

@@ -16,11 +16,10 @@ use super::body::{self, ChannelWriter};
 use super::extract::{ApiQuery, AuthUser};
 use super::{Endpoint, endpoint};
 use crate::AppState;
-use crate::audit;
-use crate::auth::Principal;
 use crate::error::AppError;
 use crate::error::ErrorBody;
-use crate::export::{self, Export, Format, Multiple, Options};
+use crate::export::{self, Export, Format, Multiple, Options, Written};
+use crate::submissions::ReviewStatus;
 
 pub fn endpoints() -> Vec<Endpoint> {
     vec![
@@ -32,9 +31,6 @@ pub fn endpoints() -> Vec<Endpoint> {
         ),
     ]
 }
-
-/// Review states an export can be limited to.
-const REVIEW_FILTERS: [&str; 5] = ["received", "approved", "has_issues", "edited", "rejected"];
 
 /// The query of every export, as sent; `options` checks each value and names a bad one.
 #[derive(Deserialize, IntoParams)]
@@ -62,7 +58,7 @@ struct ExportQuery {
     #[param(value_type = Option<bool>)]
     raw: Option<String>,
     /// Only submissions in this review state.
-    #[param(pattern = "^(received|approved|has_issues|edited|rejected)$")]
+    #[param(value_type = Option<ReviewStatus>)]
     status: Option<String>,
 }
 
@@ -104,15 +100,14 @@ impl ExportQuery {
             multiple,
             bom: flag("bom", self.bom, true)?,
             raw: flag("raw", self.raw, false)?,
-            status: match self.status {
-                Some(s) if !REVIEW_FILTERS.contains(&s.as_str()) => {
-                    return Err(AppError::QueryInvalid(format!(
-                        "status: one of {}",
-                        REVIEW_FILTERS.join(", ")
-                    )));
-                }
-                other => other,
-            },
+            status: self
+                .status
+                .map(|name| {
+                    ReviewStatus::parse(&name).ok_or_else(|| {
+                        AppError::QueryInvalid(format!("status: one of {}", ReviewStatus::names()))
+                    })
+                })
+                .transpose()?,
         })
     }
 }
@@ -132,7 +127,7 @@ async fn export_zip(
 ) -> Result<Response, AppError> {
     let export = Export::prepare(&state.forms, &form, &me, query.options()?)?;
     let name = format!("{form}.zip");
-    downloaded(&state, &me, &name)?;
+    export::record_download(&state.store, &me, &name).await?;
     Ok(stream(
         state,
         export,
@@ -165,7 +160,7 @@ async fn export_table(
     let export = Export::prepare(&state.forms, &form, &me, query.options()?)?;
     let index = export.table_index(table).ok_or(AppError::TableNotFound)?;
     let name = format!("{form}-{file}");
-    downloaded(&state, &me, &name)?;
+    export::record_download(&state.store, &me, &name).await?;
     Ok(stream(
         state,
         export,
@@ -175,13 +170,6 @@ async fn export_table(
     ))
 }
 
-/// Records the download in the audit log (who took which data, and when).
-fn downloaded(state: &AppState, me: &Principal, file_name: &str) -> Result<(), AppError> {
-    let event = audit::by(me, audit::EXPORT_DOWNLOADED, format!("export:{file_name}"));
-    state.store.record_audit(&event)?;
-    Ok(())
-}
-
 /// Runs `write` on a blocking thread and streams what it writes as the response body.
 /// `kind` is the format's name (for `/metrics`) and its content type.
 fn stream(
@@ -189,17 +177,20 @@ fn stream(
     export: Export,
     (format, content_type): (&'static str, &'static str),
     file_name: &str,
-    write: impl FnOnce(&Export, &crate::store::Store, ChannelWriter) -> io::Result<u64> + Send + 'static,
+    write: impl FnOnce(&Export, &crate::store::Store, ChannelWriter) -> io::Result<Written>
+    + Send
+    + 'static,
 ) -> Response {
     let store = Arc::clone(&state.store);
     let metrics = Arc::clone(&state.metrics);
     let body = body::written_on_a_thread(move |out| {
-        let rows = write(&export, &store, out).inspect_err(|error| {
+        let written = write(&export, &store, out).inspect_err(|error| {
             if error.kind() != io::ErrorKind::BrokenPipe {
                 tracing::error!(%error, form = %export.form, "export failed");
             }
         })?;
-        metrics.export_rows(&export.form, format, rows);
+        metrics.export_rows(export.form.as_str(), format, written.rows);
+        metrics.unreadable_records(written.unreadable as usize);
         Ok(())
     });
     body::attachment(content_type, file_name, body)

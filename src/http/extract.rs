@@ -8,7 +8,8 @@ use serde::de::DeserializeOwned;
 
 use crate::AppState;
 use crate::auth::Principal;
-use crate::error::AppError;
+use crate::error::{AppError, Detail};
+use crate::strict_json;
 
 /// A JSON request body, kept as the exact (decompressed) bytes. Size-checked after decompression
 /// by the route's `DefaultBodyLimit`, and it must arrive within the upload deadline.
@@ -47,13 +48,84 @@ impl FromRequest<AppState> for JsonBody {
 }
 
 impl JsonBody {
-    /// Parses into `T`: not JSON → 400 `body_malformed`; JSON of the wrong shape → 422 `request_invalid`.
+    /// Parses into `T`: not JSON → 400 `body_malformed`; a key repeated anywhere, or JSON of
+    /// the wrong shape → 422 `request_invalid` pointing at the place.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, AppError> {
-        serde_json::from_slice(&self.0).map_err(|e| match e.classify() {
-            serde_json::error::Category::Data => AppError::invalid_field("", &e.to_string()),
-            _ => AppError::BodyMalformed(e.to_string()),
-        })
+        let value = strict_json::parse(&self.0)?;
+        serde_path_to_error::deserialize(value).map_err(shape_error)
     }
+
+    /// Like `parse`, for a body whose inner values are judged later one by one (a batch: each
+    /// item keeps its own bytes): only the outermost keys must not repeat.
+    pub fn parse_outer<T: DeserializeOwned>(&self) -> Result<T, AppError> {
+        strict_json::check_outer(&self.0)?;
+        let mut deserializer = serde_json::Deserializer::from_slice(&self.0);
+        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(shape_error)?;
+        deserializer
+            .end()
+            .map_err(|e| AppError::BodyMalformed(e.to_string()))?;
+        Ok(value)
+    }
+}
+
+/// A body of the wrong shape, described without ever quoting what was sent: serde's messages
+/// name the value (`invalid type: integer 98765432123, expected a string`), so only the part
+/// this server wrote (what it expected) is kept.
+fn shape_error(error: serde_path_to_error::Error<serde_json::Error>) -> AppError {
+    let mut path = pointer(error.path());
+    let inner = error.into_inner();
+    if !matches!(inner.classify(), serde_json::error::Category::Data) {
+        return AppError::BodyMalformed(inner.to_string());
+    }
+    let text = inner.to_string();
+    // Errors read from bytes end in a position, which adds nothing here.
+    let text = text
+        .rsplit_once(" at line ")
+        .map_or(text.as_str(), |(t, _)| t);
+    let expected = |text: &str| {
+        text.rsplit_once(", expected ")
+            .map_or_else(String::new, |(_, e)| format!(": expected {e}"))
+    };
+    let message = if let Some(field) = text
+        .strip_prefix("missing field `")
+        .and_then(|t| t.strip_suffix('`'))
+    {
+        // The name is one of ours.
+        path = format!("{path}/{}", field.replace('~', "~0").replace('/', "~1"));
+        "this field is required".to_owned()
+    } else if text.starts_with("unknown field") {
+        format!("not a field of this request{}", expected(text))
+    } else if text.starts_with("unknown variant") {
+        format!("not an accepted value{}", expected(text))
+    } else if text.starts_with("invalid type") {
+        format!("wrong type{}", expected(text))
+    } else if text.starts_with("invalid length") {
+        format!("wrong number of entries{}", expected(text))
+    } else if text.starts_with("invalid value") {
+        format!("not an accepted value{}", expected(text))
+    } else {
+        // Our own messages (from types such as `FormId` and `Timestamp`), which quote nothing.
+        text.to_owned()
+    };
+    AppError::RequestInvalid(vec![Detail {
+        path,
+        keyword: None,
+        message,
+    }])
+}
+
+/// A serde path as a JSON Pointer (`members[0].name` → `/members/0/name`).
+fn pointer(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    path.iter()
+        .filter_map(|segment| match segment {
+            Segment::Seq { index } => Some(index.to_string()),
+            Segment::Map { key } => Some(key.replace('~', "~0").replace('/', "~1")),
+            Segment::Enum { variant } => Some(variant.clone()),
+            Segment::Unknown => None,
+        })
+        .map(|segment| format!("/{segment}"))
+        .collect()
 }
 
 /// `application/json`, with or without parameters such as `charset=utf-8`, or any `+json` type.
@@ -123,6 +195,42 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Login {
+        username: String,
+        password: String,
+    }
+
+    fn detail(body: &str) -> Detail {
+        match JsonBody(Bytes::copy_from_slice(body.as_bytes())).parse::<Login>() {
+            Err(AppError::RequestInvalid(details)) => details[0].clone(),
+            other => panic!("expected request_invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn shape_errors_point_at_the_field_and_never_quote_the_value() {
+        let wrong = detail(r#"{"username": 98765432123, "password": "x"}"#);
+        assert_eq!(wrong.path, "/username");
+        assert!(!wrong.message.contains("98765432123"), "{}", wrong.message);
+        assert!(wrong.message.contains("a string"), "{}", wrong.message);
+
+        let missing = detail(r#"{"username": "wei"}"#);
+        assert_eq!(missing.path, "/password");
+
+        let unknown = detail(r#"{"username": "wei", "password": "x", "secret-value": 1}"#);
+        assert!(
+            !unknown.message.contains("secret-value"),
+            "{}",
+            unknown.message
+        );
+
+        let twice = detail(r#"{"username": "a", "username": "b", "password": "x"}"#);
+        assert_eq!(twice.path, "/username");
+    }
 
     #[test]
     fn json_content_types_are_recognised_with_parameters() {

@@ -15,8 +15,10 @@ use super::extract::{ApiQuery, AuthUser, JsonBody};
 use super::{Endpoint, endpoint};
 use crate::AppState;
 use crate::auth::Permission;
+use crate::clock::Timestamp;
 use crate::error::AppError;
 use crate::error::ErrorBody;
+use crate::forms::ids::FormId;
 use crate::forms::{FormVersion, NewFormVersion};
 
 pub fn endpoints() -> Vec<Endpoint> {
@@ -104,8 +106,11 @@ async fn get_form(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PublishRequest {
+    #[schema(pattern = "^[a-z0-9][a-z0-9_-]{0,63}$")]
     id: String,
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")]
     version: String,
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     title: String,
     schema: Value,
 }
@@ -117,14 +122,13 @@ struct PublishRequest {
         (status = 201, description = "Published", body = Published),
         (status = 200, description = "This exact version was already published", body = Published),
         (status = 409, description = "`form_version_conflict`: that version exists with other content", body = ErrorBody),
-        (status = 422, description = "Not a usable JSON Schema", body = ErrorBody),
+        (status = 422, description = "`schema_invalid`: not a usable JSON Schema, a `$ref` cycle, or a scope field that may be missing or empty; or `request_invalid`", body = ErrorBody),
     ))]
 async fn publish_form(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     body: JsonBody,
 ) -> Result<(StatusCode, Json<Published>), AppError> {
-    me.require(Permission::PublishForms)?;
     let request: PublishRequest = body.parse()?;
     let published = state
         .forms
@@ -136,8 +140,7 @@ async fn publish_form(
                 title: request.title,
                 schema: request.schema,
             },
-            &me.username,
-            me.request_id.clone(),
+            &me,
         )
         .await?;
     let status = if published.created {
@@ -152,7 +155,7 @@ async fn publish_form(
             id: stored.form.clone(),
             version: stored.version.clone(),
             title: stored.title.clone(),
-            published_at: stored.published_at.clone(),
+            published_at: stored.published_at,
         }),
     ))
 }
@@ -160,10 +163,10 @@ async fn publish_form(
 /// A form version as published.
 #[derive(Serialize, ToSchema)]
 struct Published {
-    id: String,
+    id: FormId,
     version: String,
     title: String,
-    published_at: String,
+    published_at: Timestamp,
 }
 
 /// `GET /api/v1/forms`.
@@ -175,7 +178,7 @@ struct FormList {
 /// A form: its current title and version, and every published version.
 #[derive(Serialize, ToSchema)]
 struct FormSummary {
-    id: String,
+    id: FormId,
     title: String,
     current_version: String,
     versions: Vec<VersionSummary>,
@@ -185,7 +188,7 @@ struct FormSummary {
 struct VersionSummary {
     version: String,
     title: String,
-    published_at: String,
+    published_at: Timestamp,
 }
 
 /// A form with one version's JSON Schema (the current one unless `?version=` asked otherwise).
@@ -209,7 +212,7 @@ fn summary(current: &FormVersion, versions: &[Arc<FormVersion>]) -> FormSummary 
             .map(|v| VersionSummary {
                 version: v.stored.version.clone(),
                 title: v.stored.title.clone(),
-                published_at: v.stored.published_at.clone(),
+                published_at: v.stored.published_at,
             })
             .collect(),
     }

@@ -4,19 +4,20 @@ use std::io;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, Method, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::Method;
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::IntoParams;
 
+use super::body;
 use super::extract::{ApiQuery, AuthUser};
 use super::{Endpoint, endpoint};
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::AppError;
 use crate::export::indicators::{self, Figures};
-use crate::export::{Export, Multiple, Options};
+use crate::export::{Export, Options};
 
 pub fn endpoints() -> Vec<Endpoint> {
     vec![
@@ -68,36 +69,15 @@ async fn indicators_csv(
     ApiQuery(query): ApiQuery<IndicatorQuery>,
 ) -> Result<Response, AppError> {
     let figures = figures(state, me, form.clone(), query).await?;
-    let internal = |e: &dyn std::fmt::Display| AppError::Internal(e.to_string());
-    let mut csv = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::CRLF)
-        .from_writer("\u{FEFF}".as_bytes().to_vec());
-    csv.write_record(figures.headers())
-        .map_err(|e| internal(&e))?;
-    for row in figures.rows() {
-        let cells: Vec<String> = row
-            .iter()
-            .map(|v| match v {
-                Value::String(s) => s.clone(),
-                // Rates are percentages with two decimals: 58.30, not 58.3.
-                Value::Number(n) if n.is_f64() => format!("{:.2}", n.as_f64().unwrap_or_default()),
-                other => other.to_string(),
-            })
-            .collect();
-        csv.write_record(cells).map_err(|e| internal(&e))?;
-    }
-    let bytes = csv.into_inner().map_err(|e| internal(&e))?;
-    let disposition =
-        HeaderValue::from_str(&format!("attachment; filename=\"{form}-indicators.csv\""))
-            .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
-    let headers = [
-        (
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/csv; charset=utf-8"),
-        ),
-        (header::CONTENT_DISPOSITION, disposition),
-    ];
-    Ok((headers, bytes).into_response())
+    let mut bytes = Vec::new();
+    figures
+        .write_csv(&mut bytes, true)
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(body::attachment(
+        "text/csv; charset=utf-8",
+        &format!("{form}-indicators.csv"),
+        bytes,
+    ))
 }
 
 /// Computes the figures of `query.table` (default `main`) grouped by `query.by`, over cleaned data.
@@ -107,17 +87,7 @@ async fn figures(
     form: String,
     query: IndicatorQuery,
 ) -> Result<Figures, AppError> {
-    let options = Options {
-        since: None,
-        until: None,
-        version: None,
-        labels: false,
-        multiple: Multiple::Join,
-        bom: false,
-        raw: false,
-        status: None,
-    };
-    let export = Export::prepare(&state.forms, &form, &me, options)?;
+    let export = Export::prepare(&state.forms, &form, &me, Options::cleaned())?;
     let table = query.table.unwrap_or_else(|| "main".into());
     if export.table_index(&table).is_none() {
         return Err(AppError::TableNotFound);

@@ -10,6 +10,7 @@ mod export;
 mod extract;
 mod forms;
 mod indicators;
+mod listen;
 mod observe;
 mod openapi;
 mod ops;
@@ -104,4 +105,5 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+pub use listen::{Timeouts, serve as listen};
 pub use ops::metrics_router;

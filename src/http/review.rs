@@ -16,9 +16,9 @@ use super::{Endpoint, endpoint};
 use crate::AppState;
 use crate::error::AppError;
 use crate::error::ErrorBody;
-use crate::store::Comment;
 use crate::submissions::edit::{Change, VersionInfo};
-use crate::submissions::{SubmissionView, edit, review};
+use crate::submissions::review::CommentView;
+use crate::submissions::{ReviewStatus, SubmissionView, edit, review};
 
 pub fn endpoints() -> Vec<Endpoint> {
     vec![
@@ -61,8 +61,10 @@ pub fn endpoints() -> Vec<Endpoint> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReviewRequest {
-    #[schema(pattern = "^(approved|rejected|has_issues)$")]
-    status: String,
+    /// `approved`, `rejected` or `has_issues`.
+    status: ReviewStatus,
+    /// Saved with the state in one write: if it is refused, the state does not change either.
+    #[schema(max_length = 2000)]
     comment: Option<String>,
 }
 
@@ -80,22 +82,22 @@ async fn set_review(
     let record = review::set_state(
         &state.store,
         parse_id(&id)?,
-        &request.status,
+        request.status,
         request.comment.as_deref(),
         &me,
-    )?;
-    state.store.wait_durable().await?;
+    )
+    .await?;
     Ok(Json(SubmissionView::of(&record)?).into_response())
 }
 
 /// `GET /api/v1/submissions/{id}/comments`: for anyone who may see the submission.
 #[utoipa::path(get, path = "/api/v1/submissions/{id}/comments", tag = "review",
-    params(("id" = String, Path, description = "Submission UUID")), responses((status = 200, description = "Oldest first", body = Items<Comment>)))]
+    params(("id" = String, Path, description = "Submission UUID")), responses((status = 200, description = "Oldest first", body = Items<CommentView>)))]
 async fn list_comments(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     Path(id): Path<String>,
-) -> Result<Json<Items<Comment>>, AppError> {
+) -> Result<Json<Items<CommentView>>, AppError> {
     let comments = review::comments(&state.store, parse_id(&id)?, &me)?;
     Ok(Json(Items::new(comments)))
 }
@@ -103,30 +105,29 @@ async fn list_comments(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CommentRequest {
-    #[schema(pattern = "\\S")]
+    #[schema(pattern = "\\S", max_length = 2000)]
     text: String,
 }
 
 /// `POST /api/v1/submissions/{id}/comments {text}`: reviewers, and the field worker who submitted.
 #[utoipa::path(post, path = "/api/v1/submissions/{id}/comments", tag = "review",
     params(("id" = String, Path, description = "Submission UUID")), request_body = CommentRequest,
-    responses((status = 201, description = "Added", body = Comment)))]
+    responses((status = 201, description = "Added", body = CommentView)))]
 async fn add_comment(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     Path(id): Path<String>,
     body: JsonBody,
-) -> Result<(StatusCode, Json<Comment>), AppError> {
+) -> Result<(StatusCode, Json<CommentView>), AppError> {
     let request: CommentRequest = body.parse()?;
-    let comment = review::add_comment(&state.store, parse_id(&id)?, &request.text, &me)?;
-    state.store.wait_durable().await?;
+    let comment = review::add_comment(&state.store, parse_id(&id)?, &request.text, &me).await?;
     Ok((StatusCode::CREATED, Json(comment)))
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DeleteRequest {
-    #[schema(pattern = "\\S")]
+    #[schema(pattern = "\\S", max_length = 500)]
     reason: String,
 }
 
@@ -140,8 +141,7 @@ async fn delete_submission(
     body: JsonBody,
 ) -> Result<Response, AppError> {
     let request: DeleteRequest = body.parse()?;
-    let record = review::delete(&state.store, parse_id(&id)?, &request.reason, &me)?;
-    state.store.wait_durable().await?;
+    let record = review::delete(&state.store, parse_id(&id)?, &request.reason, &me).await?;
     Ok(Json(SubmissionView::of(&record)?).into_response())
 }
 
@@ -153,8 +153,7 @@ async fn restore_submission(
     AuthUser(me): AuthUser,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    let record = review::restore(&state.store, parse_id(&id)?, &me)?;
-    state.store.wait_durable().await?;
+    let record = review::restore(&state.store, parse_id(&id)?, &me).await?;
     Ok(Json(SubmissionView::of(&record)?).into_response())
 }
 
@@ -195,8 +194,8 @@ async fn edit_submission(
         request.data,
         &me,
         text(header::ACCEPT_LANGUAGE),
-    )?;
-    state.store.wait_durable().await?;
+    )
+    .await?;
     view_with_etag(&record)
 }
 

@@ -121,7 +121,7 @@ async fn submit_batch(
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<Json<BatchResults>, AppError> {
-    let request: BatchRequest = body.parse()?;
+    let request: BatchRequest = body.parse_outer()?;
     let max = state.limits.max_batch;
     if request.submissions.len() > max {
         return Err(AppError::BatchTooLarge { max });
@@ -245,12 +245,9 @@ async fn list_submissions(
         statuses.as_deref(),
         &me,
     )?;
-    let items = page
-        .records
-        .iter()
-        .map(SubmissionView::of)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(Page::new(items, page.next_cursor)).into_response())
+    let (items, unreadable) = page.views();
+    state.metrics.unreadable_records(unreadable);
+    Ok(Json(Page::new(items, page.next_cursor.clone())).into_response())
 }
 
 /// `GET /api/v1/submissions/{id}`: one submission with its metadata, and the `ETag` a correction needs.

@@ -7,8 +7,6 @@ use axum::http::{Method, StatusCode};
 use super::extract::{AuthUser, JsonBody};
 use super::{Endpoint, endpoint};
 use crate::AppState;
-use crate::audit;
-use crate::auth::Permission;
 use crate::auth::users::{self, NewUser, UserPatch, UserView};
 use crate::error::AppError;
 use crate::error::ErrorBody;
@@ -29,8 +27,7 @@ async fn list_users(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
 ) -> Result<Json<UserList>, AppError> {
-    me.require(Permission::ManageUsers)?;
-    let users: Vec<UserView> = state.store.users()?.iter().map(UserView::of).collect();
+    let users = users::list(&state.store, &me)?;
     Ok(Json(UserList { users }))
 }
 
@@ -47,19 +44,8 @@ async fn create_user(
     AuthUser(me): AuthUser,
     body: JsonBody,
 ) -> Result<(StatusCode, Json<UserView>), AppError> {
-    me.require(Permission::ManageUsers)?;
-    let new = body.parse::<NewUser>()?.check()?;
-    if state.store.user(&new.username)?.is_some() {
-        return Err(AppError::UserExists);
-    }
-    let hash = state.auth.hash_password(&new.password).await?;
-    let user = users::create(
-        &state.store,
-        &new.into_record(hash),
-        &me.username,
-        me.request_id.clone(),
-    )?;
-    state.store.wait_durable().await?;
+    let new: NewUser = body.parse()?;
+    let user = users::create(&state.store, &state.auth, new, &me).await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -71,12 +57,7 @@ async fn get_user(
     AuthUser(me): AuthUser,
     Path(username): Path<String>,
 ) -> Result<Json<UserView>, AppError> {
-    me.require(Permission::ManageUsers)?;
-    let user = state
-        .store
-        .user(&username.to_lowercase())?
-        .ok_or(AppError::UserNotFound)?;
-    Ok(Json(UserView::of(&user)))
+    Ok(Json(users::get(&state.store, &username, &me)?))
 }
 
 /// `PATCH /api/v1/users/{username}`: any of `{role, scope, display_name, active, password}`.
@@ -90,24 +71,8 @@ async fn update_user(
     Path(username): Path<String>,
     body: JsonBody,
 ) -> Result<Json<UserView>, AppError> {
-    me.require(Permission::ManageUsers)?;
-    let username = username.to_lowercase();
     let patch: UserPatch = body.parse()?;
-    let hash = match &patch.password {
-        Some(password) => {
-            users::check_password(&username, password)?;
-            Some(state.auth.hash_password(password).await?)
-        }
-        None => None,
-    };
-    let event = audit::by(&me, audit::USER_UPDATED, audit::user_target(&username));
-    let user = users::update(
-        &state.store,
-        &username,
-        &patch.check(&username, hash)?,
-        &event,
-    )?;
-    state.store.wait_durable().await?;
+    let user = users::update(&state.store, &state.auth, &username, patch, &me).await?;
     Ok(Json(user))
 }
 

@@ -1,21 +1,22 @@
 //! The audit log: append-only, one entry per change (and per login and download), written in the
-//! same transaction as the change it records.
+//! same transaction as the change it records (`write.rs`).
 
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::transaction::UnabortableTransactionError;
 
-use super::{Store, StoreError, decode, encode, keys};
+use super::write::Tx;
+use super::{Pending, Store, StoreError, decode, encode, keys};
+use crate::audit::AuditAction;
+use crate::clock::Timestamp;
 
 const TREE: &str = "seq_audit";
 
 /// What happened, as the domain describes it; the store adds the number and the time.
 #[derive(Clone, Debug)]
 pub struct AuditEvent {
-    /// Username of whoever did it (the attempted name for a failed login).
+    /// Username of whoever did it (the attempted name, cut short, for a failed login).
     pub actor: String,
-    /// One of the documented action names (`login`, `submission_created`, ...).
-    pub action: &'static str,
+    pub action: AuditAction,
     /// What it was done to: `submission:<id>`, `user:<name>`, `form:<id>@<version>`, ...
     pub target: String,
     /// The request that did it, to find its log lines.
@@ -23,21 +24,19 @@ pub struct AuditEvent {
 }
 
 /// A stored audit entry. Never the answers themselves, never a password.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AuditRecord {
     /// Position in the log; also the paging cursor.
     pub seq: u64,
-    /// RFC 3339 UTC.
-    pub at: String,
+    pub at: Timestamp,
     pub actor: String,
-    pub action: String,
+    pub action: AuditAction,
     pub target: String,
     pub request_id: Option<String>,
 }
 
-/// An entry ready to be written inside a transaction.
+/// An entry numbered and encoded, ready to be written inside a transaction.
 pub(super) struct Prepared {
-    pub record: AuditRecord,
     key: [u8; 8],
     index_key: Vec<u8>,
     bytes: Vec<u8>,
@@ -45,25 +44,22 @@ pub(super) struct Prepared {
 
 impl Prepared {
     /// Writes the entry and its per-target index entry.
-    pub fn write<E>(
-        &self,
-        log: &TransactionalTree,
-        index: &TransactionalTree,
-    ) -> Result<(), ConflictableTransactionError<E>> {
-        log.insert(&self.key[..], self.bytes.as_slice())?;
-        index.insert(self.index_key.as_slice(), &[][..])?;
+    pub fn write(&self, tx: &Tx<'_>) -> Result<(), UnabortableTransactionError> {
+        tx.audit.insert(&self.key[..], self.bytes.as_slice())?;
+        tx.audit_index.insert(self.index_key.as_slice(), &[][..])?;
         Ok(())
     }
 }
 
 impl Store {
-    /// Numbers and stamps an event. Call while holding `write_order`, so numbers commit in order.
+    /// Numbers and stamps an event. Called by `commit` while it holds `write_order`, so numbers
+    /// commit in order.
     pub(super) fn prepare_audit(&self, event: &AuditEvent) -> Result<Prepared, StoreError> {
         let record = AuditRecord {
             seq: self.db.generate_id()?,
-            at: crate::clock::now_rfc3339(),
+            at: Timestamp::now(),
             actor: event.actor.clone(),
-            action: event.action.to_owned(),
+            action: event.action,
             target: event.target.clone(),
             request_id: event.request_id.clone(),
         };
@@ -71,18 +67,12 @@ impl Store {
             key: keys::audit(record.seq),
             index_key: keys::target_seq(&record.target, record.seq),
             bytes: encode(TREE, &record)?,
-            record,
         })
     }
 
     /// Records an event that changes nothing else (a failed login, a download).
-    pub fn record_audit(&self, event: &AuditEvent) -> Result<AuditRecord, StoreError> {
-        let _order = self.write_order();
-        let prepared = self.prepare_audit(event)?;
-        (&self.audit, &self.audit_index)
-            .transaction(|(log, index)| prepared.write::<()>(log, index))
-            .map_err(super::storage)?;
-        Ok(prepared.record)
+    pub fn record_audit(&self, event: &AuditEvent) -> Result<Pending<()>, StoreError> {
+        self.commit_always(std::slice::from_ref(event), 0, |_| Ok(()))
     }
 
     /// Audit entries after `after` in log order, keeping those `keep` accepts, at most `limit`.

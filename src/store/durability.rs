@@ -77,23 +77,49 @@ impl Durability {
         &self.shared.metrics
     }
 
-    /// Resolves once every write committed before this call is on disk.
-    pub async fn wait(&self) -> Result<(), StoreError> {
-        let ticket = {
+    /// A place in the flush order for every write committed before this call; the flusher
+    /// starts on it at once.
+    pub fn ticket(&self) -> Ticket {
+        let number = {
             let mut requests = lock(&self.shared.requests);
             requests.issued += 1;
             requests.issued
         };
         self.shared.wake.notify_one();
+        Ticket {
+            shared: self.shared.clone(),
+            number,
+        }
+    }
+}
+
+/// Everything committed before the ticket was issued; [`Ticket::wait`] resolves once it is on disk.
+pub struct Ticket {
+    shared: Arc<Shared>,
+    number: u64,
+}
+
+impl Ticket {
+    /// Resolves once the writes this ticket covers are on disk (or their flush failed).
+    pub async fn wait(self) -> Result<(), StoreError> {
         let mut progress = self.shared.progress.subscribe();
         let done = progress
-            .wait_for(|p| p.durable >= ticket || p.failed >= ticket)
+            .wait_for(|p| p.durable >= self.number || p.failed >= self.number)
             .await
             .map_err(|_| StoreError::Closed)?;
-        if done.durable >= ticket {
+        if done.durable >= self.number {
             Ok(())
         } else {
             Err(StoreError::Flush)
+        }
+    }
+
+    /// The later of two tickets covers everything the earlier one does.
+    pub fn later(self, other: Ticket) -> Ticket {
+        if other.number > self.number {
+            other
+        } else {
+            self
         }
     }
 }

@@ -3,10 +3,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-
-use super::{AuditEvent, Store, StoreError, decode, encode, keys};
+use super::write::refuse;
+use super::{AuditEvent, Pending, Store, StoreError, decode, encode, keys};
+use crate::clock::Timestamp;
+use crate::forms::ids::FormId;
 
 const TREE: &str = "formversion_definition";
 
@@ -14,15 +14,15 @@ const TREE: &str = "formversion_definition";
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StoredFormVersion {
     /// Form id, e.g. `labour-survey`.
-    pub form: String,
+    pub form: FormId,
     /// Version label, unique within the form.
     pub version: String,
     /// Human title shown to field workers.
     pub title: String,
     /// The JSON Schema exactly as published.
     pub schema: Value,
-    /// RFC 3339 UTC time of first publication.
-    pub published_at: String,
+    /// First publication.
+    pub published_at: Timestamp,
     /// Publication order across all forms; the newest version of a form is its current one.
     pub seq: u64,
 }
@@ -48,44 +48,40 @@ impl Store {
         Ok(all)
     }
 
-    /// Writes a new version unless that form id and version exist already (then returns the stored one).
-    /// The caller decides whether an existing version is "the same"; the stored one is never changed.
+    /// Writes a new version unless that form id and version exist already (then returns the
+    /// stored one, once everything written before is durable: its publisher may still be
+    /// waiting for the flush). The caller decides whether an existing version is "the same".
     pub fn insert_form_version(
         &self,
-        form: &str,
+        form: &FormId,
         version: &str,
         title: &str,
         schema: &Value,
-        published_at: String,
         audit: &AuditEvent,
-    ) -> Result<FormInsert, StoreError> {
-        let key = keys::form_version(form, version);
-        let record = StoredFormVersion {
-            form: form.to_owned(),
-            version: version.to_owned(),
-            title: title.to_owned(),
-            schema: schema.clone(),
-            published_at,
-            seq: self.db.generate_id()?,
-        };
-        let bytes = encode(TREE, &record)?;
-        let _order = self.write_order();
-        let entry = self.prepare_audit(audit)?;
-        let outcome = (&self.form_versions, &self.audit, &self.audit_index).transaction(
-            |(forms, log, index)| {
-                if let Some(existing) = forms.get(&key)? {
-                    return Err(ConflictableTransactionError::Abort(existing));
-                }
-                forms.insert(key.as_slice(), bytes.as_slice())?;
-                entry.write(log, index)
-            },
-        );
-        match outcome {
-            Ok(()) => Ok(FormInsert::Created(record)),
-            Err(TransactionError::Abort(existing)) => {
-                Ok(FormInsert::Exists(decode(TREE, &existing)?))
+    ) -> Result<Pending<FormInsert>, StoreError> {
+        let key = keys::form_version(form.as_str(), version);
+        let published_at = Timestamp::now();
+        let outcome = self.commit(std::slice::from_ref(audit), 1, |tx| {
+            if let Some(existing) = tx.form_versions.get(&key)? {
+                return refuse(existing);
             }
-            Err(TransactionError::Storage(e)) => Err(e.into()),
+            let record = StoredFormVersion {
+                form: form.clone(),
+                version: version.to_owned(),
+                title: title.to_owned(),
+                schema: schema.clone(),
+                published_at,
+                seq: tx.number(0),
+            };
+            let bytes = encode(TREE, &record).map_err(super::write::broken)?;
+            tx.form_versions.insert(key.as_slice(), bytes)?;
+            Ok(record)
+        })?;
+        match outcome {
+            Ok(pending) => Ok(pending.map(FormInsert::Created)),
+            Err(existing) => {
+                Ok(self.after_earlier_writes(FormInsert::Exists(decode(TREE, &existing)?)))
+            }
         }
     }
 }

@@ -2,8 +2,13 @@
 //!
 //! Trees are named `<key>_<value>`; each name below states its key layout (see `keys.rs`).
 //! Values are JSON records; a submission's payload is kept as the bytes exactly as received.
+//! Every change goes through one write path, `Store::commit` (`write.rs`), and reaches callers
+//! as a `Pending` write to await. Records here are the stored shapes; what the API shows is
+//! built from them by the domain modules.
 
-#![allow(clippy::disallowed_types, clippy::disallowed_methods)] // this module is the one place sled is allowed
+// This module is the one place sled's types are allowed; its write methods are allowed only in
+// `write.rs` (and the offline migrations and restore), so every change takes the one write path.
+#![allow(clippy::disallowed_types)]
 
 mod audit;
 mod backup;
@@ -14,16 +19,21 @@ mod migrate;
 mod submissions;
 mod users;
 mod versions;
+mod write;
 
 use std::path::Path;
 use std::sync::Mutex;
 
 pub use audit::{AuditEvent, AuditRecord};
 pub use backup::{BackupSummary, RestoreError, Snapshot, restore, verify};
+pub use durability::Ticket;
 pub use forms::{FormInsert, StoredFormVersion};
-pub use submissions::{Comment, Deletion, SubmissionInsert, SubmissionMeta, SubmissionRecord};
+pub use submissions::{
+    Comment, Deletion, Listed, NewComment, SubmissionInsert, SubmissionMeta, SubmissionRecord,
+};
 pub use users::{RefreshRecord, UserRecord};
 pub use versions::{EditOutcome, StoredVersion};
+pub use write::Pending;
 
 use durability::Durability;
 
@@ -75,6 +85,8 @@ pub struct Store {
     audit: sled::Tree,
     /// `targetseq_none`: Target + 0xFF + audit number (u64 BE) → nothing; an entry's target index.
     audit_index: sled::Tree,
+    /// `meta`: the storage format version and the readiness heartbeat (`keys.rs`).
+    meta: sled::Tree,
     /// Serialises numbered writes (submissions, audit entries) so numbers commit in order: a reader
     /// paging with a cursor can then never miss an entry that commits "behind" it.
     write_order: Mutex<()>,
@@ -112,6 +124,7 @@ impl Store {
             versions: db.open_tree("submissionidversion_version")?,
             audit: db.open_tree("seq_audit")?,
             audit_index: db.open_tree("targetseq_none")?,
+            meta: db.open_tree("meta")?,
             write_order: Mutex::new(()),
             durability: Durability::start(db.clone(), &dir)?,
             db,
@@ -123,12 +136,16 @@ impl Store {
         self.write_order.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Writes a heartbeat into `meta` and waits until it is on disk: what readiness means.
+    /// Writes a heartbeat into `meta` through the write path and waits until it is on disk:
+    /// what readiness means.
     pub async fn check_writable(&self) -> Result<(), StoreError> {
-        self.db
-            .open_tree("meta")?
-            .insert(keys::READY_PROBE, crate::clock::now_rfc3339().as_bytes())?;
-        self.wait_durable().await
+        let now = crate::clock::Timestamp::now().to_string();
+        self.commit_always(&[], 0, |tx| {
+            tx.meta.insert(keys::READY_PROBE, now.as_bytes())?;
+            Ok(())
+        })?
+        .durable()
+        .await
     }
 
     /// The group commit's batch sizes and durations, for `/metrics`.
@@ -141,20 +158,9 @@ impl Store {
         Ok(self.db.size_on_disk()?)
     }
 
-    /// Resolves once everything written before the call is on disk (group commit).
+    /// Resolves once everything written before the call is on disk (at shutdown).
     pub async fn wait_durable(&self) -> Result<(), StoreError> {
-        self.durability.wait().await
-    }
-}
-
-/// A transaction that never aborts on purpose failed in storage.
-fn storage(error: sled::transaction::TransactionError<()>) -> StoreError {
-    match error {
-        sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
-        sled::transaction::TransactionError::Abort(()) => StoreError::Corrupt {
-            tree: "transaction",
-            reason: "aborted without a reason".into(),
-        },
+        self.durability.ticket().wait().await
     }
 }
 

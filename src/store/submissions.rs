@@ -1,25 +1,27 @@
 //! Submissions: the payload exactly as received, its metadata, and the per-form arrival index.
 
 use serde::{Deserialize, Serialize};
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
 use uuid::Uuid;
 
-use super::{AuditEvent, Store, StoreError, decode, encode, keys};
-use crate::submissions::ValidSubmission;
+use super::write::{broken, refuse};
+use super::{AuditEvent, Pending, Store, StoreError, decode, encode, keys};
+use crate::clock::Timestamp;
+use crate::forms::ids::FormId;
+use crate::submissions::{ReviewStatus, ValidSubmission};
 
 pub(super) const RECORD: &str = "submissionid_record";
 const COMMENTS: &str = "submissionidseq_comment";
+const INDEX: &str = "formseq_submissionid";
 
 /// What the server knows about a submission besides its payload.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SubmissionMeta {
     /// The form it was submitted to.
-    pub form: String,
+    pub form: FormId,
     /// The form version it was validated against.
     pub form_version: String,
-    /// RFC 3339 UTC time the server accepted it.
-    pub received_at: String,
+    /// When the server accepted it.
+    pub received_at: Timestamp,
     /// Arrival number; orders a form's submissions and backs the paging cursor.
     pub seq: u64,
     /// Username of the signed-in person who submitted it (from the token, never the body).
@@ -31,16 +33,12 @@ pub struct SubmissionMeta {
     /// The current version: 1 is the payload as received, each correction adds one.
     #[serde(default = "first_version")]
     pub version: u32,
-    /// Where review has got to: `received`, `approved`, `rejected`, `has_issues` (or `edited`).
-    #[serde(default = "received")]
-    pub review_status: String,
+    /// Where review has got to (records from before review read as `received`).
+    #[serde(default)]
+    pub review_status: ReviewStatus,
     /// Set while an admin has deleted it: hidden from lists and exports, never erased.
     #[serde(default)]
     pub deleted: Option<Deletion>,
-}
-
-fn received() -> String {
-    "received".into()
 }
 
 fn first_version() -> u32 {
@@ -48,19 +46,26 @@ fn first_version() -> u32 {
 }
 
 /// Why and by whom a submission was deleted.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Deletion {
     pub reason: String,
     pub by: String,
-    pub at: String,
+    pub at: Timestamp,
 }
 
-/// A reviewer's or field worker's note on a submission.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+/// A reviewer's or field worker's note on a submission, as stored.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Comment {
     pub seq: u64,
     pub author: String,
-    pub at: String,
+    pub at: Timestamp,
+    pub text: String,
+}
+
+/// A comment to add: who wrote it and what (already checked by the domain).
+#[derive(Clone, Debug)]
+pub struct NewComment {
+    pub author: String,
     pub text: String,
 }
 
@@ -80,59 +85,66 @@ pub struct SubmissionRecord {
 
 /// What an insert found.
 pub enum SubmissionInsert {
-    /// Stored now (not yet durable: wait with `Store::wait_durable`).
+    /// Stored now.
     Created(SubmissionMeta),
     /// A submission with this id was already stored; nothing was written.
     Exists(SubmissionRecord),
 }
 
+/// An entry of a form's arrival index whose submission cannot be read: corrupt or truncated
+/// bytes. Lists and exports skip it (and say so) rather than fail for everyone.
+#[derive(Clone, Debug)]
+pub struct Unreadable {
+    /// Its arrival number, so paging moves past it.
+    pub seq: u64,
+    /// Its id, when the index entry itself could be read.
+    pub id: Option<Uuid>,
+    pub reason: String,
+}
+
+/// One entry of a page of submissions.
+pub type Listed = Result<SubmissionRecord, Unreadable>;
+
 impl Store {
-    /// Stores a validated submission and its index entry in one transaction, unless its id exists.
+    /// Stores a validated submission and its index entry with its audit entry, unless its id
+    /// exists (then the stored one, once everything before it is durable).
     pub fn insert_submission(
         &self,
         submission: &ValidSubmission,
-        received_at: String,
         audit: &AuditEvent,
-    ) -> Result<SubmissionInsert, StoreError> {
+    ) -> Result<Pending<SubmissionInsert>, StoreError> {
         let key = keys::submission(submission.id());
-        let _order = self.write_order();
-        let meta = SubmissionMeta {
-            form: submission.form().to_owned(),
-            form_version: submission.form_version().to_owned(),
-            received_at,
-            seq: self.db.generate_id()?,
-            submitted_by: submission.submitted_by().to_owned(),
-            scope: submission.scope().map(str::to_owned),
-            version: first_version(),
-            review_status: received(),
-            deleted: None,
-        };
-        let record = encode_record(&encode(RECORD, &meta)?, submission.payload());
-        let index_key = keys::form_seq(&meta.form, meta.seq);
-        let index_value =
-            keys::form_seq_value(submission.id(), &meta.submitted_by, meta.scope.as_deref());
-        let entry = self.prepare_audit(audit)?;
-        let trees = (
-            &self.submission_record,
-            &self.form_seq,
-            &self.audit,
-            &self.audit_index,
-        );
-        let outcome = trees.transaction(|(records, index, log, log_index)| {
-            if let Some(existing) = records.get(key)? {
-                return Err(ConflictableTransactionError::Abort(existing));
+        let received_at = Timestamp::now();
+        let outcome = self.commit(std::slice::from_ref(audit), 1, |tx| {
+            if let Some(existing) = tx.submission_record.get(key)? {
+                return refuse(existing);
             }
-            records.insert(&key[..], record.as_slice())?;
-            index.insert(index_key.as_slice(), index_value.as_slice())?;
-            entry.write(log, log_index)
-        });
+            let meta = SubmissionMeta {
+                form: submission.form().clone(),
+                form_version: submission.form_version().to_owned(),
+                received_at,
+                seq: tx.number(0),
+                submitted_by: submission.submitted_by().to_owned(),
+                scope: submission.scope().map(str::to_owned),
+                version: first_version(),
+                review_status: ReviewStatus::Received,
+                deleted: None,
+            };
+            let record = encode(RECORD, &meta).map_err(broken)?;
+            tx.submission_record
+                .insert(&key[..], encode_record(&record, submission.payload()))?;
+            tx.form_seq.insert(
+                keys::form_seq(meta.form.as_str(), meta.seq),
+                keys::form_seq_value(submission.id(), &meta.submitted_by, meta.scope.as_deref()),
+            )?;
+            Ok(meta)
+        })?;
         match outcome {
-            Ok(()) => Ok(SubmissionInsert::Created(meta)),
-            Err(TransactionError::Abort(existing)) => Ok(SubmissionInsert::Exists(decode_record(
-                submission.id(),
-                &existing,
-            )?)),
-            Err(TransactionError::Storage(e)) => Err(e.into()),
+            Ok(pending) => Ok(pending.map(SubmissionInsert::Created)),
+            Err(existing) => {
+                let earlier = decode_record(submission.id(), &existing)?;
+                Ok(self.after_earlier_writes(SubmissionInsert::Exists(earlier)))
+            }
         }
     }
 
@@ -148,64 +160,71 @@ impl Store {
         Ok(Some(record))
     }
 
-    /// Changes a submission's metadata (review, deletion) with its audit entry; the payload stays as
-    /// received. `None` if there is no such submission.
+    /// Changes a submission's metadata (review, deletion), with `comment` if any and the audit
+    /// entries, in one transaction; the payload stays as received. `None` if there is no such
+    /// submission (nothing written).
     pub fn change_submission(
         &self,
         id: Uuid,
         change: impl Fn(&mut SubmissionMeta),
-        audit: &AuditEvent,
-    ) -> Result<Option<SubmissionRecord>, StoreError> {
+        comment: Option<&NewComment>,
+        audit: &[AuditEvent],
+    ) -> Result<Option<Pending<SubmissionRecord>>, StoreError> {
         let key = keys::submission(id);
-        let _order = self.write_order();
-        let entry = self.prepare_audit(audit)?;
-        let trees = (&self.submission_record, &self.audit, &self.audit_index);
-        let outcome = trees.transaction(|(records, log, index)| {
-            let Some(bytes) = records.get(key)? else {
-                return Err(ConflictableTransactionError::Abort(None));
+        let at = Timestamp::now();
+        let outcome = self.commit(audit, usize::from(comment.is_some()), |tx| {
+            let Some(bytes) = tx.submission_record.get(key)? else {
+                return refuse(());
             };
-            let mut record = decode_record(id, &bytes)
-                .map_err(|e| ConflictableTransactionError::Abort(Some(e)))?;
+            let mut record = decode_record(id, &bytes).map_err(broken)?;
             change(&mut record.meta);
-            let meta = encode(RECORD, &record.meta)
-                .map_err(|e| ConflictableTransactionError::Abort(Some(e)))?;
-            records.insert(&key[..], encode_record(&meta, &record.payload))?;
-            entry.write(log, index)?;
+            let meta = encode(RECORD, &record.meta).map_err(broken)?;
+            tx.submission_record
+                .insert(&key[..], encode_record(&meta, &record.payload))?;
+            if let Some(comment) = comment {
+                let stored = Comment {
+                    seq: tx.number(0),
+                    author: comment.author.clone(),
+                    at,
+                    text: comment.text.clone(),
+                };
+                let bytes = encode(COMMENTS, &stored).map_err(broken)?;
+                tx.comments
+                    .insert(keys::submission_seq(id, stored.seq), bytes)?;
+            }
             Ok(record)
-        });
-        match outcome {
-            Ok(record) => Ok(Some(record)),
-            Err(TransactionError::Abort(None)) => Ok(None),
-            Err(TransactionError::Abort(Some(e))) => Err(e),
-            Err(TransactionError::Storage(e)) => Err(e.into()),
+        })?;
+        let Ok(pending) = outcome else {
+            return Ok(None);
+        };
+        // A corrected submission reads its latest answers, as `submission` does.
+        let (mut record, ticket) = pending.into_parts();
+        if record.meta.version > 1 {
+            record.current = Some(self.version_data(id, record.meta.version)?);
         }
+        Ok(Some(Pending::from_parts(record, ticket)))
     }
 
     /// Adds a comment to a submission, with its audit entry.
     pub fn add_comment(
         &self,
         id: Uuid,
-        author: &str,
-        text: &str,
+        comment: &NewComment,
         audit: &AuditEvent,
-    ) -> Result<Comment, StoreError> {
-        let _order = self.write_order();
-        let comment = Comment {
-            seq: self.db.generate_id()?,
-            author: author.to_owned(),
-            at: crate::clock::now_rfc3339(),
-            text: text.to_owned(),
-        };
-        let key = keys::submission_seq(id, comment.seq);
-        let bytes = encode(COMMENTS, &comment)?;
-        let entry = self.prepare_audit(audit)?;
-        (&self.comments, &self.audit, &self.audit_index)
-            .transaction(|(comments, log, index)| {
-                comments.insert(key.as_slice(), bytes.as_slice())?;
-                entry.write::<()>(log, index)
-            })
-            .map_err(super::storage)?;
-        Ok(comment)
+    ) -> Result<Pending<Comment>, StoreError> {
+        let at = Timestamp::now();
+        self.commit_always(std::slice::from_ref(audit), 1, |tx| {
+            let stored = Comment {
+                seq: tx.number(0),
+                author: comment.author.clone(),
+                at,
+                text: comment.text.clone(),
+            };
+            let bytes = encode(COMMENTS, &stored).map_err(broken)?;
+            tx.comments
+                .insert(keys::submission_seq(id, stored.seq), bytes)?;
+            Ok(stored)
+        })
     }
 
     /// A submission's comments, oldest first.
@@ -225,9 +244,9 @@ impl Store {
             .and_then(|value| keys::index_entry(&value).map(|entry| entry.id)))
     }
 
-    /// Up to `limit` submissions of `form` in arrival order after arrival number `after`, keeping
-    /// only those `visible(submitter, scope)` accepts (decided from the index, before any record is
-    /// read) and then those `keep` accepts.
+    /// Up to `limit` entries of `form` in arrival order after arrival number `after`: those
+    /// `visible(submitter, scope)` accepts (decided from the index, before any record is read)
+    /// and `keep` accepts, and every visible entry that cannot be read (as `Err`).
     pub fn submissions_page(
         &self,
         form: &str,
@@ -235,7 +254,7 @@ impl Store {
         limit: usize,
         visible: impl Fn(&str, Option<&str>) -> bool,
         keep: impl Fn(&SubmissionMeta) -> bool,
-    ) -> Result<Vec<SubmissionRecord>, StoreError> {
+    ) -> Result<Vec<Listed>, StoreError> {
         let prefix = keys::form_prefix(form);
         let start = match after {
             None => prefix.clone(),
@@ -248,21 +267,32 @@ impl Store {
             if !key.starts_with(&prefix) || page.len() == limit {
                 break;
             }
-            let entry = keys::index_entry(&value).ok_or_else(|| StoreError::Corrupt {
-                tree: "formseq_submissionid",
-                reason: "undecodable index value".into(),
-            })?;
+            let seq = keys::seq_of_form_seq(&key).unwrap_or_default();
+            let Some(entry) = keys::index_entry(&value) else {
+                page.push(Err(Unreadable {
+                    seq,
+                    id: None,
+                    reason: format!("{INDEX}: undecodable index value"),
+                }));
+                continue;
+            };
             if !visible(entry.submitter, entry.scope) {
                 continue;
             }
-            let record = self
-                .submission(entry.id)?
-                .ok_or_else(|| StoreError::Corrupt {
-                    tree: "formseq_submissionid",
-                    reason: format!("index names submission {}, which is not stored", entry.id),
-                })?;
-            if keep(&record.meta) {
-                page.push(record);
+            match self.submission(entry.id) {
+                Ok(Some(record)) if keep(&record.meta) => page.push(Ok(record)),
+                Ok(Some(_)) => {}
+                Ok(None) => page.push(Err(Unreadable {
+                    seq,
+                    id: Some(entry.id),
+                    reason: format!("{INDEX}: names a submission that is not stored"),
+                })),
+                Err(StoreError::Corrupt { reason, .. }) => page.push(Err(Unreadable {
+                    seq,
+                    id: Some(entry.id),
+                    reason,
+                })),
+                Err(other) => return Err(other),
             }
         }
         Ok(page)
@@ -312,17 +342,14 @@ mod tests {
 
     #[test]
     fn a_record_round_trips_and_truncation_is_reported() {
-        let meta = br#"{"form":"f","form_version":"1","received_at":"t","seq":7,"submitted_by":"wei","scope":null}"#;
+        let meta = br#"{"form":"f","form_version":"1","received_at":"2026-03-01T00:00:00Z","seq":7,"submitted_by":"wei","scope":null}"#;
         // Records written before review existed read as received and not deleted.
         let bytes = encode_record(meta, b"{\"id\":1}");
         let record = decode_record(Uuid::nil(), &bytes).unwrap();
         assert_eq!(record.meta.seq, 7);
         assert_eq!(
-            (
-                record.meta.review_status.as_str(),
-                record.meta.deleted.is_none()
-            ),
-            ("received", true)
+            (record.meta.review_status, record.meta.deleted.is_none()),
+            (ReviewStatus::Received, true)
         );
         assert_eq!(record.payload, b"{\"id\":1}");
         assert!(decode_record(Uuid::nil(), &bytes[..3]).is_err());

@@ -2,10 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
-
-use super::{AuditEvent, Store, StoreError, decode, encode, storage};
+use super::write::{broken, refuse};
+use super::{AuditEvent, Pending, Store, StoreError, decode, encode};
+use crate::auth::Role;
+use crate::clock::Timestamp;
 
 const USERS: &str = "username_user";
 const REFRESH: &str = "tokenhash_refresh";
@@ -17,8 +17,7 @@ pub struct UserRecord {
     pub username: String,
     /// The name shown in lists and on the phone.
     pub display_name: String,
-    /// One of the role codes in `auth::Role`.
-    pub role: String,
+    pub role: Role,
     /// Values of a form's scope field (townships) this user is limited to; `None` = everywhere.
     pub scope: Option<Vec<String>>,
     /// Disabled users cannot sign in and their tokens stop working at once.
@@ -27,9 +26,8 @@ pub struct UserRecord {
     pub password_hash: String,
     /// Bumped on every change that must end existing sessions; tokens carry the version they were issued for.
     pub token_version: u64,
-    /// RFC 3339 times of creation and last change.
-    pub created_at: String,
-    pub updated_at: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 /// A refresh token, stored under the SHA-256 of the token so a copy of the database cannot sign in.
@@ -43,8 +41,12 @@ pub struct RefreshRecord {
     pub token_version: u64,
     /// Unix seconds after which it is refused.
     pub expires_at: i64,
-    /// Set when it has been exchanged for a new pair; a second use is theft.
+    /// Set when it has been exchanged for a new pair.
     pub used: bool,
+    /// Unix seconds of that exchange: the successor's issue time, which a retry within the
+    /// grace period gets again (absent in tokens rotated before the grace period existed).
+    #[serde(default)]
+    pub rotated_at: Option<i64>,
 }
 
 impl Store {
@@ -70,55 +72,42 @@ impl Store {
         self.users.is_empty()
     }
 
-    /// Creates a user with its audit entry; `false` if the username is taken (nothing is written then).
-    pub fn insert_user(&self, user: &UserRecord, audit: &AuditEvent) -> Result<bool, StoreError> {
+    /// Creates a user with its audit entry; `None` if the username is taken (nothing written).
+    pub fn insert_user(
+        &self,
+        user: &UserRecord,
+        audit: &AuditEvent,
+    ) -> Result<Option<Pending<()>>, StoreError> {
         let bytes = encode(USERS, user)?;
-        let _order = self.write_order();
-        let entry = self.prepare_audit(audit)?;
-        let outcome =
-            (&self.users, &self.audit, &self.audit_index).transaction(|(users, log, index)| {
-                if users.get(user.username.as_bytes())?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(()));
-                }
-                users.insert(user.username.as_bytes(), bytes.as_slice())?;
-                entry.write(log, index)
-            });
-        match outcome {
-            Ok(()) => Ok(true),
-            Err(TransactionError::Abort(())) => Ok(false),
-            Err(TransactionError::Storage(e)) => Err(e.into()),
-        }
+        let outcome = self.commit(std::slice::from_ref(audit), 0, |tx| {
+            if tx.users.get(user.username.as_bytes())?.is_some() {
+                return refuse(());
+            }
+            tx.users
+                .insert(user.username.as_bytes(), bytes.as_slice())?;
+            Ok(())
+        })?;
+        Ok(outcome.ok())
     }
 
-    /// Applies `change` to a user atomically, with its audit entry.
+    /// Applies `change` to a user atomically, with its audit entry; `None` if there is no such user.
     pub fn update_user(
         &self,
         username: &str,
         change: impl Fn(&mut UserRecord),
         audit: &AuditEvent,
-    ) -> Result<Option<UserRecord>, StoreError> {
-        let _order = self.write_order();
-        let entry = self.prepare_audit(audit)?;
-        let outcome =
-            (&self.users, &self.audit, &self.audit_index).transaction(|(users, log, index)| {
-                let Some(old) = users.get(username.as_bytes())? else {
-                    return Err(ConflictableTransactionError::Abort(None));
-                };
-                let mut user: UserRecord = decode(USERS, &old)
-                    .map_err(|e| ConflictableTransactionError::Abort(Some(e)))?;
-                change(&mut user);
-                let new = encode(USERS, &user)
-                    .map_err(|e| ConflictableTransactionError::Abort(Some(e)))?;
-                users.insert(username.as_bytes(), new)?;
-                entry.write(log, index)?;
-                Ok(user)
-            });
-        match outcome {
-            Ok(user) => Ok(Some(user)),
-            Err(TransactionError::Abort(None)) => Ok(None),
-            Err(TransactionError::Abort(Some(e))) => Err(e),
-            Err(TransactionError::Storage(e)) => Err(e.into()),
-        }
+    ) -> Result<Option<Pending<UserRecord>>, StoreError> {
+        let outcome = self.commit(std::slice::from_ref(audit), 0, |tx| {
+            let Some(old) = tx.users.get(username.as_bytes())? else {
+                return refuse(());
+            };
+            let mut user: UserRecord = decode(USERS, &old).map_err(broken)?;
+            change(&mut user);
+            let new = encode(USERS, &user).map_err(broken)?;
+            tx.users.insert(username.as_bytes(), new)?;
+            Ok(user)
+        })?;
+        Ok(outcome.ok())
     }
 
     /// Stores a new refresh token under its hash, with the audit entry of the login that made it, if any.
@@ -127,20 +116,45 @@ impl Store {
         hash: &[u8],
         record: &RefreshRecord,
         audit: Option<&AuditEvent>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Pending<()>, StoreError> {
         let bytes = encode(REFRESH, record)?;
-        let Some(audit) = audit else {
-            self.refresh_tokens.insert(hash, bytes)?;
-            return Ok(());
-        };
-        let _order = self.write_order();
-        let entry = self.prepare_audit(audit)?;
-        (&self.refresh_tokens, &self.audit, &self.audit_index)
-            .transaction(|(tokens, log, index)| {
-                tokens.insert(hash, bytes.as_slice())?;
-                entry.write::<()>(log, index)
-            })
-            .map_err(storage)
+        self.commit_always(
+            audit.map(std::slice::from_ref).unwrap_or_default(),
+            0,
+            |tx| {
+                tx.refresh_tokens.insert(hash, bytes.as_slice())?;
+                Ok(())
+            },
+        )
+    }
+
+    /// Exchanges the unused token at `old` for its successor in one write: `old` is marked used
+    /// at `rotated_at` and `successor` stored under `new`. `None` when `old` is gone or was
+    /// already used (a concurrent exchange won).
+    pub fn rotate_refresh(
+        &self,
+        old: &[u8],
+        rotated_at: i64,
+        new: &[u8],
+        successor: &RefreshRecord,
+    ) -> Result<Option<Pending<()>>, StoreError> {
+        let successor = encode(REFRESH, successor)?;
+        let outcome = self.commit(&[], 0, |tx| {
+            let Some(bytes) = tx.refresh_tokens.get(old)? else {
+                return refuse(());
+            };
+            let mut record: RefreshRecord = decode(REFRESH, &bytes).map_err(broken)?;
+            if record.used {
+                return refuse(());
+            }
+            record.used = true;
+            record.rotated_at = Some(rotated_at);
+            let spent = encode(REFRESH, &record).map_err(broken)?;
+            tx.refresh_tokens.insert(old, spent)?;
+            tx.refresh_tokens.insert(new, successor.as_slice())?;
+            Ok(())
+        })?;
+        Ok(outcome.ok())
     }
 
     /// A refresh token by hash.
@@ -151,34 +165,22 @@ impl Store {
             .transpose()
     }
 
-    /// Marks a token used; `false` if it already was (by a concurrent request: treat as reuse).
-    pub fn use_refresh(&self, hash: &[u8], record: &RefreshRecord) -> Result<bool, StoreError> {
-        let unused = encode(REFRESH, record)?;
-        let used = encode(
-            REFRESH,
-            &RefreshRecord {
-                used: true,
-                ..record.clone()
-            },
-        )?;
-        Ok(self
-            .refresh_tokens
-            .compare_and_swap(hash, Some(unused), Some(used))?
-            .is_ok())
-    }
-
-    /// Deletes refresh tokens that expired before `now` (Unix seconds); returns how many.
-    pub fn sweep_expired_refresh(&self, now: i64) -> Result<usize, StoreError> {
-        let mut removed = 0;
+    /// Deletes refresh tokens that expired before `now` (Unix seconds); how many.
+    pub fn sweep_expired_refresh(&self, now: i64) -> Result<Pending<usize>, StoreError> {
+        let mut expired = Vec::new();
         for entry in self.refresh_tokens.iter() {
             let (hash, bytes) = entry?;
             let record: RefreshRecord = decode(REFRESH, &bytes)?;
             if record.expires_at < now {
-                self.refresh_tokens.remove(hash)?;
-                removed += 1;
+                expired.push(hash);
             }
         }
-        Ok(removed)
+        self.commit_always(&[], 0, |tx| {
+            for hash in &expired {
+                tx.refresh_tokens.remove(hash)?;
+            }
+            Ok(expired.len())
+        })
     }
 
     /// Revokes every token of a login family, with the audit entry of a logout, if it is one.
@@ -186,21 +188,17 @@ impl Store {
         &self,
         family: &str,
         audit: Option<&AuditEvent>,
-    ) -> Result<(), StoreError> {
-        let at = crate::clock::now_rfc3339();
-        let Some(audit) = audit else {
-            self.revoked_families
-                .insert(family.as_bytes(), at.as_bytes())?;
-            return Ok(());
-        };
-        let _order = self.write_order();
-        let entry = self.prepare_audit(audit)?;
-        (&self.revoked_families, &self.audit, &self.audit_index)
-            .transaction(|(families, log, index)| {
-                families.insert(family.as_bytes(), at.as_bytes())?;
-                entry.write::<()>(log, index)
-            })
-            .map_err(storage)
+    ) -> Result<Pending<()>, StoreError> {
+        let at = Timestamp::now().to_string();
+        self.commit_always(
+            audit.map(std::slice::from_ref).unwrap_or_default(),
+            0,
+            |tx| {
+                tx.revoked_families
+                    .insert(family.as_bytes(), at.as_bytes())?;
+                Ok(())
+            },
+        )
     }
 
     /// Whether a family was revoked (logout or detected reuse).
@@ -220,31 +218,38 @@ mod tests {
             token_version: 0,
             expires_at,
             used: false,
+            rotated_at: None,
         }
     }
 
-    #[test]
-    fn only_expired_refresh_tokens_are_swept() {
+    #[tokio::test]
+    async fn only_expired_refresh_tokens_are_swept() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.insert_refresh(b"old", &token(10), None).unwrap();
-        store.insert_refresh(b"new", &token(30), None).unwrap();
+        let _ = store.insert_refresh(b"old", &token(10), None).unwrap();
+        let _ = store.insert_refresh(b"new", &token(30), None).unwrap();
 
-        assert_eq!(store.sweep_expired_refresh(20).unwrap(), 1);
+        let swept = store.sweep_expired_refresh(20).unwrap().durable().await;
 
+        assert_eq!(swept.unwrap(), 1);
         assert!(store.refresh(b"old").unwrap().is_none());
         assert!(store.refresh(b"new").unwrap().is_some());
     }
 
-    #[test]
-    fn a_refresh_token_can_be_used_once() {
+    #[tokio::test]
+    async fn a_refresh_token_is_exchanged_once_for_its_successor() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let record = token(30);
-        store.insert_refresh(b"t", &record, None).unwrap();
+        let _ = store.insert_refresh(b"t", &token(30), None).unwrap();
 
-        assert!(store.use_refresh(b"t", &record).unwrap());
-        assert!(!store.use_refresh(b"t", &record).unwrap());
-        assert!(store.refresh(b"t").unwrap().unwrap().used);
+        let first = store.rotate_refresh(b"t", 5, b"u", &token(40)).unwrap();
+        let second = store.rotate_refresh(b"t", 6, b"v", &token(40)).unwrap();
+
+        first.expect("the first exchange").durable().await.unwrap();
+        assert!(second.is_none(), "a used token is not exchanged again");
+        let spent = store.refresh(b"t").unwrap().unwrap();
+        assert_eq!((spent.used, spent.rotated_at), (true, Some(5)));
+        assert!(store.refresh(b"u").unwrap().is_some());
+        assert!(store.refresh(b"v").unwrap().is_none());
     }
 }

@@ -3,12 +3,13 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
 use uuid::Uuid;
 
 use super::submissions::{RECORD, decode_record, encode_record};
-use super::{AuditEvent, Store, StoreError, SubmissionRecord, decode, encode, keys};
+use super::write::{broken, refuse};
+use super::{AuditEvent, Pending, Store, StoreError, SubmissionRecord, decode, encode, keys};
+use crate::clock::Timestamp;
+use crate::submissions::ReviewStatus;
 
 const TREE: &str = "submissionidversion_version";
 
@@ -17,7 +18,7 @@ const TREE: &str = "submissionidversion_version";
 pub struct StoredVersion {
     pub version: u32,
     pub edited_by: String,
-    pub edited_at: String,
+    pub edited_at: Timestamp,
     /// The corrected answers.
     pub data: Value,
 }
@@ -26,12 +27,11 @@ pub struct StoredVersion {
 enum Refused {
     NotFound,
     Stale,
-    Broken(Box<StoreError>),
 }
 
 /// What an attempted correction found.
 pub enum EditOutcome {
-    Saved(Box<SubmissionRecord>),
+    Saved(Pending<Box<SubmissionRecord>>),
     /// Someone saved another version first.
     Stale,
     NotFound,
@@ -50,63 +50,48 @@ impl Store {
         audit: &AuditEvent,
     ) -> Result<EditOutcome, StoreError> {
         let key = keys::submission(id);
-        let _order = self.write_order();
-        let entry = self.prepare_audit(audit)?;
-        let edited_at = crate::clock::now_rfc3339();
-        let trees = (
-            &self.submission_record,
-            &self.versions,
-            &self.form_seq,
-            &self.audit,
-            &self.audit_index,
-        );
-        let outcome = trees.transaction(|(records, versions, index, log, log_index)| {
-            let Some(bytes) = records.get(key)? else {
-                return Err(ConflictableTransactionError::Abort(Refused::NotFound));
+        let edited_at = Timestamp::now();
+        let current = serde_json::to_vec(data).map_err(|e| StoreError::Corrupt {
+            tree: TREE,
+            reason: e.to_string(),
+        })?;
+        let outcome = self.commit(std::slice::from_ref(audit), 0, |tx| {
+            let Some(bytes) = tx.submission_record.get(key)? else {
+                return refuse(Refused::NotFound);
             };
-            let mut record = decode_record(id, &bytes)
-                .map_err(|e| ConflictableTransactionError::Abort(Refused::Broken(Box::new(e))))?;
+            let mut record = decode_record(id, &bytes).map_err(broken)?;
             if record.meta.version != based_on {
-                return Err(ConflictableTransactionError::Abort(Refused::Stale));
+                return refuse(Refused::Stale);
             }
             record.meta.version += 1;
-            record.meta.review_status = "edited".into();
+            record.meta.review_status = ReviewStatus::Edited;
             record.meta.scope = scope.map(str::to_owned);
             let stored = StoredVersion {
                 version: record.meta.version,
                 edited_by: edited_by.to_owned(),
-                edited_at: edited_at.clone(),
+                edited_at,
                 data: data.clone(),
             };
-            let encoded = encode(TREE, &stored)
-                .map_err(|e| ConflictableTransactionError::Abort(Refused::Broken(Box::new(e))))?;
-            let meta = encode(RECORD, &record.meta)
-                .map_err(|e| ConflictableTransactionError::Abort(Refused::Broken(Box::new(e))))?;
-            versions.insert(keys::submission_version(id, record.meta.version), encoded)?;
-            records.insert(&key[..], encode_record(&meta, &record.payload))?;
+            let encoded = encode(TREE, &stored).map_err(broken)?;
+            let meta = encode(RECORD, &record.meta).map_err(broken)?;
+            tx.versions
+                .insert(keys::submission_version(id, record.meta.version), encoded)?;
+            tx.submission_record
+                .insert(&key[..], encode_record(&meta, &record.payload))?;
             let index_value =
                 keys::form_seq_value(id, &record.meta.submitted_by, record.meta.scope.as_deref());
-            index.insert(
-                keys::form_seq(&record.meta.form, record.meta.seq),
+            tx.form_seq.insert(
+                keys::form_seq(record.meta.form.as_str(), record.meta.seq),
                 index_value,
             )?;
-            entry.write(log, log_index)?;
-            Ok(record)
-        });
-        match outcome {
-            Ok(mut record) => {
-                record.current =
-                    Some(serde_json::to_vec(data).map_err(|e| StoreError::Corrupt {
-                        tree: TREE,
-                        reason: e.to_string(),
-                    })?);
-                Ok(EditOutcome::Saved(Box::new(record)))
-            }
-            Err(TransactionError::Abort(Refused::NotFound)) => Ok(EditOutcome::NotFound),
-            Err(TransactionError::Abort(Refused::Stale)) => Ok(EditOutcome::Stale),
-            Err(TransactionError::Abort(Refused::Broken(e))) => Err(*e),
-            Err(TransactionError::Storage(e)) => Err(e.into()),
-        }
+            record.current = Some(current.clone());
+            Ok(Box::new(record))
+        })?;
+        Ok(match outcome {
+            Ok(pending) => EditOutcome::Saved(pending),
+            Err(Refused::NotFound) => EditOutcome::NotFound,
+            Err(Refused::Stale) => EditOutcome::Stale,
+        })
     }
 
     /// A saved correction (versions 2 and up).

@@ -5,9 +5,10 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::find;
-use crate::audit;
+use super::{find, find_in_scope};
+use crate::audit::{self, AuditAction};
 use crate::auth::{Permission, Principal};
+use crate::clock::Timestamp;
 use crate::error::AppError;
 use crate::forms::FormRegistry;
 use crate::store::{EditOutcome, Store, SubmissionRecord};
@@ -17,8 +18,9 @@ pub fn etag(record: &SubmissionRecord) -> String {
     format!("\"{}-v{}\"", record.id, record.meta.version)
 }
 
-/// Saves `data` as the next version of a submission in the editor's scope.
-pub fn edit(
+/// Saves `data` as the next version of a submission in the editor's scope, durably. The
+/// submission must be in that scope before and after the correction.
+pub async fn edit(
     store: &Store,
     forms: &FormRegistry,
     id: Uuid,
@@ -28,7 +30,7 @@ pub fn edit(
     accept_language: Option<&str>,
 ) -> Result<SubmissionRecord, AppError> {
     by.require(Permission::Review)?;
-    let record = find(store, id, by)?;
+    let record = find_in_scope(store, id, by)?;
     if record.meta.deleted.is_some() {
         return Err(AppError::SubmissionNotFound);
     }
@@ -46,15 +48,17 @@ pub fn edit(
             "data must be an object with the answers",
         ));
     }
-    let version = forms.resolve(&record.meta.form, Some(&record.meta.form_version))?;
-    version
-        .validate(&data, version.language(accept_language))
-        .map_err(AppError::ValidationFailed)?;
+    let version = forms.resolve(record.meta.form.as_str(), Some(&record.meta.form_version))?;
+    version.validate(&data, version.language(accept_language))?;
     let scope = version.scope_of(&data);
     if !by.covers(scope.as_deref()) {
         return Err(AppError::OutOfScope);
     }
-    let event = audit::by(by, audit::SUBMISSION_EDITED, audit::submission_target(id));
+    let event = audit::by(
+        by,
+        AuditAction::SubmissionEdited,
+        audit::submission_target(id),
+    );
     match store.save_version(
         id,
         record.meta.version,
@@ -63,7 +67,7 @@ pub fn edit(
         &by.username,
         &event,
     )? {
-        EditOutcome::Saved(saved) => Ok(*saved),
+        EditOutcome::Saved(saved) => Ok(*saved.durable().await?),
         EditOutcome::Stale => Err(AppError::VersionStale),
         EditOutcome::NotFound => Err(AppError::SubmissionNotFound),
     }
@@ -76,7 +80,7 @@ pub struct VersionInfo {
     pub version: u32,
     /// The field worker for version 1, the corrector for later ones.
     pub edited_by: String,
-    pub edited_at: String,
+    pub edited_at: Timestamp,
 }
 
 /// Every version of a submission, without answers: who made it and when.

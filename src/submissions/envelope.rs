@@ -4,6 +4,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::AppError;
+use crate::strict_json;
 
 /// The envelope, checked for shape (not yet against the form).
 pub struct Envelope {
@@ -19,10 +20,10 @@ pub struct Envelope {
 const KEYS: [&str; 4] = ["id", "form_version", "data", "meta"];
 
 impl Envelope {
-    /// Parses raw bytes: 400 if they are not JSON, 422 `request_invalid` if the envelope is malformed.
+    /// Parses raw bytes: 400 if they are not JSON, 422 `request_invalid` if the envelope is
+    /// malformed or repeats a key anywhere (pointer relative to the envelope).
     pub fn parse(raw: &[u8]) -> Result<Self, AppError> {
-        let whole: Value =
-            serde_json::from_slice(raw).map_err(|e| AppError::BodyMalformed(e.to_string()))?;
+        let whole = strict_json::parse(raw).map_err(AppError::from)?;
         let Value::Object(mut object) = whole else {
             return Err(AppError::invalid_field("", "a submission is a JSON object"));
         };
@@ -139,6 +140,14 @@ mod tests {
             "/form_verison"
         );
         assert_eq!(path_of(parse("[]").err().unwrap()), "");
+    }
+
+    #[test]
+    fn a_repeated_key_anywhere_is_refused_at_its_second_occurrence() {
+        let twice = format!(r#"{{"id":"{ID}","data":{{"a":1}},"data":{{"a":2}}}}"#);
+        assert_eq!(path_of(parse(&twice).err().unwrap()), "/data");
+        let inside = format!(r#"{{"id":"{ID}","data":{{"township":"a","township":"b"}}}}"#);
+        assert_eq!(path_of(parse(&inside).err().unwrap()), "/data/township");
     }
 
     #[test]

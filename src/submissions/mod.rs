@@ -7,6 +7,7 @@
 pub mod edit;
 mod envelope;
 pub mod review;
+mod status;
 mod view;
 
 use std::sync::Arc;
@@ -16,17 +17,21 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 pub use envelope::{Envelope, same_content};
+pub use status::ReviewStatus;
 pub use view::{SubmissionPage, SubmissionView, page};
 
+use crate::audit::{self, AuditAction};
 use crate::auth::{Permission, Principal};
+use crate::clock::Timestamp;
 use crate::error::AppError;
 use crate::forms::FormRegistry;
-use crate::store::{Store, SubmissionInsert, SubmissionMeta};
+use crate::forms::ids::FormId;
+use crate::store::{Pending, Store, SubmissionInsert, SubmissionMeta, SubmissionRecord, Ticket};
 
 /// A submission that passed its form version's schema. Built only by [`validate`].
 pub struct ValidSubmission {
     id: Uuid,
-    form: String,
+    form: FormId,
     form_version: String,
     payload: Vec<u8>,
     submitted_by: String,
@@ -37,7 +42,7 @@ impl ValidSubmission {
     pub fn id(&self) -> Uuid {
         self.id
     }
-    pub fn form(&self) -> &str {
+    pub fn form(&self) -> &FormId {
         &self.form
     }
     pub fn form_version(&self) -> &str {
@@ -60,11 +65,11 @@ impl ValidSubmission {
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Receipt {
     pub id: Uuid,
-    pub form: String,
+    pub form: FormId,
     pub form_version: String,
-    pub received_at: String,
+    pub received_at: Timestamp,
     /// `received`: stored and durable. Review states come later and are not part of the receipt.
-    pub status: &'static str,
+    pub status: ReviewStatus,
 }
 
 impl Receipt {
@@ -73,8 +78,8 @@ impl Receipt {
             id,
             form: meta.form.clone(),
             form_version: meta.form_version.clone(),
-            received_at: meta.received_at.clone(),
-            status: "received",
+            received_at: meta.received_at,
+            status: ReviewStatus::Received,
         }
     }
 }
@@ -97,9 +102,7 @@ pub fn validate(
 ) -> Result<ValidSubmission, AppError> {
     let envelope = Envelope::parse(raw)?;
     let version = forms.resolve(form, envelope.form_version.as_deref())?;
-    version
-        .validate(&envelope.data, version.language(accept_language))
-        .map_err(AppError::ValidationFailed)?;
+    version.validate(&envelope.data, version.language(accept_language))?;
     let scope = version.scope_of(&envelope.data);
     if !by.covers(scope.as_deref()) {
         return Err(AppError::OutOfScope);
@@ -123,34 +126,38 @@ pub fn visible_to(reader: &Principal, submitter: &str, scope: Option<&str>) -> b
     reader.role.allows(Permission::ReadOwnSubmissions) && submitter == reader.username
 }
 
-/// Stores a validated submission (not yet durable), or decides replay vs conflict for a known id.
+/// Stores a validated submission, or decides replay vs conflict for a known id. The answer
+/// counts once the pending write is durable (a replay too: the original may still be on its
+/// way to disk).
 pub fn record(
     store: &Store,
     submission: &ValidSubmission,
     by: &Principal,
-) -> Result<Accepted, AppError> {
-    let event = crate::audit::by(
+) -> Result<Pending<Accepted>, AppError> {
+    let event = audit::by(
         by,
-        crate::audit::SUBMISSION_CREATED,
-        crate::audit::submission_target(submission.id()),
+        AuditAction::SubmissionCreated,
+        audit::submission_target(submission.id()),
     );
-    match store.insert_submission(submission, crate::clock::now_rfc3339(), &event)? {
-        SubmissionInsert::Created(meta) => Ok(Accepted {
+    let (inserted, ticket) = store.insert_submission(submission, &event)?.into_parts();
+    let accepted = match inserted {
+        SubmissionInsert::Created(meta) => Accepted {
             receipt: Receipt::new(submission.id(), &meta),
             replayed: false,
-        }),
+        },
         SubmissionInsert::Exists(earlier) => {
             let same = earlier.meta.form == submission.form
                 && same_content(&earlier.payload, &submission.payload);
             if !same {
                 return Err(AppError::SubmissionConflict);
             }
-            Ok(Accepted {
+            Accepted {
                 receipt: Receipt::new(earlier.id, &earlier.meta),
                 replayed: true,
-            })
+            }
         }
-    }
+    };
+    Ok(Pending::from_parts(accepted, ticket))
 }
 
 /// One submission: validate, store, and answer only once it is on disk.
@@ -165,10 +172,7 @@ pub async fn submit(
     by.require(Permission::Submit)?;
     forms.resolve(form, None)?;
     let submission = validate(forms, form, raw, by, accept_language)?;
-    let accepted = record(store, &submission, by)?;
-    // A replay waits too: the original may still be on its way to disk.
-    store.wait_durable().await?;
-    Ok(accepted)
+    Ok(record(store, &submission, by)?.durable().await?)
 }
 
 /// The outcome of one item of a batch.
@@ -190,10 +194,10 @@ pub async fn submit_batch(
 ) -> Result<Vec<BatchItem>, AppError> {
     by.require(Permission::Submit)?;
     forms.resolve(&form, None)?;
-    let worker_store = store.clone();
     // Validating hundreds of questionnaires is CPU work: keep it off the async workers.
-    let results = tokio::task::spawn_blocking(move || {
-        items
+    let (results, last) = tokio::task::spawn_blocking(move || {
+        let mut last: Option<Ticket> = None;
+        let results = items
             .iter()
             .map(|item| {
                 let raw = item.get().as_bytes();
@@ -201,18 +205,30 @@ pub async fn submit_batch(
                     Err(AppError::BodyTooLarge)
                 } else {
                     validate(&forms, &form, raw, &by, accept_language.as_deref())
-                        .and_then(|s| record(&worker_store, &s, &by))
+                        .and_then(|s| record(&store, &s, &by))
+                        .map(|pending| {
+                            let (accepted, ticket) = pending.into_parts();
+                            last = Some(match last.take() {
+                                Some(earlier) => earlier.later(ticket),
+                                None => ticket,
+                            });
+                            accepted
+                        })
                 };
                 BatchItem {
                     id: id_of(raw),
                     outcome,
                 }
             })
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        (results, last)
     })
     .await
     .map_err(|e| AppError::Internal(format!("batch worker: {e}")))?;
-    store.wait_durable().await?;
+    // One flush settles every item: the latest ticket covers all earlier writes.
+    if let Some(ticket) = last {
+        ticket.wait().await?;
+    }
     Ok(results)
 }
 
@@ -228,11 +244,7 @@ fn id_of(raw: &[u8]) -> Option<Uuid> {
 
 /// One submission with its metadata, if `reader` may see it (else it is "not found": no hint it
 /// exists). Deleted submissions are seen only by those who may restore them.
-pub fn find(
-    store: &Store,
-    id: Uuid,
-    reader: &Principal,
-) -> Result<crate::store::SubmissionRecord, AppError> {
+pub fn find(store: &Store, id: Uuid, reader: &Principal) -> Result<SubmissionRecord, AppError> {
     let record = store.submission(id)?.ok_or(AppError::SubmissionNotFound)?;
     let hidden =
         record.meta.deleted.is_some() && !reader.role.allows(Permission::DeleteSubmissions);
@@ -244,6 +256,21 @@ pub fn find(
         )
     {
         return Err(AppError::SubmissionNotFound);
+    }
+    Ok(record)
+}
+
+/// [`find`], and the submission must also be inside the reader's scope: what reviewing needs.
+/// A reviewer sees their own submissions wherever they are, but a supervisor moved to another
+/// township no longer reviews the old one's work, their own included.
+pub fn find_in_scope(
+    store: &Store,
+    id: Uuid,
+    reader: &Principal,
+) -> Result<SubmissionRecord, AppError> {
+    let record = find(store, id, reader)?;
+    if !reader.covers(record.meta.scope.as_deref()) {
+        return Err(AppError::OutOfScope);
     }
     Ok(record)
 }

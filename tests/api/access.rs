@@ -139,11 +139,12 @@ const MATRIX: &[Rule] = &[
         "/api/v1/admin/backup",
         [401, 401, 403, 403, 403, 403, 200],
     ),
-    // The author may read the submission but not its audit trail; fw2 may not even see it.
+    // Reviewers in scope and admins only: the author and analysts read the submission but not
+    // its trail; fw2 may not even see it.
     rule(
         "GET",
         "/api/v1/submissions/{id}/audit",
-        [401, 401, 403, 404, 200, 200, 200],
+        [401, 401, 403, 404, 200, 403, 200],
     ),
     rule(
         "PATCH",

@@ -45,9 +45,12 @@ pub fn test_config(data_dir: &TempDir) -> ServeConfig {
         max_batch: 20,
         max_batch_bytes: 1024 * 1024,
         upload_deadline: 120,
+        header_timeout: 15,
+        idle_timeout: 30,
         jwt_key_file: None,
         access_ttl: 900,
         refresh_ttl: 3600,
+        refresh_grace: 60,
         admin_password: Some(ADMIN_PASSWORD.to_owned()),
         metrics_bind: None,
         trusted_proxies: Default::default(),
@@ -292,14 +295,15 @@ pub fn sign_with_server_key(app: &TestApp, claims: &Value) -> String {
     jsonwebtoken::encode(&header, claims, &encoding).expect("a token")
 }
 
-/// Claims as the server issues them for `username` (version 0), valid for `ttl` seconds from now.
+/// Claims as the server issues them for `username` (version 0, in a login that was never
+/// ended), valid for `ttl` seconds from now.
 pub fn claims_for(username: &str, role: &str, ttl: i64) -> Value {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("after 1970")
         .as_secs() as i64;
     json!({"sub": username, "role": role, "iat": now, "exp": now + ttl,
-           "iss": "survey-server", "aud": "survey-server-api", "ver": 0})
+           "iss": "survey-server", "aud": "survey-server-api", "ver": 0, "sid": "a-login"})
 }
 
 /// Rows of a CSV as header → value maps (a UTF-8 byte-order mark is removed first).

@@ -1,0 +1,254 @@
+//! What a form's schema must be, beyond valid JSON Schema, for this server to use it safely.
+//!
+//! - **No `$ref` cycles.** A recursive schema is valid JSON Schema, but exports flatten a form
+//!   into tables and columns, and a recursive form has no end: refused, naming the cycle.
+//! - **A scope field that always names a place.** `x-scope` points at the field that places a
+//!   submission (the township); scoped users may only write inside their places. If that field
+//!   could be missing, empty or not text, a scoped user could write county-wide.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+/// Keywords whose value is one subschema.
+const ONE: [&str; 11] = [
+    "items",
+    "additionalItems",
+    "additionalProperties",
+    "contains",
+    "not",
+    "if",
+    "then",
+    "else",
+    "propertyNames",
+    "unevaluatedItems",
+    "unevaluatedProperties",
+];
+/// Keywords whose value is an array of subschemas.
+const LIST: [&str; 4] = ["prefixItems", "allOf", "anyOf", "oneOf"];
+/// Keywords whose value maps names to subschemas.
+const MAP: [&str; 5] = [
+    "properties",
+    "patternProperties",
+    "dependentSchemas",
+    "$defs",
+    "definitions",
+];
+
+/// The first `$ref` cycle in `schema`, as the pointers along it (`#/$defs/node → … → #/$defs/node`).
+pub fn ref_cycle(schema: &Value) -> Option<String> {
+    // Depth-first over subschemas and local `$ref`s, with an explicit stack: a long chain of
+    // references must not be able to overflow ours either.
+    const ON_PATH: u8 = 1;
+    const DONE: u8 = 2;
+    let mut state: HashMap<String, u8> = HashMap::new();
+    let mut stack: Vec<(String, Vec<String>, usize)> = Vec::new();
+    state.insert(String::new(), ON_PATH);
+    stack.push((String::new(), next_schemas(schema, ""), 0));
+    while let Some((_, next, index)) = stack.last_mut() {
+        let Some(child) = next.get(*index).cloned() else {
+            if let Some((pointer, _, _)) = stack.pop() {
+                state.insert(pointer, DONE);
+            }
+            continue;
+        };
+        *index += 1;
+        match state.get(&child) {
+            Some(&ON_PATH) => {
+                let start = stack.iter().position(|(p, _, _)| *p == child)?;
+                let mut path: Vec<String> = stack[start..]
+                    .iter()
+                    .map(|(p, _, _)| format!("#{p}"))
+                    .collect();
+                path.push(format!("#{child}"));
+                return Some(path.join(" → "));
+            }
+            Some(_) => {}
+            None => {
+                state.insert(child.clone(), ON_PATH);
+                let after = next_schemas(schema, &child);
+                stack.push((child, after, 0));
+            }
+        }
+    }
+    None
+}
+
+/// The pointers of the subschemas of the schema at `pointer`, and the target of its local `$ref`.
+fn next_schemas(root: &Value, pointer: &str) -> Vec<String> {
+    let Some(Value::Object(schema)) = root.pointer(pointer) else {
+        return Vec::new();
+    };
+    let mut next = Vec::new();
+    if let Some(target) = schema
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix('#'))
+    {
+        if root.pointer(target).is_some() {
+            next.push(target.to_owned());
+        }
+    }
+    let child = |keyword: &str, name: &str| format!("{pointer}/{keyword}/{}", escape(name));
+    for (keyword, value) in schema {
+        let keyword = keyword.as_str();
+        match value {
+            Value::Object(_) if ONE.contains(&keyword) => next.push(format!("{pointer}/{keyword}")),
+            Value::Object(members) if MAP.contains(&keyword) => {
+                next.extend(members.keys().map(|name| child(keyword, name)));
+            }
+            Value::Array(items) if LIST.contains(&keyword) || keyword == "items" => {
+                next.extend((0..items.len()).map(|i| child(keyword, &i.to_string())));
+            }
+            _ => {}
+        }
+    }
+    next
+}
+
+fn escape(name: &str) -> String {
+    name.replace('~', "~0").replace('/', "~1")
+}
+
+/// Follows local `$ref`s to the schema they name.
+fn resolve<'a>(root: &'a Value, mut schema: &'a Value) -> &'a Value {
+    for _ in 0..32 {
+        let Some(target) = schema
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix('#'))
+            .and_then(|pointer| root.pointer(pointer))
+        else {
+            break;
+        };
+        schema = target;
+    }
+    schema
+}
+
+/// Refuses a form whose `x-scope` field may be absent or something other than a non-empty
+/// string: every object on the way must require it, and it must be `type: string` with
+/// `minLength` ≥ 1, or an `enum` or `const` of non-empty strings.
+pub fn scope_field(schema: &Value) -> Result<(), String> {
+    let Some(declared) = schema.get("x-scope") else {
+        return Ok(());
+    };
+    let pointer = declared.as_str().filter(|p| p.starts_with('/')).ok_or(
+        "x-scope must be a JSON Pointer to the field that places a submission, e.g. \"/township\"",
+    )?;
+    let mut here = resolve(schema, schema);
+    for segment in pointer.split('/').skip(1) {
+        let name = segment.replace("~1", "/").replace("~0", "~");
+        let property = here
+            .get("properties")
+            .and_then(|p| p.get(&name))
+            .ok_or_else(|| format!("x-scope: {pointer} is not a property of the form"))?;
+        let required = here
+            .get("required")
+            .and_then(Value::as_array)
+            .is_some_and(|names| names.iter().any(|n| n.as_str() == Some(name.as_str())));
+        if !required {
+            return Err(format!(
+                "x-scope: {pointer} must be required (list \"{name}\" in \"required\"), or a \
+                 submission without it would be readable and writable county-wide"
+            ));
+        }
+        here = resolve(schema, property);
+    }
+    let place = |v: &Value| v.as_str().is_some_and(|s| !s.trim().is_empty());
+    let ok = match (here.get("enum"), here.get("const")) {
+        (Some(Value::Array(choices)), _) => !choices.is_empty() && choices.iter().all(place),
+        (Some(_), _) => false,
+        (None, Some(constant)) => place(constant),
+        (None, None) => {
+            here.get("type").and_then(Value::as_str) == Some("string")
+                && here
+                    .get("minLength")
+                    .and_then(Value::as_u64)
+                    .is_some_and(|n| n >= 1)
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "x-scope: {pointer} must always be a non-empty string: \"type\": \"string\" with \
+             \"minLength\" of 1 or more, or an \"enum\" or \"const\" of non-empty strings"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_self_referencing_schema_is_found_and_its_cycle_named() {
+        let schema = json!({"type": "object", "properties": {"root": {"$ref": "#/$defs/node"}},
+            "$defs": {"node": {"type": "object", "properties": {"child": {"$ref": "#/$defs/node"}}}}});
+        let cycle = ref_cycle(&schema).unwrap();
+        assert!(cycle.starts_with("#/$defs/node"), "{cycle}");
+        assert!(cycle.contains("#/$defs/node/properties/child"), "{cycle}");
+        assert!(ref_cycle(&json!({"anyOf": [{"$ref": "#"}]})).is_some());
+    }
+
+    #[test]
+    fn shared_definitions_without_a_cycle_pass() {
+        let schema = json!({"properties": {
+            "a": {"$ref": "#/$defs/yes"}, "b": {"$ref": "#/$defs/yes"},
+            "c": {"type": "array", "items": {"$ref": "#/$defs/person"}}},
+            "$defs": {"yes": {"type": "boolean"},
+                      "person": {"properties": {"ok": {"$ref": "#/$defs/yes"}}}}});
+        assert_eq!(ref_cycle(&schema), None);
+        assert_eq!(ref_cycle(&json!({"$ref": "common.json#/$defs/x"})), None);
+    }
+
+    #[test]
+    fn a_long_chain_of_references_does_not_overflow_the_check() {
+        let mut defs = serde_json::Map::new();
+        for i in 0..20_000 {
+            defs.insert(
+                format!("d{i}"),
+                json!({"$ref": format!("#/$defs/d{}", i + 1)}),
+            );
+        }
+        defs.insert("d20000".into(), json!({"type": "string"}));
+        assert_eq!(
+            ref_cycle(&json!({"$ref": "#/$defs/d0", "$defs": defs})),
+            None
+        );
+    }
+
+    #[test]
+    fn the_scope_field_must_be_required_and_a_non_empty_string() {
+        let form = |township: Value, required: Value| json!({"x-scope": "/township", "required": required, "properties": {"township": township}});
+        let enumerated = json!({"enum": ["平马镇", "思林镇"]});
+        assert!(scope_field(&form(enumerated.clone(), json!(["township"]))).is_ok());
+        assert!(
+            scope_field(&form(enumerated, json!([]))).is_err(),
+            "optional"
+        );
+        let text = |min: Value| json!({"type": "string", "minLength": min});
+        assert!(scope_field(&form(text(json!(1)), json!(["township"]))).is_ok());
+        assert!(scope_field(&form(text(json!(0)), json!(["township"]))).is_err());
+        assert!(scope_field(&form(json!({"type": "string"}), json!(["township"]))).is_err());
+        assert!(scope_field(&form(json!({"type": "integer"}), json!(["township"]))).is_err());
+        assert!(scope_field(&form(json!({"enum": ["平马镇", ""]}), json!(["township"]))).is_err());
+        assert!(scope_field(&form(json!({"enum": ["平马镇", 3]}), json!(["township"]))).is_err());
+        assert!(scope_field(&form(json!({"const": "思林镇"}), json!(["township"]))).is_ok());
+        assert!(scope_field(&json!({"x-scope": 7})).is_err());
+        assert!(
+            scope_field(&json!({"type": "object"})).is_ok(),
+            "no scope field"
+        );
+    }
+
+    #[test]
+    fn the_shipped_questionnaire_passes_both_checks() {
+        let text = include_str!("../../schemas/labour-survey.json");
+        let schema: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(ref_cycle(&schema), None);
+        assert_eq!(scope_field(&schema), Ok(()));
+    }
+}

@@ -1,0 +1,319 @@
+//! Accepting connections and serving HTTP/1.1 on them, with the server's own time limits.
+//!
+//! `axum::serve` has no header or idle timeouts, so a client could hold a connection open for
+//! ever by sending half a request head, or nothing. Here every connection has a watchdog that
+//! knows its phase: *idle* (no request in progress: closed after the idle timeout), *head*
+//! (the first bytes of a request arrived: the head must be complete within the header timeout)
+//! and *busy* (a request is being served: the upload deadline and the handler own the time).
+//! Shutdown is graceful: no new connections, requests in flight finish.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::ConnectInfo;
+use axum::http::{Request, Response};
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+use tower_service::Service;
+
+/// How long a connection may spend in each phase.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    pub header: Duration,
+    pub idle: Duration,
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    timeouts: Timeouts,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Each connection holds a receiver; when all are dropped every connection has ended.
+    let (done_tx, done_rx) = watch::channel(());
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = Connection {
+            router: router.clone(),
+            peer,
+            timeouts,
+            stop: stop_rx.clone(),
+            done: done_rx.clone(),
+        };
+        tokio::spawn(connection.run(stream));
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    drop(done_rx);
+    done_tx.closed().await;
+}
+
+/// Where a connection is, for its watchdog.
+#[derive(Clone, Copy, Debug)]
+enum Phase {
+    /// No request in progress since this instant.
+    Idle(Instant),
+    /// A request head began arriving at this instant.
+    Head(Instant),
+    /// This many requests are being served.
+    Busy(usize),
+}
+
+/// A connection's phase, shared by its reader, its service and its watchdog.
+struct Activity {
+    phase: Mutex<Phase>,
+    changed: Notify,
+}
+
+impl Activity {
+    fn update(&self, change: impl FnOnce(Phase) -> Phase) {
+        let mut phase = self.phase.lock().unwrap_or_else(|p| p.into_inner());
+        *phase = change(*phase);
+        drop(phase);
+        self.changed.notify_one();
+    }
+
+    fn phase(&self) -> Phase {
+        *self.phase.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A request head is complete: the handler has it.
+    fn begin(&self) {
+        self.update(|phase| match phase {
+            Phase::Busy(n) => Phase::Busy(n + 1),
+            Phase::Idle(_) | Phase::Head(_) => Phase::Busy(1),
+        });
+    }
+
+    /// A response was sent (or abandoned).
+    fn end(&self) {
+        self.update(|phase| match phase {
+            Phase::Busy(n) if n > 1 => Phase::Busy(n - 1),
+            _ => Phase::Idle(Instant::now()),
+        });
+    }
+
+    /// Bytes arrived; on an idle connection they start a request head.
+    fn bytes_read(&self) {
+        let mut phase = self.phase.lock().unwrap_or_else(|p| p.into_inner());
+        if let Phase::Idle(_) = *phase {
+            *phase = Phase::Head(Instant::now());
+            drop(phase);
+            self.changed.notify_one();
+        }
+    }
+}
+
+struct Connection {
+    router: Router,
+    peer: SocketAddr,
+    timeouts: Timeouts,
+    stop: watch::Receiver<bool>,
+    /// Dropped when the connection ends; the server waits for all of them at shutdown.
+    done: watch::Receiver<()>,
+}
+
+impl Connection {
+    async fn run(mut self, stream: TcpStream) {
+        let activity = Arc::new(Activity {
+            phase: Mutex::new(Phase::Idle(Instant::now())),
+            changed: Notify::new(),
+        });
+        let io = TokioIo::new(Watched {
+            inner: stream,
+            activity: activity.clone(),
+        });
+        let service = ConnectionService {
+            router: self.router.clone(),
+            peer: self.peer,
+            activity: activity.clone(),
+        };
+        let connection = http1::Builder::new().serve_connection(io, service);
+        tokio::pin!(connection);
+        let mut stopping = *self.stop.borrow();
+        if stopping {
+            connection.as_mut().graceful_shutdown();
+        }
+        loop {
+            let deadline = match activity.phase() {
+                Phase::Idle(since) => Some(since + self.timeouts.idle),
+                Phase::Head(since) => Some(since + self.timeouts.header),
+                Phase::Busy(_) => None,
+            };
+            let expired = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(error) = result {
+                        tracing::debug!(%error, peer = %self.peer, "connection ended with an error");
+                    }
+                    break;
+                }
+                () = activity.changed.notified() => {}
+                () = expired => {
+                    tracing::debug!(peer = %self.peer, phase = ?activity.phase(), "closing a connection that took too long");
+                    break;
+                }
+                changed = self.stop.changed(), if !stopping => {
+                    stopping = true;
+                    if changed.is_ok() {
+                        connection.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+        }
+        drop(self.done);
+    }
+}
+
+/// The router as hyper calls it for one connection: adds the peer address (for login
+/// throttling) and tells the watchdog when a request starts and when its response is done.
+#[derive(Clone)]
+struct ConnectionService {
+    router: Router,
+    peer: SocketAddr,
+    activity: Arc<Activity>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for ConnectionService {
+    type Response = Response<TrackedBody>;
+    type Error = Infallible;
+    type Future =
+        Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        self.activity.begin();
+        let guard = InFlight(self.activity.clone());
+        let mut request = request.map(Body::new);
+        request.extensions_mut().insert(ConnectInfo(self.peer));
+        let mut router = self.router.clone();
+        Box::pin(async move {
+            let response = match router.call(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+            Ok(response.map(|body| TrackedBody {
+                body,
+                _guard: guard,
+            }))
+        })
+    }
+}
+
+/// Ends a request's busy phase when dropped: after its response body was sent, or when the
+/// client went away first.
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.end();
+    }
+}
+
+/// A response body that holds its request's place in the busy phase until hyper drops it.
+struct TrackedBody {
+    body: Body,
+    _guard: InFlight,
+}
+
+impl HttpBody for TrackedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The socket, telling the watchdog when bytes arrive.
+struct Watched {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.bytes_read();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, bytes)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
