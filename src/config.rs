@@ -153,11 +153,13 @@ pub struct ServeConfig {
 
     /// Seconds a client may take to send a request's headers once it has begun; then the
     /// connection is closed. The reverse proxy is the first line; this holds without one.
-    #[arg(long, env = "SURVEY_HEADER_TIMEOUT", default_value_t = Limits::default().header_timeout.as_secs())]
+    #[arg(long, env = "SURVEY_HEADER_TIMEOUT", default_value_t = Limits::default().header_timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub header_timeout: u64,
 
     /// Seconds a connection may stay open with no request in progress; then it is closed.
-    #[arg(long, env = "SURVEY_IDLE_TIMEOUT", default_value_t = Limits::default().idle_timeout.as_secs())]
+    #[arg(long, env = "SURVEY_IDLE_TIMEOUT", default_value_t = Limits::default().idle_timeout.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub idle_timeout: u64,
 
     /// Ed25519 private key (PKCS#8 PEM) that signs access tokens. Default: generated on first start
@@ -256,6 +258,16 @@ mod tests {
         };
         assert_eq!(serve(&["survey-server", "--max-batch", "7"]), 7);
         assert_eq!(serve(&["survey-server", "serve", "--max-batch", "7"]), 7);
+    }
+
+    #[test]
+    fn connection_timeouts_default_to_15_and_30_seconds_and_cannot_be_zero() {
+        let Command::Serve(config) = Cli::parse_from(["survey-server"]).into_command() else {
+            panic!("not serve");
+        };
+        assert_eq!((config.header_timeout, config.idle_timeout), (15, 30));
+        assert!(Cli::try_parse_from(["survey-server", "--idle-timeout", "0"]).is_err());
+        assert!(Cli::try_parse_from(["survey-server", "--header-timeout", "0"]).is_err());
     }
 
     #[test]

@@ -87,47 +87,72 @@ enum Phase {
 }
 
 /// A connection's phase, shared by its reader, its service and its watchdog.
+///
+/// The watchdog is woken only when a deadline comes closer than the one it sleeps for (a
+/// request head starting on an idle connection whose idle deadline is further away); while a
+/// request is served it re-checks now and then. So a busy keep-alive connection costs no
+/// wake-ups per request.
 struct Activity {
-    phase: Mutex<Phase>,
+    state: Mutex<State>,
     changed: Notify,
+    header_timeout: Duration,
+}
+
+struct State {
+    phase: Phase,
+    /// When the watchdog will next look.
+    armed: Instant,
 }
 
 impl Activity {
-    fn update(&self, change: impl FnOnce(Phase) -> Phase) {
-        let mut phase = self.phase.lock().unwrap_or_else(|p| p.into_inner());
-        *phase = change(*phase);
-        drop(phase);
-        self.changed.notify_one();
-    }
-
-    fn phase(&self) -> Phase {
-        *self.phase.lock().unwrap_or_else(|p| p.into_inner())
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A request head is complete: the handler has it.
     fn begin(&self) {
-        self.update(|phase| match phase {
+        let mut state = self.state();
+        state.phase = match state.phase {
             Phase::Busy(n) => Phase::Busy(n + 1),
             Phase::Idle(_) | Phase::Head(_) => Phase::Busy(1),
-        });
+        };
     }
 
     /// A response was sent (or abandoned).
     fn end(&self) {
-        self.update(|phase| match phase {
+        let mut state = self.state();
+        state.phase = match state.phase {
             Phase::Busy(n) if n > 1 => Phase::Busy(n - 1),
             _ => Phase::Idle(Instant::now()),
-        });
+        };
     }
 
     /// Bytes arrived; on an idle connection they start a request head.
     fn bytes_read(&self) {
-        let mut phase = self.phase.lock().unwrap_or_else(|p| p.into_inner());
-        if let Phase::Idle(_) = *phase {
-            *phase = Phase::Head(Instant::now());
-            drop(phase);
-            self.changed.notify_one();
+        let mut state = self.state();
+        if let Phase::Idle(_) = state.phase {
+            let now = Instant::now();
+            state.phase = Phase::Head(now);
+            if now + self.header_timeout < state.armed {
+                drop(state);
+                self.changed.notify_one();
+            }
         }
+    }
+
+    /// When the watchdog should look next, and whether the connection has overstayed.
+    fn next_look(&self, timeouts: Timeouts) -> (Instant, bool) {
+        let now = Instant::now();
+        let mut state = self.state();
+        let deadline = match state.phase {
+            Phase::Idle(since) => since + timeouts.idle,
+            Phase::Head(since) => since + timeouts.header,
+            // A request ends without a wake-up: look again within the shorter timeout.
+            Phase::Busy(_) => now + timeouts.header.min(timeouts.idle),
+        };
+        let expired = !matches!(state.phase, Phase::Busy(_)) && deadline <= now;
+        state.armed = deadline;
+        (deadline, expired)
     }
 }
 
@@ -143,8 +168,12 @@ struct Connection {
 impl Connection {
     async fn run(mut self, stream: TcpStream) {
         let activity = Arc::new(Activity {
-            phase: Mutex::new(Phase::Idle(Instant::now())),
+            state: Mutex::new(State {
+                phase: Phase::Idle(Instant::now()),
+                armed: Instant::now(),
+            }),
             changed: Notify::new(),
+            header_timeout: self.timeouts.header,
         });
         let io = TokioIo::new(Watched {
             inner: stream,
@@ -162,17 +191,11 @@ impl Connection {
             connection.as_mut().graceful_shutdown();
         }
         loop {
-            let deadline = match activity.phase() {
-                Phase::Idle(since) => Some(since + self.timeouts.idle),
-                Phase::Head(since) => Some(since + self.timeouts.header),
-                Phase::Busy(_) => None,
-            };
-            let expired = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let (look, overstayed) = activity.next_look(self.timeouts);
+            if overstayed {
+                tracing::debug!(peer = %self.peer, "closing a connection that took too long");
+                break;
+            }
             tokio::select! {
                 result = connection.as_mut() => {
                     if let Err(error) = result {
@@ -181,10 +204,7 @@ impl Connection {
                     break;
                 }
                 () = activity.changed.notified() => {}
-                () = expired => {
-                    tracing::debug!(peer = %self.peer, phase = ?activity.phase(), "closing a connection that took too long");
-                    break;
-                }
+                () = tokio::time::sleep_until(look) => {}
                 changed = self.stop.changed(), if !stopping => {
                     stopping = true;
                     if changed.is_ok() {

@@ -137,7 +137,7 @@ impl Store {
         numbers: usize,
         write: impl Fn(&Tx<'_>) -> Result<T, Abort<R>>,
     ) -> Result<Result<Pending<T>, R>, StoreError> {
-        let _order = self.write_order();
+        let order = self.write_order();
         let entries = audit
             .iter()
             .map(|event| self.prepare_audit(event))
@@ -156,6 +156,9 @@ impl Store {
             }
             Ok(value)
         });
+        // The ticket is taken after the lock is let go (waking the flusher is a system call,
+        // and the next writer should not wait for it); it still covers this write.
+        drop(order);
         match outcome {
             Ok(value) => Ok(Ok(Pending {
                 value,

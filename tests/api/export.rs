@@ -1,11 +1,10 @@
 //! Cleaned datasets, read back with a real CSV parser (and Python's `csv` module).
 
 use std::collections::HashMap;
-use std::io::{Cursor, Read};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, error_code, household, spawn_app};
+use crate::helpers::{TestApp, error_code, household, spawn_app, unzip};
 
 /// An 18-character resident ID with a correct GB 11643 check character.
 fn resident_id(first17: &str) -> String {
@@ -43,18 +42,6 @@ async fn download(app: &TestApp, token: &str, path: &str) -> Vec<u8> {
     let response = app.get_as(token, path).await;
     assert_eq!(response.status(), 200, "{path}");
     response.bytes().await.unwrap().to_vec()
-}
-
-fn unzip(bytes: Vec<u8>) -> HashMap<String, String> {
-    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).expect("a valid zip");
-    (0..archive.len())
-        .map(|i| {
-            let mut file = archive.by_index(i).unwrap();
-            let mut text = String::new();
-            file.read_to_string(&mut text).unwrap();
-            (file.name().to_owned(), text)
-        })
-        .collect()
 }
 
 fn rows(text: &str) -> Vec<HashMap<String, String>> {

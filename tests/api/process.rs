@@ -247,3 +247,43 @@ async fn the_user_command_refuses_a_running_server_and_works_on_a_stopped_one() 
     let session: Value = login.json().await.unwrap();
     assert_eq!(session["user"]["scope"], serde_json::json!(["思林镇"]));
 }
+
+#[tokio::test]
+async fn a_download_is_on_record_before_its_first_byte_even_if_the_server_dies_then() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    for (path, action) in [
+        (
+            "/api/v1/forms/labour-survey/export.zip",
+            "export_downloaded",
+        ),
+        ("/api/v1/admin/backup", "backup_downloaded"),
+    ] {
+        let server = start_signed_in(data_dir.path()).await;
+        let response = client
+            .get(format!("{}{path}", server.address))
+            .bearer_auth(&server.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        // The answer has begun: kill -9 before anything else can reach the disk.
+        drop(server);
+
+        let server = start_signed_in(data_dir.path()).await;
+        let log: Value = client
+            .get(format!("{}/api/v1/audit?action={action}", server.address))
+            .bearer_auth(&server.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            log["items"].as_array().unwrap().len(),
+            1,
+            "{path} left no durable record: {log}"
+        );
+    }
+}

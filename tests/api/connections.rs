@@ -1,0 +1,100 @@
+//! Finding F12 of the outside review: the server itself closes connections that send half a
+//! request head, or nothing, for too long; a request being served is never cut by either limit.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::{TestApp, envelope, household, spawn_app_with};
+
+async fn connect(app: &TestApp) -> TcpStream {
+    TcpStream::connect(app.address.strip_prefix("http://").unwrap())
+        .await
+        .unwrap()
+}
+
+/// Reads until the server closes the connection; how long that took, and what it sent.
+async fn until_closed(stream: &mut TcpStream) -> (Duration, Vec<u8>) {
+    let started = Instant::now();
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut buffer = [0; 4096];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    });
+    read.await.expect("the server closed the connection");
+    (started.elapsed(), received)
+}
+
+#[tokio::test]
+async fn a_half_sent_request_head_is_cut_off_at_the_header_timeout() {
+    let app = spawn_app_with(|config| {
+        config.header_timeout = 1;
+        config.idle_timeout = 30;
+    })
+    .await;
+    let mut stream = connect(&app).await;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: survey\r\n")
+        .await
+        .unwrap();
+
+    let (waited, _) = until_closed(&mut stream).await;
+
+    assert!(waited < Duration::from_secs(5), "closed after {waited:?}");
+}
+
+#[tokio::test]
+async fn a_connection_that_sends_nothing_is_closed_at_the_idle_timeout() {
+    let app = spawn_app_with(|config| {
+        config.header_timeout = 30;
+        config.idle_timeout = 1;
+    })
+    .await;
+    let mut silent = connect(&app).await;
+    let (waited, _) = until_closed(&mut silent).await;
+    assert!(waited < Duration::from_secs(5), "closed after {waited:?}");
+
+    // And after a request, an idle keep-alive connection goes the same way.
+    let mut kept = connect(&app).await;
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nhost: survey\r\n\r\n")
+        .await
+        .unwrap();
+    let (waited, answer) = until_closed(&mut kept).await;
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    assert!(waited < Duration::from_secs(5), "closed after {waited:?}");
+}
+
+#[tokio::test]
+async fn a_request_being_served_outlasts_both_timeouts() {
+    let app = spawn_app_with(|config| {
+        config.header_timeout = 1;
+        config.idle_timeout = 1;
+    })
+    .await;
+    let body = serde_json::to_vec(&envelope(household())).unwrap();
+    let mut stream = connect(&app).await;
+    let head = format!(
+        "POST /api/v1/forms/labour-survey/submissions HTTP/1.1\r\nhost: survey\r\n\
+         authorization: Bearer {}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n",
+        app.token,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+
+    // A slow phone: the body arrives over 2.5 s, longer than either timeout.
+    for chunk in body.chunks(body.len() / 5 + 1) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stream.write_all(chunk).await.unwrap();
+    }
+    let (_, answer) = until_closed(&mut stream).await;
+
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+}

@@ -1,0 +1,110 @@
+//! Findings F3 and F11 of the outside review: a self-referencing schema killed the process on
+//! export, and a scope field that may be missing or empty let scoped users write county-wide.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{envelope, error_code, plant_form_version, spawn_app};
+
+/// A valid JSON Schema that refers to itself.
+fn recursive() -> Value {
+    json!({"type": "object", "properties": {"root": {"$ref": "#/$defs/node"}},
+           "$defs": {"node": {"type": "object", "properties": {"child": {"$ref": "#/$defs/node"}}}}})
+}
+
+/// A form scoped by `/township`, with that field's schema and whether it is required.
+fn scoped(township: Value, required: bool) -> Value {
+    let required = if required {
+        json!(["township"])
+    } else {
+        json!([])
+    };
+    json!({"type": "object", "x-scope": "/township", "required": required,
+           "properties": {"township": township, "note": {"type": "string"}}})
+}
+
+async fn publish(app: &crate::helpers::TestApp, id: &str, schema: Value) -> reqwest::Response {
+    let body = json!({"id": id, "version": "1", "title": "测试问卷", "schema": schema});
+    app.post_json_as(&app.admin_token, "/api/v1/forms", &body)
+        .await
+}
+
+#[tokio::test]
+async fn a_self_referencing_schema_is_refused_at_publish_naming_the_cycle() {
+    let app = spawn_app().await;
+    let (status, code, error) = error_code(publish(&app, "tree", recursive()).await).await;
+    assert_eq!((status, code.as_str()), (422, "schema_invalid"));
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("#/$defs/node"), "{message}");
+}
+
+#[tokio::test]
+async fn a_scope_field_that_may_be_missing_empty_or_not_text_is_refused() {
+    let app = spawn_app().await;
+    let refused = [
+        scoped(json!({"enum": ["平马镇", "思林镇"]}), false),
+        scoped(json!({"type": "string"}), true),
+        scoped(json!({"type": "integer"}), true),
+        scoped(json!({"enum": ["平马镇", ""]}), true),
+        json!({"type": "object", "x-scope": 3}),
+    ];
+    for (i, schema) in refused.into_iter().enumerate() {
+        let (status, code, _) =
+            error_code(publish(&app, &format!("scoped-{i}"), schema).await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (422, "schema_invalid"),
+            "schema {i}"
+        );
+    }
+    let text = scoped(json!({"type": "string", "minLength": 1}), true);
+    assert_eq!(publish(&app, "scoped-ok", text).await.status(), 201);
+}
+
+#[tokio::test]
+async fn a_stored_form_that_breaks_the_rules_loads_but_refuses_submissions_and_exports() {
+    let mut app = spawn_app().await;
+    app.stop().await;
+    plant_form_version(app.data_path(), "tree", "1", recursive());
+    plant_form_version(
+        app.data_path(),
+        "loose",
+        "1",
+        scoped(json!({"type": "string"}), false),
+    );
+    let app = app.restart().await;
+
+    let forms: Value = app.get_json("/api/v1/forms").await;
+    let ids: Vec<&str> = forms["forms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"tree") && ids.contains(&"loose"), "{ids:?}");
+
+    let analyst = app.user("analyst", "analyst", None).await;
+    for form in ["tree", "loose"] {
+        let submitted = app
+            .post_json(
+                &format!("/api/v1/forms/{form}/submissions"),
+                &envelope(json!({"note": "x"})),
+            )
+            .await;
+        let (status, code, _) = error_code(submitted).await;
+        assert_eq!((status, code.as_str()), (422, "schema_invalid"), "{form}");
+        for path in ["export.zip", "export/main.csv", "indicators"] {
+            let response = app
+                .get_as(&analyst, &format!("/api/v1/forms/{form}/{path}"))
+                .await;
+            let (status, code, _) = error_code(response).await;
+            assert_eq!(
+                (status, code.as_str()),
+                (422, "schema_invalid"),
+                "{form}/{path}"
+            );
+        }
+    }
+    // The server is alive and the county's form still works.
+    let healthy = app.get("/healthz").await;
+    assert_eq!(healthy.status(), 200);
+}
