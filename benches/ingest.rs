@@ -5,7 +5,8 @@
 //! concurrent connections, every request a new submission. Prints submissions/s, p50, p99.
 //! `BENCH_SECONDS` sets the time per level (default 5); `BENCH_LEVELS` the levels (e.g. "32,64");
 //! `BENCH_ADDRESS` (e.g. `http://127.0.0.1:8080`) drives a server that is already running instead,
-//! signed in as `BENCH_USERNAME` with `BENCH_PASSWORD` (a field worker without scope, or an admin).
+//! signed in as `BENCH_USERNAME` with `BENCH_PASSWORD` (a field worker without scope, or an admin);
+//! `BENCH_PID`, its process id, adds the server's CPU time per submission (`/proc`, Linux).
 //! Every request carries a bearer token, so token checks are part of what is measured.
 
 use std::io::{BufRead, BufReader};
@@ -42,7 +43,7 @@ fn main() {
         .collect();
     token_verification_cost();
     // Either drive a server that is already running, or start the release binary on a fresh data directory.
-    let (address, _server, where_, username, password) = match std::env::var("BENCH_ADDRESS") {
+    let (address, server, where_, username, password) = match std::env::var("BENCH_ADDRESS") {
         Ok(address) => {
             let var = |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("set {name}"));
             let (username, password) = (var("BENCH_USERNAME"), var("BENCH_PASSWORD"));
@@ -60,6 +61,10 @@ fn main() {
         }
     };
 
+    let server_pid = server
+        .as_ref()
+        .map(|s| s.child.id())
+        .or_else(|| std::env::var("BENCH_PID").ok()?.parse().ok());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -71,21 +76,39 @@ fn main() {
         template.len() - 8
     );
     println!(
-        "{:>11} {:>14} {:>9} {:>9} {:>9} {:>7}",
-        "connections", "submissions/s", "p50 ms", "p99 ms", "max ms", "errors"
+        "{:>11} {:>14} {:>9} {:>9} {:>9} {:>7} {:>16}",
+        "connections", "submissions/s", "p50 ms", "p99 ms", "max ms", "errors", "server CPU µs/sub"
     );
     runtime.block_on(async {
         let token = Arc::new(sign_in(&address, &username, &password).await);
         run_level(&address, &token, &template, 8, Duration::from_secs(1)).await; // warm-up
         for connections in levels {
             let length = Duration::from_secs(seconds);
+            let before = server_pid.and_then(cpu_seconds);
             let r = run_level(&address, &token, &template, connections, length).await;
+            let cpu = match (before, server_pid.and_then(cpu_seconds)) {
+                (Some(before), Some(after)) if r.count > 0 => {
+                    format!("{:.0}", (after - before) * 1e6 / r.count as f64)
+                }
+                _ => "-".to_owned(),
+            };
             println!(
-                "{connections:>11} {:>14.0} {:>9.2} {:>9.2} {:>9.2} {:>7}",
+                "{connections:>11} {:>14.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {cpu:>16}",
                 r.per_second, r.p50_ms, r.p99_ms, r.max_ms, r.errors
             );
         }
     });
+    drop(server);
+}
+
+/// User and system CPU time a process has used, in seconds (Linux `/proc/<pid>/stat`, fields
+/// 14 and 15, in clock ticks of 1/100 s, the kernel's `USER_HZ` on every common platform).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after it are plain numbers.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
 }
 
 /// Starts the release binary on a fresh data directory; returns its address.
@@ -205,6 +228,8 @@ fn envelope_template() -> String {
 }
 
 struct LevelResult {
+    /// Submissions acknowledged with 201.
+    count: usize,
     per_second: f64,
     p50_ms: f64,
     p99_ms: f64,
@@ -270,6 +295,7 @@ async fn run_level(
             .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
     };
     LevelResult {
+        count: latencies.len(),
         per_second: latencies.len() as f64 / elapsed,
         p50_ms: at(0.50),
         p99_ms: at(0.99),

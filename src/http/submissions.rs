@@ -68,7 +68,7 @@ pub fn endpoints(limits: &Limits) -> Vec<Endpoint> {
     responses(
         (status = 201, description = "Stored and on disk; a replay (same id, same content) also answers 201 with header `idempotent-replayed: true`", body = Receipt),
         (status = 409, description = "`submission_conflict`: this id was received with other content", body = ErrorBody),
-        (status = 422, description = "`validation_failed` (with `details`) or `request_invalid`", body = ErrorBody),
+        (status = 422, description = "`validation_failed` (with `details`); `request_invalid` for a wrong envelope or a key repeated anywhere (`details[0].path`: the second occurrence); `schema_invalid` for a form version that breaks a rule for schemas", body = ErrorBody),
     ))]
 async fn submit(
     State(state): State<AppState>,
@@ -113,6 +113,7 @@ struct BatchRequest {
     responses(
         (status = 200, description = "One result per submission, in order: `{id, status: 201, replayed, receipt}` or `{id, status, error}`", body = BatchResults),
         (status = 413, description = "`batch_too_large` or `body_too_large`", body = ErrorBody),
+        (status = 422, description = "`request_invalid`: the wrapper repeats a key (an item that repeats one gets its own 422 in `results`)", body = ErrorBody),
     ))]
 async fn submit_batch(
     State(state): State<AppState>,
@@ -226,7 +227,7 @@ struct ListQuery {
 /// `GET /api/v1/forms/{form}/submissions`: arrival order, oldest first; `next_cursor` continues.
 #[utoipa::path(get, path = "/api/v1/forms/{form}/submissions", tag = "submissions",
     params(("form" = String, Path, description = "Form id, e.g. `labour-survey`"), ListQuery),
-    responses((status = 200, description = "Arrival order, oldest first", body = Page<SubmissionView>)))]
+    responses((status = 200, description = "Arrival order, oldest first; a stored record that cannot be read is left out (logged, counted in `survey_unreadable_records_total`)", body = Page<SubmissionView>)))]
 async fn list_submissions(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,

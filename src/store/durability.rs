@@ -77,15 +77,14 @@ impl Durability {
         &self.shared.metrics
     }
 
-    /// A place in the flush order for every write committed before this call; the flusher
-    /// starts on it at once.
+    /// A place in the flush order for every write committed before this call. The flusher is
+    /// woken when someone waits on it: a batch of hundreds of writes then asks for one flush.
     pub fn ticket(&self) -> Ticket {
         let number = {
             let mut requests = lock(&self.shared.requests);
             requests.issued += 1;
             requests.issued
         };
-        self.shared.wake.notify_one();
         Ticket {
             shared: self.shared.clone(),
             number,
@@ -102,6 +101,9 @@ pub struct Ticket {
 impl Ticket {
     /// Resolves once the writes this ticket covers are on disk (or their flush failed).
     pub async fn wait(self) -> Result<(), StoreError> {
+        // A flusher busy with an earlier flush misses this, but finds the ticket when it
+        // looks at `issued` again, before it sleeps.
+        self.shared.wake.notify_one();
         let mut progress = self.shared.progress.subscribe();
         let done = progress
             .wait_for(|p| p.durable >= self.number || p.failed >= self.number)

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::write::{broken, refuse};
+use super::write::{Abort, Tx, broken, refuse};
 use super::{AuditEvent, Pending, Store, StoreError, decode, encode, keys};
 use crate::clock::Timestamp;
 use crate::forms::ids::FormId;
@@ -182,15 +182,7 @@ impl Store {
             tx.submission_record
                 .insert(&key[..], encode_record(&meta, &record.payload))?;
             if let Some(comment) = comment {
-                let stored = Comment {
-                    seq: tx.number(0),
-                    author: comment.author.clone(),
-                    at,
-                    text: comment.text.clone(),
-                };
-                let bytes = encode(COMMENTS, &stored).map_err(broken)?;
-                tx.comments
-                    .insert(keys::submission_seq(id, stored.seq), bytes)?;
+                write_comment(tx, id, comment.stored(tx.number(0), at))?;
             }
             Ok(record)
         })?;
@@ -214,15 +206,8 @@ impl Store {
     ) -> Result<Pending<Comment>, StoreError> {
         let at = Timestamp::now();
         self.commit_always(std::slice::from_ref(audit), 1, |tx| {
-            let stored = Comment {
-                seq: tx.number(0),
-                author: comment.author.clone(),
-                at,
-                text: comment.text.clone(),
-            };
-            let bytes = encode(COMMENTS, &stored).map_err(broken)?;
-            tx.comments
-                .insert(keys::submission_seq(id, stored.seq), bytes)?;
+            let stored = comment.stored(tx.number(0), at);
+            write_comment(tx, id, stored.clone())?;
             Ok(stored)
         })
     }
@@ -297,6 +282,25 @@ impl Store {
         }
         Ok(page)
     }
+}
+
+impl NewComment {
+    fn stored(&self, seq: u64, at: Timestamp) -> Comment {
+        Comment {
+            seq,
+            author: self.author.clone(),
+            at,
+            text: self.text.clone(),
+        }
+    }
+}
+
+/// Writes a comment of submission `id` inside a commit.
+fn write_comment<R>(tx: &Tx<'_>, id: Uuid, comment: Comment) -> Result<(), Abort<R>> {
+    let bytes = encode(COMMENTS, &comment).map_err(broken)?;
+    tx.comments
+        .insert(keys::submission_seq(id, comment.seq), bytes)?;
+    Ok(())
 }
 
 /// A `submissionid_record` value: meta length (u32 BE) + `SubmissionMeta` JSON + the envelope as received.
