@@ -6,15 +6,18 @@
 //! # Layout
 //! - `config`: every setting, as a flag and a `SURVEY_*` environment variable.
 //! - `error`: `AppError`, the one error type, and its table of statuses and stable codes.
-//! - `http`: the transport: router, extractors (`AuthUser`), one module per resource. Thin handlers.
+//! - `http`: the transport: the accept loop with its time limits, router, extractors (`AuthUser`),
+//!   one module per resource. Thin handlers: parse, call the domain, map the result.
 //! - `audit`: the audited actions and reading the log (the store writes entries with each change).
 //! - `auth`: passwords, tokens, sessions, roles and permissions; users.
 //! - `forms`: the form registry: schema files, publication, compiled validators.
 //! - `submissions`: envelope rules, validation into `ValidSubmission`, idempotent storing.
 //! - `export`: cleaned datasets: layout from schemas, cleaning, dedup, CSV/NDJSON/zip writers.
 //! - `simulate`: the county's field team, generated and played against a running server.
-//! - `store`: the only code that touches sled: trees, key encoding, migrations, group commit.
-//! - `backup`: `survey-server backup` (from a running server) and `restore` (into a new data dir).
+//! - `store`: the only code that touches sled: trees, key encoding, migrations, group commit,
+//!   and the one write path (`Store::commit`) every change takes.
+//! - `backup`: what `GET /api/v1/admin/backup` sends (`snapshot_for`); `survey-server backup`
+//!   (from a running server) and `restore` (into a new data dir).
 //! - `cli`: commands for a stopped server (`survey-server user ...`).
 //! - `metrics`: the Prometheus series behind `/metrics`.
 //! - `clock`: server time as written into records (`Timestamp`).
