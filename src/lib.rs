@@ -205,6 +205,7 @@ pub async fn serve(
     let timeouts = http::Timeouts {
         header: state.limits.header_timeout,
         idle: state.limits.idle_timeout,
+        stalled: state.limits.upload_deadline,
     };
     http::listen(listener, app(state), timeouts, shutdown).await;
     store.wait_durable().await.map_err(std::io::Error::other)
@@ -215,6 +216,7 @@ pub async fn serve_router(listener: TcpListener, router: Router, limits: Limits)
     let timeouts = http::Timeouts {
         header: limits.header_timeout,
         idle: limits.idle_timeout,
+        stalled: limits.upload_deadline,
     };
     http::listen(listener, router, timeouts, std::future::pending()).await;
 }

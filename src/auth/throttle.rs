@@ -4,11 +4,13 @@
 //! Per client address: failures (not attempts) are counted; past 60 in a minute the address is
 //! *hot*. A whole team often shares one address (a carrier's NAT, an office, a proxy nobody told
 //! the server about), so a hot address does not lock everyone out: a name with no recent failure
-//! may still try, from a small separate budget of 20 failures a minute for that address (an
-//! attempt holds a place in it until it ends; a success gives it back). A client spraying wrong
-//! passwords from one address therefore costs at most 80 password hashes a minute, and the
-//! people behind that address who type their own password right still get in.
-//! Kept in memory: a restart forgives, which is acceptable.
+//! may still try, from a small separate budget of 20 failures a minute for that address. A client
+//! spraying wrong passwords from one address therefore costs at most 80 password hashes a minute,
+//! and the people behind that address who type their own password right still get in.
+//!
+//! An attempt in flight counts as a failure until it ends (a success gives its place back), so a
+//! burst of simultaneous guesses is held to the same numbers as a slow one. IPv6 clients count
+//! by their /64, the block one subscriber gets. Kept in memory: a restart forgives.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -20,27 +22,70 @@ const USER_WINDOW: Duration = Duration::from_secs(15 * 60);
 const ADDRESS_FAILURES: usize = 60;
 const ADDRESS_WINDOW: Duration = Duration::from_secs(60);
 const CLEAN_BUDGET: usize = 20;
-/// Past this many tracked names or addresses, expired entries are swept so memory stays bounded.
+/// Past this many tracked names or addresses, finished entries are swept so memory stays bounded.
 const SWEEP_AT: usize = 10_000;
+
+/// Recent failures, and attempts still in flight (counted as failures until they end).
+#[derive(Default)]
+struct Counter {
+    failures: VecDeque<Instant>,
+    pending: usize,
+}
+
+impl Counter {
+    /// Failures within `window` plus attempts in flight.
+    fn load(&mut self, now: Instant, window: Duration) -> usize {
+        while self
+            .failures
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
+            self.failures.pop_front();
+        }
+        self.failures.len() + self.pending
+    }
+
+    /// When the oldest failure ages out (a second, when only attempts in flight fill it).
+    fn retry_after(&self, now: Instant, window: Duration) -> Duration {
+        self.failures
+            .front()
+            .map_or(Duration::ZERO, |oldest| {
+                (*oldest + window).saturating_duration_since(now)
+            })
+            .max(Duration::from_secs(1))
+    }
+
+    /// Whether nothing about it matters any more.
+    fn finished(&self, now: Instant, window: Duration) -> bool {
+        self.pending == 0
+            && self
+                .failures
+                .back()
+                .is_none_or(|t| now.duration_since(*t) >= window)
+    }
+
+    fn end(&mut self, failed_at: Option<Instant>) {
+        self.pending = self.pending.saturating_sub(1);
+        self.failures.extend(failed_at);
+    }
+}
 
 /// What one address has done lately.
 #[derive(Default)]
 struct Address {
-    failures: VecDeque<Instant>,
-    /// Failures of names admitted while the address was hot.
-    clean_failures: VecDeque<Instant>,
-    /// Attempts admitted while hot that have not ended yet.
-    clean_pending: usize,
+    all: Counter,
+    /// Attempts admitted while the address was hot, from its separate budget.
+    clean: Counter,
 }
 
 #[derive(Default)]
 pub struct LoginThrottle {
-    names: Mutex<HashMap<String, VecDeque<Instant>>>,
+    names: Mutex<HashMap<String, Counter>>,
     addresses: Mutex<HashMap<IpAddr, Address>>,
 }
 
-/// An admitted attempt. Report how it ended with `failed` or `succeeded`; dropped unreported
-/// (a server fault), it counts as neither.
+/// An admitted attempt, holding its place in the counts. Report how it ended with `failed` or
+/// `succeeded`; dropped unreported (a server fault), it counts as neither.
 #[must_use = "report whether the attempt failed or succeeded"]
 pub struct Attempt<'t> {
     throttle: &'t LoginThrottle,
@@ -55,6 +100,17 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The key an address is counted under: itself, or its /64 for IPv6.
+fn subscriber(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => {
+            let block = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(block.into())
+        }
+    }
+}
+
 impl LoginThrottle {
     /// Admits an attempt for `name` (`None`: a name that breaks the username rules, which is
     /// never tracked by name) from `address`, or says how long to wait.
@@ -64,34 +120,49 @@ impl LoginThrottle {
         address: IpAddr,
         now: Instant,
     ) -> Result<Attempt<'_>, Duration> {
-        let name_failures = match name {
-            Some(name) => {
-                let mut names = lock(&self.names);
-                let failures = recent(&mut names, name.to_owned(), now, USER_WINDOW);
-                if failures.len() >= USER_FAILURES {
-                    return Err(retry_after(failures, now, USER_WINDOW));
-                }
-                failures.len()
-            }
-            None => 0,
-        };
+        let address = subscriber(address);
+        // Both locks, always in this order, so a refusal by the address undoes nothing.
+        let mut names = lock(&self.names);
         let mut addresses = lock(&self.addresses);
-        sweep(&mut addresses, now);
-        let state = addresses.entry(address).or_default();
-        prune(&mut state.failures, now, ADDRESS_WINDOW);
-        let hot = state.failures.len() >= ADDRESS_FAILURES;
-        if hot {
-            prune(&mut state.clean_failures, now, ADDRESS_WINDOW);
-            let budget_left = state.clean_failures.len() + state.clean_pending < CLEAN_BUDGET;
-            if name.is_none() || name_failures > 0 || !budget_left {
-                let wait = if budget_left {
-                    &state.failures
-                } else {
-                    &state.clean_failures
-                };
-                return Err(retry_after(wait, now, ADDRESS_WINDOW));
+        if names.len() >= SWEEP_AT {
+            names.retain(|_, counter| !counter.finished(now, USER_WINDOW));
+        }
+        if addresses.len() >= SWEEP_AT {
+            addresses.retain(|_, state| {
+                !state.all.finished(now, ADDRESS_WINDOW)
+                    || !state.clean.finished(now, ADDRESS_WINDOW)
+            });
+        }
+        let mut by_name = match name {
+            Some(name) => {
+                let counter = names.entry(name.to_owned()).or_default();
+                if counter.load(now, USER_WINDOW) >= USER_FAILURES {
+                    return Err(counter.retry_after(now, USER_WINDOW));
+                }
+                Some(counter)
             }
-            state.clean_pending += 1;
+            None => None,
+        };
+        let state = addresses.entry(address).or_default();
+        let hot = state.all.load(now, ADDRESS_WINDOW) >= ADDRESS_FAILURES;
+        if hot {
+            let name_clear = by_name
+                .as_mut()
+                .is_some_and(|counter| counter.load(now, USER_WINDOW) == 0);
+            let budget_left = state.clean.load(now, ADDRESS_WINDOW) < CLEAN_BUDGET;
+            if !name_clear || !budget_left {
+                let wait = if budget_left {
+                    &state.all
+                } else {
+                    &state.clean
+                };
+                return Err(wait.retry_after(now, ADDRESS_WINDOW));
+            }
+            state.clean.pending += 1;
+        }
+        state.all.pending += 1;
+        if let Some(counter) = by_name {
+            counter.pending += 1;
         }
         Ok(Attempt {
             throttle: self,
@@ -106,99 +177,58 @@ impl LoginThrottle {
 impl Attempt<'_> {
     /// A wrong password, an unknown or malformed name, a disabled account.
     pub fn failed(mut self, now: Instant) {
-        if let Some(name) = self.name.take() {
-            let mut names = lock(&self.throttle.names);
-            recent(&mut names, name, now, USER_WINDOW).push_back(now);
-        }
-        let mut addresses = lock(&self.throttle.addresses);
-        let state = addresses.entry(self.address).or_default();
-        state.failures.push_back(now);
-        if self.clean {
-            state.clean_failures.push_back(now);
-        }
-        self.end(state);
+        self.end(Some(now));
     }
 
     /// The right password: the name's failures are forgiven.
     pub fn succeeded(mut self) {
-        if let Some(name) = self.name.take() {
-            lock(&self.throttle.names).remove(&name);
+        self.end(None);
+        if let Some(name) = &self.name {
+            let mut names = lock(&self.throttle.names);
+            if let Some(counter) = names.get_mut(name) {
+                counter.failures.clear();
+            }
         }
-        let mut addresses = lock(&self.throttle.addresses);
-        let state = addresses.entry(self.address).or_default();
-        self.end(state);
     }
 
-    fn end(&mut self, state: &mut Address) {
-        if self.clean && !self.ended {
-            state.clean_pending = state.clean_pending.saturating_sub(1);
+    /// Gives back this attempt's places, recording a failure at `failed_at` if it failed.
+    fn end(&mut self, failed_at: Option<Instant>) {
+        if self.ended {
+            return;
         }
         self.ended = true;
-    }
-}
-
-impl Drop for Attempt<'_> {
-    fn drop(&mut self) {
-        if self.clean && !self.ended {
-            let mut addresses = lock(&self.throttle.addresses);
-            if let Some(state) = addresses.get_mut(&self.address) {
-                state.clean_pending = state.clean_pending.saturating_sub(1);
+        let mut names = lock(&self.throttle.names);
+        let mut addresses = lock(&self.throttle.addresses);
+        if let Some(counter) = self.name.as_ref().and_then(|name| names.get_mut(name)) {
+            counter.end(failed_at);
+        }
+        if let Some(state) = addresses.get_mut(&self.address) {
+            state.all.end(failed_at);
+            if self.clean {
+                state.clean.end(failed_at);
             }
         }
     }
 }
 
-/// Drops times older than `window` from the front.
-fn prune(times: &mut VecDeque<Instant>, now: Instant, window: Duration) {
-    while times
-        .front()
-        .is_some_and(|t| now.duration_since(*t) >= window)
-    {
-        times.pop_front();
+impl Drop for Attempt<'_> {
+    /// An attempt that never said how it ended (a server fault) counts as neither.
+    fn drop(&mut self) {
+        if !self.ended {
+            self.ended = true;
+            let mut names = lock(&self.throttle.names);
+            let mut addresses = lock(&self.throttle.addresses);
+            if let Some(counter) = self.name.as_ref().and_then(|name| names.get_mut(name)) {
+                counter.pending = counter.pending.saturating_sub(1);
+            }
+            if let Some(state) = addresses.get_mut(&self.address) {
+                state.all.pending = state.all.pending.saturating_sub(1);
+                if self.clean {
+                    state.clean.pending = state.clean.pending.saturating_sub(1);
+                }
+            }
+        }
     }
-}
-
-/// The entry for `key` with everything older than `window` dropped.
-fn recent(
-    map: &mut HashMap<String, VecDeque<Instant>>,
-    key: String,
-    now: Instant,
-    window: Duration,
-) -> &mut VecDeque<Instant> {
-    if map.len() >= SWEEP_AT {
-        map.retain(|_, times| {
-            times
-                .back()
-                .is_some_and(|t| now.duration_since(*t) < window)
-        });
-    }
-    let times = map.entry(key).or_default();
-    prune(times, now, window);
-    times
-}
-
-/// Forgets addresses with nothing recent and nothing pending once there are many.
-fn sweep(addresses: &mut HashMap<IpAddr, Address>, now: Instant) {
-    if addresses.len() < SWEEP_AT {
-        return;
-    }
-    addresses.retain(|_, state| {
-        state.clean_pending > 0
-            || [&state.failures, &state.clean_failures]
-                .iter()
-                .any(|times| {
-                    times
-                        .back()
-                        .is_some_and(|t| now.duration_since(*t) < ADDRESS_WINDOW)
-                })
-    });
-}
-
-fn retry_after(times: &VecDeque<Instant>, now: Instant, window: Duration) -> Duration {
-    let oldest = times.front().copied().unwrap_or(now);
-    (oldest + window)
-        .saturating_duration_since(now)
-        .max(Duration::from_secs(1))
 }
 
 #[cfg(test)]
@@ -286,6 +316,47 @@ mod tests {
                 .admit(Some("colleague0"), HOME, now + ADDRESS_WINDOW)
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn attempts_in_flight_count_as_failures_until_they_end() {
+        let throttle = LoginThrottle::default();
+        let now = Instant::now();
+        let burst: Vec<_> = (0..USER_FAILURES)
+            .map(|_| throttle.admit(Some("wei"), HOME, now).expect("admitted"))
+            .collect();
+        assert!(
+            throttle.admit(Some("wei"), HOME, now).is_err(),
+            "a sixth simultaneous guess waits"
+        );
+        drop(burst);
+        assert!(throttle.admit(Some("wei"), HOME, now).is_ok());
+
+        let spray: Vec<_> = (0..ADDRESS_FAILURES)
+            .map(|i| throttle.admit(Some(&format!("n{i}")), HOME, now).unwrap())
+            .collect();
+        let clean = throttle
+            .admit(Some("colleague"), HOME, now)
+            .expect("from the budget");
+        assert!(
+            clean.clean,
+            "the address is hot while 60 attempts are in flight"
+        );
+        drop((spray, clean));
+    }
+
+    #[test]
+    fn an_ipv6_subscriber_counts_as_one_address() {
+        let throttle = LoginThrottle::default();
+        let now = Instant::now();
+        for i in 0..ADDRESS_FAILURES {
+            let address: IpAddr = format!("2001:db8:1:2::{i:x}").parse().unwrap();
+            throttle.admit(None, address, now).unwrap().failed(now);
+        }
+        let neighbour: IpAddr = "2001:db8:1:2:ffff::1".parse().unwrap();
+        assert!(throttle.admit(None, neighbour, now).is_err());
+        let elsewhere: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(throttle.admit(None, elsewhere, now).is_ok());
     }
 
     #[test]

@@ -7,6 +7,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::forms::refs::resolve;
+
 /// What kind of values a column holds; decides cleaning and rendering.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Kind {
@@ -317,25 +319,6 @@ fn json_type(schema: &Value) -> Option<&str> {
 fn is_object(schema: &Value) -> bool {
     json_type(schema) == Some("object")
         || (json_type(schema).is_none() && schema.get("properties").is_some())
-}
-
-/// Follows a local `$ref` (`#/$defs/...`) to its target; anything else is used as it is.
-fn resolve<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
-    let mut current = schema;
-    for _ in 0..16 {
-        match current
-            .get("$ref")
-            .and_then(Value::as_str)
-            .and_then(|r| r.strip_prefix('#'))
-        {
-            Some(pointer) => match root.pointer(pointer) {
-                Some(target) => current = target,
-                None => return current,
-            },
-            None => return current,
-        }
-    }
-    current
 }
 
 #[cfg(test)]

@@ -1,7 +1,13 @@
 //! What a form's schema must be, beyond valid JSON Schema, for this server to use it safely.
 //!
 //! - **No `$ref` cycles.** A recursive schema is valid JSON Schema, but exports flatten a form
-//!   into tables and columns, and a recursive form has no end: refused, naming the cycle.
+//!   into tables and columns, and a recursive form has no end: refused, naming the cycle
+//!   (references by pointer or anchor, as `refs.rs` reads them; `$dynamicRef` and
+//!   `$recursiveRef` exist for recursion only, and are refused).
+//! - **A bounded shape.** Even without a cycle, references can nest a form thousands of levels
+//!   deep, or expand a small schema to millions of columns (two properties both referring to
+//!   the next definition, twenty times over): at most 32 levels and 20,000 subschemas, counted
+//!   with every reference followed.
 //! - **A scope field that always names a place.** `x-scope` points at the field that places a
 //!   submission (the township); scoped users may only write inside their places. If that field
 //!   could be missing, empty or not text, a scoped user could write county-wide.
@@ -9,6 +15,15 @@
 use std::collections::HashMap;
 
 use serde_json::Value;
+
+use super::refs::{self, resolve};
+
+/// Most subschemas a form may nest, references followed.
+const MAX_DEPTH: usize = 32;
+/// Most subschemas a form may expand to, references followed.
+const MAX_EXPANDED: usize = 20_000;
+/// Keywords made for recursive schemas.
+const RECURSIVE: [&str; 2] = ["$dynamicRef", "$recursiveRef"];
 
 /// Keywords whose value is one subschema.
 const ONE: [&str; 11] = [
@@ -83,11 +98,9 @@ fn next_schemas(root: &Value, pointer: &str) -> Vec<String> {
     if let Some(target) = schema
         .get("$ref")
         .and_then(Value::as_str)
-        .and_then(|r| r.strip_prefix('#'))
+        .and_then(|reference| refs::target_pointer(root, reference))
     {
-        if root.pointer(target).is_some() {
-            next.push(target.to_owned());
-        }
+        next.push(target);
     }
     let child = |keyword: &str, name: &str| format!("{pointer}/{keyword}/{}", escape(name));
     for (keyword, value) in schema {
@@ -110,20 +123,39 @@ fn escape(name: &str) -> String {
     name.replace('~', "~0").replace('/', "~1")
 }
 
-/// Follows local `$ref`s to the schema they name.
-fn resolve<'a>(root: &'a Value, mut schema: &'a Value) -> &'a Value {
-    for _ in 0..32 {
-        let Some(target) = schema
-            .get("$ref")
-            .and_then(Value::as_str)
-            .and_then(|r| r.strip_prefix('#'))
-            .and_then(|pointer| root.pointer(pointer))
-        else {
-            break;
-        };
-        schema = target;
+/// Refuses a schema that nests deeper than `MAX_DEPTH` or expands to more than `MAX_EXPANDED`
+/// subschemas with its references followed, or that uses a keyword made for recursion. Call
+/// only on a schema without cycles (`ref_cycle`): the walk then ends, and the bounds keep it short.
+pub fn bounded(schema: &Value) -> Result<(), String> {
+    let mut visited = 0;
+    expand(schema, "", 0, &mut visited)
+}
+
+fn expand(root: &Value, pointer: &str, depth: usize, visited: &mut usize) -> Result<(), String> {
+    *visited += 1;
+    if *visited > MAX_EXPANDED {
+        return Err(format!(
+            "with its references followed, the schema expands to more than {MAX_EXPANDED} \
+             parts; a questionnaire that large cannot be exported"
+        ));
     }
-    schema
+    if depth > MAX_DEPTH {
+        return Err(format!(
+            "with its references followed, the schema nests deeper than {MAX_DEPTH} levels (at #{pointer})"
+        ));
+    }
+    if let Some(keyword) = RECURSIVE.iter().find(|keyword| {
+        root.pointer(pointer)
+            .is_some_and(|s| s.get(*keyword).is_some())
+    }) {
+        return Err(format!(
+            "{keyword} (at #{pointer}) is for recursive schemas; a questionnaire has a fixed shape"
+        ));
+    }
+    for next in next_schemas(root, pointer) {
+        expand(root, &next, depth + 1, visited)?;
+    }
+    Ok(())
 }
 
 /// Refuses a form whose `x-scope` field may be absent or something other than a non-empty
@@ -221,6 +253,49 @@ mod tests {
     }
 
     #[test]
+    fn cycles_through_encoded_pointers_and_anchors_are_found_too() {
+        let encoded = json!({"properties": {"a": {"$ref": "#/%24defs/n"}},
+            "$defs": {"n": {"properties": {"b": {"$ref": "#/%24defs/n"}}}}});
+        assert!(ref_cycle(&encoded).is_some());
+        let anchored = json!({"properties": {"a": {"$ref": "#knot"}},
+            "$defs": {"n": {"$anchor": "knot", "properties": {"b": {"$ref": "#knot"}}}}});
+        assert!(ref_cycle(&anchored).is_some());
+    }
+
+    #[test]
+    fn long_chains_wide_expansions_and_recursive_keywords_are_refused() {
+        let chain = |n: usize| {
+            let defs: serde_json::Map<String, Value> = (0..n)
+                .map(|i| {
+                    (
+                        format!("d{i}"),
+                        json!({"properties": {"a": {"$ref": format!("#/$defs/d{}", i + 1)}}}),
+                    )
+                })
+                .chain([(format!("d{n}"), json!({"type": "string"}))])
+                .collect();
+            json!({"$ref": "#/$defs/d0", "$defs": defs})
+        };
+        assert!(bounded(&chain(10)).is_ok());
+        assert!(bounded(&chain(4000)).unwrap_err().contains("deeper than"));
+        // Four properties each referring to the next definition, eight times: 4^8 columns.
+        let widening: serde_json::Map<String, Value> = (0..8)
+            .map(|i| {
+                let next = json!({"$ref": format!("#/$defs/d{}", i + 1)});
+                let properties: serde_json::Map<String, Value> = ["a", "b", "c", "d"]
+                    .iter()
+                    .map(|p| ((*p).to_owned(), next.clone()))
+                    .collect();
+                (format!("d{i}"), json!({"properties": properties}))
+            })
+            .chain([("d8".to_owned(), json!({"type": "string"}))])
+            .collect();
+        let widening = json!({"properties": {"x": {"$ref": "#/$defs/d0"}}, "$defs": widening});
+        assert!(bounded(&widening).unwrap_err().contains("more than"));
+        assert!(bounded(&json!({"$dynamicRef": "#meta"})).is_err());
+    }
+
+    #[test]
     fn the_scope_field_must_be_required_and_a_non_empty_string() {
         let form = |township: Value, required: Value| json!({"x-scope": "/township", "required": required, "properties": {"township": township}});
         let enumerated = json!({"enum": ["平马镇", "思林镇"]});
@@ -245,10 +320,11 @@ mod tests {
     }
 
     #[test]
-    fn the_shipped_questionnaire_passes_both_checks() {
+    fn the_shipped_questionnaire_passes_every_check() {
         let text = include_str!("../../schemas/labour-survey.json");
         let schema: Value = serde_json::from_str(text).unwrap();
         assert_eq!(ref_cycle(&schema), None);
+        assert_eq!(bounded(&schema), Ok(()));
         assert_eq!(scope_field(&schema), Ok(()));
     }
 }

@@ -10,6 +10,7 @@ mod files;
 pub mod formats;
 pub mod ids;
 pub mod messages;
+pub mod refs;
 pub mod rules;
 
 use std::collections::BTreeMap;
@@ -98,6 +99,7 @@ fn prepare(schema: &Value, library: &Registry<'_>) -> Result<Compiled, String> {
             "the schema refers to itself ($ref cycle: {cycle}); a questionnaire must have an end"
         ));
     }
+    checks::bounded(schema)?;
     checks::scope_field(schema)?;
     compile::compile(schema, library)
 }

@@ -52,19 +52,32 @@ impl JsonBody {
     /// the wrong shape → 422 `request_invalid` pointing at the place.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, AppError> {
         let value = strict_json::parse(&self.0)?;
+        object_required(&value)?;
         serde_path_to_error::deserialize(value).map_err(shape_error)
     }
 
     /// Like `parse`, for a body whose inner values are judged later one by one (a batch: each
     /// item keeps its own bytes): only the outermost keys must not repeat.
     pub fn parse_outer<T: DeserializeOwned>(&self) -> Result<T, AppError> {
-        strict_json::check_outer(&self.0)?;
+        object_required(&strict_json::outer(&self.0)?)?;
         let mut deserializer = serde_json::Deserializer::from_slice(&self.0);
         let value = serde_path_to_error::deserialize(&mut deserializer).map_err(shape_error)?;
         deserializer
             .end()
             .map_err(|e| AppError::BodyMalformed(e.to_string()))?;
         Ok(value)
+    }
+}
+
+/// Every request body is a JSON object (serde would also read a struct from an array).
+fn object_required(value: &serde_json::Value) -> Result<(), AppError> {
+    if value.is_object() {
+        Ok(())
+    } else {
+        Err(AppError::invalid_field(
+            "",
+            "the body must be a JSON object",
+        ))
     }
 }
 
@@ -230,6 +243,12 @@ mod tests {
 
         let twice = detail(r#"{"username": "a", "username": "b", "password": "x"}"#);
         assert_eq!(twice.path, "/username");
+
+        let array = detail(r#"["wei", "password"]"#);
+        assert_eq!(
+            (array.path.as_str(), array.message.as_str()),
+            ("", "the body must be a JSON object")
+        );
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //!
 //! `axum::serve` has no header or idle timeouts, so a client could hold a connection open for
 //! ever by sending half a request head, or nothing. Here every connection has a watchdog that
-//! knows its phase: *idle* (no request in progress: closed after the idle timeout), *head*
-//! (the first bytes of a request arrived: the head must be complete within the header timeout)
-//! and *busy* (a request is being served: the upload deadline and the handler own the time).
+//! knows its phase: *idle* (no request in progress: closed after the idle timeout, counted from
+//! the last byte written, or, while an answer waits for a slow reader's window, after the longer
+//! stall allowance), *head* (the first bytes of a request arrived: the head must be complete
+//! within the header timeout) and *busy* (a request is being served: the upload deadline and
+//! the handler own the time, except that an answer nobody reads for the stall allowance ends).
 //! Shutdown is graceful: no new connections, requests in flight finish.
 
 use std::convert::Infallible;
@@ -33,6 +35,9 @@ use tower_service::Service;
 pub struct Timeouts {
     pub header: Duration,
     pub idle: Duration,
+    /// How long an answer may sit unsent because the client reads it slowly (the allowance a
+    /// slow phone gets for its upload, the other way round).
+    pub stalled: Duration,
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
@@ -102,6 +107,10 @@ struct State {
     phase: Phase,
     /// When the watchdog will next look.
     armed: Instant,
+    /// The last write found the client's receive window full: an answer is still going out.
+    sending: bool,
+    /// When bytes last left.
+    wrote_at: Instant,
 }
 
 impl Activity {
@@ -140,17 +149,38 @@ impl Activity {
         }
     }
 
+    /// A write went through (`progress`) or found no room. A response body is handed over
+    /// before it is all written, so a large answer to a slow phone still goes out while no
+    /// request is in progress: that is not idleness, and the idle clock restarts with every
+    /// byte that leaves.
+    fn wrote(&self, progress: bool) {
+        let mut state = self.state();
+        state.sending = !progress;
+        if progress {
+            let now = Instant::now();
+            state.wrote_at = now;
+            if let Phase::Idle(_) = state.phase {
+                state.phase = Phase::Idle(now);
+            }
+        }
+    }
+
     /// When the watchdog should look next, and whether the connection has overstayed.
     fn next_look(&self, timeouts: Timeouts) -> (Instant, bool) {
         let now = Instant::now();
         let mut state = self.state();
         let deadline = match state.phase {
+            // The kernel wakes a blocked writer only once a good part of its buffer drains,
+            // which at 2G speeds can take far longer than the idle timeout.
+            Phase::Idle(since) if state.sending => since + timeouts.stalled,
             Phase::Idle(since) => since + timeouts.idle,
             Phase::Head(since) => since + timeouts.header,
+            // An answer that a client has stopped reading ends too.
+            Phase::Busy(_) if state.sending => state.wrote_at + timeouts.stalled,
             // A request ends without a wake-up: look again within the shorter timeout.
             Phase::Busy(_) => now + timeouts.header.min(timeouts.idle),
         };
-        let expired = !matches!(state.phase, Phase::Busy(_)) && deadline <= now;
+        let expired = deadline <= now;
         state.armed = deadline;
         (deadline, expired)
     }
@@ -171,6 +201,8 @@ impl Connection {
             state: Mutex::new(State {
                 phase: Phase::Idle(Instant::now()),
                 armed: Instant::now(),
+                sending: false,
+                wrote_at: Instant::now(),
             }),
             changed: Notify::new(),
             header_timeout: self.timeouts.header,
@@ -314,7 +346,9 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bytes: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, bytes)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, bytes);
+        self.activity.wrote(!polled.is_pending());
+        polled
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -330,7 +364,9 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.activity.wrote(!polled.is_pending());
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -61,7 +61,8 @@ pub fn endpoints() -> Vec<Endpoint> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReviewRequest {
-    /// `approved`, `rejected` or `has_issues`.
+    /// `approved`, `rejected` or `has_issues` (`received` and `edited` come on their own).
+    #[schema(value_type = String, pattern = "^(approved|rejected|has_issues)$")]
     status: ReviewStatus,
     /// Saved with the state in one write: if it is refused, the state does not change either.
     #[schema(max_length = 2000)]

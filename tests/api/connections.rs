@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use survey_server::config::ServeConfig;
+
 use crate::helpers::{TestApp, envelope, household, spawn_app_with};
 
 async fn connect(app: &TestApp) -> TcpStream {
@@ -97,4 +99,81 @@ async fn a_request_being_served_outlasts_both_timeouts() {
 
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+}
+
+/// A server whose form `big` answers with 6 MB (more than every socket buffer on the way), and
+/// a connection asking for it with a small receive window; the head of the answer is not read.
+async fn asking_for_a_large_answer(adjust: impl FnOnce(&mut ServeConfig)) -> (TestApp, TcpStream) {
+    let app = spawn_app_with(|config| {
+        config.max_body_bytes = 8 * 1024 * 1024;
+        adjust(config);
+    })
+    .await;
+    let schema = serde_json::json!({"type": "object", "description": "说".repeat(2_000_000)});
+    let published = app
+        .post_json_as(
+            &app.admin_token,
+            "/api/v1/forms",
+            &serde_json::json!({"id": "big", "version": "1", "title": "大", "schema": schema}),
+        )
+        .await;
+    assert_eq!(published.status(), 201);
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(16 * 1024).unwrap();
+    let address = app
+        .address
+        .strip_prefix("http://")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut stream = socket.connect(address).await.unwrap();
+    let head = format!(
+        "GET /api/v1/forms/big HTTP/1.1\r\nhost: survey\r\nauthorization: Bearer {}\r\n\r\n",
+        app.token
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    (app, stream)
+}
+
+/// Reads an answer `pause` apart per chunk until it is whole (true) or the server closes (false).
+async fn read_answer(stream: &mut TcpStream, pause: Duration) -> (bool, usize) {
+    let mut received = Vec::new();
+    let mut buffer = vec![0; 64 * 1024];
+    loop {
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => return (false, received.len()),
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+        }
+        if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&received[..end]).to_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length: "))
+                .and_then(|n| n.trim().parse().ok())
+                .expect("a content length");
+            if received.len() >= end + 4 + length {
+                return (true, received.len());
+            }
+        }
+        tokio::time::sleep(pause).await;
+    }
+}
+
+#[tokio::test]
+async fn a_large_answer_to_a_slow_reader_is_not_cut_off_by_the_idle_timeout() {
+    let (_app, mut stream) = asking_for_a_large_answer(|config| config.idle_timeout = 1).await;
+    // About 0.6 MB/s: some ten seconds for the whole answer, ten idle timeouts.
+    let (whole, received) = read_answer(&mut stream, Duration::from_millis(50)).await;
+    assert!(whole, "the answer was cut off after {received} bytes");
+}
+
+#[tokio::test]
+async fn an_answer_nobody_reads_ends_after_the_stall_allowance() {
+    let (_app, mut stream) = asking_for_a_large_answer(|config| config.upload_deadline = 1).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (whole, received) = read_answer(&mut stream, Duration::ZERO).await;
+    assert!(
+        !whole,
+        "a client that stopped reading kept its connection ({received} bytes)"
+    );
 }
