@@ -57,10 +57,9 @@ pub fn display_name(text: &str) -> Result<String, AppError> {
     bounded(text, DISPLAY_NAME, "/display_name", "display_name")
 }
 
-/// A form title: 1 to 200 characters. Kept as sent (publishing it again must compare equal).
-pub fn form_title(title: &str) -> Result<&str, AppError> {
-    bounded(title, FORM_TITLE, "/title", "title")?;
-    Ok(title)
+/// A form title: 1 to 200 characters, trimmed (so padding cannot carry it past the limit).
+pub fn form_title(title: &str) -> Result<String, AppError> {
+    bounded(title, FORM_TITLE, "/title", "title")
 }
 
 /// A user's places: at least one, at most 100, each 1 to 50 characters; `None` is everywhere.
@@ -109,7 +108,9 @@ mod tests {
         assert!(reason(&"x".repeat(REASON + 1)).is_err());
         assert!(reason(" ").is_err());
         assert!(form_title(&"题".repeat(FORM_TITLE + 1)).is_err());
-        assert_eq!(form_title(" 调查 ").unwrap(), " 调查 ");
+        assert_eq!(form_title(" 调查 ").unwrap(), "调查");
+        let padded = format!("{}Evil{}", " ".repeat(500_000), " ".repeat(500_000));
+        assert_eq!(form_title(&padded).unwrap(), "Evil");
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tokens::TokenKeys;
 use crate::audit::{self, AuditAction};
 use crate::error::AppError;
 use crate::limits;
-use crate::store::{AuditEvent, Store, UserRecord};
+use crate::store::{AuditEvent, Store};
 
 /// How long tokens live.
 #[derive(Clone, Copy, Debug)]
@@ -73,6 +73,8 @@ pub struct Principal {
     pub scope: Option<Vec<String>>,
     /// The request being served, for the audit log.
     pub request_id: Option<String>,
+    /// The login (refresh-token family) of the access token used; `None` for the server itself.
+    pub session: Option<String>,
 }
 
 impl Principal {
@@ -83,6 +85,7 @@ impl Principal {
             role: Role::Admin,
             scope: None,
             request_id: None,
+            session: None,
         }
     }
 
@@ -145,7 +148,13 @@ impl Auth {
         if store.family_revoked(&verified.session)? {
             return Err(AppError::Unauthorized);
         }
-        Ok(principal(&user))
+        Ok(Principal {
+            username: user.username,
+            role: user.role,
+            scope: user.scope,
+            request_id: None,
+            session: Some(verified.session),
+        })
     }
 
     /// The token's claims if it is ours and unexpired, from the cache when this exact token was seen.
@@ -316,14 +325,5 @@ impl Auth {
             })
             .await
             .map(String::as_str)
-    }
-}
-
-fn principal(user: &UserRecord) -> Principal {
-    Principal {
-        username: user.username.clone(),
-        role: user.role,
-        scope: user.scope.clone(),
-        request_id: None,
     }
 }

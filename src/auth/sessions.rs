@@ -52,31 +52,36 @@ impl Auth {
     fn retry_window(&self, spent: &RefreshRecord) -> Option<i64> {
         let rotated_at = spent.rotated_at?;
         let age = crate::clock::unix_now() - rotated_at;
-        (0..=self.lifetimes.refresh_grace_secs as i64)
+        // Whole seconds: 0 turns the grace off, 60 allows retries up to 59 s later.
+        (0..self.lifetimes.refresh_grace_secs as i64)
             .contains(&age)
             .then_some(rotated_at)
     }
 
-    /// Ends the login family of `token` if it belongs to `principal`; unknown tokens are ignored.
+    /// Ends the login of the access token used, and the login of `token` if it is another of
+    /// the same person's: their access and refresh tokens stop working at once. A refresh token
+    /// that is unknown or someone else's is ignored.
     pub async fn logout(
         &self,
         store: &Store,
         principal: &Principal,
         token: &str,
     ) -> Result<(), AppError> {
+        let mut families: Vec<String> = principal.session.iter().cloned().collect();
         if let Some(record) = store.refresh(&tokens::refresh_hash(token))? {
-            if record.username == principal.username {
-                let logout = audit::by(
-                    principal,
-                    AuditAction::Logout,
-                    audit::user_target(&principal.username),
-                );
-                store
-                    .revoke_family(&record.family, Some(&logout))?
-                    .durable()
-                    .await?;
+            if record.username == principal.username && !families.contains(&record.family) {
+                families.push(record.family);
             }
         }
+        let logout = audit::by(
+            principal,
+            AuditAction::Logout,
+            audit::user_target(&principal.username),
+        );
+        store
+            .revoke_families(&families, Some(&logout))?
+            .durable()
+            .await?;
         Ok(())
     }
 

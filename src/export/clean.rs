@@ -27,12 +27,19 @@ pub fn date(value: &str) -> String {
     }
 }
 
-/// Makes a text cell inert in spreadsheets: a leading `=`, `+`, `-`, `@`, tab, CR or NUL would
-/// start a formula, so such cells get a leading `'` (OWASP CSV injection). Only for text cells.
+/// Makes a text cell inert in spreadsheets: a leading `=`, `+`, `-`, `@`, tab, CR, LF or NUL
+/// would start a formula, also after leading spaces (some importers trim them; raw exports keep
+/// them), so such cells get a leading `'` (OWASP CSV injection). Only for text cells.
 pub fn neutralize_formula(cell: &str) -> std::borrow::Cow<'_, str> {
-    match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r' | '\0') => format!("'{cell}").into(),
-        _ => cell.into(),
+    let starts_formula = matches!(cell.chars().next(), Some('\t' | '\r' | '\n' | '\0'))
+        || matches!(
+            cell.trim_start().chars().next(),
+            Some('=' | '+' | '-' | '@')
+        );
+    if starts_formula {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
     }
 }
 
@@ -88,7 +95,18 @@ mod tests {
 
     #[test]
     fn cells_that_would_run_as_formulas_are_made_inert() {
-        for dangerous in ["=1+1", "+86", "-2", "@SUM(A1)", "\tx", "\rx", "\0x"] {
+        for dangerous in [
+            "=1+1",
+            "+86",
+            "-2",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+            "\nx",
+            "\0x",
+            " =1+1",
+            "\u{3000}=HYPERLINK(\"x\")",
+        ] {
             assert!(
                 neutralize_formula(dangerous).starts_with('\''),
                 "{dangerous:?}"

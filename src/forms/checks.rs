@@ -171,6 +171,13 @@ pub fn scope_field(schema: &Value) -> Result<(), String> {
     let mut here = resolve(schema, schema);
     for segment in pointer.split('/').skip(1) {
         let name = segment.replace("~1", "/").replace("~0", "~");
+        // `properties` and `required` say nothing about a value that is not an object.
+        if here.get("type").and_then(Value::as_str) != Some("object") {
+            return Err(format!(
+                "x-scope: every object on the way to {pointer} must be \"type\": \"object\" \
+                 (before \"{name}\"), or a submission could put something else there and no place"
+            ));
+        }
         let property = here
             .get("properties")
             .and_then(|p| p.get(&name))
@@ -297,7 +304,10 @@ mod tests {
 
     #[test]
     fn the_scope_field_must_be_required_and_a_non_empty_string() {
-        let form = |township: Value, required: Value| json!({"x-scope": "/township", "required": required, "properties": {"township": township}});
+        let form = |township: Value, required: Value| {
+            json!({"type": "object", "x-scope": "/township", "required": required,
+                   "properties": {"township": township}})
+        };
         let enumerated = json!({"enum": ["平马镇", "思林镇"]});
         assert!(scope_field(&form(enumerated.clone(), json!(["township"]))).is_ok());
         assert!(
@@ -313,6 +323,19 @@ mod tests {
         assert!(scope_field(&form(json!({"enum": ["平马镇", 3]}), json!(["township"]))).is_err());
         assert!(scope_field(&form(json!({"const": "思林镇"}), json!(["township"]))).is_ok());
         assert!(scope_field(&json!({"x-scope": 7})).is_err());
+        let nested = |place: Value| {
+            json!({"type": "object", "x-scope": "/place/township", "required": ["place"],
+                   "properties": {"place": place}})
+        };
+        let inner =
+            json!({"required": ["township"], "properties": {"township": {"enum": ["思林镇"]}}});
+        assert!(
+            scope_field(&nested(inner.clone())).is_err(),
+            "the place may be a string"
+        );
+        let mut object = inner;
+        object["type"] = json!("object");
+        assert!(scope_field(&nested(object)).is_ok());
         assert!(
             scope_field(&json!({"type": "object"})).is_ok(),
             "no scope field"

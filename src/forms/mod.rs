@@ -152,7 +152,9 @@ impl FormRegistry {
             };
             let stored_already = registry
                 .resolve(form.id, Some(form.version))
-                .is_ok_and(|v| v.stored.title == form.title && v.stored.schema == file.schema);
+                .is_ok_and(|v| {
+                    v.stored.title == form.title.trim() && v.stored.schema == file.schema
+                });
             if stored_already {
                 continue;
             }
@@ -209,12 +211,12 @@ impl FormRegistry {
             audit::form_target(id.as_str(), &new.version),
         );
         let inserted = store
-            .insert_form_version(&id, &new.version, title, &new.schema, &event)?
+            .insert_form_version(&id, &new.version, &title, &new.schema, &event)?
             .durable()
             .await?;
         match inserted {
             FormInsert::Exists(stored) => {
-                if stored.title != new.title || stored.schema != new.schema {
+                if stored.title != title || stored.schema != new.schema {
                     return Err(AppError::FormVersionConflict);
                 }
                 // The publisher that wrote it may not have registered it yet.

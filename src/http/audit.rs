@@ -2,13 +2,13 @@
 //! those who may see it. Issue 6 "Audit log".
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::Method;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use super::extract::{ApiQuery, AuthUser};
+use super::extract::{ApiQuery, AuthUser, Path};
 use super::shapes::{Items, Page};
 use super::{Endpoint, endpoint};
 use crate::AppState;

@@ -6,14 +6,14 @@
 use std::io;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::Method;
 use axum::response::Response;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::body::{self, ChannelWriter};
-use super::extract::{ApiQuery, AuthUser};
+use super::extract::{ApiQuery, AuthUser, Path};
 use super::{Endpoint, endpoint};
 use crate::AppState;
 use crate::error::AppError;

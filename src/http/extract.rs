@@ -191,6 +191,21 @@ pub fn request_id(headers: &axum::http::HeaderMap) -> String {
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
 }
 
+/// Path parameters. A path that cannot be read as them (not UTF-8, say) names nothing here:
+/// 404 `not_found`, in our error shape rather than axum's plain text.
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Self(value))
+            .map_err(|_| AppError::RouteNotFound)
+    }
+}
+
 /// Query parameters, rejected as 400 `query_invalid` in our error shape.
 pub struct ApiQuery<T>(pub T);
 

@@ -3,7 +3,7 @@
 use std::io;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::Method;
 use axum::response::Response;
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use serde_json::Value;
 use utoipa::IntoParams;
 
 use super::body;
-use super::extract::{ApiQuery, AuthUser};
+use super::extract::{ApiQuery, AuthUser, Path};
 use super::{Endpoint, endpoint};
 use crate::AppState;
 use crate::auth::Principal;
@@ -68,16 +68,14 @@ async fn indicators_csv(
     Path(form): Path<String>,
     ApiQuery(query): ApiQuery<IndicatorQuery>,
 ) -> Result<Response, AppError> {
-    let figures = figures(state, me, form.clone(), query).await?;
+    let figures = figures(state.clone(), me.clone(), form.clone(), query).await?;
     let mut bytes = Vec::new();
     figures
         .write_csv(&mut bytes, true)
         .map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(body::attachment(
-        "text/csv; charset=utf-8",
-        &format!("{form}-indicators.csv"),
-        bytes,
-    ))
+    let name = format!("{form}-indicators.csv");
+    crate::export::record_download(&state.store, &me, &name).await?;
+    Ok(body::attachment("text/csv; charset=utf-8", &name, bytes))
 }
 
 /// Computes the figures of `query.table` (default `main`) grouped by `query.by`, over cleaned data.
@@ -107,9 +105,9 @@ async fn figures(
         .await
         .map_err(|e| AppError::Internal(e.to_string()))?
         .map_err(|e| match e.kind() {
-            io::ErrorKind::InvalidInput => {
-                AppError::QueryInvalid(format!("by: the table has no column {e}"))
-            }
+            io::ErrorKind::InvalidInput => AppError::QueryInvalid(
+                "by: a name is not a column of this table (codebook.csv lists them)".into(),
+            ),
             _ => AppError::Internal(e.to_string()),
         })
 }

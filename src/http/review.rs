@@ -2,14 +2,14 @@
 //! restore. Issue 6.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{ApiQuery, AuthUser, JsonBody};
+use super::extract::{ApiQuery, AuthUser, JsonBody, Path};
 use super::shapes::Items;
 use super::submissions::{parse_id, view_with_etag};
 use super::{Endpoint, endpoint};

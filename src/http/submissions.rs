@@ -1,7 +1,7 @@
 //! Submissions: submit one, submit a batch, page through, read one. DESIGN.md "HTTP contract (v1)".
 
 use axum::Json;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::extract::{ApiQuery, AuthUser, JsonBody};
+use super::extract::{ApiQuery, AuthUser, JsonBody, Path};
 use super::shapes::Page;
 use super::{Endpoint, endpoint};
 use crate::error::ErrorBody;

@@ -1,10 +1,10 @@
 //! Managing users (admins only). Issue 3 "Managing users".
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{Method, StatusCode};
 
-use super::extract::{AuthUser, JsonBody};
+use super::extract::{AuthUser, JsonBody, Path};
 use super::{Endpoint, endpoint};
 use crate::AppState;
 use crate::auth::users::{self, NewUser, UserPatch, UserView};

@@ -189,16 +189,24 @@ impl Store {
         family: &str,
         audit: Option<&AuditEvent>,
     ) -> Result<Pending<()>, StoreError> {
+        self.revoke_families(&[family], audit)
+    }
+
+    /// Revokes several login families in one write.
+    pub fn revoke_families(
+        &self,
+        families: &[impl AsRef<str>],
+        audit: Option<&AuditEvent>,
+    ) -> Result<Pending<()>, StoreError> {
         let at = Timestamp::now().to_string();
-        self.commit_always(
-            audit.map(std::slice::from_ref).unwrap_or_default(),
-            0,
-            |tx| {
+        let audit = audit.map(std::slice::from_ref).unwrap_or_default();
+        self.commit_always(audit, 0, |tx| {
+            for family in families {
                 tx.revoked_families
-                    .insert(family.as_bytes(), at.as_bytes())?;
-                Ok(())
-            },
-        )
+                    .insert(family.as_ref().as_bytes(), at.as_bytes())?;
+            }
+            Ok(())
+        })
     }
 
     /// Whether a family was revoked (logout or detected reuse).

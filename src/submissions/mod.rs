@@ -127,13 +127,13 @@ pub fn visible_to(reader: &Principal, submitter: &str, scope: Option<&str>) -> b
 }
 
 /// Stores a validated submission, or decides replay vs conflict for a known id. The answer
-/// counts once the pending write is durable (a replay too: the original may still be on its
-/// way to disk).
+/// counts once the pending write is durable (a replay or a conflict too: the original may still
+/// be on its way to disk, and neither may be told before it is there).
 pub fn record(
     store: &Store,
     submission: &ValidSubmission,
     by: &Principal,
-) -> Result<Pending<Accepted>, AppError> {
+) -> Result<Pending<Result<Accepted, AppError>>, AppError> {
     let event = audit::by(
         by,
         AuditAction::SubmissionCreated,
@@ -149,7 +149,10 @@ pub fn record(
             let same = earlier.meta.form == submission.form
                 && same_content(&earlier.payload, &submission.payload);
             if !same {
-                return Err(AppError::SubmissionConflict);
+                return Ok(Pending::from_parts(
+                    Err(AppError::SubmissionConflict),
+                    ticket,
+                ));
             }
             Accepted {
                 receipt: Receipt::new(earlier.id, &earlier.meta),
@@ -157,7 +160,7 @@ pub fn record(
             }
         }
     };
-    Ok(Pending::from_parts(accepted, ticket))
+    Ok(Pending::from_parts(Ok(accepted), ticket))
 }
 
 /// One submission: validate, store, and answer only once it is on disk.
@@ -172,7 +175,7 @@ pub async fn submit(
     by.require(Permission::Submit)?;
     forms.resolve(form, None)?;
     let submission = validate(forms, form, raw, by, accept_language)?;
-    Ok(record(store, &submission, by)?.durable().await?)
+    record(store, &submission, by)?.durable().await?
 }
 
 /// The outcome of one item of a batch.
@@ -206,13 +209,13 @@ pub async fn submit_batch(
                 } else {
                     validate(&forms, &form, raw, &by, accept_language.as_deref())
                         .and_then(|s| record(&store, &s, &by))
-                        .map(|pending| {
-                            let (accepted, ticket) = pending.into_parts();
+                        .and_then(|pending| {
+                            let (outcome, ticket) = pending.into_parts();
                             last = Some(match last.take() {
                                 Some(earlier) => earlier.later(ticket),
                                 None => ticket,
                             });
-                            accepted
+                            outcome
                         })
                 };
                 BatchItem {

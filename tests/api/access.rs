@@ -57,11 +57,6 @@ const MATRIX: &[Rule] = &[
         "/api/v1/auth/refresh",
         [401, 401, 401, 401, 401, 401, 401],
     ),
-    rule(
-        "POST",
-        "/api/v1/auth/logout",
-        [401, 401, 204, 204, 204, 204, 204],
-    ),
     // A wrong current password: 422 once signed in.
     rule(
         "POST",
@@ -182,7 +177,7 @@ const MATRIX: &[Rule] = &[
         "/api/v1/submissions/{id}/diff",
         [401, 401, 200, 404, 200, 200, 200],
     ),
-    // Last: the admin deletes fw1's submission, then restores it.
+    // Near the end: the admin deletes fw1's submission, then restores it.
     rule(
         "DELETE",
         "/api/v1/submissions/{id}",
@@ -192,6 +187,12 @@ const MATRIX: &[Rule] = &[
         "POST",
         "/api/v1/submissions/{id}/restore",
         [401, 401, 403, 403, 403, 403, 200],
+    ),
+    // Very last: logging out ends the login of the access token each caller used.
+    rule(
+        "POST",
+        "/api/v1/auth/logout",
+        [401, 401, 204, 204, 204, 204, 204],
     ),
 ];
 

@@ -28,6 +28,13 @@ async fn indicators_csv_makes_formula_cells_inert_like_every_other_csv() {
         !text.lines().any(|line| line.starts_with("=")),
         "no cell may start a formula: {text}"
     );
+    let log: serde_json::Value = app
+        .get_json_as(&app.admin_token, "/api/v1/audit?action=export_downloaded")
+        .await;
+    assert_eq!(
+        log["items"][0]["target"], "export:labour-survey-indicators.csv",
+        "a download of figures is on record too"
+    );
 }
 
 #[tokio::test]

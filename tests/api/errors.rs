@@ -102,3 +102,33 @@ async fn every_answer_carries_a_request_id_and_the_audit_log_names_it() {
         .await;
     assert_eq!(log["items"][0]["request_id"], "phone-17-upload-0042");
 }
+
+#[tokio::test]
+async fn a_path_that_is_not_utf8_is_not_found_in_the_error_shape() {
+    let app = spawn_app().await;
+    for path in [
+        "/api/v1/forms/%FF/submissions",
+        "/api/v1/submissions/%C3%28",
+    ] {
+        let (status, code, _) = error_code(app.get(path).await).await;
+        assert_eq!((status, code.as_str()), (404, "not_found"), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_an_object_is_refused_even_where_a_list_would_fit_the_fields() {
+    let app = spawn_app().await;
+    let submission = envelope(household());
+    app.submit(&submission).await;
+    let id = submission["id"].as_str().unwrap();
+    let deleted = app
+        .client
+        .delete(app.url(&format!("/api/v1/submissions/{id}")))
+        .bearer_auth(&app.admin_token)
+        .json(&json!(["entered twice"]))
+        .send()
+        .await
+        .unwrap();
+    let (status, code, _) = error_code(deleted).await;
+    assert_eq!((status, code.as_str()), (422, "request_invalid"));
+}

@@ -38,6 +38,46 @@ async fn a_self_referencing_schema_is_refused_at_publish_naming_the_cycle() {
 }
 
 #[tokio::test]
+async fn a_schema_too_deep_or_too_wide_once_its_references_are_followed_is_refused() {
+    let app = spawn_app().await;
+    let chain: serde_json::Map<String, Value> = (0..100)
+        .map(|i| {
+            let next = json!({"$ref": format!("#/$defs/d{}", i + 1)});
+            (
+                format!("d{i}"),
+                json!({"type": "object", "properties": {"a": next}}),
+            )
+        })
+        .chain([("d100".to_owned(), json!({"type": "string"}))])
+        .collect();
+    let deep =
+        json!({"type": "object", "properties": {"x": {"$ref": "#/$defs/d0"}}, "$defs": chain});
+    let (status, code, error) = error_code(publish(&app, "deep", deep).await).await;
+    assert_eq!((status, code.as_str()), (422, "schema_invalid"));
+    assert!(
+        error["message"].as_str().unwrap().contains("deeper than"),
+        "{error}"
+    );
+
+    // Four properties each referring to the next definition, eight times: 65,536 columns.
+    let wide: serde_json::Map<String, Value> = (0..8)
+        .map(|i| {
+            let next = json!({"$ref": format!("#/$defs/d{}", i + 1)});
+            let fields = json!({"a": next, "b": next, "c": next, "d": next});
+            (
+                format!("d{i}"),
+                json!({"type": "object", "properties": fields}),
+            )
+        })
+        .chain([("d8".to_owned(), json!({"type": "string"}))])
+        .collect();
+    let wide =
+        json!({"type": "object", "properties": {"x": {"$ref": "#/$defs/d0"}}, "$defs": wide});
+    let (status, code, _) = error_code(publish(&app, "wide", wide).await).await;
+    assert_eq!((status, code.as_str()), (422, "schema_invalid"));
+}
+
+#[tokio::test]
 async fn a_scope_field_that_may_be_missing_empty_or_not_text_is_refused() {
     let app = spawn_app().await;
     let refused = [
@@ -46,6 +86,10 @@ async fn a_scope_field_that_may_be_missing_empty_or_not_text_is_refused() {
         scoped(json!({"type": "integer"}), true),
         scoped(json!({"enum": ["平马镇", ""]}), true),
         json!({"type": "object", "x-scope": 3}),
+        // The place inside an object that need not be one: `"place": "nowhere"` would pass.
+        json!({"type": "object", "x-scope": "/place/township", "required": ["place"],
+               "properties": {"place": {"required": ["township"],
+                   "properties": {"township": {"enum": ["平马镇", "思林镇"]}}}}}),
     ];
     for (i, schema) in refused.into_iter().enumerate() {
         let (status, code, _) =

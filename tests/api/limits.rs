@@ -95,6 +95,15 @@ async fn every_stored_text_is_held_to_its_limit() {
         .post_json_as(&app.admin_token, "/api/v1/forms", &form("题".repeat(200)))
         .await;
     assert_eq!(published.status(), 201);
+    // Padding does not carry a title past the limit: it is trimmed away.
+    let padded = json!({"id": "padded", "version": "1",
+        "title": format!("{}调查{}", " ".repeat(20_000), " ".repeat(20_000)), "schema": {"type": "object"}});
+    let published = app
+        .post_json_as(&app.admin_token, "/api/v1/forms", &padded)
+        .await;
+    assert_eq!(published.status(), 201);
+    let stored: Value = app.get_json("/api/v1/forms/padded").await;
+    assert_eq!(stored["title"], "调查");
 
     let submission = envelope(household());
     app.submit(&submission).await;

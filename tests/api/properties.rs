@@ -36,6 +36,7 @@ impl Pipeline {
             role: Role::Admin,
             scope: None,
             request_id: None,
+            session: None,
         };
         Self {
             _dir: dir,
@@ -51,7 +52,8 @@ impl Pipeline {
             // Stored is enough for an export on the same store; durability is not under test.
             Ok(valid) => match submissions::record(&self.store, &valid, &self.admin) {
                 Ok(stored) => {
-                    drop(stored);
+                    let (outcome, _) = stored.into_parts();
+                    prop_assert!(outcome.is_ok(), "a new id was refused: {:?}", outcome.err());
                     Ok(true)
                 }
                 Err(error) => Err(TestCaseError::fail(format!("storing failed: {error}"))),
