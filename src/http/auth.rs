@@ -96,10 +96,11 @@ async fn refresh(State(state): State<AppState>, body: JsonBody) -> Result<Json<S
     ))
 }
 
-/// `POST /api/v1/auth/logout`: revoke the session the refresh token belongs to.
+/// `POST /api/v1/auth/logout`: end the login of the access token used (and the refresh token's,
+/// if it is another of the same person's).
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "sign-in",
     request_body = RefreshRequest,
-    responses((status = 204, description = "That login's tokens stop working")))]
+    responses((status = 204, description = "That login's access and refresh tokens stop working at once")))]
 async fn logout(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
