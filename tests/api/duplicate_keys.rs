@@ -140,13 +140,12 @@ async fn a_record_stored_with_a_repeated_key_is_read_last_wins_by_every_reader()
     assert_eq!(figures["groups"][0]["township"], "思林镇");
 
     let deleted = app
-        .client
-        .delete(app.url(&format!("/api/v1/submissions/{id}")))
-        .bearer_auth(&app.admin_token)
-        .json(&json!({"reason": "replayed attack"}))
-        .send()
-        .await
-        .unwrap();
+        .delete_json_as(
+            &app.admin_token,
+            &format!("/api/v1/submissions/{id}"),
+            &json!({"reason": "replayed attack"}),
+        )
+        .await;
     assert_eq!(deleted.status(), 200);
 }
 

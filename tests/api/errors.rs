@@ -122,13 +122,12 @@ async fn a_body_that_is_not_an_object_is_refused_even_where_a_list_would_fit_the
     app.submit(&submission).await;
     let id = submission["id"].as_str().unwrap();
     let deleted = app
-        .client
-        .delete(app.url(&format!("/api/v1/submissions/{id}")))
-        .bearer_auth(&app.admin_token)
-        .json(&json!(["entered twice"]))
-        .send()
-        .await
-        .unwrap();
+        .delete_json_as(
+            &app.admin_token,
+            &format!("/api/v1/submissions/{id}"),
+            &json!(["entered twice"]),
+        )
+        .await;
     let (status, code, _) = error_code(deleted).await;
     assert_eq!((status, code.as_str()), (422, "request_invalid"));
 }

@@ -223,6 +223,16 @@ impl TestApp {
         request.send().await.expect("a response")
     }
 
+    pub async fn patch_json_as(&self, token: &str, path: &str, body: &Value) -> Response {
+        let request = self.client.patch(self.url(path)).bearer_auth(token);
+        request.json(body).send().await.expect("a response")
+    }
+
+    pub async fn delete_json_as(&self, token: &str, path: &str, body: &Value) -> Response {
+        let request = self.client.delete(self.url(path)).bearer_auth(token);
+        request.json(body).send().await.expect("a response")
+    }
+
     pub async fn post_raw(
         &self,
         path: &str,

@@ -48,13 +48,9 @@ fn user(scope: Value, display_name: String) -> Value {
 }
 
 async fn delete(app: &TestApp, id: &str, reason: String) -> reqwest::Response {
-    app.client
-        .delete(app.url(&format!("/api/v1/submissions/{id}")))
-        .bearer_auth(&app.admin_token)
-        .json(&json!({"reason": reason}))
-        .send()
+    let path = format!("/api/v1/submissions/{id}");
+    app.delete_json_as(&app.admin_token, &path, &json!({"reason": reason}))
         .await
-        .unwrap()
 }
 
 #[tokio::test]

@@ -5,23 +5,11 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, csv_rows, envelope, error_code, household, spawn_app};
 
 async fn patch(app: &TestApp, token: &str, path: &str, body: Value) -> reqwest::Response {
-    app.client
-        .patch(app.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    app.patch_json_as(token, path, &body).await
 }
 
 async fn delete(app: &TestApp, token: &str, path: &str, body: Value) -> reqwest::Response {
-    app.client
-        .delete(app.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    app.delete_json_as(token, path, &body).await
 }
 
 /// Household `k` with its own household id and labourers, so exports keep every one.

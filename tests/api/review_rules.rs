@@ -11,13 +11,8 @@ async fn review(
     id: &str,
     body: Value,
 ) -> reqwest::Response {
-    app.client
-        .patch(app.url(&format!("/api/v1/submissions/{id}/review")))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    let path = format!("/api/v1/submissions/{id}/review");
+    app.patch_json_as(token, &path, &body).await
 }
 
 #[tokio::test]
@@ -90,13 +85,12 @@ async fn a_supervisor_moved_away_no_longer_reviews_their_own_submission_from_bef
     let id = own["id"].as_str().unwrap();
 
     let moved = app
-        .client
-        .patch(app.url("/api/v1/users/sup-moved"))
-        .bearer_auth(&app.admin_token)
-        .json(&json!({"scope": ["平马镇"]}))
-        .send()
-        .await
-        .unwrap();
+        .patch_json_as(
+            &app.admin_token,
+            "/api/v1/users/sup-moved",
+            &json!({"scope": ["平马镇"]}),
+        )
+        .await;
     assert_eq!(moved.status(), 200);
     let after = app.login("sup-moved", crate::helpers::PASSWORD).await["access_token"]
         .as_str()
