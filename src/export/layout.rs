@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::forms::refs::resolve;
+use crate::forms::refs::Document;
 
 /// What kind of values a column holds; decides cleaning and rendering.
 #[derive(Clone, Debug, PartialEq)]
@@ -89,7 +89,15 @@ impl Layout {
     /// The layout of one schema.
     pub fn of(schema: &Value) -> Self {
         let mut tables = Vec::new();
-        collect_table(schema, schema, "main".into(), Vec::new(), "", &mut tables);
+        let document = Document::new(schema);
+        collect_table(
+            &document,
+            schema,
+            "main".into(),
+            Vec::new(),
+            "",
+            &mut tables,
+        );
         let scope = schema
             .get("x-scope")
             .and_then(Value::as_str)
@@ -139,15 +147,15 @@ pub fn pointer_segments(pointer: &str) -> Vec<String> {
         .collect()
 }
 
-fn collect_table(
-    root: &Value,
-    schema: &Value,
+fn collect_table<'s>(
+    refs: &Document<'s>,
+    schema: &'s Value,
     name: String,
     arrays: Vec<Vec<String>>,
     source_prefix: &str,
     tables: &mut Vec<Table>,
 ) {
-    let schema = resolve(root, schema);
+    let schema = refs.resolve(schema);
     let unique = schema
         .get("x-unique")
         .and_then(Value::as_array)
@@ -167,7 +175,7 @@ fn collect_table(
     });
     let mut columns = Vec::new();
     let mut context = Walk {
-        root,
+        refs,
         table_name: &name,
         arrays: &arrays,
         tables,
@@ -176,23 +184,25 @@ fn collect_table(
     tables[index].columns = columns;
 }
 
-struct Walk<'a> {
-    root: &'a Value,
+struct Walk<'a, 's> {
+    refs: &'a Document<'s>,
     table_name: &'a str,
     arrays: &'a [Vec<String>],
     tables: &'a mut Vec<Table>,
 }
 
-impl Walk<'_> {
-    fn columns(&mut self, schema: &Value, path: &[String], source: &str, out: &mut Vec<Column>) {
-        let Some(properties) = resolve(self.root, schema)
+impl<'s> Walk<'_, 's> {
+    fn columns(&mut self, schema: &'s Value, path: &[String], source: &str, out: &mut Vec<Column>) {
+        let Some(properties) = self
+            .refs
+            .resolve(schema)
             .get("properties")
             .and_then(Value::as_object)
         else {
             return;
         };
         for (key, property) in properties {
-            let property = resolve(self.root, property);
+            let property = self.refs.resolve(property);
             let mut here = path.to_vec();
             here.push(key.clone());
             let source_here = format!("{source}/{}", key.replace('~', "~0").replace('/', "~1"));
@@ -200,7 +210,7 @@ impl Walk<'_> {
                 self.columns(property, &here, &source_here, out);
                 continue;
             }
-            let items = property.get("items").map(|i| resolve(self.root, i));
+            let items = property.get("items").map(|i| self.refs.resolve(i));
             if let (true, Some(items)) = (json_type(property) == Some("array"), items) {
                 if is_object(items) {
                     let mut arrays = self.arrays.to_vec();
@@ -211,7 +221,7 @@ impl Walk<'_> {
                         format!("{}.{}", self.table_name, here.join("."))
                     };
                     let prefix = format!("{source_here}/*");
-                    collect_table(self.root, items, name, arrays, &prefix, self.tables);
+                    collect_table(self.refs, items, name, arrays, &prefix, self.tables);
                     continue;
                 }
                 let kind = match choices(items) {

@@ -1,13 +1,14 @@
 //! What a form's schema must be, beyond valid JSON Schema, for this server to use it safely.
 //!
+//! - **References that mean one thing** (`refs.rs`): no `$id` below the root, no anchor twice.
 //! - **No `$ref` cycles.** A recursive schema is valid JSON Schema, but exports flatten a form
 //!   into tables and columns, and a recursive form has no end: refused, naming the cycle
-//!   (references by pointer or anchor, as `refs.rs` reads them; `$dynamicRef` and
-//!   `$recursiveRef` exist for recursion only, and are refused).
+//!   (references by pointer or anchor; `$dynamicRef` and `$recursiveRef` exist for recursion
+//!   only, and are refused).
 //! - **A bounded shape.** Even without a cycle, references can nest a form thousands of levels
 //!   deep, or expand a small schema to millions of columns (two properties both referring to
-//!   the next definition, twenty times over): at most 32 levels and 20,000 subschemas, counted
-//!   with every reference followed.
+//!   the next definition, twenty times over): at most 32 levels and 20,000 properties, counted
+//!   with every reference followed (and 500,000 subschemas of any kind, so checking stays quick).
 //! - **A scope field that always names a place.** `x-scope` points at the field that places a
 //!   submission (the township); scoped users may only write inside their places. If that field
 //!   could be missing, empty or not text, a scoped user could write county-wide.
@@ -16,12 +17,16 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::refs::{self, resolve};
+use super::refs::Document;
 
 /// Most subschemas a form may nest, references followed.
 const MAX_DEPTH: usize = 32;
-/// Most subschemas a form may expand to, references followed.
-const MAX_EXPANDED: usize = 20_000;
+/// Most properties (questions, at every level) a form may expand to, references followed: each
+/// is at least a column of an export.
+const MAX_PROPERTIES: usize = 20_000;
+/// Most subschemas of any kind (choices, conditions...) a form may expand to: a bound on the
+/// work of checking it.
+const MAX_EXPANDED: usize = 500_000;
 /// Keywords made for recursive schemas.
 const RECURSIVE: [&str; 2] = ["$dynamicRef", "$recursiveRef"];
 
@@ -50,8 +55,22 @@ const MAP: [&str; 5] = [
     "definitions",
 ];
 
-/// The first `$ref` cycle in `schema`, as the pointers along it (`#/$defs/node → … → #/$defs/node`).
-pub fn ref_cycle(schema: &Value) -> Option<String> {
+/// Every rule of this module, in the order that keeps each check finite: references first,
+/// then cycles, then the bounded walk (which needs no cycles), then the scope field.
+pub fn all(schema: &Value) -> Result<(), String> {
+    let document = Document::new(schema);
+    document.check()?;
+    if let Some(cycle) = ref_cycle(&document) {
+        return Err(format!(
+            "the schema refers to itself ($ref cycle: {cycle}); a questionnaire must have an end"
+        ));
+    }
+    bounded(&document)?;
+    scope_field(&document)
+}
+
+/// The first `$ref` cycle, as the pointers along it (`#/$defs/node → … → #/$defs/node`).
+fn ref_cycle(document: &Document<'_>) -> Option<String> {
     // Depth-first over subschemas and local `$ref`s, with an explicit stack: a long chain of
     // references must not be able to overflow ours either.
     const ON_PATH: u8 = 1;
@@ -59,7 +78,7 @@ pub fn ref_cycle(schema: &Value) -> Option<String> {
     let mut state: HashMap<String, u8> = HashMap::new();
     let mut stack: Vec<(String, Vec<String>, usize)> = Vec::new();
     state.insert(String::new(), ON_PATH);
-    stack.push((String::new(), next_schemas(schema, ""), 0));
+    stack.push((String::new(), next_schemas(document, ""), 0));
     while let Some((_, next, index)) = stack.last_mut() {
         let Some(child) = next.get(*index).cloned() else {
             if let Some((pointer, _, _)) = stack.pop() {
@@ -81,7 +100,7 @@ pub fn ref_cycle(schema: &Value) -> Option<String> {
             Some(_) => {}
             None => {
                 state.insert(child.clone(), ON_PATH);
-                let after = next_schemas(schema, &child);
+                let after = next_schemas(document, &child);
                 stack.push((child, after, 0));
             }
         }
@@ -90,15 +109,15 @@ pub fn ref_cycle(schema: &Value) -> Option<String> {
 }
 
 /// The pointers of the subschemas of the schema at `pointer`, and the target of its local `$ref`.
-fn next_schemas(root: &Value, pointer: &str) -> Vec<String> {
-    let Some(Value::Object(schema)) = root.pointer(pointer) else {
+fn next_schemas(document: &Document<'_>, pointer: &str) -> Vec<String> {
+    let Some(Value::Object(schema)) = document.root().pointer(pointer) else {
         return Vec::new();
     };
     let mut next = Vec::new();
     if let Some(target) = schema
         .get("$ref")
         .and_then(Value::as_str)
-        .and_then(|reference| refs::target_pointer(root, reference))
+        .and_then(|reference| document.target_pointer(reference))
     {
         next.push(target);
     }
@@ -123,20 +142,36 @@ fn escape(name: &str) -> String {
     name.replace('~', "~0").replace('/', "~1")
 }
 
-/// Refuses a schema that nests deeper than `MAX_DEPTH` or expands to more than `MAX_EXPANDED`
-/// subschemas with its references followed, or that uses a keyword made for recursion. Call
-/// only on a schema without cycles (`ref_cycle`): the walk then ends, and the bounds keep it short.
-pub fn bounded(schema: &Value) -> Result<(), String> {
-    let mut visited = 0;
-    expand(schema, "", 0, &mut visited)
+/// Refuses a schema that nests deeper than `MAX_DEPTH`, or expands to more than
+/// `MAX_PROPERTIES` properties or `MAX_EXPANDED` subschemas, with its references followed, or
+/// that uses a keyword made for recursion. Only for a schema without cycles (`ref_cycle`): the
+/// walk then ends, and the bounds keep it short.
+fn bounded(document: &Document<'_>) -> Result<(), String> {
+    let mut counts = Counts::default();
+    expand(document, "", 0, &mut counts)
 }
 
-fn expand(root: &Value, pointer: &str, depth: usize, visited: &mut usize) -> Result<(), String> {
-    *visited += 1;
-    if *visited > MAX_EXPANDED {
+/// How much of a schema a walk has seen.
+#[derive(Default)]
+struct Counts {
+    subschemas: usize,
+    properties: usize,
+}
+
+fn expand(
+    document: &Document<'_>,
+    pointer: &str,
+    depth: usize,
+    counts: &mut Counts,
+) -> Result<(), String> {
+    counts.subschemas += 1;
+    if pointer.rsplit('/').nth(1) == Some("properties") {
+        counts.properties += 1;
+    }
+    if counts.properties > MAX_PROPERTIES || counts.subschemas > MAX_EXPANDED {
         return Err(format!(
-            "with its references followed, the schema expands to more than {MAX_EXPANDED} \
-             parts; a questionnaire that large cannot be exported"
+            "with its references followed, the schema expands to more than {MAX_PROPERTIES} \
+             questions (or {MAX_EXPANDED} parts); a questionnaire that large cannot be exported"
         ));
     }
     if depth > MAX_DEPTH {
@@ -144,31 +179,33 @@ fn expand(root: &Value, pointer: &str, depth: usize, visited: &mut usize) -> Res
             "with its references followed, the schema nests deeper than {MAX_DEPTH} levels (at #{pointer})"
         ));
     }
-    if let Some(keyword) = RECURSIVE.iter().find(|keyword| {
-        root.pointer(pointer)
-            .is_some_and(|s| s.get(*keyword).is_some())
-    }) {
+    let schema = document.root().pointer(pointer);
+    if let Some(keyword) = RECURSIVE
+        .iter()
+        .find(|keyword| schema.is_some_and(|s| s.get(*keyword).is_some()))
+    {
         return Err(format!(
             "{keyword} (at #{pointer}) is for recursive schemas; a questionnaire has a fixed shape"
         ));
     }
-    for next in next_schemas(root, pointer) {
-        expand(root, &next, depth + 1, visited)?;
+    for next in next_schemas(document, pointer) {
+        expand(document, &next, depth + 1, counts)?;
     }
     Ok(())
 }
 
 /// Refuses a form whose `x-scope` field may be absent or something other than a non-empty
-/// string: every object on the way must require it, and it must be `type: string` with
-/// `minLength` ≥ 1, or an `enum` or `const` of non-empty strings.
-pub fn scope_field(schema: &Value) -> Result<(), String> {
+/// string: every object on the way must be `type: object` and require it, and it must be
+/// `type: string` with `minLength` ≥ 1, or an `enum` or `const` of non-empty strings.
+fn scope_field(document: &Document<'_>) -> Result<(), String> {
+    let schema = document.root();
     let Some(declared) = schema.get("x-scope") else {
         return Ok(());
     };
     let pointer = declared.as_str().filter(|p| p.starts_with('/')).ok_or(
         "x-scope must be a JSON Pointer to the field that places a submission, e.g. \"/township\"",
     )?;
-    let mut here = resolve(schema, schema);
+    let mut here = document.resolve(schema);
     for segment in pointer.split('/').skip(1) {
         let name = segment.replace("~1", "/").replace("~0", "~");
         // `properties` and `required` say nothing about a value that is not an object.
@@ -192,7 +229,7 @@ pub fn scope_field(schema: &Value) -> Result<(), String> {
                  submission without it would be readable and writable county-wide"
             ));
         }
-        here = resolve(schema, property);
+        here = document.resolve(property);
     }
     let place = |v: &Value| v.as_str().is_some_and(|s| !s.trim().is_empty());
     let ok = match (here.get("enum"), here.get("const")) {
@@ -222,14 +259,18 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn scope(schema: &Value) -> Result<(), String> {
+        scope_field(&Document::new(schema))
+    }
+
     #[test]
     fn a_self_referencing_schema_is_found_and_its_cycle_named() {
         let schema = json!({"type": "object", "properties": {"root": {"$ref": "#/$defs/node"}},
             "$defs": {"node": {"type": "object", "properties": {"child": {"$ref": "#/$defs/node"}}}}});
-        let cycle = ref_cycle(&schema).unwrap();
+        let cycle = ref_cycle(&Document::new(&schema)).unwrap();
         assert!(cycle.starts_with("#/$defs/node"), "{cycle}");
         assert!(cycle.contains("#/$defs/node/properties/child"), "{cycle}");
-        assert!(ref_cycle(&json!({"anyOf": [{"$ref": "#"}]})).is_some());
+        assert!(ref_cycle(&Document::new(&json!({"anyOf": [{"$ref": "#"}]}))).is_some());
     }
 
     #[test]
@@ -239,8 +280,11 @@ mod tests {
             "c": {"type": "array", "items": {"$ref": "#/$defs/person"}}},
             "$defs": {"yes": {"type": "boolean"},
                       "person": {"properties": {"ok": {"$ref": "#/$defs/yes"}}}}});
-        assert_eq!(ref_cycle(&schema), None);
-        assert_eq!(ref_cycle(&json!({"$ref": "common.json#/$defs/x"})), None);
+        assert_eq!(ref_cycle(&Document::new(&schema)), None);
+        assert_eq!(
+            ref_cycle(&Document::new(&json!({"$ref": "common.json#/$defs/x"}))),
+            None
+        );
     }
 
     #[test]
@@ -254,7 +298,9 @@ mod tests {
         }
         defs.insert("d20000".into(), json!({"type": "string"}));
         assert_eq!(
-            ref_cycle(&json!({"$ref": "#/$defs/d0", "$defs": defs})),
+            ref_cycle(&Document::new(
+                &json!({"$ref": "#/$defs/d0", "$defs": defs})
+            )),
             None
         );
     }
@@ -263,10 +309,10 @@ mod tests {
     fn cycles_through_encoded_pointers_and_anchors_are_found_too() {
         let encoded = json!({"properties": {"a": {"$ref": "#/%24defs/n"}},
             "$defs": {"n": {"properties": {"b": {"$ref": "#/%24defs/n"}}}}});
-        assert!(ref_cycle(&encoded).is_some());
+        assert!(ref_cycle(&Document::new(&encoded)).is_some());
         let anchored = json!({"properties": {"a": {"$ref": "#knot"}},
             "$defs": {"n": {"$anchor": "knot", "properties": {"b": {"$ref": "#knot"}}}}});
-        assert!(ref_cycle(&anchored).is_some());
+        assert!(ref_cycle(&Document::new(&anchored)).is_some());
     }
 
     #[test]
@@ -283,8 +329,12 @@ mod tests {
                 .collect();
             json!({"$ref": "#/$defs/d0", "$defs": defs})
         };
-        assert!(bounded(&chain(10)).is_ok());
-        assert!(bounded(&chain(4000)).unwrap_err().contains("deeper than"));
+        assert!(bounded(&Document::new(&chain(10))).is_ok());
+        assert!(
+            bounded(&Document::new(&chain(4000)))
+                .unwrap_err()
+                .contains("deeper than")
+        );
         // Four properties each referring to the next definition, eight times: 4^8 columns.
         let widening: serde_json::Map<String, Value> = (0..8)
             .map(|i| {
@@ -298,8 +348,12 @@ mod tests {
             .chain([("d8".to_owned(), json!({"type": "string"}))])
             .collect();
         let widening = json!({"properties": {"x": {"$ref": "#/$defs/d0"}}, "$defs": widening});
-        assert!(bounded(&widening).unwrap_err().contains("more than"));
-        assert!(bounded(&json!({"$dynamicRef": "#meta"})).is_err());
+        assert!(
+            bounded(&Document::new(&widening))
+                .unwrap_err()
+                .contains("more than")
+        );
+        assert!(bounded(&Document::new(&json!({"$dynamicRef": "#meta"}))).is_err());
     }
 
     #[test]
@@ -309,20 +363,17 @@ mod tests {
                    "properties": {"township": township}})
         };
         let enumerated = json!({"enum": ["平马镇", "思林镇"]});
-        assert!(scope_field(&form(enumerated.clone(), json!(["township"]))).is_ok());
-        assert!(
-            scope_field(&form(enumerated, json!([]))).is_err(),
-            "optional"
-        );
+        assert!(scope(&form(enumerated.clone(), json!(["township"]))).is_ok());
+        assert!(scope(&form(enumerated, json!([]))).is_err(), "optional");
         let text = |min: Value| json!({"type": "string", "minLength": min});
-        assert!(scope_field(&form(text(json!(1)), json!(["township"]))).is_ok());
-        assert!(scope_field(&form(text(json!(0)), json!(["township"]))).is_err());
-        assert!(scope_field(&form(json!({"type": "string"}), json!(["township"]))).is_err());
-        assert!(scope_field(&form(json!({"type": "integer"}), json!(["township"]))).is_err());
-        assert!(scope_field(&form(json!({"enum": ["平马镇", ""]}), json!(["township"]))).is_err());
-        assert!(scope_field(&form(json!({"enum": ["平马镇", 3]}), json!(["township"]))).is_err());
-        assert!(scope_field(&form(json!({"const": "思林镇"}), json!(["township"]))).is_ok());
-        assert!(scope_field(&json!({"x-scope": 7})).is_err());
+        assert!(scope(&form(text(json!(1)), json!(["township"]))).is_ok());
+        assert!(scope(&form(text(json!(0)), json!(["township"]))).is_err());
+        assert!(scope(&form(json!({"type": "string"}), json!(["township"]))).is_err());
+        assert!(scope(&form(json!({"type": "integer"}), json!(["township"]))).is_err());
+        assert!(scope(&form(json!({"enum": ["平马镇", ""]}), json!(["township"]))).is_err());
+        assert!(scope(&form(json!({"enum": ["平马镇", 3]}), json!(["township"]))).is_err());
+        assert!(scope(&form(json!({"const": "思林镇"}), json!(["township"]))).is_ok());
+        assert!(scope(&json!({"x-scope": 7})).is_err());
         let nested = |place: Value| {
             json!({"type": "object", "x-scope": "/place/township", "required": ["place"],
                    "properties": {"place": place}})
@@ -330,24 +381,21 @@ mod tests {
         let inner =
             json!({"required": ["township"], "properties": {"township": {"enum": ["思林镇"]}}});
         assert!(
-            scope_field(&nested(inner.clone())).is_err(),
+            scope(&nested(inner.clone())).is_err(),
             "the place may be a string"
         );
         let mut object = inner;
         object["type"] = json!("object");
-        assert!(scope_field(&nested(object)).is_ok());
-        assert!(
-            scope_field(&json!({"type": "object"})).is_ok(),
-            "no scope field"
-        );
+        assert!(scope(&nested(object)).is_ok());
+        assert!(scope(&json!({"type": "object"})).is_ok(), "no scope field");
     }
 
     #[test]
     fn the_shipped_questionnaire_passes_every_check() {
         let text = include_str!("../../schemas/labour-survey.json");
         let schema: Value = serde_json::from_str(text).unwrap();
-        assert_eq!(ref_cycle(&schema), None);
-        assert_eq!(bounded(&schema), Ok(()));
-        assert_eq!(scope_field(&schema), Ok(()));
+        assert_eq!(ref_cycle(&Document::new(&schema)), None);
+        assert_eq!(bounded(&Document::new(&schema)), Ok(()));
+        assert_eq!(scope(&schema), Ok(()));
     }
 }

@@ -94,13 +94,7 @@ impl FormVersion {
 
 /// Compiles a schema and applies this server's own rules for schemas (`checks.rs`).
 fn prepare(schema: &Value, library: &Registry<'_>) -> Result<Compiled, String> {
-    if let Some(cycle) = checks::ref_cycle(schema) {
-        return Err(format!(
-            "the schema refers to itself ($ref cycle: {cycle}); a questionnaire must have an end"
-        ));
-    }
-    checks::bounded(schema)?;
-    checks::scope_field(schema)?;
+    checks::all(schema)?;
     compile::compile(schema, library)
 }
 

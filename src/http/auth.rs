@@ -7,6 +7,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use ipnet::IpNet;
 use serde::Deserialize;
+use tracing::Instrument;
 use utoipa::ToSchema;
 
 use super::extract::{AuthUser, JsonBody, request_id};
@@ -50,16 +51,19 @@ async fn login(
 ) -> Result<Json<Session>, AppError> {
     let request: LoginRequest = body.parse()?;
     let request_id = Some(request_id(&headers));
-    let session = state
-        .auth
-        .login(
-            &state.store,
+    let address = client_address(peer.ip(), &headers, &state.trusted_proxies);
+    let (auth, store) = (state.auth.clone(), state.store.clone());
+    let session = to_the_end(async move {
+        auth.login(
+            &store,
             &request.username,
             &request.password,
-            client_address(peer.ip(), &headers, &state.trusted_proxies),
+            address,
             request_id,
         )
-        .await;
+        .await
+    })
+    .await;
     let outcome = match &session {
         Ok(_) => Some(LoginOutcome::Success),
         Err(AppError::InvalidCredentials) => Some(LoginOutcome::Failure),
@@ -139,17 +143,30 @@ async fn change_password(
 ) -> Result<Json<Session>, AppError> {
     let request: PasswordRequest = body.parse()?;
     let address = client_address(peer.ip(), &headers, &state.trusted_proxies);
-    let session = state
-        .auth
-        .change_password(
-            &state.store,
+    let (auth, store) = (state.auth.clone(), state.store.clone());
+    let session = to_the_end(async move {
+        auth.change_password(
+            &store,
             &me,
             &request.current_password,
             &request.new_password,
             address,
         )
-        .await?;
+        .await
+    })
+    .await?;
     Ok(Json(session))
+}
+
+/// Runs a password check to its end even if the client goes away: a guess whose answer nobody
+/// waits for is still hashed, so it must still be counted by the throttle and written to the
+/// audit log like any other.
+async fn to_the_end<T: Send + 'static>(
+    check: impl Future<Output = Result<T, AppError>> + Send + 'static,
+) -> Result<T, AppError> {
+    tokio::spawn(check.instrument(tracing::Span::current()))
+        .await
+        .map_err(|e| AppError::Internal(format!("a password check stopped: {e}")))?
 }
 
 /// The client's address: the peer, or, when the peer is a trusted proxy, the right-most address

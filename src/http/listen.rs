@@ -159,9 +159,13 @@ impl Activity {
         if progress {
             let now = Instant::now();
             state.wrote_at = now;
-            if let Phase::Idle(_) = state.phase {
-                state.phase = Phase::Idle(now);
-            }
+            state.phase = match state.phase {
+                Phase::Idle(_) => Phase::Idle(now),
+                // The next request came while the last answer still goes out (pipelining):
+                // its head is timed from the answer's last byte.
+                Phase::Head(_) => Phase::Head(now),
+                busy => busy,
+            };
         }
     }
 

@@ -78,6 +78,36 @@ async fn a_schema_too_deep_or_too_wide_once_its_references_are_followed_is_refus
 }
 
 #[tokio::test]
+async fn references_that_could_be_read_two_ways_are_refused() {
+    let app = spawn_app().await;
+    // A decoy anchor would make the scope check read an enum where validation reads any string.
+    let decoy = json!({"type": "object", "x-scope": "/township", "required": ["township"],
+        "properties": {"township": {"$ref": "#t"}},
+        "$defs": {"a": {"$anchor": "t", "enum": ["平马镇"]}, "b": {"$anchor": "t", "type": "string"}}});
+    let embedded = json!({"type": "object", "properties": {"place": {"$id": "urn:place",
+        "$defs": {"t": {"type": "string"}}, "type": "object"}}});
+    for (id, schema) in [("decoy", decoy), ("embedded", embedded)] {
+        let (status, code, _) = error_code(publish(&app, id, schema).await).await;
+        assert_eq!((status, code.as_str()), (422, "schema_invalid"), "{id}");
+    }
+}
+
+#[tokio::test]
+async fn a_large_questionnaire_with_long_choice_lists_is_accepted() {
+    let app = spawn_app().await;
+    // 50 questions sharing one list of 400 labelled villages: 20,000 choices, 50 columns.
+    let villages: Vec<Value> = (0..400)
+        .map(|i| json!({"const": format!("v{i}"), "title": format!("村{i}")}))
+        .collect();
+    let questions: serde_json::Map<String, Value> = (0..50)
+        .map(|i| (format!("q{i}"), json!({"$ref": "#/$defs/village"})))
+        .collect();
+    let schema = json!({"type": "object", "properties": questions,
+                        "$defs": {"village": {"oneOf": villages}}});
+    assert_eq!(publish(&app, "villages", schema).await.status(), 201);
+}
+
+#[tokio::test]
 async fn a_scope_field_that_may_be_missing_empty_or_not_text_is_refused() {
     let app = spawn_app().await;
     let refused = [

@@ -182,6 +182,22 @@ async fn a_burst_of_simultaneous_guesses_is_held_to_five() {
 }
 
 #[tokio::test]
+async fn guesses_whose_answers_nobody_waits_for_are_counted_and_audited_all_the_same() {
+    let app = spawn_app().await;
+    for i in 0..6 {
+        let password = format!("wrong-guess-{i}");
+        let guess = login_attempt(&app, "fw1", &password);
+        // Gone long before the password hash is done.
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(2), guess).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+    assert_eq!(login_attempt(&app, "fw1", PASSWORD).await.status(), 429);
+    let failed = audit(&app, "action=login_failed&actor=fw1").await;
+    assert!(failed.len() >= 5, "{} guesses were audited", failed.len());
+}
+
+#[tokio::test]
 async fn a_token_without_a_session_claim_is_refused() {
     let app = spawn_app().await;
     let mut claims = claims_for("fw1", "field_worker", 600);
