@@ -40,21 +40,9 @@ impl Borrow<str> for FormId {
     }
 }
 
-impl AsRef<str> for FormId {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
 impl fmt::Display for FormId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-impl PartialEq<str> for FormId {
-    fn eq(&self, other: &str) -> bool {
-        self.0 == other
     }
 }
 
