@@ -101,15 +101,21 @@ async fn a_request_being_served_outlasts_both_timeouts() {
     assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
 }
 
-/// A server whose form `big` answers with 6 MB (more than every socket buffer on the way), and
-/// a connection asking for it with a small receive window; the head of the answer is not read.
-async fn asking_for_a_large_answer(adjust: impl FnOnce(&mut ServeConfig)) -> (TestApp, TcpStream) {
+/// A server whose form `big` answers with `megabytes` (more than every socket buffer on the way:
+/// Linux lets a send buffer grow to 4 MB), and a connection asking for it with a small receive
+/// window; nothing of the answer is read yet.
+async fn asking_for_a_large_answer(
+    megabytes: usize,
+    adjust: impl FnOnce(&mut ServeConfig),
+) -> (TestApp, TcpStream) {
     let app = spawn_app_with(|config| {
-        config.max_body_bytes = 8 * 1024 * 1024;
+        config.max_body_bytes = (megabytes + 1) * 1024 * 1024;
         adjust(config);
     })
     .await;
-    let schema = serde_json::json!({"type": "object", "description": "说".repeat(2_000_000)});
+    // Each 说 is three bytes of UTF-8.
+    let text = "说".repeat(megabytes * 1024 * 1024 / 3);
+    let schema = serde_json::json!({"type": "object", "description": text});
     let published = app
         .post_json_as(
             &app.admin_token,
@@ -161,7 +167,7 @@ async fn read_answer(stream: &mut TcpStream, pause: Duration) -> (bool, usize) {
 
 #[tokio::test]
 async fn a_large_answer_to_a_slow_reader_is_not_cut_off_by_the_idle_timeout() {
-    let (_app, mut stream) = asking_for_a_large_answer(|config| config.idle_timeout = 1).await;
+    let (_app, mut stream) = asking_for_a_large_answer(6, |config| config.idle_timeout = 1).await;
     // About 0.6 MB/s: some ten seconds for the whole answer, ten idle timeouts.
     let (whole, received) = read_answer(&mut stream, Duration::from_millis(50)).await;
     assert!(whole, "the answer was cut off after {received} bytes");
@@ -169,7 +175,8 @@ async fn a_large_answer_to_a_slow_reader_is_not_cut_off_by_the_idle_timeout() {
 
 #[tokio::test]
 async fn an_answer_nobody_reads_ends_after_the_stall_allowance() {
-    let (_app, mut stream) = asking_for_a_large_answer(|config| config.upload_deadline = 1).await;
+    let (_app, mut stream) =
+        asking_for_a_large_answer(12, |config| config.upload_deadline = 1).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     let (whole, received) = read_answer(&mut stream, Duration::ZERO).await;
     assert!(
