@@ -24,27 +24,31 @@ pub enum StrictError {
 
 /// Parses `bytes`, refusing any repeated key.
 pub fn parse(bytes: &[u8]) -> Result<Value, StrictError> {
-    read(bytes, None)
+    read(bytes, None, true)
 }
 
 /// Checks only the keys of the outermost object (a batch wrapper: its items are judged one by
 /// one, each with its own pointers); what is inside it reads as `null`.
 pub fn outer(bytes: &[u8]) -> Result<Value, StrictError> {
-    read(bytes, Some(1))
+    read(bytes, Some(1), true)
 }
 
-/// Whether `bytes` is JSON with a repeated key (a record stored before the rule).
+/// Whether `bytes` is JSON with a repeated key (a record stored before the rule). Lists ask this
+/// of every record they show, so only keys are kept while looking.
 pub fn has_duplicates(bytes: &[u8]) -> bool {
-    matches!(read(bytes, None), Err(StrictError::Duplicate(_)))
+    matches!(read(bytes, None, false), Err(StrictError::Duplicate(_)))
 }
 
-fn read(bytes: &[u8], depth_limit: Option<usize>) -> Result<Value, StrictError> {
+/// Reads `bytes` strictly; below `depth_limit` nothing is looked at, and without `keep_values`
+/// only the keys are (the value then says nothing of the document).
+fn read(bytes: &[u8], depth_limit: Option<usize>, keep_values: bool) -> Result<Value, StrictError> {
     let found = RefCell::new(None);
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let seed = Strict {
         at: &At::ROOT,
         depth: 0,
         depth_limit,
+        keep_values,
         found: &found,
     };
     let outcome = seed
@@ -95,6 +99,7 @@ struct Strict<'s> {
     at: &'s At<'s>,
     depth: usize,
     depth_limit: Option<usize>,
+    keep_values: bool,
     found: &'s RefCell<Option<String>>,
 }
 
@@ -107,6 +112,7 @@ impl<'s> Strict<'s> {
             at,
             depth: self.depth + 1,
             depth_limit: self.depth_limit,
+            keep_values: self.keep_values,
             found: self.found,
         }
     }
@@ -146,23 +152,29 @@ impl<'de> Visitor<'de> for Strict<'_> {
         Ok(Number::from_f64(n).map_or(Value::Null, Value::Number))
     }
     fn visit_str<E>(self, s: &str) -> Result<Value, E> {
-        Ok(Value::String(s.to_owned()))
+        Ok(if self.keep_values {
+            Value::String(s.to_owned())
+        } else {
+            Value::Null
+        })
     }
     fn visit_string<E>(self, s: String) -> Result<Value, E> {
         Ok(Value::String(s))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let mut items = Vec::new();
-        loop {
+        for index in 0.. {
             let at = At {
                 parent: Some(self.at),
-                segment: Segment::Index(items.len()),
+                segment: Segment::Index(index),
             };
             match seq.next_element_seed(self.child(&at))? {
-                Some(item) => items.push(item),
-                None => return Ok(Value::Array(items)),
+                Some(item) if self.keep_values => items.push(item),
+                Some(_) => {}
+                None => break,
             }
         }
+        Ok(Value::Array(items))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut members = Map::new();

@@ -223,22 +223,10 @@ impl Attempt<'_> {
 }
 
 impl Drop for Attempt<'_> {
-    /// An attempt that never said how it ended (a server fault) counts as neither.
+    /// An attempt that never said how it ended (a server fault) counts as neither: it only
+    /// gives its places back.
     fn drop(&mut self) {
-        if !self.ended {
-            self.ended = true;
-            let mut names = lock(&self.throttle.names);
-            let mut addresses = lock(&self.throttle.addresses);
-            if let Some(counter) = self.name.as_ref().and_then(|name| names.get_mut(name)) {
-                counter.pending = counter.pending.saturating_sub(1);
-            }
-            if let Some(state) = addresses.get_mut(&self.address) {
-                state.all.pending = state.all.pending.saturating_sub(1);
-                if self.clean {
-                    state.clean.pending = state.clean.pending.saturating_sub(1);
-                }
-            }
-        }
+        self.end(None);
     }
 }
 
