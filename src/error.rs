@@ -21,6 +21,14 @@ pub struct Detail {
     pub keyword: Option<String>,
     /// What is wrong, for a person; never echoes the submitted value.
     pub message: String,
+    /// For validation errors: what is wrong as a stable key of the message catalogue
+    /// (`GET /api/v1/messages`), e.g. `resident_id.check_digit`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The values the key's template names, e.g. `{"limit": 12}`; absent when it names none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub params: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// The body of every error answer.
@@ -116,6 +124,8 @@ impl AppError {
             path: path.to_owned(),
             keyword: None,
             message: message.to_owned(),
+            key: None,
+            params: None,
         }])
     }
 

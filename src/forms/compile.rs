@@ -51,6 +51,8 @@ pub fn errors(compiled: &Compiled, schema: &Value, data: &Value, lang: Lang) -> 
     let detail = |path: String, keyword: &str, problem: Problem| Detail {
         message: messages::message(schema, &path, &problem, lang),
         keyword: Some(keyword.to_owned()),
+        key: Some(problem.key.to_owned()),
+        params: (!problem.params.is_empty()).then_some(problem.params),
         path,
     };
     // Most submissions are valid: the boolean check is much cheaper than collecting errors.
@@ -84,8 +86,8 @@ pub fn errors(compiled: &Compiled, schema: &Value, data: &Value, lang: Lang) -> 
         .into_iter()
         .map(|broken| {
             let problem = match broken.rule {
-                "resident-id-gender" => Problem::IdGender,
-                _ => Problem::IdBirthDate,
+                "resident-id-gender" => Problem::new("id_gender"),
+                _ => Problem::new("id_birth_date"),
             };
             detail(broken.path, broken.rule, problem)
         })
@@ -119,6 +121,74 @@ mod tests {
         assert_eq!(details.len(), 1);
         assert_eq!(details[0].path, "/a~1b");
         assert_eq!(details[0].keyword.as_deref(), Some("required"));
+    }
+
+    #[test]
+    fn each_kind_of_problem_has_a_catalogue_key_and_its_params() {
+        let cases = [
+            (json!({"required": ["a"]}), json!({}), "required", None),
+            (json!({"type": "string"}), json!(1), "type.string", None),
+            (
+                json!({"type": "null"}),
+                json!(1),
+                "type.other",
+                Some(json!({"type": "null"})),
+            ),
+            (
+                json!({"format": "email"}),
+                json!("x"),
+                "format",
+                Some(json!({"format": "email"})),
+            ),
+            (
+                json!({"exclusiveMinimum": 0}),
+                json!(0),
+                "minimum",
+                Some(json!({"limit": 0})),
+            ),
+            (
+                json!({"exclusiveMaximum": 1.5}),
+                json!(2),
+                "maximum",
+                Some(json!({"limit": 1.5})),
+            ),
+            (json!({"minLength": 1}), json!(""), "not_empty", None),
+            (
+                json!({"maxItems": 1}),
+                json!([1, 2]),
+                "max_items",
+                Some(json!({"limit": 1})),
+            ),
+            (
+                json!({"properties": {"a": false}}),
+                json!({"a": 1}),
+                "not_asked",
+                None,
+            ),
+        ];
+        for (schema, data, key, params) in cases {
+            let compiled = compile(&schema, &library()).unwrap();
+            let details = errors(&compiled, &schema, &data, Lang::En);
+            assert_eq!(details.len(), 1, "{schema}");
+            assert_eq!(details[0].key.as_deref(), Some(key), "{schema}");
+            assert_eq!(
+                details[0].params.clone().map(Value::Object),
+                params,
+                "{schema}"
+            );
+            assert!(Lang::Zh.template(key).is_some() && Lang::En.template(key).is_some());
+        }
+        let schema = json!({"not": {}});
+        let compiled = compile(&schema, &library()).unwrap();
+        let other = &errors(&compiled, &schema, &json!(1), Lang::Zh)[0];
+        assert_eq!(other.key.as_deref(), Some("other"));
+        assert_eq!(
+            other.message,
+            format!(
+                "问卷：{}",
+                other.params.as_ref().unwrap()["text"].as_str().unwrap()
+            )
+        );
     }
 
     #[test]

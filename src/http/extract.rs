@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 use crate::AppState;
 use crate::auth::Principal;
-use crate::error::{AppError, Detail};
+use crate::error::AppError;
 use crate::strict_json;
 
 /// A JSON request body, kept as the exact (decompressed) bytes. Size-checked after decompression
@@ -120,11 +120,7 @@ fn shape_error(error: serde_path_to_error::Error<serde_json::Error>) -> AppError
         // Our own messages (from types such as `FormId` and `Timestamp`), which quote nothing.
         text.to_owned()
     };
-    AppError::RequestInvalid(vec![Detail {
-        path,
-        keyword: None,
-        message,
-    }])
+    AppError::invalid_field(&path, &message)
 }
 
 /// A serde path as a JSON Pointer (`members[0].name` → `/members/0/name`).
@@ -232,7 +228,7 @@ mod tests {
         password: String,
     }
 
-    fn detail(body: &str) -> Detail {
+    fn detail(body: &str) -> crate::error::Detail {
         match JsonBody(Bytes::copy_from_slice(body.as_bytes())).parse::<Login>() {
             Err(AppError::RequestInvalid(details)) => details[0].clone(),
             other => panic!("expected request_invalid, got {other:?}"),

@@ -79,7 +79,16 @@ async fn get_form(
         version: shown.stored.version.clone(),
         schema: shown.stored.schema.clone(),
     };
-    let bytes = serde_json::to_vec(&body).map_err(|e| AppError::Internal(e.to_string()))?;
+    json_with_etag(&body, &headers)
+}
+
+/// `body` as JSON with a strong `ETag`, or 304 with only the `ETag` when the client's
+/// `If-None-Match` already names it: what a phone caches, it asks for again cheaply.
+pub(super) fn json_with_etag(
+    body: &impl Serialize,
+    headers: &HeaderMap,
+) -> Result<Response, AppError> {
+    let bytes = serde_json::to_vec(body).map_err(|e| AppError::Internal(e.to_string()))?;
     let etag = etag_of(&bytes);
     let matches = headers
         .get(header::IF_NONE_MATCH)

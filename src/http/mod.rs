@@ -11,6 +11,7 @@ mod extract;
 mod forms;
 mod indicators;
 mod listen;
+mod messages;
 mod observe;
 mod openapi;
 mod ops;
@@ -64,6 +65,7 @@ fn endpoints(limits: &Limits) -> Vec<Endpoint> {
     all.extend(auth::endpoints());
     all.extend(users::endpoints());
     all.extend(forms::endpoints());
+    all.extend(messages::endpoints());
     all.extend(submissions::endpoints(limits));
     all.extend(export::endpoints());
     all.extend(indicators::endpoints());

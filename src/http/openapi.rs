@@ -46,6 +46,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         super::forms::list_forms,
         super::forms::get_form,
         super::forms::publish_form,
+        super::messages::get_messages,
         super::submissions::submit,
         super::submissions::submit_batch,
         super::submissions::list_submissions,

@@ -291,7 +291,7 @@ async fn get_submission_raw(
 }
 
 /// The caller's `Accept-Language`, which picks the language of validation messages.
-fn accept_language(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn accept_language(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok())

@@ -14,6 +14,7 @@ mod forms;
 mod hardening;
 mod helpers;
 mod limits;
+mod messages;
 mod observability;
 mod openapi;
 mod process;
