@@ -27,3 +27,4 @@ mod simulate;
 mod startup;
 mod submissions;
 mod users;
+mod vectors;
