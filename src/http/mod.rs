@@ -19,9 +19,13 @@ mod review;
 mod shapes;
 mod submissions;
 mod users;
+mod webapp;
+
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::Request;
 use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
@@ -89,10 +93,12 @@ pub fn router(state: AppState) -> Router {
     for e in endpoints(&state.limits) {
         router = router.route(e.path, e.route);
     }
+    // Every path no route matches is the app's (or, under `/api/`, a JSON 404).
+    let web = Arc::new(webapp::WebApp::load());
     router
         // Routes with larger bodies (batches) set their own limit, which wins over this one.
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
-        .fallback(|| async { AppError::RouteNotFound })
+        .fallback(move |request: Request| async move { web.answer(&request) })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         // Phones may gzip what they send; the body limit then applies to the decompressed bytes.
         .layer(

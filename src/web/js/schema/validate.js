@@ -1,0 +1,155 @@
+// The server's validation, on the phone: JSON Schema 2020-12 by an interpreting validator (no `eval`,
+// so it runs under the app's CSP), the county's formats, and the `x-rules`, reported as the server
+// reports them: `{path, key, params}`, a JSON Pointer into the data and a message key of the catalogue.
+// The shared vectors in `tests/vectors/` hold both to the same answers.
+
+import { Validator, format } from '../../vendor/cfworker-json-schema/index.js';
+import { residentId, isResidentId, isMobile } from './resident-id.js';
+import { deref } from './walk.js';
+import { join } from './pointer.js';
+
+format['cn-resident-id'] = isResidentId;
+format['cn-mobile'] = isMobile;
+
+/** Keywords that only say "something below failed": the failure below is the one to report. */
+const WRAPPERS = new Set([
+  'properties', 'items', 'prefixItems', 'allOf', 'if', '$ref', '$recursiveRef', 'dependentSchemas',
+  'patternProperties', 'additionalItems', 'unevaluatedItems', 'unevaluatedProperties', 'contains',
+]);
+
+const validators = new WeakMap();
+
+function validatorFor(schema) {
+  let validator = validators.get(schema);
+  if (!validator) {
+    validator = new Validator(schema, '2020-12', false);
+    validators.set(schema, validator);
+  }
+  return validator;
+}
+
+// cfworker writes locations as `#` + URI-encoded pointers.
+const location = (text) => decodeURI(text.replace(/^#/, '')).replace(/%23/g, '#');
+
+/** The limit a length, size or bound error names: the last number of its message. */
+function limitIn(message) {
+  const numbers = message.match(/-?\d+(?:\.\d+)?(?:e[+-]?\d+)?/gi) ?? [];
+  return Number(numbers[numbers.length - 1]);
+}
+
+function fromSchema(schema, data) {
+  const { errors } = validatorFor(schema).validate(data);
+  const out = [];
+  const unknown = new Map();
+  const skipped = new Set();
+  for (const error of errors) {
+    const at = location(error.instanceLocation);
+    const value = lookup(data, at);
+    switch (error.keyword) {
+      case 'additionalProperties': {
+        const name = /^Property "(.*)" does not match/.exec(error.error)?.[1] ?? '';
+        if (!unknown.has(at)) {
+          unknown.set(at, []);
+          out.push({ path: at, key: 'unknown_fields', params: { fields: unknown.get(at) } });
+        }
+        unknown.get(at).push(name);
+        skipped.add(join(at, name));
+        break;
+      }
+      case 'false':
+        if (!skipped.has(at)) out.push({ path: at, key: 'not_asked' });
+        break;
+      case 'required': {
+        const name = /required property "(.*)"\.$/.exec(error.error)?.[1] ?? '';
+        out.push({ path: join(at, name), key: 'required' });
+        break;
+      }
+      case 'type': {
+        const expected = /Expected "(.*)"\.$/.exec(error.error)?.[1] ?? '';
+        const known = ['string', 'integer', 'number', 'boolean', 'array', 'object'];
+        out.push(known.includes(expected)
+          ? { path: at, key: `type.${expected}` }
+          : { path: at, key: 'type.other', params: { type: expected } });
+        break;
+      }
+      case 'enum': out.push({ path: at, key: 'enum' }); break;
+      case 'const': out.push({ path: at, key: 'const' }); break;
+      case 'pattern': out.push({ path: at, key: 'pattern' }); break;
+      case 'format': {
+        const name = /format "(.*)"\.$/.exec(error.error)?.[1] ?? '';
+        if (name === 'cn-resident-id') {
+          const problem = residentId(value);
+          out.push({ path: at, key: problem.ok ? 'format' : `resident_id.${problem.problem}`, ...(problem.ok ? { params: { format: name } } : {}) });
+        } else if (name === 'date' || name === 'cn-mobile') out.push({ path: at, key: `format.${name}` });
+        else out.push({ path: at, key: 'format', params: { format: name } });
+        break;
+      }
+      case 'minimum': case 'exclusiveMinimum':
+        out.push({ path: at, key: 'minimum', params: { limit: limitIn(error.error) } }); break;
+      case 'maximum': case 'exclusiveMaximum':
+        out.push({ path: at, key: 'maximum', params: { limit: limitIn(error.error) } }); break;
+      case 'minLength': {
+        const limit = limitIn(error.error);
+        out.push(limit === 1 ? { path: at, key: 'not_empty' } : { path: at, key: 'min_length', params: { limit } });
+        break;
+      }
+      case 'maxLength': out.push({ path: at, key: 'max_length', params: { limit: limitIn(error.error) } }); break;
+      case 'minItems': out.push({ path: at, key: 'min_items', params: { limit: limitIn(error.error) } }); break;
+      case 'maxItems': out.push({ path: at, key: 'max_items', params: { limit: limitIn(error.error) } }); break;
+      case 'uniqueItems': out.push({ path: at, key: 'unique_items' }); break;
+      default:
+        if (!WRAPPERS.has(error.keyword)) out.push({ path: at, key: 'other', params: { text: error.error } });
+    }
+  }
+  return out;
+}
+
+function lookup(data, pointer) {
+  return pointer.split('/').slice(1).reduce((node, s) => node?.[s.replace(/~1/g, '/').replace(/~0/g, '~')], data);
+}
+
+/** Every object an array of `x-rules` applies to: the root, and items of arrays of objects at any depth. */
+function ruleSites(root, raw, data, pointer, out) {
+  const schema = deref(root, raw);
+  if (schema['x-rules'] && data && typeof data === 'object') out.push({ rules: schema['x-rules'], object: data, pointer });
+  for (const [name, child] of Object.entries(schema.properties ?? {})) {
+    const sub = deref(root, child);
+    const value = data?.[name];
+    if (sub.items && Array.isArray(value)) {
+      value.forEach((item, i) => ruleSites(root, sub.items, item, `${join(pointer, name)}/${i}`, out));
+    } else if (sub.properties && value && typeof value === 'object') {
+      ruleSites(root, sub, value, join(pointer, name), out);
+    }
+  }
+  return out;
+}
+
+function fromRules(schema, data) {
+  const out = [];
+  for (const { rules, object, pointer } of ruleSites(schema, schema, data, '', [])) {
+    for (const rule of rules) {
+      const id = lookup(object, rule.id);
+      if (typeof id !== 'string') continue;
+      const read = residentId(id);
+      if (!read.ok) continue;
+      if (rule.rule === 'resident-id-birth-date') {
+        const given = lookup(object, rule.birth_date);
+        if (typeof given === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(given) && format.date(given) && given !== read.birthDate) {
+          out.push({ path: pointer + rule.birth_date, key: 'id_birth_date' });
+        }
+      } else if (rule.rule === 'resident-id-gender') {
+        const given = lookup(object, rule.gender);
+        if (typeof given === 'string' && given !== (read.male ? rule.male : rule.female)) {
+          out.push({ path: pointer + rule.gender, key: 'id_gender' });
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** Every problem of `data` against the form's schema; the rules are checked once the schema passes. */
+export function problems(schema, data) {
+  const found = fromSchema(schema, data);
+  return found.length > 0 ? found : fromRules(schema, data);
+}

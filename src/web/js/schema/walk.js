@@ -1,0 +1,149 @@
+// Reading a form's JSON Schema as a questionnaire: what kind of question each property is, its words
+// in the worker's language, and which questions the answers so far hide or require (`if/then/else`).
+// Pure: no DOM, no network, so `node --test` checks it.
+
+import { validate } from '../../vendor/cfworker-json-schema/index.js';
+
+/** Follows local `$ref`s (`#/$defs/...`): forms are self-contained. */
+export function deref(root, schema) {
+  let current = schema;
+  for (let hops = 0; current && typeof current === 'object' && typeof current.$ref === 'string' && hops < 32; hops++) {
+    const ref = current.$ref;
+    if (!ref.startsWith('#')) break;
+    const target = ref.slice(1).split('/').slice(1)
+      .map((s) => decodeURIComponent(s).replace(/~1/g, '/').replace(/~0/g, '~'))
+      .reduce((node, key) => node?.[key], root);
+    current = target ? { ...current, ...target, $ref: undefined } : current;
+  }
+  return current ?? {};
+}
+
+const typeOf = (schema) => (Array.isArray(schema.type) ? schema.type.find((t) => t !== 'null') : schema.type);
+
+/** The kind of control a property's schema asks for. */
+export function kindOf(root, raw) {
+  const schema = deref(root, raw);
+  if (schema.const === true) return 'consent';
+  if (Array.isArray(schema.enum)) return 'choice';
+  const type = typeOf(schema);
+  if (type === 'boolean') return 'boolean';
+  if (type === 'array') {
+    const items = deref(root, schema.items ?? {});
+    if (Array.isArray(items.enum)) return 'choices';
+    if (typeOf(items) === 'object' || items.properties) return 'group';
+    return 'unsupported';
+  }
+  if (type === 'object' || schema.properties) return 'object';
+  if (type === 'integer') return 'integer';
+  if (type === 'number') return 'number';
+  if (schema.format === 'date') return 'date';
+  if (schema.format === 'cn-resident-id') return 'resident-id';
+  if (schema.format === 'cn-mobile') return 'mobile';
+  return 'text';
+}
+
+/** The question's title: `title` in Chinese, `x-title-en` in English, else the property name. */
+export function titleOf(schema, name, lang) {
+  const text = lang === 'en' ? schema['x-title-en'] : schema.title;
+  return text || schema.title || name;
+}
+
+/** `[{value, label}]` of a single or multiple choice, labelled by `x-labels` (`x-labels-en`). */
+export function choicesOf(root, raw, lang) {
+  const schema = deref(root, raw);
+  const source = Array.isArray(schema.enum) ? schema : deref(root, schema.items ?? {});
+  const labels = (lang === 'en' && source['x-labels-en']) || source['x-labels'] || {};
+  const english = lang === 'en' ? source['x-labels-en'] ?? {} : {};
+  return (source.enum ?? []).map((value) => ({ value, label: english[value] ?? labels[value] ?? String(value) }));
+}
+
+/** An item of a repeated group: `第1位劳动力` from `x-item-label`, else `title n`. */
+export function itemLabel(schema, title, n, lang) {
+  const template = schema['x-item-label']?.[lang === 'en' ? 'en' : 'zh-CN'];
+  return template ? template.replace('{n}', String(n)) : `${title} ${n}`;
+}
+
+/** What the button adding an item is called after: `劳动力` (`Labourer` from `Labourer {n}` in English). */
+export function itemName(schema, title, lang) {
+  const template = lang === 'en' ? schema['x-item-label']?.en : undefined;
+  return template ? template.replace('{n}', '').trim() : title;
+}
+
+const answered = (value, name) => value && typeof value === 'object' && value[name] !== undefined;
+
+const forbidden = (branch) =>
+  Object.entries(branch?.properties ?? {}).filter(([, s]) => s === false).map(([name]) => name);
+
+/**
+ * The conditions of an object schema applied to its answers: `{hidden, required}` (sets of property names).
+ * A branch is chosen only once every question its `if` looks at is answered; until then the questions
+ * either branch would forbid stay hidden (nobody is asked about income before saying they work).
+ */
+export function conditions(root, raw, value) {
+  const schema = deref(root, raw);
+  const hidden = new Set();
+  const required = new Set(schema.required ?? []);
+  const rules = [schema, ...(schema.allOf ?? []).map((s) => deref(root, s))].filter((s) => s.if !== undefined);
+  for (const rule of rules) {
+    const condition = deref(root, rule.if);
+    const looksAt = new Set([...(condition.required ?? []), ...Object.keys(condition.properties ?? {})]);
+    if ([...looksAt].some((name) => !answered(value, name))) {
+      for (const name of [...forbidden(rule.then), ...forbidden(rule.else)]) hidden.add(name);
+      continue;
+    }
+    const holds = validate(value ?? {}, condition, '2020-12', undefined, true).valid;
+    const branch = holds ? rule.then : rule.else;
+    if (!branch || branch === true) continue;
+    for (const name of forbidden(branch)) hidden.add(name);
+    for (const name of branch.required ?? []) required.add(name);
+  }
+  for (const name of hidden) required.delete(name);
+  return { hidden, required };
+}
+
+/**
+ * The answers as they are sent: hidden questions' answers left out (kept in the draft, in case the
+ * worker changes their mind), empty texts and untouched lists dropped, at every depth.
+ */
+export function prune(root, raw, value) {
+  const schema = deref(root, raw);
+  const kind = kindOf(root, schema);
+  if (value === undefined || value === null || value === '') return undefined;
+  if (kind === 'object' || (kind !== 'group' && schema.properties)) {
+    if (typeof value !== 'object' || Array.isArray(value)) return value;
+    const { hidden } = conditions(root, schema, value);
+    const out = {};
+    for (const [name, answer] of Object.entries(value)) {
+      if (hidden.has(name)) continue;
+      const child = schema.properties?.[name];
+      const kept = child === undefined ? answer : prune(root, child, answer);
+      if (kept !== undefined) out[name] = kept;
+    }
+    return out;
+  }
+  if (kind === 'group') {
+    if (!Array.isArray(value)) return value;
+    return value.map((item) => prune(root, schema.items, item) ?? {});
+  }
+  if (kind === 'choices') return Array.isArray(value) && value.length === 0 ? undefined : value;
+  return value;
+}
+
+/** The `x-rules` that fill fields from an ID number, by the object they apply in. */
+export function idRules(root, raw) {
+  const schema = deref(root, raw);
+  return (schema['x-rules'] ?? []).filter((r) => r.rule === 'resident-id-birth-date' || r.rule === 'resident-id-gender');
+}
+
+/** A new questionnaire's answers: each repeated group starts with as many empty items as it needs. */
+export function initial(root, raw) {
+  const schema = deref(root, raw);
+  const answers = {};
+  for (const [name, child] of Object.entries(schema.properties ?? {})) {
+    const sub = deref(root, child);
+    if (kindOf(root, sub) === 'group' && (sub.minItems ?? 0) > 0) {
+      answers[name] = Array.from({ length: sub.minItems }, () => initial(root, sub.items));
+    }
+  }
+  return answers;
+}

@@ -1,0 +1,34 @@
+// After 提交: what happened to the questionnaire, and the way on.
+
+import { html, useState, useEffect } from '../../vendor/htm-preact-standalone.js';
+import * as outbox from '../outbox.js';
+import * as store from '../store.js';
+import * as drafts from '../drafts.js';
+
+export function Done({ w, session, go, id }) {
+  const [item, setItem] = useState(null);
+
+  useEffect(() => {
+    const load = async () => setItem((await outbox.items()).find((i) => i.id === id) ?? null);
+    load();
+    return outbox.subscribe(load);
+  }, [id]);
+
+  const another = async () => {
+    const form = await store.form(item.form);
+    if (!form) return go('/');
+    const draft = await drafts.start(form, session.username);
+    go(`/fill/${draft.id}`);
+  };
+
+  return html`
+    <section class="card done">
+      <h2>${w.submitted}</h2>
+      ${item?.summary && html`<p>${item.summary}</p>`}
+      <p>${item?.state === 'sent' ? w.submitted_sent : w.submitted_queued}</p>
+      <div class="stack">
+        <button type="button" class="primary" onClick=${() => go('/')}>${w.back_to_forms}</button>
+        ${item && html`<button type="button" onClick=${another}>${w.fill_another}</button>`}
+      </div>
+    </section>`;
+}

@@ -1,0 +1,158 @@
+// Filling a questionnaire: every change saved at once, the phone's validation before anything is
+// queued, mistakes shown next to their questions and listed at the top.
+
+import { html, useState, useEffect, useRef } from '../../vendor/htm-preact-standalone.js';
+import { ObjectFields, questionId } from '../questions.js';
+import { problems as findProblems } from '../schema/validate.js';
+import { describe, message } from '../schema/messages.js';
+import { prune, idRules, deref } from '../schema/walk.js';
+import * as pointers from '../schema/pointer.js';
+import { residentId } from '../schema/resident-id.js';
+import * as store from '../store.js';
+import * as forms from '../forms.js';
+import * as outbox from '../outbox.js';
+import * as drafts from '../drafts.js';
+
+const APP_VERSION = document.querySelector('meta[name="app-version"]')?.content ?? 'dev';
+
+/** The `x-rules` of the object holding `pointer`, when `pointer` is an ID number they read. */
+function derived(root, answers, pointer) {
+  const parts = pointers.segments(pointer);
+  let schema = deref(root, root);
+  const objectPath = parts.slice(0, -1);
+  for (const part of objectPath) {
+    schema = deref(root, /^\d+$/.test(part) && schema.items ? schema.items : schema.properties?.[part] ?? {});
+  }
+  const base = objectPath.map((p) => `/${pointers.escape(p)}`).join('');
+  const field = `/${pointers.escape(parts[parts.length - 1])}`;
+  const read = residentId(pointers.get(answers, pointer) ?? '');
+  if (!read.ok) return answers;
+  let next = answers;
+  for (const rule of idRules(root, schema)) {
+    if (rule.id !== field) continue;
+    if (rule.rule === 'resident-id-birth-date') next = pointers.set(next, base + rule.birth_date, read.birthDate);
+    if (rule.rule === 'resident-id-gender') next = pointers.set(next, base + rule.gender, read.male ? rule.male : rule.female);
+  }
+  return next;
+}
+
+async function position() {
+  if (!navigator.geolocation) return undefined;
+  return new Promise((resolve) => navigator.geolocation.getCurrentPosition(
+    (p) => resolve({ lat: p.coords.latitude, lon: p.coords.longitude, accuracy_m: Math.round(p.coords.accuracy) }),
+    () => resolve(undefined),
+    { enableHighAccuracy: true, timeout: 15000, maximumAge: 300000 },
+  ));
+}
+
+export function Fill({ w, lang, session, catalogue, go, draftId, onQueued }) {
+  const [draft, setDraft] = useState(null);
+  const [form, setForm] = useState(null);
+  const [schema, setSchema] = useState(null);
+  const [shown, setShown] = useState([]);
+  const [saved, setSaved] = useState(false);
+  const [settings, setSettings] = useState({});
+  const writes = useRef(Promise.resolve());
+
+  useEffect(() => {
+    (async () => {
+      const found = await store.draft(draftId);
+      if (!found) return go('/', { replace: true });
+      setForm(await store.form(found.form));
+      setSchema(await forms.schemaOf(found.form, found.form_version));
+      setDraft(found);
+      setShown(found.server_problems ?? []);
+      const kept = (await store.getValue('settings')) ?? {};
+      setSettings(kept);
+      if (kept.location && !found.location) {
+        const location = await position();
+        if (location) {
+          const latest = (await store.draft(draftId)) ?? found;
+          const next = { ...latest, location };
+          await store.saveDraft(next);
+          setDraft((current) => (current ? { ...current, location } : current));
+        }
+      }
+    })();
+  }, [draftId]);
+
+  if (!draft || !schema) return html`<p class="loading">${w.loading}</p>`;
+
+  const save = (next) => {
+    setDraft(next);
+    setSaved(false);
+    // Writes go in order, each its own committed transaction.
+    writes.current = writes.current.then(() => store.saveDraft(next)).then(() => setSaved(true));
+  };
+
+  const onChange = (pointer, value) => {
+    let answers = pointers.set(draft.answers, pointer, value);
+    answers = derived(schema, answers, pointer);
+    save({ ...draft, answers, updated_at: new Date().toISOString() });
+  };
+
+  const problemsAt = (pointer) => shown.filter((p) => p.path === pointer).map((p) => describe(catalogue, p.key, p.params) || p.message);
+
+  const focus = (pointer) => {
+    // The question itself, or the nearest one above it that is on screen.
+    for (let at = pointer; ; at = at.slice(0, at.lastIndexOf('/'))) {
+      const element = document.getElementById(questionId(at));
+      if (element) {
+        element.scrollIntoView({ block: 'center' });
+        element.focus();
+        return;
+      }
+      if (!at) return;
+    }
+  };
+
+  const submit = async () => {
+    const data = prune(schema, schema, draft.answers) ?? {};
+    const found = findProblems(schema, data);
+    setShown(found);
+    if (found.length > 0) {
+      requestAnimationFrame(() => focus(found[0].path));
+      return;
+    }
+    await writes.current;
+    const meta = {
+      device_id: await deviceId(),
+      app_version: APP_VERSION,
+      started_at: draft.started_at ?? draft.meta?.started_at,
+      completed_at: drafts.now(),
+      ...(draft.location ?? draft.meta?.location ? { location: draft.location ?? draft.meta.location } : {}),
+      ...(settings.training ? { test: true } : {}),
+      ...(draft.replaces ?? draft.meta?.replaces ? { replaces: draft.replaces ?? draft.meta.replaces } : {}),
+    };
+    const envelope = { id: draft.id, form_version: draft.form_version, data, meta };
+    await outbox.add({ envelope, form: draft.form, username: session.username, summary: drafts.summaryOf(data) }, draft.id);
+    onQueued();
+    go(`/done/${draft.id}`, { replace: true });
+  };
+
+  return html`
+    ${settings.training && html`<p class="banner">${w.training_banner}</p>`}
+    <h2>${form?.title}</h2>
+    ${shown.length > 0 && html`
+      <div class="problems" role="alert">
+        <h3>${w.problems(shown.length)}</h3>
+        <ul>${shown.map((p) => html`<li><button type="button" class="link" onClick=${() => focus(p.path)}>${message(catalogue, schema, p, lang)}</button></li>`)}</ul>
+      </div>`}
+    <form class="questionnaire" onSubmit=${(e) => { e.preventDefault(); submit(); }} novalidate>
+      <${ObjectFields} root=${schema} schema=${schema} pointer="" value=${draft.answers}
+        onChange=${onChange} lang=${lang} w=${w} problemsAt=${problemsAt} />
+      <div class="actions-bar">
+        <span class="saved" aria-live="polite">${saved ? w.saved : ''}</span>
+        <button type="submit" class="primary">${w.submit}</button>
+      </div>
+    </form>`;
+}
+
+async function deviceId() {
+  let id = await store.getValue('device_id');
+  if (!id) {
+    id = crypto.randomUUID();
+    await store.setValue('device_id', id);
+  }
+  return id;
+}

@@ -1,0 +1,122 @@
+// The home screen: forms to fill, unfinished questionnaires, what needs attention, and the uploads.
+
+import { html, useState, useEffect } from '../../vendor/htm-preact-standalone.js';
+import * as api from '../api.js';
+import * as forms from '../forms.js';
+import * as outbox from '../outbox.js';
+import * as store from '../store.js';
+import * as drafts from '../drafts.js';
+
+async function attention() {
+  const found = [];
+  for (const form of await store.forms()) {
+    const { body } = await api.call(`/api/v1/forms/${encodeURIComponent(form.id)}/submissions?status=has_issues,rejected&limit=100`);
+    found.push(...body.items.map((s) => ({ id: s.id, form: s.form, status: s.status, received_at: s.received_at, summary: drafts.summaryOf(s.data) })));
+  }
+  await store.setValue('attention', found);
+  return found;
+}
+
+export function Home({ w, lang, session, go, onSignOut }) {
+  const [formList, setFormList] = useState([]);
+  const [draftList, setDraftList] = useState([]);
+  const [needs, setNeeds] = useState([]);
+  const [uploads, setUploads] = useState([]);
+  const [settings, setSettings] = useState({});
+
+  const load = async () => {
+    setFormList(await store.forms());
+    setDraftList((await store.drafts()).filter((d) => d.username === session.username)
+      .sort((a, b) => b.updated_at.localeCompare(a.updated_at)));
+    setUploads((await outbox.items()).filter((i) => i.username === session.username).reverse().slice(0, 50));
+    setNeeds((await store.getValue('attention')) ?? []);
+    setSettings((await store.getValue('settings')) ?? {});
+  };
+
+  useEffect(() => {
+    load();
+    forms.refresh().then(load).catch(() => {});
+    attention().then(setNeeds).catch(() => {});
+    return outbox.subscribe(load);
+  }, [session.username]);
+
+  const begin = async (form) => {
+    const draft = await drafts.start(form, session.username);
+    go(`/fill/${draft.id}`);
+  };
+
+  const remove = async (draft) => {
+    if (!confirm(w.confirm_delete_draft)) return;
+    await store.deleteDraft(draft.id);
+    load();
+  };
+
+  const toggle = async (name) => {
+    const next = { ...settings, [name]: !settings[name] };
+    await store.setValue('settings', next);
+    setSettings(next);
+  };
+
+  const uploadState = (item) => ({
+    queued: w.queued, retrying: w.retrying, sent: w.sent, conflict: w.conflict, failed: w.failed, returned: w.returned,
+  })[item.state];
+
+  return html`
+    <section aria-labelledby="forms-h">
+      <h2 id="forms-h">${w.forms}</h2>
+      ${formList.length === 0 && html`<p>${w.no_forms}</p>`}
+      <ul class="list">
+        ${formList.map((form) => html`
+          <li key=${form.id}><button type="button" class="primary big" onClick=${() => begin(form)}>${form.title}</button></li>`)}
+      </ul>
+    </section>
+    ${draftList.length > 0 && html`
+      <section aria-labelledby="drafts-h">
+        <h2 id="drafts-h">${w.drafts}</h2>
+        <ul class="list">
+          ${draftList.map((draft) => html`
+            <li key=${draft.id} class="row">
+              <span>${drafts.summaryOf(draft.answers) || new Date(draft.updated_at).toLocaleString(lang)}
+                ${draft.server_problems?.length > 0 && html` <strong class="tag bad">${w.returned}</strong>`}</span>
+              <span class="actions">
+                <button type="button" onClick=${() => go(`/fill/${draft.id}`)}>${w.continue_draft}</button>
+                <button type="button" class="quiet" onClick=${() => remove(draft)}>${w.delete_draft}</button>
+              </span>
+            </li>`)}
+        </ul>
+      </section>`}
+    <section aria-labelledby="attention-h">
+      <h2 id="attention-h">${w.attention}</h2>
+      ${needs.length === 0 && html`<p>${w.nothing_needs_attention}</p>`}
+      <ul class="list">
+        ${needs.map((s) => html`
+          <li key=${s.id}>
+            <a class="row" href=${`/submissions/${s.id}`} onClick=${(e) => { e.preventDefault(); go(`/submissions/${s.id}`); }}>
+              <span>${s.summary || s.id.slice(0, 8)}</span>
+              <span class=${`tag ${s.status}`}>${w.review[s.status] ?? s.status}</span>
+            </a>
+          </li>`)}
+      </ul>
+    </section>
+    ${uploads.length > 0 && html`
+      <section aria-labelledby="outbox-h">
+        <h2 id="outbox-h">${w.outbox}</h2>
+        <ul class="list">
+          ${uploads.map((item) => html`
+            <li key=${item.id} class="row">
+              <span>${item.summary || item.id.slice(0, 8)}</span>
+              <span class=${`tag ${item.state}`}>${uploadState(item)}</span>
+              ${item.error?.message && item.state !== 'returned' && html`<span class="detail">${item.error.message}</span>`}
+            </li>`)}
+        </ul>
+      </section>`}
+    <section aria-labelledby="settings-h" class="settings">
+      <h2 id="settings-h" class="visually-hidden">Settings</h2>
+      <p>${w.signed_in_as(session.display_name || session.username)}</p>
+      <label class="check"><input type="checkbox" checked=${!!settings.training} onChange=${() => toggle('training')} /> ${w.training_mode}</label>
+      <label class="check"><input type="checkbox" checked=${!!settings.location} onChange=${() => toggle('location')} /> ${w.record_location}</label>
+      ${session.expired
+        ? html`<button type="button" onClick=${() => go('/login')}>${w.sign_in}</button>`
+        : html`<button type="button" class="quiet" onClick=${onSignOut}>${w.sign_out}</button>`}
+    </section>`;
+}

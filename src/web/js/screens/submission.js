@@ -1,0 +1,77 @@
+// One of the worker's own submissions: its review state, the supervisor's comments, its answers,
+// and the way to correct it (a new submission that names the old one in `meta.replaces`).
+
+import { html, useState, useEffect } from '../../vendor/htm-preact-standalone.js';
+import * as api from '../api.js';
+import * as store from '../store.js';
+import * as drafts from '../drafts.js';
+import { deref, kindOf, titleOf, choicesOf, itemLabel } from '../schema/walk.js';
+
+function Answer({ root, schema: raw, name, value, lang, w }) {
+  const schema = deref(root, raw);
+  const kind = kindOf(root, schema);
+  const title = titleOf(schema, name, lang);
+  if (value === undefined) return null;
+  if (kind === 'group') {
+    return html`${value.map((item, i) => html`
+      <dt class="item">${itemLabel(schema, title, i + 1, lang)}</dt>
+      <dd><dl>${Object.entries(deref(root, schema.items).properties ?? {}).map(([n, s]) => html`<${Answer} root=${root} schema=${s} name=${n} value=${item?.[n]} lang=${lang} w=${w} />`)}</dl></dd>`)}`;
+  }
+  if (kind === 'object') {
+    return html`<dt>${title}</dt><dd><dl>${Object.entries(schema.properties ?? {}).map(([n, s]) => html`<${Answer} root=${root} schema=${s} name=${n} value=${value?.[n]} lang=${lang} w=${w} />`)}</dl></dd>`;
+  }
+  const labels = new Map(choicesOf(root, schema, lang).map((c) => [c.value, c.label]));
+  const shown = Array.isArray(value) ? value.map((v) => labels.get(v) ?? v).join('、')
+    : typeof value === 'boolean' ? (value ? w.yes : w.no)
+      : labels.get(value) ?? String(value);
+  return html`<dt>${title}</dt><dd>${shown}</dd>`;
+}
+
+export function Submission({ w, lang, session, go, id }) {
+  const [submission, setSubmission] = useState(null);
+  const [comments, setComments] = useState([]);
+  const [schema, setSchema] = useState(null);
+  const [error, setError] = useState('');
+
+  useEffect(() => {
+    (async () => {
+      try {
+        const { body } = await api.call(`/api/v1/submissions/${encodeURIComponent(id)}`);
+        setSubmission(body);
+        const form = await store.form(body.form);
+        setSchema(form?.schemas?.[body.form_version] ?? null);
+        setComments((await api.call(`/api/v1/submissions/${encodeURIComponent(id)}/comments`)).body.items);
+      } catch (e) {
+        setError(e instanceof api.Offline ? w.network_needed : e.message);
+      }
+    })();
+  }, [id]);
+
+  const correct = async () => {
+    const form = await store.form(submission.form);
+    const draft = await drafts.start(
+      { ...form, version: submission.form_version },
+      session.username,
+      { answers: submission.data, replaces: submission.id },
+    );
+    go(`/fill/${draft.id}`);
+  };
+
+  if (error) return html`<p class="warning">${error}</p><button type="button" onClick=${() => go('/')}>${w.back}</button>`;
+  if (!submission) return html`<p class="loading">${w.loading}</p>`;
+  return html`
+    <section class="card">
+      <h2>${drafts.summaryOf(submission.data) || submission.id}</h2>
+      <p><span class=${`tag ${submission.status}`}>${w.review[submission.status] ?? submission.status}</span></p>
+      <h3>${w.comments}</h3>
+      ${comments.length === 0 ? html`<p>${w.no_comments}</p>` : html`
+        <ul class="comments">${comments.map((c) => html`
+          <li key=${c.seq}><p>${c.text}</p><p class="detail">${c.author} · ${new Date(c.at).toLocaleString(lang)}</p></li>`)}
+        </ul>`}
+      <div class="stack">
+        ${schema && html`<button type="button" class="primary" onClick=${correct}>${w.correct_and_resend}</button>`}
+        <button type="button" onClick=${() => go('/')}>${w.back}</button>
+      </div>
+      ${schema && html`<dl class="answers">${Object.entries(schema.properties ?? {}).map(([n, s]) => html`<${Answer} root=${schema} schema=${s} name=${n} value=${submission.data?.[n]} lang=${lang} w=${w} />`)}</dl>`}
+    </section>`;
+}

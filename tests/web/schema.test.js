@@ -1,0 +1,89 @@
+// The schema walker: questions hidden and required by the answers, answers left out when hidden,
+// ID numbers read, and the server's message framing.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { conditions, prune, kindOf, choicesOf, itemLabel, itemName } from '../../src/web/js/schema/walk.js';
+import { residentId, isMobile } from '../../src/web/js/schema/resident-id.js';
+import { message, describe } from '../../src/web/js/schema/messages.js';
+import * as pointer from '../../src/web/js/schema/pointer.js';
+
+const schema = JSON.parse(readFileSync(new URL('../../schemas/labour-survey.json', import.meta.url)));
+const member = schema.properties.members.items;
+
+test('nobody is asked about work or its absence before saying whether they work', () => {
+  const { hidden } = conditions(schema, member, { name: '黄秀英' });
+  for (const name of ['work_location', 'job_type', 'employer', 'monthly_income', 'unemployed_reason', 'willing_to_work']) {
+    assert.ok(hidden.has(name), name);
+  }
+});
+
+test('an unemployed labourer is never asked for income, and must give a reason', () => {
+  const { hidden, required } = conditions(schema, member, { employment_status: 'unemployed' });
+  assert.ok(hidden.has('monthly_income') && hidden.has('work_location'));
+  assert.ok(!hidden.has('unemployed_reason') && required.has('unemployed_reason') && required.has('willing_to_work'));
+});
+
+test('an employed labourer must say where and for how much', () => {
+  const { hidden, required } = conditions(schema, member, { employment_status: 'stable' });
+  assert.ok(hidden.has('unemployed_reason') && !hidden.has('monthly_income'));
+  assert.ok(required.has('work_location') && required.has('job_type') && required.has('monthly_income'));
+});
+
+test('hidden answers stay in the draft but are not sent; empty answers are dropped', () => {
+  const answers = {
+    relocated: false, settlement: '那坡安置点', village: '',
+    members: [{ employment_status: 'unemployed', monthly_income: 3000, unemployed_reason: 'too_old', trainings_wanted: [] }],
+  };
+  assert.deepEqual(prune(schema, schema, answers), {
+    relocated: false, members: [{ employment_status: 'unemployed', unemployed_reason: 'too_old' }],
+  });
+});
+
+test('questions are of the kind their schema says', () => {
+  const kinds = Object.fromEntries(Object.entries(member.properties).map(([n, s]) => [n, kindOf(schema, s)]));
+  assert.equal(kinds.id_number, 'resident-id');
+  assert.equal(kinds.phone, 'mobile');
+  assert.equal(kinds.birth_date, 'date');
+  assert.equal(kinds.gender, 'choice');
+  assert.equal(kinds.trainings_wanted, 'choices');
+  assert.equal(kinds.months_worked, 'integer');
+  assert.equal(kinds.monthly_income, 'number');
+  assert.equal(kinds.willing_to_work, 'boolean');
+  assert.equal(kindOf(schema, schema.properties.consent), 'consent');
+  assert.equal(kindOf(schema, schema.properties.members), 'group');
+  assert.deepEqual(choicesOf(schema, member.properties.gender, 'zh-CN'), [{ value: 'male', label: '男' }, { value: 'female', label: '女' }]);
+  assert.equal(itemLabel(schema.properties.members, '劳动力', 2, 'zh-CN'), '第2位劳动力');
+  assert.equal(itemName(schema.properties.members, '劳动力', 'zh-CN'), '劳动力');
+  assert.equal(itemName(schema.properties.members, 'Labourers', 'en'), 'Labourer');
+});
+
+test('an ID number gives birth date and gender, and keyboard quirks are tolerated', () => {
+  assert.deepEqual(residentId('45222319830708039X'), { ok: true, birthDate: '1983-07-08', male: true });
+  assert.deepEqual(residentId(' 45222319830708039x '), { ok: true, birthDate: '1983-07-08', male: true });
+  assert.equal(residentId('452223198503150025').male, false);
+  assert.deepEqual(residentId('452223198307080391'), { ok: false, problem: 'check_digit' });
+  assert.deepEqual(residentId('4522231983070803'), { ok: false, problem: 'shape' });
+  assert.deepEqual(residentId('452223198302300391'), { ok: false, problem: 'birth_date' });
+  assert.ok(isMobile('\u3000１３８７７６１２３４５') && !isMobile('1387761234'));
+});
+
+test('messages are framed as the server frames them', () => {
+  const catalogue = {
+    messages: { 'resident_id.check_digit': '校验位不正确', max_length: '最多{limit}个字', unknown_fields: '有问卷中没有的字段：{fields}' },
+    field: { separator: ' · ', message: '{field}：{problem}', questionnaire: '问卷', item: '{label} #{n}', list_separator: '、' },
+  };
+  assert.equal(message(catalogue, schema, { path: '/members/1/id_number', key: 'resident_id.check_digit' }, 'zh-CN'),
+    '第2位劳动力 · 身份证号：校验位不正确');
+  assert.equal(describe(catalogue, 'max_length', { limit: 50 }), '最多50个字');
+  assert.equal(describe(catalogue, 'unknown_fields', { fields: ['a', 'b'] }), '有问卷中没有的字段：a、b');
+});
+
+test('pointers set and remove answers without touching the rest', () => {
+  const answers = { members: [{ name: 'a' }, { name: 'b' }] };
+  const next = pointer.set(answers, '/members/1/gender', 'female');
+  assert.deepEqual(next.members[1], { name: 'b', gender: 'female' });
+  assert.deepEqual(answers.members[1], { name: 'b' });
+  assert.deepEqual(pointer.set(next, '/members/0/name', undefined).members[0], {});
+  assert.equal(pointer.get(next, '/members/1/gender'), 'female');
+});

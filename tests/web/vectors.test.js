@@ -1,0 +1,24 @@
+// The shared validation vectors (tests/vectors/*.json), on the phone's validator: the same problems,
+// at the same places, with the same keys and params as the server reports.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { problems } from '../../src/web/js/schema/validate.js';
+
+const root = new URL('../../', import.meta.url);
+const files = readdirSync(new URL('tests/vectors/', root)).filter((f) => f.endsWith('.json'));
+
+const sorted = (list) => list.map((p) => JSON.stringify([p.path, p.key, p.params ?? null])).sort();
+
+for (const file of files) {
+  const vectors = JSON.parse(readFileSync(new URL(`tests/vectors/${file}`, root)));
+  const schema = JSON.parse(readFileSync(new URL(`schemas/${vectors.form}.json`, root)));
+  for (const vector of vectors.cases) {
+    test(`${file}: ${vector.name}`, () => {
+      const found = problems(schema, vector.data);
+      assert.equal(found.length === 0, vector.valid, JSON.stringify(found));
+      const expected = vector.errors.map((e) => ({ ...e, params: e.params ?? found.find((f) => f.path === e.path && f.key === e.key)?.params }));
+      assert.deepEqual(sorted(found), sorted(expected));
+    });
+  }
+}
