@@ -28,3 +28,4 @@ mod startup;
 mod submissions;
 mod users;
 mod vectors;
+mod webapp;

@@ -131,6 +131,9 @@ function App() {
 
 render(html`<${App} />`, document.getElementById('app'));
 
+// After the first load, so the worker's copies come from the HTTP cache instead of competing with it.
 if ('serviceWorker' in navigator) {
-  navigator.serviceWorker.register('/sw.js').catch(() => {});
+  const register = () => navigator.serviceWorker.register('/sw.js').catch(() => {});
+  if (document.readyState === 'complete') register();
+  else addEventListener('load', register, { once: true });
 }

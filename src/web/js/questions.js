@@ -31,10 +31,12 @@ function Problems({ id, list }) {
 }
 
 function Title({ id, title, required, as = 'label' }) {
-  const mark = required ? html`<span class="required" aria-hidden="true"> *</span>` : null;
-  return as === 'label'
-    ? html`<label class="q-title" for=${id}>${title}${mark}</label>`
-    : html`<span class="q-title" id=${`${id}-t`}>${title}${mark}</span>`;
+  // The mark stays outside the label: the question's accessible name is its title alone.
+  const mark = required ? html`<span class="required" aria-hidden="true">*</span>` : null;
+  return html`
+    <div class="q-title">
+      ${as === 'label' ? html`<label for=${id}>${title}</label>` : html`<span id=${`${id}-t`}>${title}</span>`}${mark}
+    </div>`;
 }
 
 function Question(props) {
