@@ -17,7 +17,7 @@ if command -v systemd-analyze >/dev/null; then
 fi
 
 if command -v caddy >/dev/null; then
-  for file in Caddyfile Caddyfile.compose; do
+  for file in Caddyfile Caddyfile.intranet Caddyfile.compose; do
     caddy validate --config "$file" --adapter caddyfile >/dev/null 2>&1 \
       || { caddy validate --config "$file" --adapter caddyfile; exit 1; }
     echo "$file: ok"
