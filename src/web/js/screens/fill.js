@@ -53,6 +53,18 @@ export function Fill({ w, lang, session, catalogue, go, draftId, onQueued }) {
   const [saved, setSaved] = useState(false);
   const [settings, setSettings] = useState({});
   const writes = useRef(Promise.resolve());
+  const latest = useRef(null);
+  const submitting = useRef(false);
+
+  // Every change goes through here: the latest draft is kept in a ref, so two changes before a
+  // re-render both count, and the writes go to IndexedDB in order, each its own transaction.
+  const update = (change) => {
+    const next = { ...change(latest.current), updated_at: new Date().toISOString() };
+    latest.current = next;
+    setDraft(next);
+    setSaved(false);
+    writes.current = writes.current.then(() => store.saveDraft(next)).then(() => setSaved(true));
+  };
 
   useEffect(() => {
     (async () => {
@@ -60,36 +72,24 @@ export function Fill({ w, lang, session, catalogue, go, draftId, onQueued }) {
       if (!found) return go('/', { replace: true });
       setForm(await store.form(found.form));
       setSchema(await forms.schemaOf(found.form, found.form_version));
+      latest.current = found;
       setDraft(found);
       setShown(found.server_problems ?? []);
       const kept = (await store.getValue('settings')) ?? {};
       setSettings(kept);
       if (kept.location && !found.location) {
         const location = await position();
-        if (location) {
-          const latest = (await store.draft(draftId)) ?? found;
-          const next = { ...latest, location };
-          await store.saveDraft(next);
-          setDraft((current) => (current ? { ...current, location } : current));
-        }
+        if (location && latest.current?.id === found.id) update((current) => ({ ...current, location }));
       }
     })();
   }, [draftId]);
 
   if (!draft || !schema) return html`<p class="loading">${w.loading}</p>`;
 
-  const save = (next) => {
-    setDraft(next);
-    setSaved(false);
-    // Writes go in order, each its own committed transaction.
-    writes.current = writes.current.then(() => store.saveDraft(next)).then(() => setSaved(true));
-  };
-
-  const onChange = (pointer, value) => {
-    let answers = pointers.set(draft.answers, pointer, value);
-    answers = derived(schema, answers, pointer);
-    save({ ...draft, answers, updated_at: new Date().toISOString() });
-  };
+  const onChange = (pointer, value) => update((current) => ({
+    ...current,
+    answers: derived(schema, pointers.set(current.answers, pointer, value), pointer),
+  }));
 
   const problemsAt = (pointer) => shown.filter((p) => p.path === pointer).map((p) => describe(catalogue, p.key, p.params) || p.message);
 
@@ -107,7 +107,19 @@ export function Fill({ w, lang, session, catalogue, go, draftId, onQueued }) {
   };
 
   const submit = async () => {
-    const data = prune(schema, schema, draft.answers) ?? {};
+    // A second tap while the first is being queued does nothing.
+    if (submitting.current) return;
+    submitting.current = true;
+    try {
+      await queue();
+    } finally {
+      submitting.current = false;
+    }
+  };
+
+  const queue = async () => {
+    const current = latest.current;
+    const data = prune(schema, schema, current.answers) ?? {};
     const found = findProblems(schema, data);
     setShown(found);
     if (found.length > 0) {
@@ -115,19 +127,21 @@ export function Fill({ w, lang, session, catalogue, go, draftId, onQueued }) {
       return;
     }
     await writes.current;
+    const location = current.location ?? current.meta?.location;
+    const replaces = current.replaces ?? current.meta?.replaces;
     const meta = {
       device_id: await deviceId(),
       app_version: APP_VERSION,
-      started_at: draft.started_at ?? draft.meta?.started_at,
+      started_at: current.started_at ?? current.meta?.started_at,
       completed_at: drafts.now(),
-      ...(draft.location ?? draft.meta?.location ? { location: draft.location ?? draft.meta.location } : {}),
+      ...(location ? { location } : {}),
       ...(settings.training ? { test: true } : {}),
-      ...(draft.replaces ?? draft.meta?.replaces ? { replaces: draft.replaces ?? draft.meta.replaces } : {}),
+      ...(replaces ? { replaces } : {}),
     };
-    const envelope = { id: draft.id, form_version: draft.form_version, data, meta };
-    await outbox.add({ envelope, form: draft.form, username: session.username, summary: drafts.summaryOf(data) }, draft.id);
+    const envelope = { id: current.id, form_version: current.form_version, data, meta };
+    await outbox.add({ envelope, form: current.form, username: session.username, summary: drafts.summaryOf(data) }, current.id);
     onQueued();
-    go(`/done/${draft.id}`, { replace: true });
+    go(`/done/${current.id}`, { replace: true });
   };
 
   return html`
