@@ -154,13 +154,19 @@ impl WebApp {
     }
 
     fn revalidated(&self, asset: &Asset, headers: &HeaderMap) -> Response {
-        let etag = format!("\"{}\"", self.build);
+        // The gzipped bytes are another representation, with a tag of their own.
+        let gzipped = asset.gzipped.is_some() && accepts_gzip(headers);
+        let etag = format!("\"{}{}\"", self.build, if gzipped { "-gz" } else { "" });
         let unchanged = headers
             .get(header::IF_NONE_MATCH)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag));
         let mut response = if unchanged {
-            StatusCode::NOT_MODIFIED.into_response()
+            let mut answer = StatusCode::NOT_MODIFIED.into_response();
+            let headers = answer.headers_mut();
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+            answer
         } else {
             send(asset, headers, "no-cache")
         };
@@ -176,12 +182,23 @@ impl WebApp {
     }
 }
 
-fn send(asset: &Asset, request: &HeaderMap, cache: &'static str) -> Response {
-    let accepts_gzip = request
+/// Whether the client takes gzip: named in `Accept-Encoding`, and not with `q=0`.
+fn accepts_gzip(request: &HeaderMap) -> bool {
+    request
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
-    let (body, encoded) = match (&asset.gzipped, accepts_gzip) {
+        .is_some_and(|v| {
+            v.split(',').any(|coding| {
+                let mut parts = coding.split(';').map(str::trim);
+                let refused =
+                    |q: &str| q.strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()) == Some(0.0);
+                parts.next() == Some("gzip") && !parts.any(refused)
+            })
+        })
+}
+
+fn send(asset: &Asset, request: &HeaderMap, cache: &'static str) -> Response {
+    let (body, encoded) = match (&asset.gzipped, accepts_gzip(request)) {
         (Some(gzipped), true) => (gzipped.clone(), true),
         _ => (asset.bytes.clone(), false),
     };
@@ -246,6 +263,20 @@ mod tests {
             assert_ne!(content_type(name), "application/octet-stream", "{name}");
         }
         assert_eq!(app.build.len(), 12);
+    }
+
+    #[test]
+    fn gzip_is_sent_only_to_clients_that_take_it() {
+        let with = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(value));
+            accepts_gzip(&headers)
+        };
+        assert!(with("gzip, deflate, br") && with("br;q=1.0, gzip;q=0.5"));
+        assert!(
+            !with("gzip;q=0") && !with("gzip; q=0.0, br") && !with("identity") && !with("x-gzip2")
+        );
+        assert!(!accepts_gzip(&HeaderMap::new()));
     }
 
     #[test]

@@ -7,8 +7,20 @@ const BUILD = '__BUILD__';
 const FILES = __ASSETS__;
 const CACHE = `app-${BUILD}`;
 
+/** The page of this build: a server upgraded meanwhile would answer another build's, which fails the install (it is tried again later). */
+async function page() {
+  const answer = await fetch('/', { cache: 'no-cache' });
+  if (!answer.ok || !(await answer.clone().text()).includes(BUILD)) throw new Error('the server runs another build');
+  return answer;
+}
+
 self.addEventListener('install', (event) => {
-  event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(['/', ...FILES])).then(() => self.skipWaiting()));
+  event.waitUntil((async () => {
+    const cache = await caches.open(CACHE);
+    await cache.addAll(FILES);
+    await cache.put('/', await page());
+    await self.skipWaiting();
+  })());
 });
 
 self.addEventListener('activate', (event) => {
@@ -21,6 +33,8 @@ self.addEventListener('fetch', (event) => {
   const request = event.request;
   const url = new URL(request.url);
   if (request.method !== 'GET' || url.origin !== self.location.origin) return;
+  // The API and the operators' routes are the server's, also when opened in a tab.
+  if (/^\/(api\/|healthz$|readyz$|metrics$)/.test(url.pathname)) return;
   if (request.mode === 'navigate') {
     // Every page of the app is the same page: this build's, at once, whatever the signal.
     event.respondWith(caches.match('/', { cacheName: CACHE }).then((kept) => kept ?? fetch(request)));

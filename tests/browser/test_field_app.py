@@ -90,7 +90,7 @@ class FieldApp(unittest.TestCase):
     def choose(self, scope, question, answer):
         scope.get_by_role("radiogroup", name=question, exact=True).get_by_label(answer, exact=True).check()
 
-    def fill_working(self, n, id_number=WORKING):
+    def fill_working(self, n, id_number=WORKING, income="4200"):
         item = self.labourer(n)
         item.get_by_label("姓名", exact=True).fill("黄秀英")
         item.get_by_label("身份证号", exact=True).fill(id_number)
@@ -101,7 +101,8 @@ class FieldApp(unittest.TestCase):
         self.choose(item, "岗位类型", "企业务工")
         item.get_by_label("工作单位", exact=True).fill("东莞市某电子厂")
         item.get_by_label("本年务工月数", exact=True).fill("10")
-        item.get_by_label("月收入(元)", exact=True).fill("4200")
+        item.get_by_label("月收入(元)", exact=True).press_sequentially(income)
+        expect(item.get_by_label("月收入(元)", exact=True)).to_have_value(income)
         item.get_by_role("group", name="已参加培训", exact=True).get_by_label("电工", exact=True).check()
 
     def submit(self):
@@ -203,7 +204,8 @@ class FieldApp(unittest.TestCase):
             page.goto(self.proxy.url + "/")
             self.open_form()
             self.fill_household("4510220002", village="百谷村")
-            self.fill_working(1)
+            # Typed key by key: "3500." must stay on screen on the way to "3500.05".
+            self.fill_working(1, income="3500.05")
             self.submit()
             expect(page.get_by_role("heading", name="已提交")).to_be_visible()
             expect(self.status()).to_have_text("待上传 1")
@@ -217,7 +219,8 @@ class FieldApp(unittest.TestCase):
             self.server.start()
         page.get_by_role("button", name="同步", exact=True).click()
         self.expect_uploaded()
-        self.assertEqual(len(self.stored("4510220002")), 1)
+        [stored] = self.stored("4510220002")
+        self.assertEqual(stored["data"]["members"][0]["monthly_income"], 3500.05)
 
     def test_4_a_lost_answer_does_not_make_a_duplicate(self):
         page = self.page
@@ -244,7 +247,7 @@ class FieldApp(unittest.TestCase):
         page = self.page
         page.goto(self.proxy.url + "/")
         expect(self.status()).to_have_text("全部已上传")
-        # An older copy of the app queued a household the phone no longer would; the server refuses it.
+        # An older copy of the app queued households the phone no longer would; the server refuses them.
         envelope = {
             "id": str(uuid.uuid4()), "form_version": "1",
             "data": {"household_id": "4510220004", "township": "思林镇", "village": "那塘村", "relocated": False,
@@ -254,18 +257,24 @@ class FieldApp(unittest.TestCase):
                                                    "willing_to_work": True}]},
             "meta": {"device_id": "older-app", "app_version": "0"},
         }
-        page.evaluate("""(item) => new Promise((resolve, reject) => {
-            const open = indexedDB.open('survey', 1);
-            open.onsuccess = () => {
-                const tx = open.result.transaction('outbox', 'readwrite');
-                tx.objectStore('outbox').put(item);
-                tx.oncomplete = () => { open.result.close(); resolve(); };
-                tx.onerror = () => reject(tx.error);
-            };
-            open.onerror = () => reject(open.error);
-        })""", {"id": envelope["id"], "form": "labour-survey", "username": "fw-silin", "summary": "4510220004 · 那塘村",
-                "body": json.dumps(envelope, ensure_ascii=False), "state": "queued", "attempts": 0,
-                "queued_at": "2026-11-29T08:00:00.000Z"})
+        outside = json.loads(json.dumps(envelope))
+        outside["id"] = str(uuid.uuid4())
+        outside["data"].update(household_id="4510220005", township="林逢镇")
+        outside["data"]["members"][0]["id_number"] = WORKING
+        for queued in (envelope, outside):
+            page.evaluate("""(item) => new Promise((resolve, reject) => {
+                const open = indexedDB.open('survey', 1);
+                open.onsuccess = () => {
+                    const tx = open.result.transaction('outbox', 'readwrite');
+                    tx.objectStore('outbox').put(item);
+                    tx.oncomplete = () => { open.result.close(); resolve(); };
+                    tx.onerror = () => reject(tx.error);
+                };
+                open.onerror = () => reject(open.error);
+            })""", {"id": queued["id"], "form": "labour-survey", "username": "fw-silin",
+                    "summary": queued["data"]["household_id"] + " · 那塘村",
+                    "body": json.dumps(queued, ensure_ascii=False), "state": "queued", "attempts": 0,
+                    "queued_at": "2026-11-29T08:00:00.000Z"})
         page.get_by_role("button", name="同步", exact=True).click()
         self.expect_uploaded()
         drafts = page.get_by_role("region", name="未完成的问卷")
@@ -276,6 +285,12 @@ class FieldApp(unittest.TestCase):
         expect(self.labourer(1).get_by_text("校验位不正确", exact=True)).to_be_visible()
         self.shot("07-server-refusal")
         self.assertEqual(self.stored("4510220004"), [])
+        # A township outside the worker's places is refused whole; it comes back, said in Chinese.
+        page.goto(self.proxy.url + "/")
+        row = page.get_by_role("region", name="未完成的问卷").get_by_role("listitem").filter(has_text="4510220005")
+        row.get_by_role("button", name="继续填写").click()
+        expect(page.get_by_text("服务器没有接受这份问卷：所选乡镇不在你负责的范围内。")).to_be_visible()
+        self.assertEqual(self.stored("4510220005"), [])
 
     def test_6_a_supervisors_comment_is_shown_and_the_household_corrected(self):
         page = self.page

@@ -3,8 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { conditions, prune, kindOf, choicesOf, itemLabel, itemName } from '../../src/web/js/schema/walk.js';
-import { residentId, isMobile } from '../../src/web/js/schema/resident-id.js';
+import { conditions, prune, kindOf, choicesOf, itemLabel, itemName, numberFrom, isHidden, deref } from '../../src/web/js/schema/walk.js';
+import { residentId, isMobile, normalize } from '../../src/web/js/schema/resident-id.js';
 import { message, describe } from '../../src/web/js/schema/messages.js';
 import * as pointer from '../../src/web/js/schema/pointer.js';
 
@@ -86,4 +86,35 @@ test('pointers set and remove answers without touching the rest', () => {
   assert.deepEqual(answers.members[1], { name: 'b' });
   assert.deepEqual(pointer.set(next, '/members/0/name', undefined).members[0], {});
   assert.equal(pointer.get(next, '/members/1/gender'), 'female');
+});
+
+test('numbers are kept as typed and read as numbers when sent', () => {
+  assert.equal(numberFrom('3000.'), '3000.');
+  assert.equal(numberFrom('3000.05'), 3000.05);
+  assert.equal(numberFrom('　１２ '), 12);
+  assert.equal(numberFrom('2.5'), 2.5);
+  assert.equal(numberFrom(''), undefined);
+  assert.equal(numberFrom('十二'), '十二');
+  const answers = { members: [{ employment_status: 'stable', monthly_income: '4200', months_worked: '１０' }] };
+  assert.deepEqual(prune(schema, schema, answers).members[0], { employment_status: 'stable', monthly_income: 4200, months_worked: 10 });
+});
+
+test('a question is hidden while its condition is open or forbids it', () => {
+  const answers = { members: [{ name: '黄秀英' }, { employment_status: 'stable' }] };
+  assert.ok(isHidden(schema, answers, '/members/0/unemployed_reason'));
+  assert.ok(isHidden(schema, answers, '/members/1/willing_to_work'));
+  assert.ok(!isHidden(schema, answers, '/members/1/monthly_income'));
+  assert.ok(isHidden(schema, {}, '/settlement'));
+  assert.ok(!isHidden(schema, { relocated: true }, '/settlement'));
+  assert.ok(!isHidden(schema, answers, '/township'));
+});
+
+test('text is trimmed of what the server trims, no more', () => {
+  assert.equal(normalize('\u0085 4510 \u3000'), '4510');
+  assert.equal(normalize('\ufeff4510'), '\ufeff4510');
+});
+
+test('a reference does not override what the referring schema says itself', () => {
+  const root = { $defs: { yn: { type: 'boolean', title: 'target' } } };
+  assert.deepEqual(deref(root, { $ref: '#/$defs/yn', title: 'own' }), { type: 'boolean', title: 'own' });
 });

@@ -17,8 +17,7 @@ for (const file of files) {
     test(`${file}: ${vector.name}`, () => {
       const found = problems(schema, vector.data);
       assert.equal(found.length === 0, vector.valid, JSON.stringify(found));
-      const expected = vector.errors.map((e) => ({ ...e, params: e.params ?? found.find((f) => f.path === e.path && f.key === e.key)?.params }));
-      assert.deepEqual(sorted(found), sorted(expected));
+      assert.deepEqual(sorted(found), sorted(vector.errors));
     });
   }
 }

@@ -22,11 +22,11 @@ let refreshing = null;
 
 export const session = () => store.getValue('session');
 
-async function send(path, { method = 'GET', body, token, lang, headers = {} } = {}) {
-  const all = { ...headers };
+async function send(path, { method = 'GET', body, token, headers = {} } = {}) {
+  // The server's messages (refusals, validation) in the worker's language.
+  const all = { 'accept-language': localStorage.getItem('lang') ?? 'zh-CN', ...headers };
   if (token) all.authorization = `Bearer ${token}`;
   if (body !== undefined) all['content-type'] = 'application/json';
-  if (lang) all['accept-language'] = lang;
   let response;
   try {
     response = await fetch(path, { method, headers: all, body, cache: 'no-store' });
@@ -63,14 +63,27 @@ export async function signIn(username, password) {
   return next;
 }
 
-/** Spends the refresh token for a new pair. A lost answer is retried with the same token: the server's grace period gives the same pair again. */
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Spends the refresh token for a new pair. An answer lost on the way is asked for again at once,
+ * with the same token: within the server's grace period (60 s) that gives the same pair again.
+ * After that the token is spent, and the worker signs in again (nothing on the phone is lost).
+ */
 async function refresh(current) {
   refreshing ??= (async () => {
     try {
-      const { body } = await send('/api/v1/auth/refresh', { method: 'POST', body: JSON.stringify({ refresh_token: current.refresh_token }) });
-      const next = { ...remember(body, body.user ?? current), username: current.username, display_name: current.display_name, role: current.role };
-      await store.setValue('session', next);
-      return next;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const { body } = await send('/api/v1/auth/refresh', { method: 'POST', body: JSON.stringify({ refresh_token: current.refresh_token }) });
+          const next = remember(body, body.user);
+          await store.setValue('session', next);
+          return next;
+        } catch (error) {
+          if (!(error instanceof Offline) || attempt === 2) throw error;
+          await pause(1000 * (attempt + 1));
+        }
+      }
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) {
         await store.setValue('session', { ...current, expired: true });

@@ -3,7 +3,7 @@
 import * as api from './api.js';
 import * as store from './store.js';
 
-/** Downloads the current version of every form (an ETag makes an unchanged one cheap). */
+/** Downloads the list, and the schema of every form whose current version the phone lacks. */
 export async function refresh() {
   const { body } = await api.call('/api/v1/forms');
   const list = body.forms ?? [];

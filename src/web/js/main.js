@@ -29,17 +29,21 @@ function useRoute() {
   return [path, go];
 }
 
-function Header({ w, lang, setLang, session, waiting, syncing, onSync, online }) {
+function Header({ w, lang, setLang, session, counts, syncing, onSync, online, update }) {
+  const waiting = counts.waiting;
   return html`
     <header class="bar">
       <h1>${w.app}</h1>
       <button type="button" class="quiet" lang=${lang === 'en' ? 'zh-CN' : 'en'} onClick=${() => setLang(lang === 'en' ? 'zh-CN' : 'en')}>${w.language}</button>
     </header>
+    ${update && html`<p class="note update">${w.new_version} <button type="button" onClick=${() => location.reload()}>${w.reload}</button></p>`}
     ${session && html`
       <div class="syncbar">
         <p role="status" class=${waiting > 0 ? 'waiting' : 'done'}>${waiting > 0 ? w.to_upload(waiting) : w.all_uploaded}</p>
-        <button type="button" onClick=${onSync} disabled=${syncing}>${syncing ? w.syncing : w.sync}</button>
+        <button type="button" onClick=${onSync} disabled=${syncing} aria-busy=${syncing}>${w.sync}</button>
       </div>
+      ${syncing && html`<p class="note">${w.syncing}</p>`}
+      ${counts.conflicts > 0 && html`<p class="warning">${w.conflicts(counts.conflicts)}</p>`}
       ${!online && html`<p class="note">${w.offline}</p>`}
       ${session.expired && html`<p class="warning">${w.needs_sign_in}</p>`}`}`;
 }
@@ -48,7 +52,8 @@ function App() {
   const [lang, setLangState] = useState(localStorage.getItem('lang') ?? 'zh-CN');
   const [session, setSession] = useState(undefined);
   const [catalogue, setCatalogue] = useState(null);
-  const [waiting, setWaiting] = useState(0);
+  const [counts, setCounts] = useState({ waiting: 0, conflicts: 0 });
+  const [update, setUpdate] = useState(false);
   const [syncing, setSyncing] = useState(false);
   const [online, setOnline] = useState(navigator.onLine);
   const [path, go] = useRoute();
@@ -79,7 +84,7 @@ function App() {
 
   const count = useCallback(async () => {
     const me = await api.session();
-    setWaiting(me ? await outbox.waitingCount(me.username) : 0);
+    setCounts(me ? await outbox.counts(me.username) : { waiting: 0, conflicts: 0 });
   }, []);
 
   const sync = useCallback(async () => {
@@ -95,12 +100,22 @@ function App() {
   }, []);
 
   useEffect(() => {
+    store.keep();
+    // A new build took over while the app is open: offer it (drafts are saved; nothing is lost).
+    const hadController = !!navigator.serviceWorker?.controller;
+    const took = () => hadController && setUpdate(true);
+    navigator.serviceWorker?.addEventListener('controllerchange', took);
     const unsubscribe = outbox.subscribe(count);
     const up = () => { setOnline(true); outbox.sync(); };
     const down = () => setOnline(false);
     addEventListener('online', up);
     addEventListener('offline', down);
-    return () => { unsubscribe(); removeEventListener('online', up); removeEventListener('offline', down); };
+    return () => {
+      unsubscribe();
+      navigator.serviceWorker?.removeEventListener('controllerchange', took);
+      removeEventListener('online', up);
+      removeEventListener('offline', down);
+    };
   }, []);
 
   useEffect(() => {
@@ -121,11 +136,11 @@ function App() {
   } else if (path.startsWith('/submissions/')) {
     screen = html`<${Submission} ...${props} id=${decodeURIComponent(path.slice(13))} />`;
   } else {
-    screen = html`<${Home} ...${props} onSignOut=${async () => { await api.signOut(); await refreshSession(); }} />`;
+    screen = html`<${Home} ...${props} waiting=${counts.waiting} onSignOut=${async () => { await api.signOut(); await refreshSession(); }} />`;
   }
   return html`
-    <${Header} w=${w} lang=${lang} setLang=${setLang} session=${session} waiting=${waiting}
-      syncing=${syncing} onSync=${sync} online=${online} />
+    <${Header} w=${w} lang=${lang} setLang=${setLang} session=${session} counts=${counts}
+      syncing=${syncing} onSync=${sync} online=${online} update=${update} />
     <main>${screen}</main>`;
 }
 

@@ -9,11 +9,18 @@ import * as store from './store.js';
 const BATCH = 25;
 const FIRST_RETRY_MS = 5_000;
 const LAST_RETRY_MS = 300_000;
+/** Sent questionnaires stay listed (and their answers on the phone) this long. */
+const KEEP_SENT_MS = 30 * 24 * 3600 * 1000;
 
-/** Item states: waiting (`queued`, or `retrying` after a network failure), `sent`, or for the worker: `conflict`, `failed`, `returned`. */
+/**
+ * Item states: waiting (`queued`, or `retrying` after the network or the server failed), `sent`,
+ * `returned` (refused with reasons: back among the drafts as a new questionnaire), `conflict`
+ * (the server holds other content under this id).
+ */
 export const WAITING = new Set(['queued', 'retrying']);
 
 let running = null;
+let again = false;
 let timer = null;
 let failures = 0;
 const listeners = new Set();
@@ -45,20 +52,41 @@ export async function add({ envelope, form, username, summary }, draftId) {
   changed();
 }
 
-/** Sends what waits, one form's batch at a time; resolves when this round is over. */
+/**
+ * Sends what waits; resolves when the outbox is settled or the network gave up. A call during a
+ * round runs another round after it (the item just queued may not be in the running one), and
+ * tabs of the same phone take turns (`navigator.locks`), so an answer is never settled twice.
+ */
 export function sync() {
-  running ??= round().finally(() => {
+  if (running) {
+    again = true;
+    return running;
+  }
+  running = (async () => {
+    let outcome;
+    do {
+      again = false;
+      outcome = await exclusively(round);
+    } while (again && outcome.ok);
+    return outcome;
+  })().finally(() => {
     running = null;
     changed();
   });
   return running;
 }
 
+function exclusively(task) {
+  return navigator.locks ? navigator.locks.request('survey-outbox', task) : task();
+}
+
 async function round() {
   clearTimeout(timer);
   const me = await api.session();
-  if (!me) return { ok: false, reason: 'needs_sign_in' };
-  const waiting = (await items()).filter((i) => WAITING.has(i.state) && i.username === me.username);
+  if (!me || me.expired) return { ok: false, reason: 'needs_sign_in' };
+  const all = await items();
+  await forget(all);
+  const waiting = all.filter((i) => WAITING.has(i.state) && i.username === me.username);
   try {
     for (let start = 0; start < waiting.length; start += BATCH) {
       const byForm = new Map();
@@ -67,16 +95,30 @@ async function round() {
       }
       for (const [form, batch] of byForm) await sendBatch(form, batch);
     }
-    failures = 0;
-    return { ok: true };
   } catch (error) {
     if (error instanceof api.NeedsSignIn) return { ok: false, reason: 'needs_sign_in' };
-    // Offline, a lost answer or a server fault: everything stays queued and is tried again later.
     failures += 1;
-    const delay = Math.min(LAST_RETRY_MS, FIRST_RETRY_MS * 2 ** (failures - 1)) * (0.75 + Math.random() / 2);
-    timer = setTimeout(sync, delay);
+    retryLater();
     return { ok: false, reason: 'offline' };
   }
+  failures = 0;
+  // Items the server could not take this time (a fault, a timeout) are tried again later.
+  if ((await items()).some((i) => i.state === 'retrying' && i.username === me.username)) {
+    failures += 1;
+    retryLater();
+  }
+  return { ok: true };
+}
+
+function retryLater() {
+  const delay = Math.min(LAST_RETRY_MS, FIRST_RETRY_MS * 2 ** (failures - 1)) * (0.75 + Math.random() / 2);
+  timer = setTimeout(sync, delay);
+}
+
+/** Sent questionnaires older than a month leave the phone: the server has them. */
+async function forget(all) {
+  const old = all.filter((i) => i.state === 'sent' && Date.now() - Date.parse(i.sent_at) > KEEP_SENT_MS);
+  if (old.length) await store.deleteOutboxItems(old.map((i) => i.id));
 }
 
 async function sendBatch(form, batch) {
@@ -90,14 +132,25 @@ async function sendBatch(form, batch) {
   try {
     answer = await api.call(`/api/v1/forms/${encodeURIComponent(form)}/submissions/batch`, { method: 'POST', body });
   } catch (error) {
-    if (error instanceof api.ApiError && error.status < 500 && error.status !== 408 && error.status !== 429) {
-      for (const item of batch) await store.saveOutboxItem({ ...item, state: 'failed', error: { code: error.code, message: error.message } });
+    if (error instanceof api.ApiError && error.status === 413 && batch.length > 1) {
+      // A proxy's smaller limit: halves, down to one questionnaire a request.
+      const half = Math.ceil(batch.length / 2);
+      await sendBatch(form, batch.slice(0, half));
+      await sendBatch(form, batch.slice(half));
+      return;
+    }
+    if (error instanceof api.ApiError && error.status === 413) {
+      await settle(batch[0], { status: 413, error: { code: error.code, message: error.message } });
       changed();
       return;
     }
-    for (const item of batch) await store.saveOutboxItem({ ...item, state: 'retrying' });
+    for (const item of batch) {
+      await store.saveOutboxItem({ ...item, state: 'retrying', error: error instanceof api.ApiError ? { code: error.code, message: error.message } : undefined });
+    }
     changed();
-    throw error instanceof api.ApiError ? new api.Offline() : error;
+    // Whatever else the server said of the whole batch (signed out, a form withdrawn, a proxy's
+    // error page), the questionnaires wait: none of it is a verdict on their answers.
+    throw error instanceof api.NeedsSignIn ? error : new api.Offline();
   }
   const results = answer.body?.results ?? [];
   for (const [i, item] of batch.entries()) await settle(item, results[i]);
@@ -105,14 +158,15 @@ async function sendBatch(form, batch) {
 }
 
 async function settle(item, result) {
-  if (!result || result.status >= 500 || result.status === 408) {
+  if (!result || result.status >= 500 || result.status === 408 || result.status === 429) {
     await store.saveOutboxItem({ ...item, state: 'retrying' });
   } else if (result.status === 201) {
-    await store.saveOutboxItem({ ...item, state: 'sent', receipt: result.receipt, sent_at: new Date().toISOString() });
+    await store.saveOutboxItem({ ...item, state: 'sent', receipt: result.receipt, sent_at: new Date().toISOString(), error: undefined });
   } else if (result.status === 409) {
     await store.saveOutboxItem({ ...item, state: 'conflict', error: result.error });
-  } else if (result.status === 422 && result.error?.code === 'validation_failed') {
-    // Back to the worker as a new questionnaire (a new id: this one's content is spent), with the server's reasons.
+  } else {
+    // Refused with a reason (invalid answers, a township outside the worker's scope, too large):
+    // back to the worker as a new questionnaire (this id's content is spent) with the server's words.
     const envelope = JSON.parse(item.body);
     const id = crypto.randomUUID();
     await store.returnToDrafts({ ...item, state: 'returned', returned_as: id, error: result.error }, {
@@ -124,15 +178,18 @@ async function settle(item, result) {
       answers: envelope.data,
       meta: { ...envelope.meta, completed_at: undefined },
       returned_from: item.id,
-      server_problems: result.error.details ?? [],
+      server_problems: result.error?.details ?? [],
+      server_refusal: result.error?.details?.length ? undefined : { code: result.error?.code, message: result.error?.message },
       updated_at: new Date().toISOString(),
-    });
-  } else {
-    await store.saveOutboxItem({ ...item, state: 'failed', error: result.error });
+    }, WAITING);
   }
 }
 
-/** How many questionnaires of `username` still wait for the server. */
-export async function waitingCount(username) {
-  return (await items()).filter((i) => WAITING.has(i.state) && i.username === username).length;
+/** How many questionnaires of `username` still wait for the server, and how many it would not take. */
+export async function counts(username) {
+  const mine = (await items()).filter((i) => i.username === username);
+  return {
+    waiting: mine.filter((i) => WAITING.has(i.state)).length,
+    conflicts: mine.filter((i) => i.state === 'conflict').length,
+  };
 }

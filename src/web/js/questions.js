@@ -15,15 +15,8 @@ export function questionId(pointer) {
   return `q${Array.from(pointer, (c) => (/[A-Za-z0-9]/.test(c) ? c : `_${c.codePointAt(0).toString(16)}_`)).join('')}`;
 }
 
-const text = (value) => (value === '' ? undefined : value);
-
-/** A typed number becomes a number; anything else stays text, for validation to name. */
-function numeric(raw, integer) {
-  const t = normalize(raw);
-  if (t === '') return undefined;
-  const shape = integer ? /^-?\d+$/ : /^-?\d+(\.\d+)?$/;
-  return shape.test(t) ? Number(t) : raw;
-}
+// Kept as typed (numbers too: `3000.` must stay on screen); read as numbers when sent (walk.js).
+const typed = (value) => (normalize(value) === '' ? undefined : value);
 
 function Problems({ id, list }) {
   if (!list?.length) return null;
@@ -62,14 +55,14 @@ function Question(props) {
     case 'consent':
       return block(html`
         <div class="check">
-          <input type="checkbox" id=${id} checked=${value === true} aria-invalid=${invalid} aria-describedby=${described}
+          <input type="checkbox" id=${id} checked=${value === true} aria-required=${required} aria-invalid=${invalid} aria-describedby=${described}
             onChange=${(e) => onChange(pointer, e.currentTarget.checked ? true : undefined)} />
           <${Title} id=${id} title=${title} required=${required} />
         </div>`);
     case 'boolean':
       return block(html`
         <${Title} id=${id} title=${title} required=${required} as="span" />
-        <div role="radiogroup" class="choices inline" aria-labelledby=${`${id}-t`} aria-invalid=${invalid} aria-describedby=${described}>
+        <div role="radiogroup" class="choices inline" aria-labelledby=${`${id}-t`} aria-required=${required} aria-invalid=${invalid} aria-describedby=${described}>
           ${[[true, w.yes], [false, w.no]].map(([choice, label], i) => html`
             <label class="choice"><input type="radio" name=${id} id=${i === 0 ? id : undefined} checked=${value === choice}
               onChange=${() => onChange(pointer, choice)} />${label}</label>`)}
@@ -79,7 +72,7 @@ function Question(props) {
       if (choices.length > MAX_RADIOS) {
         return block(html`
           <${Title} id=${id} title=${title} required=${required} />
-          <select id=${id} aria-invalid=${invalid} aria-describedby=${described}
+          <select id=${id} aria-required=${required} aria-invalid=${invalid} aria-describedby=${described}
             onChange=${(e) => onChange(pointer, e.currentTarget.selectedIndex === 0 ? undefined : choices[e.currentTarget.selectedIndex - 1].value)}>
             <option value="" selected=${value === undefined}>${w.choose}</option>
             ${choices.map((c) => html`<option selected=${value === c.value}>${c.label}</option>`)}
@@ -87,7 +80,7 @@ function Question(props) {
       }
       return block(html`
         <${Title} id=${id} title=${title} required=${required} as="span" />
-        <div role="radiogroup" class="choices" aria-labelledby=${`${id}-t`} aria-invalid=${invalid} aria-describedby=${described}>
+        <div role="radiogroup" class="choices" aria-labelledby=${`${id}-t`} aria-required=${required} aria-invalid=${invalid} aria-describedby=${described}>
           ${choices.map((c, i) => html`
             <label class="choice"><input type="radio" name=${id} id=${i === 0 ? id : undefined} checked=${value === c.value}
               onChange=${() => onChange(pointer, c.value)} />${c.label}</label>`)}
@@ -117,14 +110,13 @@ function Question(props) {
         mobile: { type: 'tel', inputmode: 'numeric', autocomplete: 'off' },
         text: { autocomplete: 'off' },
       }[kind] ?? {};
-      const parse = kind === 'integer' || kind === 'number' ? (raw) => numeric(raw, kind === 'integer') : text;
       const shown = value === undefined || value === null ? '' : String(value);
       return block(html`
         <${Title} id=${id} title=${title} required=${required} />
         <div class=${kind === 'resident-id' ? 'with-button' : ''}>
           <input id=${id} type="text" ...${attributes} value=${shown} autocapitalize="off" autocorrect="off" spellcheck="false"
-            aria-invalid=${invalid} aria-describedby=${described}
-            onInput=${(e) => onChange(pointer, parse(e.currentTarget.value))} />
+            aria-required=${required} aria-invalid=${invalid} aria-describedby=${described}
+            onInput=${(e) => onChange(pointer, typed(e.currentTarget.value))} />
           ${kind === 'resident-id' && html`
             <button type="button" class="quiet" onClick=${() => { onChange(pointer, `${shown}X`); document.getElementById(id)?.focus(); }}>${w.id_x}</button>`}
         </div>`);
@@ -148,7 +140,8 @@ function Repeat(props) {
             <legend>${label}</legend>
             <${ObjectFields} ...${props} schema=${schema.items} pointer=${`${pointer}/${i}`} value=${item ?? {}} />
             ${items.length > min && html`
-              <button type="button" class="quiet remove" onClick=${() => onChange(pointer, items.filter((_, j) => j !== i))}>${w.remove(label)}</button>`}
+              <button type="button" class="quiet remove"
+                onClick=${() => confirm(w.confirm_remove(label)) && onChange(pointer, items.filter((_, j) => j !== i))}>${w.remove(label)}</button>`}
           </fieldset>`;
       })}
       ${problems.length > 0 && html`<p class="field-error" id=${`${id}-e`}>${problems.join('；')}</p>`}

@@ -4,7 +4,11 @@
 const WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
 const CHECK = '10X98765432';
 
-export const normalize = (text) => text.normalize('NFKC').trim();
+// Unicode's White_Space, as the server's `str::trim` has it (JS's own trim differs: it takes U+FEFF, leaves U+0085).
+const EDGES = /^[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+|[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$/g;
+
+/** NFKC, then trimmed: the server's normalisation, which validation and cleaning share. */
+export const normalize = (text) => text.normalize('NFKC').replace(EDGES, '');
 
 /** `{ok: true, birthDate: 'YYYY-MM-DD', male}` or `{ok: false, problem: 'shape'|'birth_date'|'check_digit'}`. */
 export function residentId(value, today = new Date()) {

@@ -5,7 +5,6 @@
 
 import { Validator, format } from '../../vendor/cfworker-json-schema/index.js';
 import { residentId, isResidentId, isMobile } from './resident-id.js';
-import { deref } from './walk.js';
 import { join } from './pointer.js';
 
 format['cn-resident-id'] = isResidentId;
@@ -28,8 +27,8 @@ function validatorFor(schema) {
   return validator;
 }
 
-// cfworker writes locations as `#` + URI-encoded pointers.
-const location = (text) => decodeURI(text.replace(/^#/, '')).replace(/%23/g, '#');
+// cfworker writes locations as `#` + encodeURI(pointer) with `#` as %23: decoding every escape undoes it exactly.
+const location = (text) => decodeURIComponent(text.replace(/^#/, ''));
 
 /** The limit a length, size or bound error names: the last number of its message. */
 function limitIn(message) {
@@ -108,17 +107,14 @@ function lookup(data, pointer) {
   return pointer.split('/').slice(1).reduce((node, s) => node?.[s.replace(/~1/g, '/').replace(/~0/g, '~')], data);
 }
 
-/** Every object an array of `x-rules` applies to: the root, and items of arrays of objects at any depth. */
-function ruleSites(root, raw, data, pointer, out) {
-  const schema = deref(root, raw);
-  if (schema['x-rules'] && data && typeof data === 'object') out.push({ rules: schema['x-rules'], object: data, pointer });
-  for (const [name, child] of Object.entries(schema.properties ?? {})) {
-    const sub = deref(root, child);
+/** Every object `x-rules` apply to, as the server finds them: the root, and the items of array
+ * properties, following `properties` and `items` only. */
+function ruleSites(schema, data, pointer, out) {
+  if (Array.isArray(schema?.['x-rules']) && data && typeof data === 'object') out.push({ rules: schema['x-rules'], object: data, pointer });
+  for (const [name, child] of Object.entries(schema?.properties ?? {})) {
     const value = data?.[name];
-    if (sub.items && Array.isArray(value)) {
-      value.forEach((item, i) => ruleSites(root, sub.items, item, `${join(pointer, name)}/${i}`, out));
-    } else if (sub.properties && value && typeof value === 'object') {
-      ruleSites(root, sub, value, join(pointer, name), out);
+    if (child?.items !== undefined && Array.isArray(value)) {
+      value.forEach((item, i) => ruleSites(child.items, item, `${join(pointer, name)}/${i}`, out));
     }
   }
   return out;
@@ -126,7 +122,7 @@ function ruleSites(root, raw, data, pointer, out) {
 
 function fromRules(schema, data) {
   const out = [];
-  for (const { rules, object, pointer } of ruleSites(schema, schema, data, '', [])) {
+  for (const { rules, object, pointer } of ruleSites(schema, data, '', [])) {
     for (const rule of rules) {
       const id = lookup(object, rule.id);
       if (typeof id !== 'string') continue;

@@ -3,6 +3,7 @@
 // Pure: no DOM, no network, so `node --test` checks it.
 
 import { validate } from '../../vendor/cfworker-json-schema/index.js';
+import { normalize } from './resident-id.js';
 
 /** Follows local `$ref`s (`#/$defs/...`): forms are self-contained. */
 export function deref(root, schema) {
@@ -13,7 +14,9 @@ export function deref(root, schema) {
     const target = ref.slice(1).split('/').slice(1)
       .map((s) => decodeURIComponent(s).replace(/~1/g, '/').replace(/~0/g, '~'))
       .reduce((node, key) => node?.[key], root);
-    current = target ? { ...current, ...target, $ref: undefined } : current;
+    // The referring schema's own keywords (a local `title`, say) win over the target's.
+    const { $ref: _, ...own } = current;
+    current = target ? { ...target, ...own } : current;
   }
   return current ?? {};
 }
@@ -69,6 +72,29 @@ export function itemName(schema, title, lang) {
   return template ? template.replace('{n}', '').trim() : title;
 }
 
+/**
+ * A number question's answer as typed (text, so `3000.` stays on screen while the worker types),
+ * read as a number once it is one: full-width digits and spaces are tolerated, as the server's
+ * cleaning does. Anything else stays text, for validation to name (`类型不对，应为数字`).
+ */
+export function numberFrom(typed) {
+  if (typeof typed !== 'string') return typed;
+  const text = normalize(typed);
+  if (text === '') return undefined;
+  return /^-?\d+(\.\d+)?$/.test(text) ? Number(text) : typed;
+}
+
+/** The answers of one object with its number questions read as numbers (for conditions). */
+function typed(root, schema, value) {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return value;
+  const out = { ...value };
+  for (const [name, child] of Object.entries(schema.properties ?? {})) {
+    const kind = kindOf(root, child);
+    if ((kind === 'integer' || kind === 'number') && name in out) out[name] = numberFrom(out[name]);
+  }
+  return out;
+}
+
 const answered = (value, name) => value && typeof value === 'object' && value[name] !== undefined;
 
 const forbidden = (branch) =>
@@ -91,7 +117,7 @@ export function conditions(root, raw, value) {
       for (const name of [...forbidden(rule.then), ...forbidden(rule.else)]) hidden.add(name);
       continue;
     }
-    const holds = validate(value ?? {}, condition, '2020-12', undefined, true).valid;
+    const holds = validate(typed(root, schema, value) ?? {}, condition, '2020-12', undefined, true).valid;
     const branch = holds ? rule.then : rule.else;
     if (!branch || branch === true) continue;
     for (const name of forbidden(branch)) hidden.add(name);
@@ -126,6 +152,7 @@ export function prune(root, raw, value) {
     return value.map((item) => prune(root, schema.items, item) ?? {});
   }
   if (kind === 'choices') return Array.isArray(value) && value.length === 0 ? undefined : value;
+  if (kind === 'integer' || kind === 'number') return numberFrom(value);
   return value;
 }
 
@@ -146,4 +173,21 @@ export function initial(root, raw) {
     }
   }
   return answers;
+}
+
+/** Whether the question at `pointer` is hidden by the answers (a condition not yet decided, or forbidding it). */
+export function isHidden(root, answers, pointer) {
+  const names = pointer.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  let schema = deref(root, root);
+  let value = answers;
+  for (const name of names) {
+    if (/^\d+$/.test(name) && schema.items) {
+      schema = deref(root, schema.items);
+    } else {
+      if (conditions(root, schema, value).hidden.has(name)) return true;
+      schema = deref(root, schema.properties?.[name] ?? {});
+    }
+    value = value?.[name];
+  }
+  return false;
 }

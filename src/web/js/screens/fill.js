@@ -5,7 +5,7 @@ import { html, useState, useEffect, useRef } from '../../vendor/htm-preact-stand
 import { ObjectFields, questionId } from '../questions.js';
 import { problems as findProblems } from '../schema/validate.js';
 import { describe, message } from '../schema/messages.js';
-import { prune, idRules, deref } from '../schema/walk.js';
+import { prune, idRules, deref, isHidden } from '../schema/walk.js';
 import * as pointers from '../schema/pointer.js';
 import { residentId } from '../schema/resident-id.js';
 import * as store from '../store.js';
@@ -51,6 +51,7 @@ export function Fill({ w, lang, session, catalogue, go, draftId, onQueued }) {
   const [schema, setSchema] = useState(null);
   const [shown, setShown] = useState([]);
   const [saved, setSaved] = useState(false);
+  const [trouble, setTrouble] = useState('');
   const [settings, setSettings] = useState({});
   const writes = useRef(Promise.resolve());
   const latest = useRef(null);
@@ -63,10 +64,14 @@ export function Fill({ w, lang, session, catalogue, go, draftId, onQueued }) {
     latest.current = next;
     setDraft(next);
     setSaved(false);
-    writes.current = writes.current.then(() => store.saveDraft(next)).then(() => setSaved(true));
+    // A failed write (the phone's storage full) is shown, and does not stop the writes after it.
+    writes.current = writes.current
+      .then(() => store.saveDraft(next))
+      .then(() => { setSaved(true); setTrouble(''); }, () => setTrouble(w.not_saved));
   };
 
   useEffect(() => {
+    let open = true;
     (async () => {
       const found = await store.draft(draftId);
       if (!found) return go('/', { replace: true });
@@ -79,9 +84,11 @@ export function Fill({ w, lang, session, catalogue, go, draftId, onQueued }) {
       setSettings(kept);
       if (kept.location && !found.location) {
         const location = await position();
-        if (location && latest.current?.id === found.id) update((current) => ({ ...current, location }));
+        // Only while the questionnaire is still open here: once submitted, a late fix writes nothing.
+        if (location && open && latest.current?.id === found.id) update((current) => ({ ...current, location }));
       }
     })();
+    return () => { open = false; };
   }, [draftId]);
 
   if (!draft || !schema) return html`<p class="loading">${w.loading}</p>`;
@@ -91,7 +98,11 @@ export function Fill({ w, lang, session, catalogue, go, draftId, onQueued }) {
     answers: derived(schema, pointers.set(current.answers, pointer, value), pointer),
   }));
 
-  const problemsAt = (pointer) => shown.filter((p) => p.path === pointer).map((p) => describe(catalogue, p.key, p.params) || p.message);
+  // Problems of questions the answers hide (a reason for not working, before saying whether one
+  // works) are not shown: the question they hang on is, and answering it settles them.
+  const visible = shown.filter((p) => !isHidden(schema, draft.answers, p.path));
+  const listed = visible.length > 0 ? visible : shown;
+  const problemsAt = (pointer) => listed.filter((p) => p.path === pointer).map((p) => (p.key ? describe(catalogue, p.key, p.params) : p.message));
 
   const focus = (pointer) => {
     // The question itself, or the nearest one above it that is on screen.
@@ -112,6 +123,8 @@ export function Fill({ w, lang, session, catalogue, go, draftId, onQueued }) {
     submitting.current = true;
     try {
       await queue();
+    } catch {
+      setTrouble(w.not_queued);
     } finally {
       submitting.current = false;
     }
@@ -123,7 +136,8 @@ export function Fill({ w, lang, session, catalogue, go, draftId, onQueued }) {
     const found = findProblems(schema, data);
     setShown(found);
     if (found.length > 0) {
-      requestAnimationFrame(() => focus(found[0].path));
+      const first = found.find((p) => !isHidden(schema, current.answers, p.path)) ?? found[0];
+      requestAnimationFrame(() => focus(first.path));
       return;
     }
     await writes.current;
@@ -147,10 +161,13 @@ export function Fill({ w, lang, session, catalogue, go, draftId, onQueued }) {
   return html`
     ${settings.training && html`<p class="banner">${w.training_banner}</p>`}
     <h2>${form?.title}</h2>
-    ${shown.length > 0 && html`
+    ${trouble && html`<p class="warning" role="alert">${trouble}</p>`}
+    ${draft.server_refusal && html`
+      <p class="warning">${w.server_refused}${w.refusals[draft.server_refusal.code] ?? draft.server_refusal.message}</p>`}
+    ${listed.length > 0 && html`
       <div class="problems" role="alert">
-        <h3>${w.problems(shown.length)}</h3>
-        <ul>${shown.map((p) => html`<li><button type="button" class="link" onClick=${() => focus(p.path)}>${message(catalogue, schema, p, lang)}</button></li>`)}</ul>
+        <h3>${w.problems(listed.length)}</h3>
+        <ul>${listed.map((p) => html`<li><button type="button" class="link" onClick=${() => focus(p.path)}>${p.key ? message(catalogue, schema, p, lang) : p.message}</button></li>`)}</ul>
       </div>`}
     <form class="questionnaire" onSubmit=${(e) => { e.preventDefault(); submit(); }} novalidate>
       <${ObjectFields} root=${schema} schema=${schema} pointer="" value=${draft.answers}

@@ -7,17 +7,17 @@ import * as outbox from '../outbox.js';
 import * as store from '../store.js';
 import * as drafts from '../drafts.js';
 
-async function attention() {
+async function attention(username) {
   const found = [];
   for (const form of await store.forms()) {
     const { body } = await api.call(`/api/v1/forms/${encodeURIComponent(form.id)}/submissions?status=has_issues,rejected&limit=100`);
     found.push(...body.items.map((s) => ({ id: s.id, form: s.form, status: s.status, received_at: s.received_at, summary: drafts.summaryOf(s.data) })));
   }
-  await store.setValue('attention', found);
+  await store.setValue(`attention:${username}`, found);
   return found;
 }
 
-export function Home({ w, lang, session, go, onSignOut }) {
+export function Home({ w, lang, session, go, waiting, onSignOut }) {
   const [formList, setFormList] = useState([]);
   const [draftList, setDraftList] = useState([]);
   const [needs, setNeeds] = useState([]);
@@ -29,14 +29,14 @@ export function Home({ w, lang, session, go, onSignOut }) {
     setDraftList((await store.drafts()).filter((d) => d.username === session.username)
       .sort((a, b) => b.updated_at.localeCompare(a.updated_at)));
     setUploads((await outbox.items()).filter((i) => i.username === session.username).reverse().slice(0, 50));
-    setNeeds((await store.getValue('attention')) ?? []);
+    setNeeds((await store.getValue(`attention:${session.username}`)) ?? []);
     setSettings((await store.getValue('settings')) ?? {});
   };
 
   useEffect(() => {
     load();
     forms.refresh().then(load).catch(() => {});
-    attention().then(setNeeds).catch(() => {});
+    attention(session.username).then(setNeeds).catch(() => {});
     return outbox.subscribe(load);
   }, [session.username]);
 
@@ -58,7 +58,7 @@ export function Home({ w, lang, session, go, onSignOut }) {
   };
 
   const uploadState = (item) => ({
-    queued: w.queued, retrying: w.retrying, sent: w.sent, conflict: w.conflict, failed: w.failed, returned: w.returned,
+    queued: w.queued, retrying: w.retrying, sent: w.sent, conflict: w.conflict, returned: w.returned,
   })[item.state];
 
   return html`
@@ -106,17 +106,18 @@ export function Home({ w, lang, session, go, onSignOut }) {
             <li key=${item.id} class="row">
               <span>${item.summary || item.id.slice(0, 8)}</span>
               <span class=${`tag ${item.state}`}>${uploadState(item)}</span>
-              ${item.error?.message && item.state !== 'returned' && html`<span class="detail">${item.error.message}</span>`}
+              ${item.error && item.state !== 'returned' && html`<span class="detail">${w.refusals[item.error.code] ?? item.error.message}</span>`}
             </li>`)}
         </ul>
       </section>`}
     <section aria-labelledby="settings-h" class="settings">
-      <h2 id="settings-h" class="visually-hidden">Settings</h2>
+      <h2 id="settings-h" class="visually-hidden">${w.settings}</h2>
       <p>${w.signed_in_as(session.display_name || session.username)}</p>
       <label class="check"><input type="checkbox" checked=${!!settings.training} onChange=${() => toggle('training')} /> ${w.training_mode}</label>
       <label class="check"><input type="checkbox" checked=${!!settings.location} onChange=${() => toggle('location')} /> ${w.record_location}</label>
       ${session.expired
         ? html`<button type="button" onClick=${() => go('/login')}>${w.sign_in}</button>`
-        : html`<button type="button" class="quiet" onClick=${onSignOut}>${w.sign_out}</button>`}
+        : html`<button type="button" class="quiet"
+            onClick=${() => (waiting === 0 || confirm(w.confirm_sign_out(waiting))) && onSignOut()}>${w.sign_out}</button>`}
     </section>`;
 }
