@@ -3,10 +3,12 @@
 
 use std::io::Read;
 
-use crate::helpers::{error_code, spawn_app};
+use crate::helpers::{TestApp, error_code, spawn_app};
 
-/// The app's files named by `index.html`: the stylesheet and every module.
-fn files_named_in(index: &str) -> Vec<String> {
+/// The app's files named by its `index.html`: the stylesheet, the icon and every module.
+async fn app_files(app: &TestApp) -> Vec<String> {
+    let index = app.client.get(app.url("/")).send().await.unwrap();
+    let index = index.text().await.unwrap();
     index
         .split("href=\"")
         .chain(index.split("src=\""))
@@ -57,16 +59,7 @@ async fn api_paths_stay_json_and_other_methods_are_refused() {
 #[tokio::test]
 async fn files_are_kept_for_a_year_under_their_build_and_sent_gzipped() {
     let app = spawn_app().await;
-    let index = app
-        .client
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let files = files_named_in(&index);
+    let files = app_files(&app).await;
     assert!(
         files.iter().any(|f| f.ends_with("/js/main.js")),
         "{files:?}"
@@ -138,16 +131,8 @@ async fn the_service_worker_keeps_every_file_and_revalidates_cheaply() {
 #[tokio::test]
 async fn licences_and_notes_are_not_served() {
     let app = spawn_app().await;
-    let index = app
-        .client
-        .get(app.url("/"))
-        .send()
+    let main = app_files(&app)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let main = files_named_in(&index)
         .into_iter()
         .find(|f| f.ends_with("/js/main.js"))
         .unwrap();
