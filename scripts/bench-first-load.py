@@ -101,7 +101,7 @@ def main():
             relay = CountingRelay(server.port)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 360, "height": 740}, ignore_https_errors=via_caddy)
+            page = browser.new_page(viewport={"width": 360, "height": 740}, locale="zh-CN", ignore_https_errors=via_caddy)
             cdp = page.context.new_cdp_session(page)
             cdp.send("Network.enable")
             cdp.send("Network.emulateNetworkConditions", SLOW_3G)

@@ -7,7 +7,7 @@ import * as api from './api.js';
 import * as outbox from './outbox.js';
 import * as store from './store.js';
 import * as forms from './forms.js';
-import { words } from './i18n.js';
+import { LANGS, words } from './i18n.js';
 import { Login } from './screens/login.js';
 import { Home } from './screens/home.js';
 import { Fill } from './screens/fill.js';
@@ -48,8 +48,15 @@ function Header({ w, lang, setLang, session, counts, syncing, onSync, online, up
       ${session.expired && html`<p class="warning">${w.needs_sign_in}</p>`}`}`;
 }
 
+/** Chinese unless the worker asked for English: with the switch, or a link with `?lang=en`. */
+function initialLang() {
+  const asked = new URLSearchParams(location.search).get('lang');
+  if (LANGS.includes(asked)) localStorage.setItem('lang', asked);
+  return localStorage.getItem('lang') ?? 'zh-CN';
+}
+
 function App() {
-  const [lang, setLangState] = useState(localStorage.getItem('lang') ?? 'zh-CN');
+  const [lang, setLangState] = useState(initialLang);
   const [session, setSession] = useState(undefined);
   const [catalogue, setCatalogue] = useState(null);
   const [counts, setCounts] = useState({ waiting: 0, conflicts: 0 });
