@@ -319,7 +319,22 @@ class FieldApp(unittest.TestCase):
         self.assertEqual(envelope["meta"]["replaces"], first["id"])
         self.assertEqual(envelope["data"]["members"][1]["phone"], "13977612345")
 
-    def test_7_speaks_english_on_request(self):
+    def test_7_a_township_outside_the_workers_places_is_stopped_on_the_phone(self):
+        page = self.page
+        page.goto(self.proxy.url + "/")
+        self.open_form()
+        # A worker of one township has it chosen already.
+        expect(page.get_by_label("乡镇", exact=True)).to_have_value("思林镇")
+        self.fill_household("4510220006")
+        page.get_by_label("乡镇", exact=True).select_option(label="林逢镇")
+        self.fill_working(1)
+        self.submit()
+        expect(page.get_by_role("alert")).to_contain_text("所选乡镇不在你负责的范围内")
+        expect(page.get_by_label("乡镇", exact=True)).to_be_focused()
+        self.expect_uploaded()
+        self.assertEqual(self.stored("4510220006"), [])
+
+    def test_8_speaks_english_on_request(self):
         page = self.page
         page.goto(self.proxy.url + "/")
         page.get_by_role("button", name="English").click()

@@ -20,6 +20,9 @@ export class NeedsSignIn extends Error {}
 
 let refreshing = null;
 
+/** How long a request may take, answer included: a 25-household batch at 2G speed fits. */
+const TIMEOUT_MS = 120_000;
+
 export const session = () => store.getValue('session');
 
 async function send(path, { method = 'GET', body, token, headers = {} } = {}) {
@@ -28,17 +31,23 @@ async function send(path, { method = 'GET', body, token, headers = {} } = {}) {
   if (token) all.authorization = `Bearer ${token}`;
   if (body !== undefined) all['content-type'] = 'application/json';
   let response;
+  // A link that dies mid-answer would otherwise hold the sync (and its lock) for many minutes.
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), TIMEOUT_MS);
   try {
-    response = await fetch(path, { method, headers: all, body, cache: 'no-store' });
+    response = await fetch(path, { method, headers: all, body, cache: 'no-store', signal: abort.signal });
   } catch {
+    clearTimeout(timer);
     throw new Offline();
   }
   if (response.status === 204 || response.status === 304) return { status: response.status, body: null, response };
   let parsed = null;
   try {
     parsed = await response.json();
-  } catch {
-    if (response.status >= 500 || response.status === 0) throw new Offline();
+  } catch (error) {
+    if (error?.name === 'AbortError' || response.status >= 500 || response.status === 0) throw new Offline();
+  } finally {
+    clearTimeout(timer);
   }
   if (!response.ok) throw new ApiError(response.status, parsed);
   return { status: response.status, body: parsed, response };
@@ -49,6 +58,8 @@ function remember(grant, user) {
     username: user.username,
     display_name: user.display_name,
     role: user.role,
+    // The places the worker may survey (null: everywhere), to check on the phone what the server would refuse.
+    scope: user.scope ?? null,
     access_token: grant.access_token,
     refresh_token: grant.refresh_token,
     // Ten seconds early, for the clock and the trip.
@@ -86,7 +97,9 @@ async function refresh(current) {
       }
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) {
-        await store.setValue('session', { ...current, expired: true });
+        // Unless the worker signed in again meanwhile: that session is not the one that ended.
+        const now = await session();
+        if (now?.refresh_token === current.refresh_token) await store.setValue('session', { ...now, expired: true });
         throw new NeedsSignIn();
       }
       throw error;

@@ -27,6 +27,8 @@ const WORDS = {
     conflict: '冲突：服务器上已有同一编号的不同问卷',
     conflicts: (n) => `${n} 份问卷与服务器冲突，见上传记录，请联系管理员。`,
     new_version: '应用已更新。', reload: '使用新版本',
+    returned_count: (n) => `${n} 份问卷被服务器退回，需要修改后重新提交（见未完成的问卷）。`,
+    not_https: '这个地址不是 HTTPS：没有网络时应用打不开。请让管理员按说明配置 HTTPS。',
     confirm_sign_out: (n) => `还有 ${n} 份问卷没有上传。退出后，要用同一个账号再登录才能上传。确定退出？`,
     settings: '设置', server_refused: '服务器没有接受这份问卷：',
     // The server's refusals that are not about one answer, by their stable code.
@@ -73,6 +75,8 @@ const WORDS = {
     conflict: 'Conflict: the server has another questionnaire with this id',
     conflicts: (n) => `${n} ${n === 1 ? 'questionnaire conflicts' : 'questionnaires conflict'} with the server; see Uploads and call the administrator.`,
     new_version: 'The app was updated.', reload: 'Use the new version',
+    returned_count: (n) => `${n} ${n === 1 ? 'questionnaire was' : 'questionnaires were'} sent back by the server: correct and submit again (see Unfinished questionnaires).`,
+    not_https: 'This address is not HTTPS: the app cannot open without a connection. Ask the administrator to set up HTTPS.',
     confirm_sign_out: (n) => `${n} ${n === 1 ? 'questionnaire has' : 'questionnaires have'} not been uploaded. After signing out, only the same account can upload them. Sign out?`,
     settings: 'Settings', server_refused: 'The server did not accept this questionnaire: ',
     refusals: {

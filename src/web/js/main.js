@@ -37,6 +37,7 @@ function Header({ w, lang, setLang, session, counts, syncing, onSync, online, up
       <button type="button" class="quiet" lang=${lang === 'en' ? 'zh-CN' : 'en'} onClick=${() => setLang(lang === 'en' ? 'zh-CN' : 'en')}>${w.language}</button>
     </header>
     ${update && html`<p class="note update">${w.new_version} <button type="button" onClick=${() => location.reload()}>${w.reload}</button></p>`}
+    ${!isSecureContext && html`<p class="warning">${w.not_https}</p>`}
     ${session && html`
       <div class="syncbar">
         <p role="status" class=${waiting > 0 ? 'waiting' : 'done'}>${waiting > 0 ? w.to_upload(waiting) : w.all_uploaded}</p>
@@ -44,6 +45,7 @@ function Header({ w, lang, setLang, session, counts, syncing, onSync, online, up
       </div>
       ${syncing && html`<p class="note">${w.syncing}</p>`}
       ${counts.conflicts > 0 && html`<p class="warning">${w.conflicts(counts.conflicts)}</p>`}
+      ${counts.returned > 0 && html`<p class="warning">${w.returned_count(counts.returned)}</p>`}
       ${!online && html`<p class="note">${w.offline}</p>`}
       ${session.expired && html`<p class="warning">${w.needs_sign_in}</p>`}`}`;
 }
@@ -59,7 +61,7 @@ function App() {
   const [lang, setLangState] = useState(initialLang);
   const [session, setSession] = useState(undefined);
   const [catalogue, setCatalogue] = useState(null);
-  const [counts, setCounts] = useState({ waiting: 0, conflicts: 0 });
+  const [counts, setCounts] = useState({ waiting: 0, conflicts: 0, returned: 0 });
   const [update, setUpdate] = useState(false);
   const [syncing, setSyncing] = useState(false);
   const [online, setOnline] = useState(navigator.onLine);
@@ -91,7 +93,7 @@ function App() {
 
   const count = useCallback(async () => {
     const me = await api.session();
-    setCounts(me ? await outbox.counts(me.username) : { waiting: 0, conflicts: 0 });
+    setCounts(me ? await outbox.counts(me.username) : { waiting: 0, conflicts: 0, returned: 0 });
   }, []);
 
   const sync = useCallback(async () => {

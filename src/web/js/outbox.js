@@ -4,6 +4,7 @@
 
 import * as api from './api.js';
 import * as store from './store.js';
+import { newId } from './drafts.js';
 
 /** At most this many questionnaires per request: a 2G upload should finish before the signal goes. */
 const BATCH = 25;
@@ -66,7 +67,14 @@ export function sync() {
     let outcome;
     do {
       again = false;
-      outcome = await exclusively(round);
+      try {
+        outcome = await exclusively(round);
+      } catch {
+        // Storage or the lock failed: nothing was settled; try again later.
+        failures += 1;
+        retryLater();
+        outcome = { ok: false, reason: 'offline' };
+      }
     } while (again && outcome.ok);
     return outcome;
   })().finally(() => {
@@ -101,11 +109,13 @@ async function round() {
     retryLater();
     return { ok: false, reason: 'offline' };
   }
-  failures = 0;
-  // Items the server could not take this time (a fault, a timeout) are tried again later.
+  // Items the server could not take this time (a fault, a timeout) are tried again later, backing
+  // off for as long as it keeps failing them.
   if ((await items()).some((i) => i.state === 'retrying' && i.username === me.username)) {
     failures += 1;
     retryLater();
+  } else {
+    failures = 0;
   }
   return { ok: true };
 }
@@ -140,7 +150,8 @@ async function sendBatch(form, batch) {
       return;
     }
     if (error instanceof api.ApiError && error.status === 413) {
-      await settle(batch[0], { status: 413, error: { code: error.code, message: error.message } });
+      // A proxy's page has no code of ours: it is the same refusal as the server's own.
+      await settle(batch[0], { status: 413, error: { code: 'body_too_large', message: error.message } });
       changed();
       return;
     }
@@ -168,7 +179,7 @@ async function settle(item, result) {
     // Refused with a reason (invalid answers, a township outside the worker's scope, too large):
     // back to the worker as a new questionnaire (this id's content is spent) with the server's words.
     const envelope = JSON.parse(item.body);
-    const id = crypto.randomUUID();
+    const id = newId();
     await store.returnToDrafts({ ...item, state: 'returned', returned_as: id, error: result.error }, {
       id,
       form: item.form,
@@ -185,11 +196,13 @@ async function settle(item, result) {
   }
 }
 
-/** How many questionnaires of `username` still wait for the server, and how many it would not take. */
+/** For the bar at the top: what of `username`'s still waits, conflicts, or came back to correct. */
 export async function counts(username) {
   const mine = (await items()).filter((i) => i.username === username);
+  const drafts = (await store.drafts()).filter((d) => d.username === username);
   return {
     waiting: mine.filter((i) => WAITING.has(i.state)).length,
     conflicts: mine.filter((i) => i.state === 'conflict').length,
+    returned: drafts.filter((d) => d.returned_from).length,
   };
 }

@@ -75,7 +75,7 @@ function Question(props) {
           <select id=${id} aria-required=${required} aria-invalid=${invalid} aria-describedby=${described}
             onChange=${(e) => onChange(pointer, e.currentTarget.selectedIndex === 0 ? undefined : choices[e.currentTarget.selectedIndex - 1].value)}>
             <option value="" selected=${value === undefined}>${w.choose}</option>
-            ${choices.map((c) => html`<option selected=${value === c.value}>${c.label}</option>`)}
+            ${choices.map((c) => html`<option value=${String(c.value)} selected=${value === c.value}>${c.label}</option>`)}
           </select>`);
       }
       return block(html`

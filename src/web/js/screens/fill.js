@@ -74,7 +74,8 @@ export function Fill({ w, lang, session, catalogue, go, draftId, onQueued }) {
     let open = true;
     (async () => {
       const found = await store.draft(draftId);
-      if (!found) return go('/', { replace: true });
+      // Another worker's questionnaire (a tab left open when the phone changed hands) is not shown.
+      if (!found || found.username !== session.username) return go('/', { replace: true });
       setForm(await store.form(found.form));
       setSchema(await forms.schemaOf(found.form, found.form_version));
       latest.current = found;
@@ -134,6 +135,8 @@ export function Fill({ w, lang, session, catalogue, go, draftId, onQueued }) {
     const current = latest.current;
     const data = prune(schema, schema, current.answers) ?? {};
     const found = findProblems(schema, data);
+    const outside = found.length === 0 ? drafts.outsideScope(schema, data, session.scope) : undefined;
+    if (outside) found.push({ path: outside, message: w.refusals.out_of_scope });
     setShown(found);
     if (found.length > 0) {
       const first = found.find((p) => !isHidden(schema, current.answers, p.path)) ?? found[0];
@@ -182,7 +185,7 @@ export function Fill({ w, lang, session, catalogue, go, draftId, onQueued }) {
 async function deviceId() {
   let id = await store.getValue('device_id');
   if (!id) {
-    id = crypto.randomUUID();
+    id = drafts.newId();
     await store.setValue('device_id', id);
   }
   return id;

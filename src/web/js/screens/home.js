@@ -1,6 +1,6 @@
 // The home screen: forms to fill, unfinished questionnaires, what needs attention, and the uploads.
 
-import { html, useState, useEffect } from '../../vendor/htm-preact-standalone.js';
+import { html, useState, useEffect, useRef } from '../../vendor/htm-preact-standalone.js';
 import * as api from '../api.js';
 import * as forms from '../forms.js';
 import * as outbox from '../outbox.js';
@@ -40,8 +40,12 @@ export function Home({ w, lang, session, go, waiting, onSignOut }) {
     return outbox.subscribe(load);
   }, [session.username]);
 
+  // A double tap starts one questionnaire, not two.
+  const starting = useRef(false);
   const begin = async (form) => {
-    const draft = await drafts.start(form, session.username);
+    if (starting.current) return;
+    starting.current = true;
+    const draft = await drafts.start(form, session);
     go(`/fill/${draft.id}`);
   };
 
@@ -77,7 +81,7 @@ export function Home({ w, lang, session, go, waiting, onSignOut }) {
           ${draftList.map((draft) => html`
             <li key=${draft.id} class="row">
               <span>${drafts.summaryOf(draft.answers) || new Date(draft.updated_at).toLocaleString(lang)}
-                ${draft.server_problems?.length > 0 && html` <strong class="tag bad">${w.returned}</strong>`}</span>
+                ${(draft.server_problems?.length > 0 || draft.server_refusal) && html` <strong class="tag bad">${w.returned}</strong>`}</span>
               <span class="actions">
                 <button type="button" onClick=${() => go(`/fill/${draft.id}`)}>${w.continue_draft}</button>
                 <button type="button" class="quiet" onClick=${() => remove(draft)}>${w.delete_draft}</button>

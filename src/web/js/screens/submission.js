@@ -1,7 +1,7 @@
 // One of the worker's own submissions: its review state, the supervisor's comments, its answers,
 // and the way to correct it (a new submission that names the old one in `meta.replaces`).
 
-import { html, useState, useEffect } from '../../vendor/htm-preact-standalone.js';
+import { html, useState, useEffect, useRef } from '../../vendor/htm-preact-standalone.js';
 import * as api from '../api.js';
 import * as store from '../store.js';
 import * as drafts from '../drafts.js';
@@ -47,11 +47,17 @@ export function Submission({ w, lang, session, go, id }) {
     })();
   }, [id]);
 
+  const busy = useRef(false);
   const correct = async () => {
+    if (busy.current) return;
+    busy.current = true;
+    // One correction per submission: one already begun is continued.
+    const begun = await drafts.correctionOf(submission.id, session.username);
+    if (begun) return go(`/fill/${begun.id}`);
     const form = await store.form(submission.form);
     const draft = await drafts.start(
       { ...form, version: submission.form_version },
-      session.username,
+      session,
       { answers: submission.data, replaces: submission.id },
     );
     go(`/fill/${draft.id}`);
