@@ -35,7 +35,12 @@ pub async fn observe(State(state): State<AppState>, mut request: Request, next: 
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     let took = started.elapsed();
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let route = match (&route, response.extensions().get::<super::webapp::Served>()) {
+        (Some(route), _) => route.as_str(),
+        // The app's pages and files are one route for the metrics: their paths are the client's to choose.
+        (None, Some(_)) => "app",
+        (None, None) => "unmatched",
+    };
     let status = response.status().as_u16();
     state.metrics.request(method.as_str(), route, status, took);
     span.in_scope(|| {

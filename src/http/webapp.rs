@@ -45,6 +45,10 @@ const PRELOAD_PLACEHOLDER: &str = "<!--__PRELOAD__-->";
 const INDEX: &str = "index.html";
 const WORKER: &str = "sw.js";
 
+/// Marks an answer of the app's, so the metrics count it under the route `app`.
+#[derive(Clone, Copy)]
+pub struct Served;
+
 struct Asset {
     bytes: Bytes,
     gzipped: Option<Bytes>,
@@ -129,6 +133,16 @@ impl WebApp {
 
     /// Answers a request no API route matched.
     pub fn answer(self: &Arc<Self>, request: &Request) -> Response {
+        let mut response = self.route(request);
+        if response.status() != StatusCode::NOT_FOUND
+            && response.status() != StatusCode::METHOD_NOT_ALLOWED
+        {
+            response.extensions_mut().insert(Served);
+        }
+        response
+    }
+
+    fn route(&self, request: &Request) -> Response {
         let path = request.uri().path();
         if path == "/api" || path.starts_with("/api/") {
             return AppError::RouteNotFound.into_response();

@@ -145,3 +145,17 @@ async fn licences_and_notes_are_not_served() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_metrics_count_the_app_as_one_route() {
+    let app = spawn_app().await;
+    for path in ["/", "/fill/a", "/sw.js"] {
+        app.client.get(app.url(path)).send().await.unwrap();
+    }
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.contains(r#"survey_http_requests_total{method="GET",route="app",status="200"} 3"#),
+        "{text}"
+    );
+}
