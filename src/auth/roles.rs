@@ -27,6 +27,8 @@ pub enum Permission {
     /// Read every submission inside the user's scope.
     ReadScopedSubmissions,
     Export,
+    /// Read figures over the cleaned data of the user's scope: indicators and progress.
+    ReadFigures,
     /// Set review states of submissions in scope, comment on and correct them.
     Review,
     /// Read the audit trail of a submission in scope (who reviewed, corrected, deleted it).
@@ -52,8 +54,12 @@ impl Role {
                     | ReadScopedSubmissions
                     | Review
                     | ReadTrails
+                    | ReadFigures
             ),
-            Role::Analyst => matches!(permission, ReadForms | ReadScopedSubmissions | Export),
+            Role::Analyst => matches!(
+                permission,
+                ReadForms | ReadScopedSubmissions | Export | ReadFigures
+            ),
         }
     }
 

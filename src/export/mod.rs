@@ -119,6 +119,27 @@ impl Export {
         options: Options,
     ) -> Result<Self, AppError> {
         reader.require(Permission::Export)?;
+        Self::laid_out(forms, form, reader, options)
+    }
+
+    /// The same, for figures computed from the cleaned data (indicators): supervisors may read
+    /// those for their places without being able to download the rows.
+    pub fn prepare_for_figures(
+        forms: &FormRegistry,
+        form: &str,
+        reader: &Principal,
+        options: Options,
+    ) -> Result<Self, AppError> {
+        reader.require(Permission::ReadFigures)?;
+        Self::laid_out(forms, form, reader, options)
+    }
+
+    fn laid_out(
+        forms: &FormRegistry,
+        form: &str,
+        reader: &Principal,
+        options: Options,
+    ) -> Result<Self, AppError> {
         let versions = forms.versions(form)?;
         if let Some(wanted) = &options.version {
             forms.resolve(form, Some(wanted))?;

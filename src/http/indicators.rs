@@ -85,7 +85,7 @@ async fn figures(
     form: String,
     query: IndicatorQuery,
 ) -> Result<Figures, AppError> {
-    let export = Export::prepare(&state.forms, &form, &me, Options::cleaned())?;
+    let export = Export::prepare_for_figures(&state.forms, &form, &me, Options::cleaned())?;
     let table = query.table.unwrap_or_else(|| "main".into());
     if export.table_index(&table).is_none() {
         return Err(AppError::TableNotFound);

@@ -127,12 +127,12 @@ const MATRIX: &[Rule] = &[
     rule(
         "GET",
         "/api/v1/forms/{form}/indicators",
-        [401, 401, 403, 403, 403, 200, 200],
+        [401, 401, 403, 403, 200, 200, 200],
     ),
     rule(
         "GET",
         "/api/v1/forms/{form}/indicators.csv",
-        [401, 401, 403, 403, 403, 200, 200],
+        [401, 401, 403, 403, 200, 200, 200],
     ),
     rule("GET", "/api/v1/audit", [401, 401, 403, 403, 403, 403, 200]),
     rule(

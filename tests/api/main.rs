@@ -5,6 +5,7 @@ mod audit;
 mod auth;
 mod backup;
 mod connections;
+mod console_api;
 mod downloads;
 mod duplicate_keys;
 mod errors;
