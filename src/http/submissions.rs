@@ -13,10 +13,11 @@ use uuid::Uuid;
 use super::extract::{ApiQuery, AuthUser, JsonBody, Path};
 use super::shapes::Page;
 use super::{Endpoint, endpoint};
+use crate::clock::Timestamp;
 use crate::error::ErrorBody;
 use crate::error::{AppError, Detail, ErrorObject};
 use crate::store::SubmissionRecord;
-use crate::submissions::{self, Accepted, Receipt, SubmissionView};
+use crate::submissions::{self, Accepted, ListFilter, Receipt, Search, SubmissionView};
 use crate::{AppState, Limits};
 
 /// A submission as the phone sends it (documentation of what `submissions::envelope` checks).
@@ -222,6 +223,57 @@ struct ListQuery {
         pattern = "^(received|edited|approved|has_issues|rejected)(,(received|edited|approved|has_issues|rejected))*$"
     )]
     status: Option<String>,
+    /// Only this place: the value of the form's scope field (`x-scope`, the township).
+    #[param(max_length = 50)]
+    township: Option<String>,
+    /// Only submissions sent by this username.
+    #[param(max_length = 32)]
+    submitted_by: Option<String>,
+    /// Only submissions received at or after this time (RFC 3339).
+    #[param(format = DateTime)]
+    since: Option<String>,
+    /// Only submissions received before this time (RFC 3339).
+    #[param(format = DateTime)]
+    until: Option<String>,
+    /// A household number or ID number (the form's `x-unique` fields), compared after the
+    /// normalisation cleaning uses: NFKC, trimmed, upper-case X.
+    #[param(max_length = 100)]
+    q: Option<String>,
+}
+
+impl ListQuery {
+    fn filter(&self, schema: &Value) -> Result<ListFilter, AppError> {
+        let time = |name: &str, value: &Option<String>| {
+            value
+                .as_deref()
+                .map(|text| {
+                    Timestamp::parse(text).map(Timestamp::instant).ok_or_else(|| {
+                        AppError::QueryInvalid(format!(
+                            "{name}: expected an RFC 3339 time such as 2026-03-01T00:00:00+08:00"
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        let text = |name: &str, value: &Option<String>, max: usize| match value {
+            Some(v) if v.trim().is_empty() || v.chars().count() > max => Err(
+                AppError::QueryInvalid(format!("{name}: 1 to {max} characters")),
+            ),
+            other => Ok(other.clone()),
+        };
+        Ok(ListFilter {
+            statuses: self
+                .status
+                .as_deref()
+                .map(submissions::statuses)
+                .transpose()?,
+            place: text("township", &self.township, 50)?,
+            submitted_by: text("submitted_by", &self.submitted_by, 32)?,
+            since: time("since", &self.since)?,
+            until: time("until", &self.until)?,
+            search: text("q", &self.q, 100)?.map(|q| Search::new(schema, &q)),
+        })
+    }
 }
 
 /// `GET /api/v1/forms/{form}/submissions`: arrival order, oldest first; `next_cursor` continues.
@@ -234,16 +286,14 @@ async fn list_submissions(
     Path(form): Path<String>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Response, AppError> {
-    state.forms.versions(&form)?;
-    let statuses: Option<Vec<String>> = query
-        .status
-        .map(|s| s.split(',').map(|s| s.trim().to_owned()).collect());
+    let current = state.forms.resolve(&form, None)?;
+    let filter = query.filter(&current.stored.schema)?;
     let page = submissions::page(
         &state.store,
         &form,
         query.cursor.as_deref(),
         query.limit,
-        statuses.as_deref(),
+        &filter,
         &me,
     )?;
     let (items, unreadable) = page.views();

@@ -238,7 +238,7 @@ impl Store {
         after: Option<u64>,
         limit: usize,
         visible: impl Fn(&str, Option<&str>) -> bool,
-        keep: impl Fn(&SubmissionMeta) -> bool,
+        keep: impl Fn(&SubmissionRecord) -> bool,
     ) -> Result<Vec<Listed>, StoreError> {
         let prefix = keys::form_prefix(form);
         let start = match after {
@@ -265,7 +265,7 @@ impl Store {
                 continue;
             }
             match self.submission(entry.id) {
-                Ok(Some(record)) if keep(&record.meta) => page.push(Ok(record)),
+                Ok(Some(record)) if keep(&record) => page.push(Ok(record)),
                 Ok(Some(_)) => {}
                 Ok(None) => page.push(Err(Unreadable {
                     seq,

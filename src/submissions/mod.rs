@@ -6,6 +6,7 @@
 
 pub mod edit;
 mod envelope;
+mod filter;
 pub mod review;
 mod status;
 mod view;
@@ -17,6 +18,7 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 pub use envelope::{Envelope, same_content};
+pub use filter::{ListFilter, Search, statuses};
 pub use status::ReviewStatus;
 pub use view::{SubmissionPage, SubmissionView, page};
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use super::ReviewStatus;
+use super::{ListFilter, ReviewStatus};
 use crate::auth::{Permission, Principal};
 use crate::clock::Timestamp;
 use crate::error::AppError;
@@ -169,13 +169,14 @@ impl SubmissionPage {
     }
 }
 
-/// Reads a page after `cursor` (from a previous page), at most `limit` long.
+/// Reads a page after `cursor` (from a previous page), at most `limit` long, of the submissions
+/// `reader` may see that `filter` admits.
 pub fn page(
     store: &Store,
     form: &str,
     cursor: Option<&str>,
     limit: Option<usize>,
-    statuses: Option<&[String]>,
+    filter: &ListFilter,
     reader: &Principal,
 ) -> Result<SubmissionPage, AppError> {
     if !reader.role.allows(Permission::ReadOwnSubmissions)
@@ -183,21 +184,6 @@ pub fn page(
     {
         return Err(AppError::Forbidden);
     }
-    let statuses: Option<Vec<ReviewStatus>> = statuses
-        .map(|names| {
-            names
-                .iter()
-                .map(|name| {
-                    ReviewStatus::parse(name).ok_or_else(|| {
-                        AppError::QueryInvalid(format!(
-                            "status: each one of {}",
-                            ReviewStatus::names()
-                        ))
-                    })
-                })
-                .collect()
-        })
-        .transpose()?;
     let limit = limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(AppError::QueryInvalid(format!(
@@ -215,13 +201,10 @@ pub fn page(
         form,
         after,
         limit + 1,
-        |submitter, scope| super::visible_to(reader, submitter, scope),
-        |meta| {
-            meta.deleted.is_none()
-                && statuses
-                    .as_ref()
-                    .is_none_or(|s| s.contains(&meta.review_status))
+        |submitter, scope| {
+            super::visible_to(reader, submitter, scope) && filter.admits_entry(submitter, scope)
         },
+        |record| filter.admits(record),
     )?;
     let next_cursor = if entries.len() > limit {
         entries.truncate(limit);

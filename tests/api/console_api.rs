@@ -52,3 +52,130 @@ async fn a_supervisor_reads_the_figures_of_their_places_only() {
         .await;
     assert_eq!(rows.status(), 403);
 }
+
+fn ids(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("a page: {page}"))
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn lists_are_filtered_by_place_worker_state_time_and_identifier() {
+    let app = spawn_app().await;
+    let before = time::OffsetDateTime::now_utc();
+    let sent = three_households(&app).await;
+    let fw2 = app.user("fw2", "field_worker", None).await;
+    let theirs = household_in("思林镇", "4510220004");
+    assert_eq!(app.submit_as(&fw2, &theirs).await.status(), 201);
+    let id = |e: &Value| e["id"].as_str().unwrap().to_owned();
+    let list = |query: &str| {
+        let app = &app;
+        let path = format!("/api/v1/forms/labour-survey/submissions?{query}");
+        async move { ids(&app.get_json_as(&app.admin_token, &path).await) }
+    };
+
+    assert_eq!(list("township=平马镇").await, [id(&sent[2])]);
+    assert_eq!(list("submitted_by=fw2").await, [id(&theirs)]);
+    assert_eq!(
+        list("township=思林镇&submitted_by=fw1").await,
+        [id(&sent[0]), id(&sent[1])]
+    );
+    // A household number typed with full-width digits and spaces is found as cleaning reads it.
+    assert_eq!(
+        list("q=%E3%80%80%EF%BC%94510220002%20").await,
+        [id(&sent[1])]
+    );
+    // So is a labourer's ID number, with a lower-case x.
+    let labourer = sent[0]["data"]["members"][0]["id_number"]
+        .as_str()
+        .unwrap()
+        .to_lowercase();
+    let found = list(&format!("q={labourer}")).await;
+    assert_eq!(
+        found.len(),
+        4,
+        "every household of the test carries the same labourer"
+    );
+    let since = (before - time::Duration::seconds(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    assert_eq!(
+        list(&format!("since={}", since.replace('+', "%2B")))
+            .await
+            .len(),
+        4
+    );
+    assert_eq!(
+        list(&format!("until={}", since.replace('+', "%2B")))
+            .await
+            .len(),
+        0
+    );
+
+    let supervisor = app
+        .user("sup-siling", "supervisor", Some(&["思林镇"]))
+        .await;
+    review(&app, &supervisor, &id(&sent[0]), "has_issues").await;
+    assert_eq!(list("status=has_issues").await, [id(&sent[0])]);
+    // A filter never widens what a reader may see.
+    let theirs_only = app
+        .get_json_as(
+            &supervisor,
+            "/api/v1/forms/labour-survey/submissions?township=平马镇",
+        )
+        .await;
+    assert_eq!(ids(&theirs_only), Vec::<String>::new());
+    // Paging goes on through the filter.
+    let first = app
+        .get_json_as(
+            &app.admin_token,
+            "/api/v1/forms/labour-survey/submissions?township=思林镇&limit=1",
+        )
+        .await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = app
+        .get_json_as(
+            &app.admin_token,
+            &format!(
+                "/api/v1/forms/labour-survey/submissions?township=思林镇&limit=2&cursor={cursor}"
+            ),
+        )
+        .await;
+    assert_eq!(ids(&first), [id(&sent[0])]);
+    assert_eq!(ids(&second), [id(&sent[1]), id(&theirs)]);
+}
+
+#[tokio::test]
+async fn bad_filters_are_named() {
+    let app = spawn_app().await;
+    for query in [
+        "since=yesterday",
+        "until=2026-13-01",
+        "q=",
+        "township=%20",
+        "status=lost",
+    ] {
+        let answer = app
+            .get_as(
+                &app.admin_token,
+                &format!("/api/v1/forms/labour-survey/submissions?{query}"),
+            )
+            .await;
+        let (status, code, _) = crate::helpers::error_code(answer).await;
+        assert_eq!((status, code.as_str()), (400, "query_invalid"), "{query}");
+    }
+}
+
+async fn review(app: &TestApp, token: &str, id: &str, status: &str) {
+    let answer = app
+        .patch_json_as(
+            token,
+            &format!("/api/v1/submissions/{id}/review"),
+            &json!({"status": status, "comment": "请核实"}),
+        )
+        .await;
+    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+}
