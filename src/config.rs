@@ -205,6 +205,24 @@ pub struct ServeConfig {
     /// Log lines as human-readable `text` or one JSON object per line (`json`), on standard error.
     #[arg(long, env = "SURVEY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// The county's time zone (IANA name): where a day begins and ends in progress counts.
+    #[arg(long, env = "SURVEY_TIMEZONE", default_value = "Asia/Shanghai")]
+    pub timezone: CountyZone,
+}
+
+/// An IANA time zone, known to the time zone database at start-up (else the server refuses to start).
+#[derive(Clone, Debug)]
+pub struct CountyZone(pub jiff::tz::TimeZone);
+
+impl std::str::FromStr for CountyZone {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        jiff::tz::TimeZone::get(name)
+            .map(Self)
+            .map_err(|_| format!("{name:?} is not a time zone name such as Asia/Shanghai"))
+    }
 }
 
 /// Comma-separated IP addresses or CIDR ranges (an address alone is a range of one); empty
@@ -239,6 +257,12 @@ pub enum LogFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_time_zone_must_be_known() {
+        assert!("Asia/Shanghai".parse::<CountyZone>().is_ok());
+        assert!("Mars/Olympus_Mons".parse::<CountyZone>().is_err());
+    }
 
     #[test]
     fn no_subcommand_means_serve_with_the_defaults() {

@@ -77,6 +77,8 @@ pub struct AppState {
     pub metrics_on_api: bool,
     /// Reverse proxies (addresses and ranges) whose `X-Forwarded-For` names the real client.
     pub trusted_proxies: Arc<[IpNet]>,
+    /// The county's time zone: where its days begin, for counts by day.
+    pub timezone: jiff::tz::TimeZone,
 }
 
 /// How much a client may send at once.
@@ -179,6 +181,7 @@ impl AppState {
             metrics,
             metrics_on_api: config.metrics_bind.is_none(),
             trusted_proxies: config.trusted_proxies.0.clone().into(),
+            timezone: config.timezone.0.clone(),
         })
     }
 }

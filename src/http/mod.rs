@@ -15,6 +15,7 @@ mod messages;
 mod observe;
 mod openapi;
 mod ops;
+mod progress;
 mod review;
 mod shapes;
 mod submissions;
@@ -73,6 +74,7 @@ fn endpoints(limits: &Limits) -> Vec<Endpoint> {
     all.extend(submissions::endpoints(limits));
     all.extend(export::endpoints());
     all.extend(indicators::endpoints());
+    all.extend(progress::endpoints());
     all.extend(audit::endpoints());
     all.extend(backup::endpoints());
     all.extend(openapi::endpoints());

@@ -56,6 +56,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         super::export::export_table,
         super::indicators::indicators_json,
         super::indicators::indicators_csv,
+        super::progress::progress_counts,
         super::audit::list_audit,
         super::audit::submission_audit,
         super::review::set_review,

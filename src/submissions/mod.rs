@@ -7,6 +7,7 @@
 pub mod edit;
 mod envelope;
 mod filter;
+pub mod progress;
 pub mod review;
 mod status;
 mod view;

@@ -134,6 +134,11 @@ const MATRIX: &[Rule] = &[
         "/api/v1/forms/{form}/indicators.csv",
         [401, 401, 403, 403, 200, 200, 200],
     ),
+    rule(
+        "GET",
+        "/api/v1/forms/{form}/progress",
+        [401, 401, 403, 403, 200, 200, 200],
+    ),
     rule("GET", "/api/v1/audit", [401, 401, 403, 403, 403, 403, 200]),
     rule(
         "GET",
@@ -296,6 +301,8 @@ async fn each_role_gets_exactly_the_access_the_matrix_says() {
             .replace("{n}", "1");
         let path = if path.ends_with("/diff") {
             format!("{path}?from=1&to=1")
+        } else if path.ends_with("/progress") {
+            format!("{path}?by=day")
         } else {
             path
         };

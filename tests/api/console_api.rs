@@ -179,3 +179,76 @@ async fn review(app: &TestApp, token: &str, id: &str, status: &str) {
         .await;
     assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
 }
+
+#[tokio::test]
+async fn progress_is_counted_in_the_readers_places_with_names_for_field_workers() {
+    let app = spawn_app().await;
+    let sent = three_households(&app).await;
+    let fw2 = app.user("fw2", "field_worker", None).await;
+    assert_eq!(
+        app.submit_as(&fw2, &household_in("思林镇", "4510220004"))
+            .await
+            .status(),
+        201
+    );
+    let supervisor = app
+        .user("sup-siling", "supervisor", Some(&["思林镇"]))
+        .await;
+    review(
+        &app,
+        &supervisor,
+        sent[0]["id"].as_str().unwrap(),
+        "approved",
+    )
+    .await;
+    let progress = |token: &str, by: &str| {
+        let app = &app;
+        let path = format!("/api/v1/forms/labour-survey/progress?by={by}");
+        let token = token.to_owned();
+        async move { app.get_json_as(&token, &path).await }
+    };
+
+    let places = progress(&app.admin_token, "township").await;
+    assert_eq!(
+        places,
+        json!({"groups": [{"key": "平马镇", "count": 1}, {"key": "思林镇", "count": 3}], "total": 4})
+    );
+    let workers = progress(&supervisor, "submitted_by").await;
+    assert_eq!(workers["total"], 3, "{workers}");
+    assert_eq!(workers["groups"][0]["key"], "fw1");
+    assert_eq!(workers["groups"][0]["count"], 2);
+    assert!(
+        workers["groups"][0]["display_name"].is_string(),
+        "{workers}"
+    );
+    let states = progress(&supervisor, "review_status").await;
+    assert_eq!(
+        states["groups"],
+        json!([{"key": "received", "count": 2}, {"key": "approved", "count": 1}])
+    );
+    // Days are the county's: the day of arrival in Asia/Shanghai.
+    let stored = app
+        .get_json_as(
+            &app.admin_token,
+            &format!("/api/v1/submissions/{}", sent[0]["id"].as_str().unwrap()),
+        )
+        .await;
+    let today = stored["received_at"]
+        .as_str()
+        .unwrap()
+        .parse::<jiff::Timestamp>()
+        .unwrap()
+        .to_zoned(jiff::tz::TimeZone::get("Asia/Shanghai").unwrap())
+        .date()
+        .to_string();
+    let days = progress(&app.admin_token, "day").await;
+    assert_eq!(days["groups"], json!([{"key": today, "count": 4}]));
+
+    let unknown = app
+        .get_as(
+            &app.admin_token,
+            "/api/v1/forms/labour-survey/progress?by=week",
+        )
+        .await;
+    assert_eq!(crate::helpers::error_code(unknown).await.1, "query_invalid");
+}

@@ -56,6 +56,7 @@ pub fn test_config(data_dir: &TempDir) -> ServeConfig {
         trusted_proxies: Default::default(),
         cache_mb: 64,
         log_format: LogFormat::Text,
+        timezone: "Asia/Shanghai".parse().expect("a time zone"),
     }
 }
 
