@@ -69,6 +69,8 @@ pub enum AppError {
     QueryInvalid(String),
     #[error("no such route")]
     RouteNotFound,
+    #[error("this download link was used already or has expired; ask for a new one")]
+    LinkExpired,
     #[error("this route does not allow that method")]
     MethodNotAllowed,
     #[error("no such form")]
@@ -146,6 +148,7 @@ impl AppError {
             Self::RequestInvalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "request_invalid"),
             Self::QueryInvalid(_) => (StatusCode::BAD_REQUEST, "query_invalid"),
             Self::RouteNotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Self::LinkExpired => (StatusCode::GONE, "link_expired"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::FormNotFound => (StatusCode::NOT_FOUND, "form_not_found"),
             Self::FormVersionUnknown => (StatusCode::UNPROCESSABLE_ENTITY, "form_version_unknown"),
@@ -259,6 +262,7 @@ mod tests {
             (AppError::RequestInvalid(vec![]), 422, "request_invalid"),
             (AppError::QueryInvalid("x".into()), 400, "query_invalid"),
             (AppError::RouteNotFound, 404, "not_found"),
+            (AppError::LinkExpired, 410, "link_expired"),
             (AppError::MethodNotAllowed, 405, "method_not_allowed"),
             (AppError::FormNotFound, 404, "form_not_found"),
             (AppError::FormVersionUnknown, 422, "form_version_unknown"),

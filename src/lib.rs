@@ -16,6 +16,7 @@
 //! - `simulate`: the county's field team, generated and played against a running server.
 //! - `store`: the only code that touches sled: trees, key encoding, migrations, group commit,
 //!   and the one write path (`Store::commit`) every change takes.
+//! - `downloads`: one-time links that let a browser save an export without a token in the URL.
 //! - `backup`: what `GET /api/v1/admin/backup` sends (`snapshot_for`); `survey-server backup`
 //!   (from a running server) and `restore` (into a new data dir).
 //! - `cli`: commands for a stopped server (`survey-server user ...`).
@@ -31,6 +32,7 @@ pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod downloads;
 pub mod error;
 pub mod export;
 pub mod forms;
@@ -79,6 +81,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<[IpNet]>,
     /// The county's time zone: where its days begin, for counts by day.
     pub timezone: jiff::tz::TimeZone,
+    /// One-time download links not yet used.
+    pub downloads: Arc<downloads::DownloadLinks>,
 }
 
 /// How much a client may send at once.
@@ -182,6 +186,7 @@ impl AppState {
             metrics_on_api: config.metrics_bind.is_none(),
             trusted_proxies: config.trusted_proxies.0.clone().into(),
             timezone: config.timezone.0.clone(),
+            downloads: Arc::default(),
         })
     }
 }

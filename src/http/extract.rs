@@ -162,19 +162,23 @@ impl FromRequestParts<AppState> for AuthUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .ok_or(AppError::Unauthorized)?;
-        let mut principal = state.auth.authenticate(&state.store, token.trim())?;
+        let token = bearer_token(&parts.headers).ok_or(AppError::Unauthorized)?;
+        let mut principal = state.auth.authenticate(&state.store, token)?;
         principal.request_id = Some(request_id(&parts.headers));
         Ok(Self(principal))
     }
+}
+
+/// The token of an `Authorization: Bearer` header.
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
 }
 
 /// The client's `x-request-id` if it sent a sensible one, else a new UUID: it ties audit entries

@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod backup;
 mod body;
+mod downloads;
 mod export;
 mod extract;
 mod forms;
@@ -24,12 +25,12 @@ mod webapp;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::extract::Request;
 use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodFilter, MethodRouter, on};
+use axum::{Extension, Router};
 use tower_http::decompression::RequestDecompressionLayer;
 
 use crate::error::AppError;
@@ -77,6 +78,7 @@ fn endpoints(limits: &Limits) -> Vec<Endpoint> {
     all.extend(progress::endpoints());
     all.extend(audit::endpoints());
     all.extend(backup::endpoints());
+    all.extend(downloads::endpoints());
     all.extend(openapi::endpoints());
     all.extend(review::endpoints());
     all
@@ -92,8 +94,18 @@ pub fn route_table() -> Vec<(Method, &'static str)> {
 
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
+    let mut redeem = None;
     for e in endpoints(&state.limits) {
-        router = router.route(e.path, e.route);
+        if e.path == downloads::REDEEM {
+            redeem = Some(e);
+        } else {
+            router = router.route(e.path, e.route);
+        }
+    }
+    // A download link runs its download through the same routes a signed-in request takes.
+    let runnable = downloads::Runnable(router.clone().with_state(state.clone()));
+    if let Some(e) = redeem {
+        router = router.route(e.path, e.route.layer(Extension(runnable)));
     }
     // Every path no route matches is the app's (or, under `/api/`, a JSON 404).
     let web = Arc::new(webapp::WebApp::load());

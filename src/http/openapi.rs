@@ -69,6 +69,8 @@ pub fn endpoints() -> Vec<Endpoint> {
         super::review::get_version,
         super::review::diff_versions,
         super::backup::backup,
+        super::downloads::create_link,
+        super::downloads::redeem_link,
     ),
     components(schemas(ErrorBody, ErrorObject, Detail)),
     modifiers(&Conventions),

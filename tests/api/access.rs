@@ -139,6 +139,18 @@ const MATRIX: &[Rule] = &[
         "/api/v1/forms/{form}/progress",
         [401, 401, 403, 403, 200, 200, 200],
     ),
+    // Anyone signed in may ask for a link; what it opens is checked when it is used, as the
+    // download's own route checks it. A link that was never given out has expired.
+    rule(
+        "POST",
+        "/api/v1/downloads",
+        [401, 401, 201, 201, 201, 201, 201],
+    ),
+    rule(
+        "GET",
+        "/api/v1/downloads/{link}",
+        [410, 410, 410, 410, 410, 410, 410],
+    ),
     rule("GET", "/api/v1/audit", [401, 401, 403, 403, 403, 403, 200]),
     rule(
         "GET",
@@ -274,6 +286,7 @@ fn body_for(rule: &Rule, caller: &str) -> Option<Value> {
                                              "schema": {"type": "object"}})
         }
         ("POST", "/api/v1/forms/{form}/submissions") => envelope(household()),
+        ("POST", "/api/v1/downloads") => json!({"path": "/api/v1/forms/labour-survey/export.zip"}),
         ("POST", "/api/v1/forms/{form}/submissions/batch") => {
             json!({"submissions": [envelope(household())]})
         }
@@ -298,7 +311,8 @@ async fn each_role_gets_exactly_the_access_the_matrix_says() {
             .replace("{form}", "labour-survey")
             .replace("{id}", id)
             .replace("{file}", "members.csv")
-            .replace("{n}", "1");
+            .replace("{n}", "1")
+            .replace("{link}", "0123456789abcdef");
         let path = if path.ends_with("/diff") {
             format!("{path}?from=1&to=1")
         } else if path.ends_with("/progress") {

@@ -252,3 +252,91 @@ async fn progress_is_counted_in_the_readers_places_with_names_for_field_workers(
         .await;
     assert_eq!(crate::helpers::error_code(unknown).await.1, "query_invalid");
 }
+
+async fn link_for(app: &TestApp, token: &str, path: &str) -> String {
+    let answer = app
+        .post_json_as(token, "/api/v1/downloads", &json!({"path": path}))
+        .await;
+    assert_eq!(answer.status(), 201);
+    let body: Value = answer.json().await.unwrap();
+    assert_eq!(body["expires_in"], 60);
+    body["href"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_download_link_works_once_without_a_token_and_is_audited() {
+    let app = spawn_app().await;
+    three_households(&app).await;
+    let analyst = app.user("ana", "analyst", None).await;
+    let href = link_for(
+        &app,
+        &analyst,
+        "/api/v1/forms/labour-survey/export.zip?labels=true",
+    )
+    .await;
+    assert!(!href.contains(&analyst) && href.starts_with("/api/v1/downloads/"));
+
+    let first = app.client.get(app.url(&href)).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["content-type"], "application/zip");
+    assert!(
+        first.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    let files = crate::helpers::unzip(first.bytes().await.unwrap().to_vec());
+    assert_eq!(crate::helpers::csv_rows(&files["main.csv"]).len(), 3);
+
+    let again = app.client.get(app.url(&href)).send().await.unwrap();
+    assert_eq!(crate::helpers::error_code(again).await.1, "link_expired");
+    let trail = app
+        .get_json_as(
+            &app.admin_token,
+            "/api/v1/audit?action=export_downloaded&actor=ana",
+        )
+        .await;
+    assert_eq!(trail["items"].as_array().unwrap().len(), 1, "{trail}");
+}
+
+#[tokio::test]
+async fn a_link_opens_only_what_its_owner_may_download() {
+    let app = spawn_app().await;
+    let supervisor = app.user("sup", "supervisor", None).await;
+    let href = link_for(&app, &supervisor, "/api/v1/forms/labour-survey/export.zip").await;
+    let answer = app.client.get(app.url(&href)).send().await.unwrap();
+    assert_eq!(crate::helpers::error_code(answer).await.1, "forbidden");
+    // Only downloads have links.
+    for path in [
+        "/api/v1/audit",
+        "/api/v1/users",
+        "https://elsewhere.example/x",
+    ] {
+        let refused = app
+            .post_json_as(
+                &app.admin_token,
+                "/api/v1/downloads",
+                &json!({"path": path}),
+            )
+            .await;
+        assert_eq!(
+            crate::helpers::error_code(refused).await.1,
+            "request_invalid",
+            "{path}"
+        );
+    }
+    // A login that ended takes its links with it.
+    let ana = app.login("admin", crate::helpers::ADMIN_PASSWORD).await;
+    let token = ana["access_token"].as_str().unwrap();
+    let href = link_for(&app, token, "/api/v1/admin/backup").await;
+    let logout = app
+        .post_json_as(
+            token,
+            "/api/v1/auth/logout",
+            &json!({"refresh_token": ana["refresh_token"]}),
+        )
+        .await;
+    assert_eq!(logout.status(), 204);
+    let answer = app.client.get(app.url(&href)).send().await.unwrap();
+    assert_eq!(answer.status(), 401);
+}
