@@ -13,11 +13,12 @@ import { Home } from './screens/home.js';
 import { Fill } from './screens/fill.js';
 import { Done } from './screens/done.js';
 import { Submission } from './screens/submission.js';
+import { Console } from './console/shell.js';
 
 function useRoute() {
-  const [path, setPath] = useState(location.pathname);
+  const [path, setPath] = useState(location.pathname + location.search);
   useEffect(() => {
-    const back = () => setPath(location.pathname);
+    const back = () => setPath(location.pathname + location.search);
     addEventListener('popstate', back);
     return () => removeEventListener('popstate', back);
   }, []);
@@ -65,7 +66,7 @@ function App() {
   const [update, setUpdate] = useState(false);
   const [syncing, setSyncing] = useState(false);
   const [online, setOnline] = useState(navigator.onLine);
-  const [path, go] = useRoute();
+  let [path, go] = useRoute();
   const w = words(lang);
 
   const setLang = (next) => {
@@ -135,6 +136,10 @@ function App() {
 
   if (session === undefined) return html`<p class="loading">${w.loading}</p>`;
   const props = { w, lang, session, catalogue, go, online };
+  const route = path;
+  path = path.split('?')[0];
+  const staff = session && session.role !== 'field_worker';
+  const inConsole = staff && (path === '/' || path.startsWith('/console'));
   let screen;
   if (!session || (path === '/login')) {
     screen = html`<${Login} ...${props} onSignedIn=${async () => { await refreshSession(); go('/', { replace: true }); }} />`;
@@ -142,6 +147,8 @@ function App() {
     screen = html`<${Fill} ...${props} draftId=${decodeURIComponent(path.slice(6))} onQueued=${() => { count(); if (navigator.onLine) sync(); }} />`;
   } else if (path.startsWith('/done/')) {
     screen = html`<${Done} ...${props} id=${decodeURIComponent(path.slice(6))} />`;
+  } else if (inConsole) {
+    screen = html`<${Console} ...${props} route=${path === '/' ? '/console/submissions' : route} />`;
   } else if (path.startsWith('/submissions/')) {
     screen = html`<${Submission} ...${props} id=${decodeURIComponent(path.slice(13))} />`;
   } else {
@@ -150,7 +157,7 @@ function App() {
   return html`
     <${Header} w=${w} lang=${lang} setLang=${setLang} session=${session} counts=${counts}
       syncing=${syncing} onSync=${sync} online=${online} update=${update} />
-    <main>${screen}</main>`;
+    <main class=${inConsole ? 'console-main' : ''}>${screen}</main>`;
 }
 
 render(html`<${App} />`, document.getElementById('app'));

@@ -35,8 +35,12 @@ export function Home({ w, lang, session, go, waiting, onSignOut }) {
 
   useEffect(() => {
     load();
-    forms.refresh().then(load).catch(() => {});
-    attention(session.username).then(setNeeds).catch(() => {});
+    (async () => {
+      // The forms first: what needs attention is asked of each of them.
+      await forms.refresh().catch(() => {});
+      await load();
+      await attention(session.username).then(setNeeds).catch(() => {});
+    })();
     return outbox.subscribe(load);
   }, [session.username]);
 

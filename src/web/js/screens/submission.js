@@ -5,27 +5,7 @@ import { html, useState, useEffect, useRef } from '../../vendor/htm-preact-stand
 import * as api from '../api.js';
 import * as store from '../store.js';
 import * as drafts from '../drafts.js';
-import { deref, kindOf, titleOf, choicesOf, itemLabel } from '../schema/walk.js';
-
-function Answer({ root, schema: raw, name, value, lang, w }) {
-  const schema = deref(root, raw);
-  const kind = kindOf(root, schema);
-  const title = titleOf(schema, name, lang);
-  if (value === undefined) return null;
-  if (kind === 'group') {
-    return html`${value.map((item, i) => html`
-      <dt class="item">${itemLabel(schema, title, i + 1, lang)}</dt>
-      <dd><dl>${Object.entries(deref(root, schema.items).properties ?? {}).map(([n, s]) => html`<${Answer} root=${root} schema=${s} name=${n} value=${item?.[n]} lang=${lang} w=${w} />`)}</dl></dd>`)}`;
-  }
-  if (kind === 'object') {
-    return html`<dt>${title}</dt><dd><dl>${Object.entries(schema.properties ?? {}).map(([n, s]) => html`<${Answer} root=${root} schema=${s} name=${n} value=${value?.[n]} lang=${lang} w=${w} />`)}</dl></dd>`;
-  }
-  const labels = new Map(choicesOf(root, schema, lang).map((c) => [c.value, c.label]));
-  const shown = Array.isArray(value) ? value.map((v) => labels.get(v) ?? v).join('、')
-    : typeof value === 'boolean' ? (value ? w.yes : w.no)
-      : labels.get(value) ?? String(value);
-  return html`<dt>${title}</dt><dd>${shown}</dd>`;
-}
+import { AnswerList } from '../answers.js';
 
 export function Submission({ w, lang, session, go, id }) {
   const [submission, setSubmission] = useState(null);
@@ -78,6 +58,6 @@ export function Submission({ w, lang, session, go, id }) {
         ${schema && html`<button type="button" class="primary" onClick=${correct}>${w.correct_and_resend}</button>`}
         <button type="button" onClick=${() => go('/')}>${w.back}</button>
       </div>
-      ${schema && html`<dl class="answers">${Object.entries(schema.properties ?? {}).map(([n, s]) => html`<${Answer} root=${schema} schema=${s} name=${n} value=${submission.data?.[n]} lang=${lang} w=${w} />`)}</dl>`}
+      ${schema && html`<${AnswerList} root=${schema} schema=${schema} data=${submission.data} lang=${lang} w=${w} />`}
     </section>`;
 }

@@ -1,0 +1,158 @@
+// One submission for a reviewer: its answers (repeated groups as tables), review state and the
+// review buttons, comments, versions with what changed, and the audit trail where the role may
+// see it. 上一份/下一份 walk the list it was opened from.
+
+import { html, useState, useEffect, useRef } from '../../vendor/htm-preact-standalone.js';
+import * as api from '../api.js';
+import { AnswerTables } from '../answers.js';
+import { fieldName } from '../schema/messages.js';
+
+const REVIEWERS = ['supervisor', 'admin'];
+
+async function schemaOf(formList, form, version) {
+  const kept = formList.find((f) => f.id === form)?.schemas?.[version];
+  if (kept) return kept;
+  const { body } = await api.call(`/api/v1/forms/${encodeURIComponent(form)}?version=${encodeURIComponent(version)}`);
+  return body.schema;
+}
+
+function queueAround(id) {
+  try {
+    const queue = JSON.parse(sessionStorage.getItem('console-queue') ?? 'null');
+    const at = queue?.ids?.indexOf(id) ?? -1;
+    if (at < 0) return { route: queue?.route ?? '/console/submissions' };
+    return { route: queue.route, previous: queue.ids[at - 1], next: queue.ids[at + 1] };
+  } catch {
+    return { route: '/console/submissions' };
+  }
+}
+
+function Review({ c, w, id, status, onReviewed }) {
+  const [comment, setComment] = useState('');
+  const [message, setMessage] = useState('');
+  const box = useRef(null);
+
+  const decide = async (next) => {
+    if (next !== 'approved' && !comment.trim()) {
+      setMessage(c.needs_comment);
+      box.current?.focus();
+      return;
+    }
+    if (next === 'rejected' && !confirm(c.confirm_reject)) return;
+    try {
+      await api.call(`/api/v1/submissions/${encodeURIComponent(id)}/review`, {
+        method: 'PATCH',
+        body: JSON.stringify(comment.trim() ? { status: next, comment: comment.trim() } : { status: next }),
+      });
+      setComment('');
+      setMessage(c.saved_review);
+      onReviewed();
+    } catch (e) {
+      setMessage(e instanceof api.NeedsSignIn ? c.signed_out : e.status === 403 ? c.forbidden : e.message);
+    }
+  };
+
+  return html`
+    <section class="review" aria-labelledby="review-h">
+      <h3 id="review-h">${c.status}: <span class=${`tag ${status}`}>${w.review[status] ?? status}</span></h3>
+      <label for="review-comment">${c.comment_label}</label>
+      <textarea id="review-comment" ref=${box} rows="3" maxlength="2000" value=${comment}
+        onInput=${(e) => setComment(e.currentTarget.value)}></textarea>
+      <div class="review-actions">
+        <button type="button" class="primary" onClick=${() => decide('approved')}>${c.approve}</button>
+        <button type="button" onClick=${() => decide('has_issues')}>${c.has_issues}</button>
+        <button type="button" class="danger" onClick=${() => decide('rejected')}>${c.reject}</button>
+      </div>
+      <p class="note" aria-live="polite">${message}</p>
+    </section>`;
+}
+
+export function SubmissionDetail({ w, c, lang, session, go, formList, id }) {
+  const [submission, setSubmission] = useState(null);
+  const [schema, setSchema] = useState(null);
+  const [comments, setComments] = useState([]);
+  const [versions, setVersions] = useState([]);
+  const [changes, setChanges] = useState([]);
+  const [trail, setTrail] = useState(null);
+  const [error, setError] = useState('');
+  const [reload, setReload] = useState(0);
+  const reviewer = REVIEWERS.includes(session.role);
+
+  useEffect(() => {
+    (async () => {
+      try {
+        const path = `/api/v1/submissions/${encodeURIComponent(id)}`;
+        const { body } = await api.call(path);
+        setSchema(await schemaOf(formList, body.form, body.form_version));
+        setSubmission(body);
+        setComments((await api.call(`${path}/comments`)).body.items);
+        const history = (await api.call(`${path}/versions`)).body.items;
+        setVersions(history);
+        setChanges(history.length > 1
+          ? (await api.call(`${path}/diff?from=${history.length - 1}&to=${history.length}`)).body.changes
+          : []);
+        setTrail(reviewer ? (await api.call(`${path}/audit`)).body.items : null);
+      } catch (e) {
+        setError(e instanceof api.Offline ? w.network_needed : e instanceof api.NeedsSignIn ? c.signed_out : e.message);
+      }
+    })();
+  }, [id, reload]);
+
+  const around = queueAround(id);
+  const walk = html`
+    <div class="pager">
+      <button type="button" onClick=${() => go(around.route)}>${c.back_to_list}</button>
+      <button type="button" disabled=${!around.previous} onClick=${() => go(`/console/submissions/${around.previous}`)}>${c.previous}</button>
+      <button type="button" disabled=${!around.next} onClick=${() => go(`/console/submissions/${around.next}`)}>${c.next}</button>
+    </div>`;
+  if (error) return html`${walk}<p class="warning" role="alert">${error}</p>`;
+  if (!submission || !schema) return html`${walk}<p class="loading">${w.loading}</p>`;
+
+  return html`
+    ${walk}
+    <h2>${[submission.data?.household_id, submission.data?.village].filter(Boolean).join(' · ') || submission.id}</h2>
+    <p class="detail">${c.submitted_by}: ${submission.submitted_by} · ${c.received_at}: ${new Date(submission.received_at).toLocaleString(lang)} · ${c.version(submission.version)}</p>
+    <div class="columns">
+      <section aria-labelledby="answers-h" class="main-column">
+        <h3 id="answers-h">${c.answers}</h3>
+        <${AnswerTables} root=${schema} schema=${schema} data=${submission.data} lang=${lang} w=${w} />
+      </section>
+      <aside class="side-column">
+        ${reviewer
+          ? html`<${Review} c=${c} w=${w} id=${id} status=${submission.status} onReviewed=${() => setReload((n) => n + 1)} />`
+          : html`<h3>${c.status}: <span class=${`tag ${submission.status}`}>${w.review[submission.status]}</span></h3>`}
+        <section aria-labelledby="comments-h">
+          <h3 id="comments-h">${w.comments}</h3>
+          ${comments.length === 0 ? html`<p>${w.no_comments}</p>` : html`
+            <ul class="comments">${comments.map((m) => html`
+              <li key=${m.seq}><p>${m.text}</p><p class="detail">${m.author} · ${new Date(m.at).toLocaleString(lang)}</p></li>`)}
+            </ul>`}
+        </section>
+        <section aria-labelledby="versions-h">
+          <h3 id="versions-h">${c.versions}</h3>
+          <table class="dense">
+            <thead><tr><th scope="col">#</th><th scope="col">${c.actor}</th><th scope="col">${c.at}</th></tr></thead>
+            <tbody>${versions.map((v) => html`<tr><td class="number">${v.version}</td><td>${v.edited_by}</td><td>${new Date(v.edited_at).toLocaleString(lang)}</td></tr>`)}</tbody>
+          </table>
+          ${changes.length > 0 && html`
+            <table class="dense">
+              <caption>${c.diff}: ${c.version(versions.length - 1)} → ${c.version(versions.length)}</caption>
+              <thead><tr><th scope="col">${c.change}</th><th scope="col">${c.from}</th><th scope="col">${c.to}</th></tr></thead>
+              <tbody>${changes.map((d) => html`
+                <tr><th scope="row">${fieldName(null, schema, d.path, lang) || d.path}</th>
+                  <td>${d.from === undefined ? c.added : JSON.stringify(d.from)}</td>
+                  <td>${d.to === undefined ? c.removed : JSON.stringify(d.to)}</td></tr>`)}
+              </tbody>
+            </table>`}
+        </section>
+        ${trail && html`
+          <section aria-labelledby="trail-h">
+            <h3 id="trail-h">${c.trail}</h3>
+            <table class="dense">
+              <thead><tr><th scope="col">${c.at}</th><th scope="col">${c.actor}</th><th scope="col">${c.actions}</th></tr></thead>
+              <tbody>${trail.map((t) => html`<tr><td>${new Date(t.at).toLocaleString(lang)}</td><td>${t.actor}</td><td>${c.audit_actions[t.action] ?? t.action}</td></tr>`)}</tbody>
+            </table>
+          </section>`}
+      </aside>
+    </div>`;
+}

@@ -1,0 +1,139 @@
+// Submissions in the reader's places: a table with filters kept in the URL, a page at a time.
+
+import { html, useState, useEffect } from '../../vendor/htm-preact-standalone.js';
+import * as api from '../api.js';
+import { titleOf } from '../schema/walk.js';
+import { questions, shown } from '../answers.js';
+import { now } from '../drafts.js';
+
+const FILTERS = ['township', 'status', 'since', 'until', 'submitted_by', 'q'];
+const STATES = ['received', 'edited', 'approved', 'has_issues', 'rejected'];
+
+/** A date typed in the console (`2026-03-01`) as the start of that day where the console is. */
+const dayStart = (date) => now(new Date(`${date}T00:00:00`));
+
+function nextDay(date) {
+  const day = new Date(`${date}T00:00:00`);
+  day.setDate(day.getDate() + 1);
+  return now(day);
+}
+
+/** The API's query for the console's: dates become instants, the rest is passed on. */
+function apiQuery(params) {
+  const query = new URLSearchParams();
+  for (const name of FILTERS) {
+    const value = params.get(name);
+    if (!value) continue;
+    if (name === 'since') query.set('since', dayStart(value));
+    else if (name === 'until') query.set('until', nextDay(value));
+    else query.set(name, value);
+  }
+  if (params.get('cursor')) query.set('cursor', params.get('cursor'));
+  query.set('limit', '50');
+  return query;
+}
+
+export function Submissions({ w, c, lang, session, go, route, formList }) {
+  const params = new URLSearchParams(route.split('?')[1] ?? '');
+  const form = formList.find((f) => f.id === params.get('form')) ?? formList[0];
+  const schema = form?.schemas?.[form.version];
+  const [page, setPage] = useState(null);
+  const [error, setError] = useState('');
+  const [workers, setWorkers] = useState([]);
+
+  useEffect(() => {
+    if (!form) return;
+    setPage(null);
+    setError('');
+    api.call(`/api/v1/forms/${encodeURIComponent(form.id)}/submissions?${apiQuery(params)}`)
+      .then(({ body }) => {
+        setPage(body);
+        // The detail screen's 上一份/下一份 walk this page.
+        sessionStorage.setItem('console-queue', JSON.stringify({ route, ids: body.items.map((s) => s.id) }));
+      })
+      .catch((e) => setError(e instanceof api.Offline ? w.network_needed : e.message));
+    api.call(`/api/v1/forms/${encodeURIComponent(form.id)}/progress?by=submitted_by`)
+      .then(({ body }) => setWorkers(body.groups))
+      .catch(() => setWorkers([]));
+  }, [route, form?.id]);
+
+  if (!form || !schema) return html`<p class="loading">${w.loading}</p>`;
+  const scopeField = (schema['x-scope'] ?? '').replace(/^\//, '');
+  const places = (schema.properties?.[scopeField]?.enum ?? []).filter((p) => !session.scope || session.scope.includes(p));
+  const columns = questions(schema, schema).filter((q) => !['group', 'object', 'consent'].includes(q.kind));
+  const groups = questions(schema, schema).filter((q) => q.kind === 'group');
+
+  const apply = (event) => {
+    event.preventDefault();
+    const data = new FormData(event.currentTarget);
+    const next = new URLSearchParams();
+    if (params.get('form')) next.set('form', params.get('form'));
+    for (const name of FILTERS) {
+      const value = String(data.get(name) ?? '').trim();
+      if (value) next.set(name, value);
+    }
+    go(`/console/submissions${next.size ? `?${next}` : ''}`);
+  };
+  const withCursor = (cursor) => {
+    const next = new URLSearchParams(params);
+    if (cursor) next.set('cursor', cursor);
+    else next.delete('cursor');
+    return `/console/submissions?${next}`;
+  };
+
+  return html`
+    <h2>${c.submissions} · ${form.title}</h2>
+    <form class="filters" onSubmit=${apply} aria-label=${c.filters}>
+      <label>${c.township}
+        <select name="township">
+          <option value="">${c.any}</option>
+          ${places.map((p) => html`<option value=${p} selected=${params.get('township') === p}>${p}</option>`)}
+        </select></label>
+      <label>${c.status}
+        <select name="status">
+          <option value="">${c.any}</option>
+          <option value="received,edited" selected=${params.get('status') === 'received,edited'}>${c.review_queue}</option>
+          ${STATES.map((s) => html`<option value=${s} selected=${params.get('status') === s}>${w.review[s]}</option>`)}
+        </select></label>
+      <label>${c.since}<input type="date" name="since" value=${params.get('since') ?? ''} /></label>
+      <label>${c.until}<input type="date" name="until" value=${params.get('until') ?? ''} /></label>
+      <label>${c.field_worker}
+        <select name="submitted_by">
+          <option value="">${c.any}</option>
+          ${workers.map((g) => html`<option value=${g.key} selected=${params.get('submitted_by') === g.key}>${g.display_name ? `${g.display_name} (${g.key})` : g.key}</option>`)}
+        </select></label>
+      <label>${c.search}<input type="search" name="q" value=${params.get('q') ?? ''} autocomplete="off" /></label>
+      <div class="filter-actions">
+        <button type="submit" class="primary">${c.apply}</button>
+        <button type="button" class="quiet" onClick=${() => go('/console/submissions')}>${c.clear}</button>
+      </div>
+    </form>
+    ${error && html`<p class="warning" role="alert">${error}</p>`}
+    ${!page && !error && html`<p class="loading">${w.loading}</p>`}
+    ${page && page.items.length === 0 && html`<p>${c.none_found}</p>`}
+    ${page && page.items.length > 0 && html`
+      <div class="wide">
+        <table class="dense">
+          <thead><tr>
+            ${columns.map((q) => html`<th scope="col">${titleOf(q.schema, q.name, lang)}</th>`)}
+            ${groups.map((q) => html`<th scope="col" class="number">${titleOf(q.schema, q.name, lang)}</th>`)}
+            <th scope="col">${c.submitted_by}</th><th scope="col">${c.received_at}</th><th scope="col">${c.status}</th>
+          </tr></thead>
+          <tbody>${page.items.map((s) => html`
+            <tr>
+              ${columns.map((q, i) => html`<td>${i === 0
+                ? html`<a href=${`/console/submissions/${s.id}`} onClick=${(e) => { e.preventDefault(); go(`/console/submissions/${s.id}`); }}>${shown(schema, q.schema, s.data?.[q.name], lang, w) || c.open}</a>`
+                : shown(schema, q.schema, s.data?.[q.name], lang, w)}</td>`)}
+              ${groups.map((q) => html`<td class="number">${Array.isArray(s.data?.[q.name]) ? s.data[q.name].length : ''}</td>`)}
+              <td>${s.submitted_by}</td>
+              <td>${new Date(s.received_at).toLocaleString(lang)}</td>
+              <td><span class=${`tag ${s.status}`}>${w.review[s.status] ?? s.status}</span></td>
+            </tr>`)}
+          </tbody>
+        </table>
+      </div>
+      <div class="pager">
+        ${params.get('cursor') && html`<button type="button" onClick=${() => go(withCursor(null))}>${c.first_page}</button>`}
+        ${page.next_cursor && html`<button type="button" onClick=${() => go(withCursor(page.next_cursor))}>${c.next_page}</button>`}
+      </div>`}`;
+}

@@ -1,0 +1,126 @@
+"""The console in a real browser at 1280x800: an admin creates a field worker who then signs in on a
+phone; a scoped supervisor sees only their township's rows, flags a household 有问题 with a comment,
+and the field worker's app shows it. Screenshots go to target/browser-shots/."""
+
+import unittest
+import uuid
+
+from playwright.sync_api import expect, sync_playwright
+
+from harness import ADMIN_PASSWORD, CHROMIUM, CHROMIUM_ARGS, PASSWORD, SHOTS, Api, Server
+from test_field_app import WORKING
+
+FORM = "田东县建档立卡贫困劳动力就业情况调查"
+
+
+def household(household_id, township):
+    return {
+        "id": str(uuid.uuid4()), "form_version": "1",
+        "data": {"household_id": household_id, "township": township, "village": "那塘村", "relocated": False,
+                 "consent": True, "members": [{"name": "黄秀英", "id_number": WORKING, "gender": "female",
+                                               "birth_date": "1983-07-08", "education": "junior_secondary",
+                                               "labour_capacity": "full", "employment_status": "unemployed",
+                                               "unemployed_reason": "caring_for_family", "willing_to_work": True}]},
+        "meta": {"device_id": "test", "app_version": "test"},
+    }
+
+
+class Console(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        cls.server = Server()
+        cls.server.start()
+        cls.admin = Api(cls.server.url, "admin", ADMIN_PASSWORD)
+        cls.admin.request("POST", "/api/v1/users", {
+            "username": "sup-silin", "password": PASSWORD, "role": "supervisor",
+            "display_name": "思林镇督导员", "scope": ["思林镇"]})
+        cls.admin.request("POST", "/api/v1/users", {
+            "username": "fw-pingma", "password": PASSWORD, "role": "field_worker",
+            "display_name": "平马镇调查员", "scope": ["平马镇"]})
+        pingma = Api(cls.server.url, "fw-pingma", PASSWORD)
+        pingma.request("POST", "/api/v1/forms/labour-survey/submissions", household("4510220101", "平马镇"))
+        cls.playwright = sync_playwright().start()
+        cls.browser = cls.playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        cls.errors = []
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.browser.close()
+        cls.playwright.stop()
+        cls.server.close()
+
+    def tearDown(self):
+        self.assertEqual(self.errors, [], "a page threw")
+
+    def open(self, width, height):
+        context = self.browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.addCleanup(context.close)
+        return page
+
+    def sign_in(self, page, username, password):
+        page.goto(self.server.url + "/")
+        page.get_by_label("用户名", exact=True).fill(username)
+        page.get_by_label("密码", exact=True).fill(password)
+        page.get_by_role("button", name="登录", exact=True).click()
+
+    def test_1_an_admin_creates_a_field_worker_who_then_signs_in(self):
+        page = self.open(1280, 800)
+        self.sign_in(page, "admin", ADMIN_PASSWORD)
+        page.get_by_role("link", name="人员").click()
+        expect(page.get_by_role("cell", name="sup-silin", exact=True)).to_be_visible()
+        page.get_by_label("用户名", exact=True).fill("fw-silin")
+        page.get_by_label("显示名称", exact=True).fill("思林镇调查员")
+        page.get_by_label("密码", exact=True).fill("siling-2026-pw")
+        page.get_by_label("角色", exact=True).select_option(label="调查员")
+        page.get_by_role("group", name="乡镇").get_by_label("思林镇", exact=True).check()
+        page.screenshot(path=str(SHOTS / "c01-people.png"))
+        page.get_by_role("button", name="创建", exact=True).click()
+        row = page.get_by_role("row").filter(has_text="fw-silin")
+        expect(row).to_contain_text("思林镇")
+        expect(row).to_contain_text("调查员")
+
+        phone = self.open(360, 740)
+        self.sign_in(phone, "fw-silin", "siling-2026-pw")
+        expect(phone.get_by_role("button", name=FORM, exact=True)).to_be_visible()
+        fw = Api(self.server.url, "fw-silin", "siling-2026-pw")
+        fw.request("POST", "/api/v1/forms/labour-survey/submissions", household("4510220001", "思林镇"))
+        fw.request("POST", "/api/v1/forms/labour-survey/submissions", household("4510220002", "思林镇"))
+
+    def test_2_a_scoped_supervisor_sees_their_township_and_flags_a_household(self):
+        page = self.open(1280, 800)
+        self.sign_in(page, "sup-silin", PASSWORD)
+        table = page.get_by_role("table")
+        expect(table.get_by_role("row")).to_have_count(3)  # the header and 思林镇's two households
+        for township in table.locator("tbody tr td:nth-child(2)").all_inner_texts():
+            self.assertEqual(township, "思林镇")
+        expect(page.get_by_text("4510220101")).to_have_count(0)
+        page.screenshot(path=str(SHOTS / "c02-submissions.png"))
+
+        page.get_by_role("link", name="4510220001").click()
+        expect(page.get_by_role("heading", name="4510220001 · 那塘村")).to_be_visible()
+        # 有问题 needs a reason: the comment box is asked for first.
+        page.get_by_role("button", name="有问题", exact=True).click()
+        expect(page.get_by_label("意见", exact=True)).to_be_focused()
+        page.get_by_label("意见", exact=True).fill("请核实户主的就业状态")
+        page.get_by_role("button", name="有问题", exact=True).click()
+        expect(page.locator(".review .tag")).to_have_text("有问题")
+        expect(page.get_by_text("请核实户主的就业状态")).to_be_visible()
+        page.screenshot(path=str(SHOTS / "c03-review.png"), full_page=True)
+        page.get_by_role("button", name="下一份").click()
+        expect(page.get_by_role("heading", name="4510220002 · 那塘村")).to_be_visible()
+
+        phone = self.open(360, 740)
+        self.sign_in(phone, "fw-silin", "siling-2026-pw")
+        attention = phone.get_by_role("region", name="需要处理")
+        link = attention.get_by_role("link").filter(has_text="4510220001")
+        expect(link).to_contain_text("有问题")
+        link.click()
+        expect(phone.get_by_text("请核实户主的就业状态")).to_be_visible()
+
+
+if __name__ == "__main__":
+    unittest.main()
