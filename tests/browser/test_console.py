@@ -4,6 +4,7 @@ and the field worker's app shows it. Screenshots go to target/browser-shots/."""
 
 import unittest
 import uuid
+import zipfile
 
 from playwright.sync_api import expect, sync_playwright
 
@@ -54,7 +55,8 @@ class Console(unittest.TestCase):
         self.assertEqual(self.errors, [], "a page threw")
 
     def open(self, width, height):
-        context = self.browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
+        context = self.browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN",
+                                           accept_downloads=True)
         page = context.new_page()
         page.set_default_timeout(15_000)
         page.on("pageerror", lambda error: self.errors.append(str(error)))
@@ -120,6 +122,32 @@ class Console(unittest.TestCase):
         expect(link).to_contain_text("有问题")
         link.click()
         expect(phone.get_by_text("请核实户主的就业状态")).to_be_visible()
+
+    def test_3_an_analyst_sees_the_servers_rates_and_downloads_the_dataset(self):
+        self.admin.request("POST", "/api/v1/users", {
+            "username": "ana", "password": PASSWORD, "role": "analyst", "display_name": "县统计分析员"})
+        analyst = Api(self.server.url, "ana", PASSWORD)
+        figures = analyst.request("GET", "/api/v1/forms/labour-survey/indicators?table=members&by=township")
+        rate = next(g["employment_rate"] for g in figures["groups"] if g["township"] == "思林镇")
+        page = self.open(1280, 800)
+        self.sign_in(page, "ana", PASSWORD)
+        page.get_by_role("link", name="进度").click()
+        chart = page.get_by_role("figure", name="各乡镇就业率")
+        expect(chart.locator("rect title", has_text="思林镇 就业率")).to_have_text(f"思林镇 就业率 {rate:.2f}%")
+        expect(chart.get_by_role("row").filter(has_text="思林镇")).to_contain_text(f"{rate:.2f}%")
+        page.screenshot(path=str(SHOTS / "c04-progress.png"), full_page=True)
+
+        page.get_by_role("link", name="下载数据").click()
+        with page.expect_download() as download:
+            page.get_by_role("button", name="下载数据", exact=True).click()
+        saved = download.value.path()
+        with zipfile.ZipFile(saved) as archive:
+            names = set(archive.namelist())
+            self.assertTrue({"main.csv", "members.csv", "codebook.csv", "cleaning_log.csv"} <= names, names)
+            main = archive.read("main.csv").decode("utf-8-sig")
+        self.assertEqual(len(main.strip().splitlines()), 1 + 3, main)
+        expect(page.get_by_text("已保存 labour-survey.zip")).to_be_visible()
+        page.screenshot(path=str(SHOTS / "c05-downloads.png"))
 
 
 if __name__ == "__main__":

@@ -7,11 +7,15 @@ import { consoleWords } from './words.js';
 import { Submissions } from './submissions.js';
 import { SubmissionDetail } from './submission.js';
 import { People } from './people.js';
+import { Downloads } from './downloads.js';
+import { ProgressScreen } from './progress.js';
 
 /** The console's screens, who sees each, and where. */
 const SCREENS = [
   { path: '/console/submissions', word: 'submissions', roles: ['supervisor', 'analyst', 'admin'] },
   { path: '/console/submissions?status=received%2Cedited', word: 'review_queue', roles: ['supervisor', 'admin'] },
+  { path: '/console/progress', word: 'progress', roles: ['supervisor', 'analyst', 'admin'] },
+  { path: '/console/downloads', word: 'downloads', roles: ['analyst', 'admin'] },
   { path: '/console/people', word: 'people', roles: ['admin'] },
   { path: '/collect', word: 'collect', roles: ['supervisor', 'admin'] },
 ];
@@ -31,6 +35,10 @@ export function Console(props) {
   let screen;
   if (path.startsWith('/console/submissions/')) {
     screen = html`<${SubmissionDetail} ...${shownProps} id=${decodeURIComponent(path.slice('/console/submissions/'.length))} />`;
+  } else if (path === '/console/progress') {
+    screen = html`<${ProgressScreen} ...${shownProps} />`;
+  } else if (path === '/console/downloads' && ['analyst', 'admin'].includes(session.role)) {
+    screen = html`<${Downloads} ...${shownProps} />`;
   } else if (path === '/console/people' && session.role === 'admin') {
     screen = html`<${People} ...${shownProps} />`;
   } else {

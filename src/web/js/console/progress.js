@@ -1,0 +1,75 @@
+// Progress and the county's figures: the form's declared indicators by township (exactly the
+// server's numbers), and submissions by day, field worker and review state.
+
+import { html, useState, useEffect } from '../../vendor/htm-preact-standalone.js';
+import * as api from '../api.js';
+import { deref, choicesOf, titleOf } from '../schema/walk.js';
+import { BarChart, LineChart } from './chart.js';
+
+/** The schema of `table`'s rows: the root for `main`, else the items of that repeated group. */
+function rowSchema(schema, table) {
+  return table === 'main' ? schema : deref(schema, deref(schema, schema.properties?.[table] ?? {}).items ?? {});
+}
+
+function Indicator({ c, lang, schema, indicator, scopeField, base }) {
+  const [figures, setFigures] = useState(null);
+  useEffect(() => {
+    api.call(`${base}/indicators?table=${encodeURIComponent(indicator.table)}&by=${encodeURIComponent(scopeField)}`)
+      .then(({ body }) => setFigures(body))
+      .catch(() => setFigures(undefined));
+  }, [indicator.id]);
+  if (!figures) return null;
+  const title = lang === 'en' ? indicator['x-title-en'] ?? indicator.title : indicator.title;
+  const column = rowSchema(schema, indicator.table).properties?.[indicator.column] ?? {};
+  const choices = choicesOf(schema, column, lang);
+  const places = figures.groups.map((g) => g[scopeField] || c.no_place);
+  const id = indicator.id.replace(/[^a-z0-9_-]/gi, '_');
+  return html`
+    <${BarChart} id=${`${id}-by-choice`} c=${c} stacked=${true} unit="count" axis=${c.people_axis}
+      title=${c.by_township(titleOf(column, indicator.column, lang))} groups=${places}
+      series=${choices.map((choice) => ({ name: choice.label, values: figures.groups.map((g) => g[`${indicator.column}=${choice.value}`] ?? 0) }))} />
+    <${BarChart} id=${`${id}-rate`} c=${c} unit="%" axis=${`${title} (%)`}
+      title=${c.by_township(title)} groups=${[...places, c.total]}
+      series=${[{ name: title, values: [...figures.groups.map((g) => g[indicator.id] ?? 0), figures.total[indicator.id] ?? 0] }]} />`;
+}
+
+export function ProgressScreen({ c, w, lang, formList, route }) {
+  const params = new URLSearchParams(route.split('?')[1] ?? '');
+  const form = formList.find((f) => f.id === params.get('form')) ?? formList[0];
+  const schema = form?.schemas?.[form.version];
+  const [counts, setCounts] = useState({});
+  const [error, setError] = useState('');
+  const base = form ? `/api/v1/forms/${encodeURIComponent(form.id)}` : '';
+
+  useEffect(() => {
+    if (!form) return;
+    for (const by of ['day', 'submitted_by', 'review_status']) {
+      api.call(`${base}/progress?by=${by}`)
+        .then(({ body }) => setCounts((all) => ({ ...all, [by]: body })))
+        .catch((e) => setError(e instanceof api.Offline ? w.network_needed : e.message));
+    }
+  }, [form?.id]);
+
+  if (!form || !schema) return html`<p class="loading">${w.loading}</p>`;
+  const scopeField = (schema['x-scope'] ?? '/township').replace(/^\//, '');
+  const count = (by, label) => {
+    const body = counts[by];
+    return body && { groups: body.groups.map(label), values: body.groups.map((g) => g.count) };
+  };
+  const days = count('day', (g) => g.key);
+  const workers = count('submitted_by', (g) => (g.display_name ? `${g.display_name}` : g.key));
+  const states = count('review_status', (g) => w.review[g.key] ?? g.key);
+  return html`
+    <h2>${c.progress} · ${form.title}</h2>
+    ${error && html`<p class="warning" role="alert">${error}</p>`}
+    <div class="charts">
+      ${(schema['x-indicators'] ?? []).map((indicator) => html`
+        <${Indicator} key=${indicator.id} c=${c} lang=${lang} schema=${schema} indicator=${indicator} scopeField=${scopeField} base=${base} />`)}
+      ${days && days.groups.length > 0 && html`<${LineChart} id="per-day" c=${c} unit="count" axis=${c.day_axis}
+        title=${c.per_day} groups=${days.groups} series=${[{ name: c.submissions_word, values: days.values }]} />`}
+      ${workers && workers.groups.length > 0 && html`<${BarChart} id="per-worker" c=${c} unit="count" axis=${c.submissions_axis}
+        title=${c.per_worker} groups=${workers.groups} series=${[{ name: c.submissions_word, values: workers.values }]} />`}
+      ${states && states.groups.length > 0 && html`<${BarChart} id="review-states" c=${c} unit="count" axis=${c.submissions_axis}
+        title=${c.per_state} groups=${states.groups} series=${[{ name: c.submissions_word, values: states.values }]} />`}
+    </div>`;
+}
