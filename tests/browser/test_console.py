@@ -2,7 +2,9 @@
 phone; a scoped supervisor sees only their township's rows, flags a household 有问题 with a comment,
 and the field worker's app shows it. Screenshots go to target/browser-shots/."""
 
+import json
 import unittest
+import urllib.request
 import uuid
 import zipfile
 
@@ -148,6 +150,37 @@ class Console(unittest.TestCase):
         self.assertEqual(len(main.strip().splitlines()), 1 + 3, main)
         expect(page.get_by_text("已保存 labour-survey.zip")).to_be_visible()
         page.screenshot(path=str(SHOTS / "c05-downloads.png"))
+
+    def test_4_a_stale_correction_is_offered_a_reload(self):
+        page = self.open(1280, 800)
+        self.sign_in(page, "sup-silin", PASSWORD)
+        page.get_by_role("link", name="4510220002").click()
+        page.get_by_role("button", name="修改回答").click()
+        page.get_by_label("村(社区)", exact=True).fill("百谷村")
+        # Meanwhile the admin corrects the same household.
+        [listed] = [s for s in self.admin.submissions() if s["data"]["household_id"] == "4510220002"]
+        path = f"/api/v1/submissions/{listed['id']}"
+        request = urllib.request.Request(self.server.url + path, method="GET")
+        request.add_header("authorization", f"Bearer {self.admin.token}")
+        with urllib.request.urlopen(request) as answer:
+            etag = answer.headers["etag"]
+        data = dict(listed["data"], village="福坪村")
+        put = urllib.request.Request(self.server.url + path, data=json.dumps({"data": data}).encode(), method="PUT")
+        for key, value in (("authorization", f"Bearer {self.admin.token}"), ("content-type", "application/json"), ("if-match", etag)):
+            put.add_header(key, value)
+        urllib.request.urlopen(put).close()
+
+        page.get_by_role("button", name="保存修改").click()
+        expect(page.get_by_role("alert")).to_contain_text("别人已经保存了更新的版本。")
+        page.screenshot(path=str(SHOTS / "c06-stale.png"))
+        page.get_by_role("button", name="重新加载").click()
+        expect(page.get_by_role("heading", name="4510220002 · 福坪村")).to_be_visible()
+        # Now the correction goes through, as version 3.
+        page.get_by_role("button", name="修改回答").click()
+        page.get_by_label("村(社区)", exact=True).fill("百谷村")
+        page.get_by_role("button", name="保存修改").click()
+        expect(page.get_by_role("heading", name="4510220002 · 百谷村")).to_be_visible()
+        expect(page.get_by_role("table").filter(has_text="改动").get_by_role("caption")).to_have_text("改动: 第 2 版 → 第 3 版")
 
 
 if __name__ == "__main__":

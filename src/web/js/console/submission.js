@@ -5,7 +5,11 @@
 import { html, useState, useEffect, useRef } from '../../vendor/htm-preact-standalone.js';
 import * as api from '../api.js';
 import { AnswerTables } from '../answers.js';
-import { fieldName } from '../schema/messages.js';
+import { describe, fieldName, message } from '../schema/messages.js';
+import { ObjectFields } from '../questions.js';
+import { problems as findProblems } from '../schema/validate.js';
+import { prune } from '../schema/walk.js';
+import * as pointers from '../schema/pointer.js';
 
 const REVIEWERS = ['supervisor', 'admin'];
 
@@ -67,7 +71,53 @@ function Review({ c, w, id, status, onReviewed }) {
     </section>`;
 }
 
-export function SubmissionDetail({ w, c, lang, session, go, formList, id }) {
+/**
+ * A correction in the same schema-driven form as the field app; saved with `If-Match`, so a newer
+ * version saved meanwhile is never overwritten (412: offered a reload instead).
+ */
+function Correction({ c, w, lang, catalogue, schema, submission, etag, onSaved, onStale, onCancel }) {
+  const [answers, setAnswers] = useState(submission.data);
+  const [shown, setShown] = useState([]);
+  const [stale, setStale] = useState(false);
+  const [error, setError] = useState('');
+
+  const save = async () => {
+    const data = prune(schema, schema, answers) ?? {};
+    const found = findProblems(schema, data);
+    setShown(found);
+    if (found.length > 0) return;
+    try {
+      await api.call(`/api/v1/submissions/${encodeURIComponent(submission.id)}`, {
+        method: 'PUT', body: JSON.stringify({ data }), headers: { 'if-match': etag },
+      });
+      onSaved();
+    } catch (e) {
+      if (e.status === 412) setStale(true);
+      else if (e.code === 'validation_failed') setShown(e.details);
+      else setError(e.status === 403 ? c.forbidden : e.message);
+    }
+  };
+  const problemsAt = (pointer) => shown.filter((p) => p.path === pointer)
+    .map((p) => (p.key ? describe(catalogue, p.key, p.params) : p.message));
+  return html`
+    <section class="correction" aria-labelledby="correction-h">
+      <h3 id="correction-h">${c.correct}</h3>
+      ${shown.length > 0 && html`<div class="problems" role="alert"><h3>${w.problems(shown.length)}</h3>
+        <ul>${shown.map((p) => html`<li>${p.key ? message(catalogue, schema, p, lang) : p.message}</li>`)}</ul></div>`}
+      <div class="questionnaire">
+        <${ObjectFields} root=${schema} schema=${schema} pointer="" value=${answers} lang=${lang} w=${w} problemsAt=${problemsAt}
+          onChange=${(pointer, value) => setAnswers((current) => pointers.set(current, pointer, value))} />
+      </div>
+      ${stale && html`<p class="warning" role="alert">${c.stale} <button type="button" onClick=${onStale}>${c.reload}</button></p>`}
+      ${error && html`<p class="warning" role="alert">${error}</p>`}
+      <div class="review-actions">
+        <button type="button" class="primary" onClick=${save}>${c.save_correction}</button>
+        <button type="button" class="quiet" onClick=${onCancel}>${c.cancel}</button>
+      </div>
+    </section>`;
+}
+
+export function SubmissionDetail({ w, c, lang, session, go, formList, id, catalogue }) {
   const [submission, setSubmission] = useState(null);
   const [schema, setSchema] = useState(null);
   const [comments, setComments] = useState([]);
@@ -76,13 +126,16 @@ export function SubmissionDetail({ w, c, lang, session, go, formList, id }) {
   const [trail, setTrail] = useState(null);
   const [error, setError] = useState('');
   const [reload, setReload] = useState(0);
+  const [etag, setEtag] = useState(null);
+  const [correcting, setCorrecting] = useState(false);
   const reviewer = REVIEWERS.includes(session.role);
 
   useEffect(() => {
     (async () => {
       try {
         const path = `/api/v1/submissions/${encodeURIComponent(id)}`;
-        const { body } = await api.call(path);
+        const { body, response } = await api.call(path);
+        setEtag(response.headers.get('etag'));
         setSchema(await schemaOf(formList, body.form, body.form_version));
         setSubmission(body);
         setComments((await api.call(`${path}/comments`)).body.items);
@@ -115,7 +168,14 @@ export function SubmissionDetail({ w, c, lang, session, go, formList, id }) {
     <div class="columns">
       <section aria-labelledby="answers-h" class="main-column">
         <h3 id="answers-h">${c.answers}</h3>
-        <${AnswerTables} root=${schema} schema=${schema} data=${submission.data} lang=${lang} w=${w} />
+        ${correcting
+          ? html`<${Correction} c=${c} w=${w} lang=${lang} catalogue=${catalogue} schema=${schema} submission=${submission} etag=${etag}
+              onSaved=${() => { setCorrecting(false); setReload((n) => n + 1); }}
+              onStale=${() => { setCorrecting(false); setReload((n) => n + 1); }}
+              onCancel=${() => setCorrecting(false)} />`
+          : html`
+            ${reviewer && html`<button type="button" onClick=${() => setCorrecting(true)}>${c.correct}</button>`}
+            <${AnswerTables} root=${schema} schema=${schema} data=${submission.data} lang=${lang} w=${w} />`}
       </section>
       <aside class="side-column">
         ${reviewer
