@@ -99,7 +99,11 @@ async function refresh(current) {
       if (error instanceof ApiError && error.status === 401) {
         // Unless the worker signed in again meanwhile: that session is not the one that ended.
         const now = await session();
-        if (now?.refresh_token === current.refresh_token) await store.setValue('session', { ...now, expired: true });
+        if (now?.refresh_token === current.refresh_token) {
+          await store.setValue('session', { ...now, expired: true });
+          // The screens learn of it: the console asks to sign in again where it is.
+          dispatchEvent(new Event('survey-session'));
+        }
         throw new NeedsSignIn();
       }
       throw error;

@@ -115,6 +115,7 @@ function App() {
     const hadController = !!navigator.serviceWorker?.controller;
     const took = () => hadController && setUpdate(true);
     navigator.serviceWorker?.addEventListener('controllerchange', took);
+    addEventListener('survey-session', refreshSession);
     const unsubscribe = outbox.subscribe(count);
     const up = () => { setOnline(true); outbox.sync(); };
     const down = () => setOnline(false);
@@ -123,6 +124,7 @@ function App() {
     return () => {
       unsubscribe();
       navigator.serviceWorker?.removeEventListener('controllerchange', took);
+      removeEventListener('survey-session', refreshSession);
       removeEventListener('online', up);
       removeEventListener('offline', down);
     };
@@ -141,7 +143,10 @@ function App() {
   const staff = session && session.role !== 'field_worker';
   const inConsole = staff && (path === '/' || path.startsWith('/console'));
   let screen;
-  if (!session || (path === '/login')) {
+  if (inConsole && session.expired) {
+    // Signed out under way: sign in again here, and the same screen comes back.
+    screen = html`<${Login} ...${props} onSignedIn=${refreshSession} />`;
+  } else if (!session || (path === '/login')) {
     screen = html`<${Login} ...${props} onSignedIn=${async () => { await refreshSession(); go('/', { replace: true }); }} />`;
   } else if (path.startsWith('/fill/')) {
     screen = html`<${Fill} ...${props} draftId=${decodeURIComponent(path.slice(6))} onQueued=${() => { count(); if (navigator.onLine) sync(); }} />`;

@@ -9,6 +9,8 @@ import { SubmissionDetail } from './submission.js';
 import { People } from './people.js';
 import { Downloads } from './downloads.js';
 import { ProgressScreen } from './progress.js';
+import { AuditLog } from './audit.js';
+import { Forms } from './forms.js';
 
 /** The console's screens, who sees each, and where. */
 const SCREENS = [
@@ -17,6 +19,8 @@ const SCREENS = [
   { path: '/console/progress', word: 'progress', roles: ['supervisor', 'analyst', 'admin'] },
   { path: '/console/downloads', word: 'downloads', roles: ['analyst', 'admin'] },
   { path: '/console/people', word: 'people', roles: ['admin'] },
+  { path: '/console/forms', word: 'forms', roles: ['admin'] },
+  { path: '/console/audit', word: 'audit', roles: ['admin'] },
   { path: '/collect', word: 'collect', roles: ['supervisor', 'admin'] },
 ];
 
@@ -39,6 +43,10 @@ export function Console(props) {
     screen = html`<${ProgressScreen} ...${shownProps} />`;
   } else if (path === '/console/downloads' && ['analyst', 'admin'].includes(session.role)) {
     screen = html`<${Downloads} ...${shownProps} />`;
+  } else if (path === '/console/forms' && session.role === 'admin') {
+    screen = html`<${Forms} ...${shownProps} />`;
+  } else if (path === '/console/audit' && session.role === 'admin') {
+    screen = html`<${AuditLog} ...${shownProps} />`;
   } else if (path === '/console/people' && session.role === 'admin') {
     screen = html`<${People} ...${shownProps} />`;
   } else {

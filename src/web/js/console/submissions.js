@@ -84,25 +84,25 @@ export function Submissions({ w, c, lang, session, go, route, formList }) {
   return html`
     <h2>${c.submissions} · ${form.title}</h2>
     <form class="filters" onSubmit=${apply} aria-label=${c.filters}>
-      <label>${c.township}
-        <select name="township">
+      <div><label for="f-township">${c.township}</label>
+        <select id="f-township" name="township">
           <option value="">${c.any}</option>
           ${places.map((p) => html`<option value=${p} selected=${params.get('township') === p}>${p}</option>`)}
-        </select></label>
-      <label>${c.status}
-        <select name="status">
+        </select></div>
+      <div><label for="f-status">${c.status}</label>
+        <select id="f-status" name="status">
           <option value="">${c.any}</option>
           <option value="received,edited" selected=${params.get('status') === 'received,edited'}>${c.review_queue}</option>
           ${STATES.map((s) => html`<option value=${s} selected=${params.get('status') === s}>${w.review[s]}</option>`)}
-        </select></label>
-      <label>${c.since}<input type="date" name="since" value=${params.get('since') ?? ''} /></label>
-      <label>${c.until}<input type="date" name="until" value=${params.get('until') ?? ''} /></label>
-      <label>${c.field_worker}
-        <select name="submitted_by">
+        </select></div>
+      <div><label for="f-since">${c.since}</label><input id="f-since" type="date" name="since" value=${params.get('since') ?? ''} /></div>
+      <div><label for="f-until">${c.until}</label><input id="f-until" type="date" name="until" value=${params.get('until') ?? ''} /></div>
+      <div><label for="f-submitted_by">${c.field_worker}</label>
+        <select id="f-submitted_by" name="submitted_by">
           <option value="">${c.any}</option>
           ${workers.map((g) => html`<option value=${g.key} selected=${params.get('submitted_by') === g.key}>${g.display_name ? `${g.display_name} (${g.key})` : g.key}</option>`)}
-        </select></label>
-      <label>${c.search}<input type="search" name="q" value=${params.get('q') ?? ''} autocomplete="off" /></label>
+        </select></div>
+      <div><label for="f-q">${c.search}</label><input id="f-q" type="search" name="q" value=${params.get('q') ?? ''} autocomplete="off" /></div>
       <div class="filter-actions">
         <button type="submit" class="primary">${c.apply}</button>
         <button type="button" class="quiet" onClick=${() => go('/console/submissions')}>${c.clear}</button>
@@ -126,7 +126,7 @@ export function Submissions({ w, c, lang, session, go, route, formList }) {
                 : shown(schema, q.schema, s.data?.[q.name], lang, w)}</td>`)}
               ${groups.map((q) => html`<td class="number">${Array.isArray(s.data?.[q.name]) ? s.data[q.name].length : ''}</td>`)}
               <td>${s.submitted_by}</td>
-              <td>${new Date(s.received_at).toLocaleString(lang)}</td>
+              <td class="when">${new Date(s.received_at).toLocaleString(lang)}</td>
               <td><span class=${`tag ${s.status}`}>${w.review[s.status] ?? s.status}</span></td>
             </tr>`)}
           </tbody>
