@@ -31,6 +31,22 @@ function queueAround(id) {
   }
 }
 
+/** Single keys for the reviewer's moves, unless typing (or with a modifier key held). */
+function useShortcuts(keys, deps) {
+  useEffect(() => {
+    const press = (event) => {
+      if (event.altKey || event.ctrlKey || event.metaKey || event.repeat) return;
+      if (event.target.closest?.('input, textarea, select')) return;
+      const action = keys[event.key.toLowerCase()];
+      if (!action) return;
+      event.preventDefault();
+      action();
+    };
+    addEventListener('keydown', press);
+    return () => removeEventListener('keydown', press);
+  }, deps);
+}
+
 function Review({ c, w, id, status, onReviewed }) {
   const [comment, setComment] = useState('');
   const [message, setMessage] = useState('');
@@ -56,6 +72,8 @@ function Review({ c, w, id, status, onReviewed }) {
     }
   };
 
+  useShortcuts({ a: () => decide('approved'), i: () => decide('has_issues'), r: () => decide('rejected') }, [comment]);
+
   return html`
     <section class="review" aria-labelledby="review-h">
       <h3 id="review-h">${c.status}: <span class=${`tag ${status}`}>${w.review[status] ?? status}</span></h3>
@@ -67,6 +85,7 @@ function Review({ c, w, id, status, onReviewed }) {
         <button type="button" onClick=${() => decide('has_issues')}>${c.has_issues}</button>
         <button type="button" class="danger" onClick=${() => decide('rejected')}>${c.reject}</button>
       </div>
+      <p class="detail">${c.shortcuts}</p>
       <p class="note" aria-live="polite">${message}</p>
     </section>`;
 }
@@ -152,6 +171,10 @@ export function SubmissionDetail({ w, c, lang, session, go, formList, id, catalo
   }, [id, reload]);
 
   const around = queueAround(id);
+  useShortcuts({
+    n: () => around.next && go(`/console/submissions/${around.next}`),
+    p: () => around.previous && go(`/console/submissions/${around.previous}`),
+  }, [id, around.next, around.previous]);
   const walk = html`
     <div class="pager">
       <button type="button" onClick=${() => go(around.route)}>${c.back_to_list}</button>
