@@ -116,6 +116,11 @@ class Console(unittest.TestCase):
         page.screenshot(path=str(SHOTS / "c03-review.png"), full_page=True)
         page.get_by_role("button", name="下一份").click()
         expect(page.get_by_role("heading", name="4510220002 · 那塘村")).to_be_visible()
+        # The keyboard reviews too: A approves.
+        page.keyboard.press("a")
+        expect(page.locator(".review .tag")).to_have_text("已通过")
+        page.keyboard.press("p")
+        expect(page.get_by_role("heading", name="4510220001 · 那塘村")).to_be_visible()
 
         phone = self.open(360, 740)
         self.sign_in(phone, "fw-silin", "siling-2026-pw")

@@ -32,19 +32,22 @@ function queueAround(id) {
 }
 
 /** Single keys for the reviewer's moves, unless typing (or with a modifier key held). */
-function useShortcuts(keys, deps) {
+function useShortcuts(keys) {
+  // The latest actions: a key always acts on the household on screen now.
+  const latest = useRef(keys);
+  latest.current = keys;
   useEffect(() => {
     const press = (event) => {
       if (event.altKey || event.ctrlKey || event.metaKey || event.repeat) return;
       if (event.target.closest?.('input, textarea, select')) return;
-      const action = keys[event.key.toLowerCase()];
+      const action = latest.current[event.key.toLowerCase()];
       if (!action) return;
       event.preventDefault();
       action();
     };
     addEventListener('keydown', press);
     return () => removeEventListener('keydown', press);
-  }, deps);
+  }, []);
 }
 
 function Review({ c, w, id, status, onReviewed }) {
@@ -72,7 +75,7 @@ function Review({ c, w, id, status, onReviewed }) {
     }
   };
 
-  useShortcuts({ a: () => decide('approved'), i: () => decide('has_issues'), r: () => decide('rejected') }, [comment]);
+  useShortcuts({ a: () => decide('approved'), i: () => decide('has_issues'), r: () => decide('rejected') });
 
   return html`
     <section class="review" aria-labelledby="review-h">
@@ -149,6 +152,9 @@ export function SubmissionDetail({ w, c, lang, session, go, formList, id, catalo
   const [correcting, setCorrecting] = useState(false);
   const reviewer = REVIEWERS.includes(session.role);
 
+  // Another household: no correction carries over.
+  useEffect(() => setCorrecting(false), [id]);
+
   useEffect(() => {
     (async () => {
       try {
@@ -174,7 +180,7 @@ export function SubmissionDetail({ w, c, lang, session, go, formList, id, catalo
   useShortcuts({
     n: () => around.next && go(`/console/submissions/${around.next}`),
     p: () => around.previous && go(`/console/submissions/${around.previous}`),
-  }, [id, around.next, around.previous]);
+  });
   const walk = html`
     <div class="pager">
       <button type="button" onClick=${() => go(around.route)}>${c.back_to_list}</button>
@@ -192,7 +198,7 @@ export function SubmissionDetail({ w, c, lang, session, go, formList, id, catalo
       <section aria-labelledby="answers-h" class="main-column">
         <h3 id="answers-h">${c.answers}</h3>
         ${correcting
-          ? html`<${Correction} c=${c} w=${w} lang=${lang} catalogue=${catalogue} schema=${schema} submission=${submission} etag=${etag}
+          ? html`<${Correction} key=${id} c=${c} w=${w} lang=${lang} catalogue=${catalogue} schema=${schema} submission=${submission} etag=${etag}
               onSaved=${() => { setCorrecting(false); setReload((n) => n + 1); }}
               onStale=${() => { setCorrecting(false); setReload((n) => n + 1); }}
               onCancel=${() => setCorrecting(false)} />`
@@ -202,7 +208,7 @@ export function SubmissionDetail({ w, c, lang, session, go, formList, id, catalo
       </section>
       <aside class="side-column">
         ${reviewer
-          ? html`<${Review} c=${c} w=${w} id=${id} status=${submission.status} onReviewed=${() => setReload((n) => n + 1)} />`
+          ? html`<${Review} key=${id} c=${c} w=${w} id=${id} status=${submission.status} onReviewed=${() => setReload((n) => n + 1)} />`
           : html`<h3>${c.status}: <span class=${`tag ${submission.status}`}>${w.review[submission.status]}</span></h3>`}
         <section aria-labelledby="comments-h">
           <h3 id="comments-h">${w.comments}</h3>
