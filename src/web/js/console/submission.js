@@ -152,8 +152,11 @@ export function SubmissionDetail({ w, c, lang, session, go, formList, id, catalo
   const [correcting, setCorrecting] = useState(false);
   const reviewer = REVIEWERS.includes(session.role);
 
-  // Another household: no correction carries over.
-  useEffect(() => setCorrecting(false), [id]);
+  // Another household: nothing of the last one is shown or acted on while it loads.
+  useEffect(() => {
+    setCorrecting(false);
+    setSubmission(null);
+  }, [id]);
 
   useEffect(() => {
     (async () => {
