@@ -256,9 +256,15 @@ pub fn apply(
     let updated = store.update_user(
         username,
         |user| {
+            // A scope is a set of places: the same places in another order change nothing.
+            let places = |scope: &Option<Vec<String>>| {
+                scope
+                    .as_ref()
+                    .map(|s| s.iter().cloned().collect::<std::collections::BTreeSet<_>>())
+            };
             let before = (
                 user.role,
-                user.scope.clone(),
+                places(&user.scope),
                 user.active,
                 user.password_hash.clone(),
             );
@@ -279,7 +285,7 @@ pub fn apply(
             }
             let after = (
                 user.role,
-                user.scope.clone(),
+                places(&user.scope),
                 user.active,
                 user.password_hash.clone(),
             );

@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Request, State};
+use axum::http::uri::PathAndQuery;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
@@ -61,7 +62,10 @@ async fn create_link(
 ) -> Result<(StatusCode, Json<LinkAnswer>), AppError> {
     let token = bearer_token(&headers).ok_or(AppError::Unauthorized)?;
     let wanted: LinkRequest = body.parse()?;
-    if wanted.path.len() > 2000 || !downloads::is_download(&wanted.path) {
+    if wanted.path.len() > 2000
+        || !downloads::is_download(&wanted.path)
+        || wanted.path.parse::<PathAndQuery>().is_err()
+    {
         return Err(AppError::invalid_field(
             "/path",
             "path must be an export, indicators.csv or the backup, e.g. /api/v1/forms/labour-survey/export.zip",
@@ -95,6 +99,10 @@ async fn redeem_link(
     Path(link): Path<String>,
     request: Request,
 ) -> Result<Response, AppError> {
+    // A HEAD (a link checker, a chat app's preview) must not spend the link on nothing.
+    if request.method() == Method::HEAD {
+        return Err(AppError::MethodNotAllowed);
+    }
     let link = state.downloads.redeem(&link).ok_or(AppError::LinkExpired)?;
     let mut inner = Request::get(&link.path)
         .body(Body::empty())

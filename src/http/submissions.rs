@@ -211,6 +211,8 @@ fn batch_result(id: Option<Uuid>, outcome: Result<Accepted, AppError>) -> BatchI
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+// A misspelt filter (`townshp=`) would otherwise list everything.
+#[serde(deny_unknown_fields)]
 struct ListQuery {
     /// 1 to 1000; default 100.
     #[param(minimum = 1, maximum = 1000)]
@@ -288,14 +290,20 @@ async fn list_submissions(
 ) -> Result<Response, AppError> {
     let current = state.forms.resolve(&form, None)?;
     let filter = query.filter(&current.stored.schema)?;
-    let page = submissions::page(
-        &state.store,
-        &form,
-        query.cursor.as_deref(),
-        query.limit,
-        &filter,
-        &me,
-    )?;
+    // A filtered page may read many records (a search reads each one's answers): off the request threads.
+    let store = state.store.clone();
+    let page = tokio::task::spawn_blocking(move || {
+        submissions::page(
+            &store,
+            &form,
+            query.cursor.as_deref(),
+            query.limit,
+            &filter,
+            &me,
+        )
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))??;
     let (items, unreadable) = page.views();
     state.metrics.unreadable_records(unreadable);
     Ok(Json(Page::new(items, page.next_cursor.clone())).into_response())

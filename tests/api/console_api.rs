@@ -340,3 +340,56 @@ async fn a_link_opens_only_what_its_owner_may_download() {
     let answer = app.client.get(app.url(&href)).send().await.unwrap();
     assert_eq!(answer.status(), 401);
 }
+
+#[tokio::test]
+async fn a_link_is_not_spent_by_a_head_and_must_be_a_path_a_request_can_have() {
+    let app = spawn_app().await;
+    let href = link_for(&app, &app.admin_token, "/api/v1/admin/backup").await;
+    let head = app.client.head(app.url(&href)).send().await.unwrap();
+    assert_eq!(head.status(), 405);
+    let get = app.client.get(app.url(&href)).send().await.unwrap();
+    assert_eq!(get.status(), 200);
+    let refused = app
+        .post_json_as(
+            &app.admin_token,
+            "/api/v1/downloads",
+            &json!({"path": "/api/v1/forms/labour-survey/export.zip?labels=a b"}),
+        )
+        .await;
+    assert_eq!(
+        crate::helpers::error_code(refused).await.1,
+        "request_invalid"
+    );
+}
+
+#[tokio::test]
+async fn a_misspelt_filter_is_refused_rather_than_listing_everything() {
+    let app = spawn_app().await;
+    let answer = app
+        .get_as(
+            &app.admin_token,
+            "/api/v1/forms/labour-survey/submissions?townshp=思林镇",
+        )
+        .await;
+    assert_eq!(crate::helpers::error_code(answer).await.1, "query_invalid");
+}
+
+#[tokio::test]
+async fn the_same_places_in_another_order_do_not_end_a_login() {
+    let app = spawn_app().await;
+    let token = app
+        .user("sup2", "supervisor", Some(&["思林镇", "平马镇"]))
+        .await;
+    let renamed = app
+        .patch_json_as(
+            &app.admin_token,
+            "/api/v1/users/sup2",
+            &json!({"display_name": "两镇督导员", "scope": ["平马镇", "思林镇"]}),
+        )
+        .await;
+    assert_eq!(renamed.status(), 200);
+    let still = app
+        .get_as(&token, "/api/v1/forms/labour-survey/submissions")
+        .await;
+    assert_eq!(still.status(), 200);
+}

@@ -12,10 +12,11 @@ const RIGHT = 70;
 /** A value as the chart says it: rates with %, counts as integers. */
 export const valueText = (value, unit) => (unit === '%' ? `${Number(value).toFixed(2)}%` : String(Math.round(value)));
 
-/** A CSV cell that a spreadsheet will not run as a formula (the server's guard: a leading ' ). */
+/** A CSV cell that a spreadsheet will not run as a formula: the server's guard (`neutralize_formula`). */
 function cell(value) {
+  if (typeof value === 'number') return String(value);
   let text = String(value ?? '');
-  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
+  if (/^[\t\r\n\0]/.test(text) || /^[=+\-@]/.test(text.trimStart())) text = `'${text}`;
   return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 

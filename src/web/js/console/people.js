@@ -24,11 +24,19 @@ function UserForm({ c, user, places, onSaved }) {
     event.preventDefault();
     const data = new FormData(event.currentTarget);
     const scope = data.getAll('scope').map(String);
-    const body = {
+    const wanted = {
       display_name: String(data.get('display_name')).trim(),
       role: String(data.get('role')),
-      scope: scope.length ? scope : null,
+      // Places no form lists (kept from before) stay; unticking a listed one removes it.
+      scope: [...(user?.scope ?? []).filter((p) => !places.includes(p)), ...scope],
     };
+    if (wanted.scope.length === 0) wanted.scope = null;
+    const same = (a, b) => JSON.stringify([...(a ?? [])].sort()) === JSON.stringify([...(b ?? [])].sort()) && (a === null) === (b === null);
+    // An edit sends only what changed: renaming someone must not end their login.
+    const body = editing
+      ? Object.fromEntries(Object.entries(wanted).filter(([name, value]) =>
+        (name === 'scope' ? !same(value, user.scope ?? null) : value !== user[name])))
+      : wanted;
     const password = String(data.get('password') ?? '');
     if (password) body.password = password;
     setError('');

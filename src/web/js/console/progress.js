@@ -33,6 +33,20 @@ function Indicator({ c, lang, schema, indicator, scopeField, base }) {
       series=${[{ name: title, values: [...figures.groups.map((g) => g[indicator.id] ?? 0), figures.total[indicator.id] ?? 0] }]} />`;
 }
 
+/** Counts by day with the days between filled in as 0, so the line's spacing is time's. */
+function everyDay(body) {
+  if (!body || body.groups.length === 0) return body && { groups: [], values: [] };
+  const counted = new Map(body.groups.map((g) => [g.key, g.count]));
+  const groups = [];
+  const day = new Date(`${body.groups[0].key}T00:00:00Z`);
+  const last = new Date(`${body.groups[body.groups.length - 1].key}T00:00:00Z`);
+  while (day <= last && groups.length < 3660) {
+    groups.push(day.toISOString().slice(0, 10));
+    day.setUTCDate(day.getUTCDate() + 1);
+  }
+  return { groups, values: groups.map((d) => counted.get(d) ?? 0) };
+}
+
 export function ProgressScreen({ c, w, lang, formList, route }) {
   const params = new URLSearchParams(route.split('?')[1] ?? '');
   const form = formList.find((f) => f.id === params.get('form')) ?? formList[0];
@@ -56,7 +70,7 @@ export function ProgressScreen({ c, w, lang, formList, route }) {
     const body = counts[by];
     return body && { groups: body.groups.map(label), values: body.groups.map((g) => g.count) };
   };
-  const days = count('day', (g) => g.key);
+  const days = everyDay(counts.day);
   const workers = count('submitted_by', (g) => (g.display_name ? `${g.display_name}` : g.key));
   const states = count('review_status', (g) => w.review[g.key] ?? g.key);
   return html`

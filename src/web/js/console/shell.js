@@ -49,8 +49,11 @@ export function Console(props) {
     screen = html`<${AuditLog} ...${shownProps} />`;
   } else if (path === '/console/people' && session.role === 'admin') {
     screen = html`<${People} ...${shownProps} />`;
-  } else {
+  } else if (path === '/console/submissions' || path === '/console') {
     screen = html`<${Submissions} ...${shownProps} />`;
+  } else {
+    // A screen this role does not have: say so, rather than show another.
+    screen = html`<p class="warning" role="alert">${c.forbidden}</p>`;
   }
   return html`
     <nav class="console-nav" aria-label=${c.nav}>

@@ -20,15 +20,34 @@ async function schemaOf(formList, form, version) {
   return body.schema;
 }
 
-function queueAround(id) {
+function queue() {
   try {
-    const queue = JSON.parse(sessionStorage.getItem('console-queue') ?? 'null');
-    const at = queue?.ids?.indexOf(id) ?? -1;
-    if (at < 0) return { route: queue?.route ?? '/console/submissions' };
-    return { route: queue.route, previous: queue.ids[at - 1], next: queue.ids[at + 1] };
+    return JSON.parse(sessionStorage.getItem('console-queue') ?? 'null');
   } catch {
-    return { route: '/console/submissions' };
+    return null;
   }
+}
+
+/** Where `id` stands in the list it was opened from: the route back, and its neighbours. */
+function queueAround(id) {
+  const kept = queue();
+  const at = kept?.ids?.indexOf(id) ?? -1;
+  if (at < 0) return { route: kept?.route ?? '/console/submissions' };
+  return {
+    route: kept.route,
+    previous: kept.ids[at - 1],
+    next: kept.ids[at + 1],
+    // At the page's end, the next page of the same list carries on.
+    more: at === kept.ids.length - 1 && kept.next_cursor ? kept : null,
+  };
+}
+
+/** The first household of the list's next page (which becomes the queue), if there is one. */
+async function nextPage(kept) {
+  const { body } = await api.call(`${kept.api}&cursor=${encodeURIComponent(kept.next_cursor)}`);
+  const ids = body.items.map((s) => s.id);
+  sessionStorage.setItem('console-queue', JSON.stringify({ ...kept, ids, next_cursor: body.next_cursor }));
+  return ids[0];
 }
 
 /** Single keys for the reviewer's moves, unless typing (or with a modifier key held). */
@@ -53,15 +72,21 @@ function useShortcuts(keys) {
 function Review({ c, w, id, status, onReviewed }) {
   const [comment, setComment] = useState('');
   const [message, setMessage] = useState('');
+  const [busy, setBusy] = useState(false);
   const box = useRef(null);
+  const sending = useRef(false);
 
   const decide = async (next) => {
+    // One verdict at a time: a double click or a key pressed twice sends it once.
+    if (sending.current) return;
     if (next !== 'approved' && !comment.trim()) {
       setMessage(c.needs_comment);
       box.current?.focus();
       return;
     }
     if (next === 'rejected' && !confirm(c.confirm_reject)) return;
+    sending.current = true;
+    setBusy(true);
     try {
       await api.call(`/api/v1/submissions/${encodeURIComponent(id)}/review`, {
         method: 'PATCH',
@@ -72,6 +97,9 @@ function Review({ c, w, id, status, onReviewed }) {
       onReviewed();
     } catch (e) {
       setMessage(e instanceof api.NeedsSignIn ? c.signed_out : e.status === 403 ? c.forbidden : e.message);
+    } finally {
+      sending.current = false;
+      setBusy(false);
     }
   };
 
@@ -84,9 +112,9 @@ function Review({ c, w, id, status, onReviewed }) {
       <textarea id="review-comment" ref=${box} rows="3" maxlength="2000" value=${comment}
         onInput=${(e) => setComment(e.currentTarget.value)}></textarea>
       <div class="review-actions">
-        <button type="button" class="primary" onClick=${() => decide('approved')}>${c.approve}</button>
-        <button type="button" onClick=${() => decide('has_issues')}>${c.has_issues}</button>
-        <button type="button" class="danger" onClick=${() => decide('rejected')}>${c.reject}</button>
+        <button type="button" class="primary" disabled=${busy} onClick=${() => decide('approved')}>${c.approve}</button>
+        <button type="button" disabled=${busy} onClick=${() => decide('has_issues')}>${c.has_issues}</button>
+        <button type="button" class="danger" disabled=${busy} onClick=${() => decide('rejected')}>${c.reject}</button>
       </div>
       <p class="detail">${c.shortcuts}</p>
       <p class="note" aria-live="polite">${message}</p>
@@ -156,39 +184,52 @@ export function SubmissionDetail({ w, c, lang, session, go, formList, id, catalo
   useEffect(() => {
     setCorrecting(false);
     setSubmission(null);
+    setError('');
   }, [id]);
 
   useEffect(() => {
+    // Answers for a household no longer on screen are dropped: the screen shows, and acts on, one household.
+    let live = true;
     (async () => {
       try {
         const path = `/api/v1/submissions/${encodeURIComponent(id)}`;
         const { body, response } = await api.call(path);
-        setEtag(response.headers.get('etag'));
-        setSchema(await schemaOf(formList, body.form, body.form_version));
-        setSubmission(body);
-        setComments((await api.call(`${path}/comments`)).body.items);
+        const form = await schemaOf(formList, body.form, body.form_version);
+        const comments = (await api.call(`${path}/comments`)).body.items;
         const history = (await api.call(`${path}/versions`)).body.items;
-        setVersions(history);
-        setChanges(history.length > 1
+        const changes = history.length > 1
           ? (await api.call(`${path}/diff?from=${history.length - 1}&to=${history.length}`)).body.changes
-          : []);
-        setTrail(reviewer ? (await api.call(`${path}/audit`)).body.items : null);
+          : [];
+        const trail = reviewer ? (await api.call(`${path}/audit`)).body.items : null;
+        if (!live) return;
+        setEtag(response.headers.get('etag'));
+        setSchema(form);
+        setSubmission(body);
+        setComments(comments);
+        setVersions(history);
+        setChanges(changes);
+        setTrail(trail);
       } catch (e) {
-        setError(e instanceof api.Offline ? w.network_needed : e instanceof api.NeedsSignIn ? c.signed_out : e.message);
+        if (live) setError(e instanceof api.Offline ? w.network_needed : e instanceof api.NeedsSignIn ? c.signed_out : e.message);
       }
     })();
+    return () => { live = false; };
   }, [id, reload]);
 
   const around = queueAround(id);
+  const forward = async () => {
+    const next = around.next ?? (around.more ? await nextPage(around.more).catch(() => undefined) : undefined);
+    if (next) go(`/console/submissions/${next}`);
+  };
   useShortcuts({
-    n: () => around.next && go(`/console/submissions/${around.next}`),
+    n: forward,
     p: () => around.previous && go(`/console/submissions/${around.previous}`),
   });
   const walk = html`
     <div class="pager">
       <button type="button" onClick=${() => go(around.route)}>${c.back_to_list}</button>
       <button type="button" disabled=${!around.previous} onClick=${() => go(`/console/submissions/${around.previous}`)}>${c.previous}</button>
-      <button type="button" disabled=${!around.next} onClick=${() => go(`/console/submissions/${around.next}`)}>${c.next}</button>
+      <button type="button" disabled=${!around.next && !around.more} onClick=${forward}>${c.next}</button>
     </div>`;
   if (error) return html`${walk}<p class="warning" role="alert">${error}</p>`;
   if (!submission || !schema) return html`${walk}<p class="loading">${w.loading}</p>`;
@@ -201,7 +242,7 @@ export function SubmissionDetail({ w, c, lang, session, go, formList, id, catalo
       <section aria-labelledby="answers-h" class="main-column">
         <h3 id="answers-h">${c.answers}</h3>
         ${correcting
-          ? html`<${Correction} key=${id} c=${c} w=${w} lang=${lang} catalogue=${catalogue} schema=${schema} submission=${submission} etag=${etag}
+          ? html`<${Correction} key=${submission.id} c=${c} w=${w} lang=${lang} catalogue=${catalogue} schema=${schema} submission=${submission} etag=${etag}
               onSaved=${() => { setCorrecting(false); setReload((n) => n + 1); }}
               onStale=${() => { setCorrecting(false); setReload((n) => n + 1); }}
               onCancel=${() => setCorrecting(false)} />`
@@ -211,7 +252,7 @@ export function SubmissionDetail({ w, c, lang, session, go, formList, id, catalo
       </section>
       <aside class="side-column">
         ${reviewer
-          ? html`<${Review} key=${id} c=${c} w=${w} id=${id} status=${submission.status} onReviewed=${() => setReload((n) => n + 1)} />`
+          ? html`<${Review} key=${submission.id} c=${c} w=${w} id=${submission.id} status=${submission.status} onReviewed=${() => setReload((n) => n + 1)} />`
           : html`<h3>${c.status}: <span class=${`tag ${submission.status}`}>${w.review[submission.status]}</span></h3>`}
         <section aria-labelledby="comments-h">
           <h3 id="comments-h">${w.comments}</h3>

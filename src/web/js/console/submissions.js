@@ -43,19 +43,34 @@ export function Submissions({ w, c, lang, session, go, route, formList }) {
 
   useEffect(() => {
     if (!form) return;
+    let live = true;
     setPage(null);
     setError('');
-    api.call(`/api/v1/forms/${encodeURIComponent(form.id)}/submissions?${apiQuery(params)}`)
+    const query = apiQuery(params);
+    api.call(`/api/v1/forms/${encodeURIComponent(form.id)}/submissions?${query}`)
       .then(({ body }) => {
+        if (!live) return;
         setPage(body);
-        // The detail screen's 上一份/下一份 walk this page.
-        sessionStorage.setItem('console-queue', JSON.stringify({ route, ids: body.items.map((s) => s.id) }));
+        // The detail screen's 上一份/下一份 walk this list, page after page.
+        query.delete('cursor');
+        sessionStorage.setItem('console-queue', JSON.stringify({
+          route,
+          api: `/api/v1/forms/${encodeURIComponent(form.id)}/submissions?${query}`,
+          ids: body.items.map((s) => s.id),
+          next_cursor: body.next_cursor,
+        }));
       })
-      .catch((e) => setError(e instanceof api.Offline ? w.network_needed : e.message));
+      .catch((e) => live && setError(e instanceof api.Offline ? w.network_needed : e.message));
+    return () => { live = false; };
+  }, [route, form?.id]);
+
+  // The field workers for the filter: one count per form, not per page.
+  useEffect(() => {
+    if (!form) return;
     api.call(`/api/v1/forms/${encodeURIComponent(form.id)}/progress?by=submitted_by`)
       .then(({ body }) => setWorkers(body.groups))
       .catch(() => setWorkers([]));
-  }, [route, form?.id]);
+  }, [form?.id]);
 
   if (!form || !schema) return html`<p class="loading">${w.loading}</p>`;
   const scopeField = (schema['x-scope'] ?? '').replace(/^\//, '');
