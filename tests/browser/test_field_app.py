@@ -111,6 +111,10 @@ class FieldApp(unittest.TestCase):
     def expect_uploaded(self):
         expect(self.status()).to_have_text("全部已上传", timeout=30_000)
 
+    def expect_sent(self):
+        """The confirmation says the server has it (the bar alone may not have counted it yet)."""
+        expect(self.page.get_by_text("问卷已上传到服务器。")).to_be_visible(timeout=30_000)
+
     def stored(self, household_id):
         return [s for s in self.admin.submissions() if s["data"]["household_id"] == household_id]
 
@@ -174,6 +178,7 @@ class FieldApp(unittest.TestCase):
         self.shot("04-household-filled", full_page=True)
         self.submit()
         expect(page.get_by_role("heading", name="已提交")).to_be_visible()
+        self.expect_sent()
         self.expect_uploaded()
         self.shot("05-submitted")
 
@@ -312,6 +317,7 @@ class FieldApp(unittest.TestCase):
         second.get_by_label("手机号", exact=True).fill("13977612345")
         self.submit()
         expect(page.get_by_role("heading", name="已提交")).to_be_visible()
+        self.expect_sent()
         self.expect_uploaded()
         corrected = [s for s in self.stored("4510220001") if s["id"] != first["id"]]
         self.assertEqual(len(corrected), 1)

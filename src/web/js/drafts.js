@@ -1,4 +1,4 @@
-// Starting, resuming and naming questionnaires being filled.
+// Starting, resuming and naming questionnaires, and the browser's clock and days as RFC 3339 times.
 
 import * as store from './store.js';
 import { initial } from './schema/walk.js';
@@ -10,6 +10,16 @@ export function now(date = new Date()) {
   const offset = -date.getTimezoneOffset();
   const sign = offset >= 0 ? '+' : '-';
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}${sign}${pad(Math.trunc(offset / 60))}:${pad(offset % 60)}`;
+}
+
+/** A day picked in a date field (`2026-03-01`) as the instant it begins, where this browser is. */
+export const dayStart = (date) => now(new Date(`${date}T00:00:00`));
+
+/** The instant the day after `date` begins: the end of a range of days, exclusive. */
+export function dayAfter(date) {
+  const day = new Date(`${date}T00:00:00`);
+  day.setDate(day.getDate() + 1);
+  return now(day);
 }
 
 /**

@@ -3,15 +3,9 @@
 
 import { html, useState, useEffect } from '../../vendor/htm-preact-standalone.js';
 import * as api from '../api.js';
-import { now } from '../drafts.js';
+import { dayStart, dayAfter } from '../drafts.js';
 
 const FILTERS = ['since', 'until', 'actor', 'action', 'target'];
-
-function nextDay(date) {
-  const day = new Date(`${date}T00:00:00`);
-  day.setDate(day.getDate() + 1);
-  return now(day);
-}
 
 export function AuditLog({ c, w, lang, go, route }) {
   const params = new URLSearchParams(route.split('?')[1] ?? '');
@@ -23,8 +17,8 @@ export function AuditLog({ c, w, lang, go, route }) {
     for (const name of FILTERS) {
       const value = params.get(name);
       if (!value) continue;
-      if (name === 'since') query.set(name, now(new Date(`${value}T00:00:00`)));
-      else if (name === 'until') query.set(name, nextDay(value));
+      if (name === 'since') query.set(name, dayStart(value));
+      else if (name === 'until') query.set(name, dayAfter(value));
       else query.set(name, value);
     }
     if (params.get('cursor')) query.set('cursor', params.get('cursor'));

@@ -2,7 +2,7 @@
 // review buttons, comments, versions with what changed, and the audit trail where the role may
 // see it. 上一份/下一份 walk the list it was opened from.
 
-import { html, useState, useEffect, useRef } from '../../vendor/htm-preact-standalone.js';
+import { html, useState, useEffect, useLayoutEffect, useRef } from '../../vendor/htm-preact-standalone.js';
 import * as api from '../api.js';
 import { AnswerTables } from '../answers.js';
 import { describe, fieldName, message } from '../schema/messages.js';
@@ -55,7 +55,8 @@ function useShortcuts(keys) {
   // The latest actions: a key always acts on the household on screen now.
   const latest = useRef(keys);
   latest.current = keys;
-  useEffect(() => {
+  // Listening before the screen is painted: a key pressed as soon as a household shows counts.
+  useLayoutEffect(() => {
     const press = (event) => {
       if (event.altKey || event.ctrlKey || event.metaKey || event.repeat) return;
       if (event.target.closest?.('input, textarea, select')) return;

@@ -4,19 +4,10 @@ import { html, useState, useEffect } from '../../vendor/htm-preact-standalone.js
 import * as api from '../api.js';
 import { titleOf } from '../schema/walk.js';
 import { questions, shown } from '../answers.js';
-import { now } from '../drafts.js';
+import { dayStart, dayAfter } from '../drafts.js';
 
 const FILTERS = ['township', 'status', 'since', 'until', 'submitted_by', 'q'];
 const STATES = ['received', 'edited', 'approved', 'has_issues', 'rejected'];
-
-/** A date typed in the console (`2026-03-01`) as the start of that day where the console is. */
-const dayStart = (date) => now(new Date(`${date}T00:00:00`));
-
-function nextDay(date) {
-  const day = new Date(`${date}T00:00:00`);
-  day.setDate(day.getDate() + 1);
-  return now(day);
-}
 
 /** The API's query for the console's: dates become instants, the rest is passed on. */
 function apiQuery(params) {
@@ -25,7 +16,7 @@ function apiQuery(params) {
     const value = params.get(name);
     if (!value) continue;
     if (name === 'since') query.set('since', dayStart(value));
-    else if (name === 'until') query.set('until', nextDay(value));
+    else if (name === 'until') query.set('until', dayAfter(value));
     else query.set(name, value);
   }
   if (params.get('cursor')) query.set('cursor', params.get('cursor'));
