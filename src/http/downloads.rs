@@ -36,7 +36,10 @@ pub fn endpoints() -> Vec<Endpoint> {
 struct LinkRequest {
     /// The download with its query: an export (`/api/v1/forms/{form}/export.zip`,
     /// `.../export/{table}.csv|.ndjson`), `.../indicators.csv`, or `/api/v1/admin/backup`.
-    #[schema(max_length = 2000)]
+    #[schema(
+        max_length = 2000,
+        pattern = "^/api/v1/(admin/backup|forms/[^/?#]+/(export\\.zip|indicators\\.csv|export/[^/?#]+))(\\?[^#]*)?$"
+    )]
     path: String,
 }
 
@@ -88,9 +91,10 @@ async fn create_link(
 
 /// `GET /api/v1/downloads/{link}`: the download, streamed as its own route streams it; 410 after one use or 60 s.
 #[utoipa::path(get, path = "/api/v1/downloads/{link}", tag = "datasets", security(()),
-    params(("link" = String, Path, description = "From `POST /api/v1/downloads`")),
+    params(("link" = String, Path, pattern = "^[0-9a-f]{64}$", description = "From `POST /api/v1/downloads`")),
     responses(
         (status = 200, description = "The download, with its own headers (Content-Disposition: attachment)"),
+        (status = 404, description = "`not_found`: not a link this server gives out", body = ErrorBody),
         (status = 410, description = "`link_expired`: used already, or older than 60 s", body = ErrorBody),
     ))]
 async fn redeem_link(
@@ -102,6 +106,14 @@ async fn redeem_link(
     // A HEAD (a link checker, a chat app's preview) must not spend the link on nothing.
     if request.method() == Method::HEAD {
         return Err(AppError::MethodNotAllowed);
+    }
+    // Not a link this server could have given out: no such route.
+    if link.len() != 64
+        || !link
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(AppError::RouteNotFound);
     }
     let link = state.downloads.redeem(&link).ok_or(AppError::LinkExpired)?;
     let mut inner = Request::get(&link.path)

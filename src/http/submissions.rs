@@ -226,10 +226,10 @@ struct ListQuery {
     )]
     status: Option<String>,
     /// Only this place: the value of the form's scope field (`x-scope`, the township).
-    #[param(max_length = 50)]
+    #[param(min_length = 1, max_length = 50, pattern = "\\S")]
     township: Option<String>,
     /// Only submissions sent by this username.
-    #[param(max_length = 32)]
+    #[param(min_length = 1, max_length = 32, pattern = "\\S")]
     submitted_by: Option<String>,
     /// Only submissions received at or after this time (RFC 3339).
     #[param(format = DateTime)]
@@ -239,7 +239,7 @@ struct ListQuery {
     until: Option<String>,
     /// A household number or ID number (the form's `x-unique` fields), compared after the
     /// normalisation cleaning uses: NFKC, trimmed, upper-case X.
-    #[param(max_length = 100)]
+    #[param(min_length = 1, max_length = 100, pattern = "\\S")]
     q: Option<String>,
 }
 

@@ -312,7 +312,7 @@ async fn each_role_gets_exactly_the_access_the_matrix_says() {
             .replace("{id}", id)
             .replace("{file}", "members.csv")
             .replace("{n}", "1")
-            .replace("{link}", "0123456789abcdef");
+            .replace("{link}", &"0123456789abcdef".repeat(4));
         let path = if path.ends_with("/diff") {
             format!("{path}?from=1&to=1")
         } else if path.ends_with("/progress") {
