@@ -7,7 +7,8 @@
 //! - `config`: every setting, as a flag and a `SURVEY_*` environment variable.
 //! - `error`: `AppError`, the one error type, and its table of statuses and stable codes.
 //! - `http`: the transport: the accept loop with its time limits, router, extractors (`AuthUser`),
-//!   one module per resource. Thin handlers: parse, call the domain, map the result.
+//!   one module per resource. Thin handlers: parse, call the domain, map the result. It also
+//!   serves `src/web/` (the field app and the console), embedded at compile time.
 //! - `audit`: the audited actions and reading the log (the store writes entries with each change).
 //! - `auth`: passwords, tokens, sessions, roles and permissions; users.
 //! - `forms`: the form registry: schema files, publication, compiled validators.

@@ -1,6 +1,8 @@
 //! The transport: routes, extractors and the JSON answers for unknown routes and methods.
 //! Each resource module lists its endpoints; handlers parse, call the domain, and map the result.
-//! Every handler but the operators' probes (`ops.rs`) and login takes an `AuthUser`, so no token means 401.
+//! Every handler takes an `AuthUser` (no token means 401) but the operators' probes (`ops.rs`),
+//! sign-in and refresh, the message catalogue, a download link (which carries its own caller), and
+//! the app (`webapp.rs`), which answers every path no route matches outside `/api/`.
 
 mod audit;
 mod auth;
