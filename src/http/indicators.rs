@@ -101,9 +101,8 @@ async fn figures(
     let newest = state.forms.resolve(&form, None)?;
     let declared = indicators::declared(&newest.stored.schema, &export, &table);
     let store = state.store.clone();
-    tokio::task::spawn_blocking(move || indicators::compute(&export, &store, &table, by, declared))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?
+    super::blocking(move || indicators::compute(&export, &store, &table, by, declared))
+        .await?
         .map_err(|e| match e.kind() {
             io::ErrorKind::InvalidInput => AppError::QueryInvalid(
                 "by: a name is not a column of this table (codebook.csv lists them)".into(),

@@ -86,6 +86,17 @@ fn endpoints(limits: &Limits) -> Vec<Endpoint> {
     all
 }
 
+/// Runs store work that may read many records on a blocking thread, in the request's span (so
+/// what it logs names the request), keeping the request threads free for everyone else.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AppError> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))
+}
+
 /// Every route the server answers, as (method, path): the authorisation tests must cover each.
 pub fn route_table() -> Vec<(Method, &'static str)> {
     endpoints(&Limits::default())

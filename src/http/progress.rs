@@ -48,10 +48,9 @@ async fn progress_counts(
         .ok_or_else(|| AppError::QueryInvalid(format!("by: one of {}", GroupBy::NAMES)))?;
     let schema = state.forms.resolve(&form, None)?.stored.schema.clone();
     // A pass over a whole county's records: off the request threads.
-    let counted = tokio::task::spawn_blocking(move || {
+    let counted = super::blocking(move || {
         progress::progress(&state.store, &form, &schema, by, &me, &state.timezone)
     })
-    .await
-    .map_err(|e| AppError::Internal(e.to_string()))??;
+    .await??;
     Ok(Json(counted))
 }

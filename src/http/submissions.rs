@@ -292,7 +292,7 @@ async fn list_submissions(
     let filter = query.filter(&current.stored.schema)?;
     // A filtered page may read many records (a search reads each one's answers): off the request threads.
     let store = state.store.clone();
-    let page = tokio::task::spawn_blocking(move || {
+    let page = super::blocking(move || {
         submissions::page(
             &store,
             &form,
@@ -302,8 +302,7 @@ async fn list_submissions(
             &me,
         )
     })
-    .await
-    .map_err(|e| AppError::Internal(e.to_string()))??;
+    .await??;
     let (items, unreadable) = page.views();
     state.metrics.unreadable_records(unreadable);
     Ok(Json(Page::new(items, page.next_cursor.clone())).into_response())

@@ -7,8 +7,7 @@ import { dayStart, dayAfter } from '../drafts.js';
 
 const FILTERS = ['since', 'until', 'actor', 'action', 'target'];
 
-export function AuditLog({ c, w, lang, go, route }) {
-  const params = new URLSearchParams(route.split('?')[1] ?? '');
+export function AuditLog({ c, w, lang, go, route, params }) {
   const [page, setPage] = useState(null);
   const [error, setError] = useState('');
 

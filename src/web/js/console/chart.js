@@ -3,6 +3,7 @@
 // and its data as CSV.
 
 import { html, useRef } from '../../vendor/htm-preact-standalone.js';
+import { keep } from './save.js';
 
 const COLOURS = ['#0b4f8a', '#2e8540', '#d98b00', '#b3261e', '#6a3d9a', '#00838f', '#7b5e00', '#5f6368'];
 const WIDTH = 720;
@@ -18,15 +19,6 @@ function cell(value) {
   let text = String(value ?? '');
   if (/^[\t\r\n\0]/.test(text) || /^[=+\-@]/.test(text.trimStart())) text = `'${text}`;
   return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
-
-function keep(blob, name) {
-  const url = URL.createObjectURL(blob);
-  const anchor = document.createElement('a');
-  anchor.href = url;
-  anchor.download = name;
-  anchor.click();
-  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
 function SaveButtons({ svg, name, groups, series, unit, c }) {

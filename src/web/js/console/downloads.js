@@ -5,10 +5,7 @@ import * as api from '../api.js';
 import { questions } from '../answers.js';
 import { save, size } from './save.js';
 
-export function Downloads({ c, w, lang, formList, route }) {
-  const params = new URLSearchParams(route.split('?')[1] ?? '');
-  const form = formList.find((f) => f.id === params.get('form')) ?? formList[0];
-  const schema = form?.schemas?.[form.version];
+export function Downloads({ c, w, form, schema }) {
   const [options, setOptions] = useState({ labels: true, split: false, bom: true, approved: false, raw: false });
   const [table, setTable] = useState('main');
   const [format, setFormat] = useState('csv');

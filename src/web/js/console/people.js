@@ -2,6 +2,7 @@
 
 import { html, useState, useEffect } from '../../vendor/htm-preact-standalone.js';
 import * as api from '../api.js';
+import { placeField } from '../schema/walk.js';
 
 const ROLES = ['field_worker', 'supervisor', 'analyst', 'admin'];
 
@@ -10,8 +11,7 @@ function placesOf(formList) {
   const places = new Set();
   for (const form of formList) {
     const schema = form.schemas?.[form.version];
-    const field = (schema?.['x-scope'] ?? '').replace(/^\//, '');
-    for (const place of schema?.properties?.[field]?.enum ?? []) places.add(place);
+    for (const place of placeField(schema).places) places.add(place);
   }
   return [...places];
 }

@@ -3,7 +3,7 @@
 
 import { html, useState, useEffect } from '../../vendor/htm-preact-standalone.js';
 import * as api from '../api.js';
-import { deref, choicesOf, titleOf } from '../schema/walk.js';
+import { deref, choicesOf, titleOf, placeField } from '../schema/walk.js';
 import { BarChart, LineChart } from './chart.js';
 
 /** The schema of `table`'s rows: the root for `main`, else the items of that repeated group. */
@@ -47,10 +47,7 @@ function everyDay(body) {
   return { groups, values: groups.map((d) => counted.get(d) ?? 0) };
 }
 
-export function ProgressScreen({ c, w, lang, formList, route }) {
-  const params = new URLSearchParams(route.split('?')[1] ?? '');
-  const form = formList.find((f) => f.id === params.get('form')) ?? formList[0];
-  const schema = form?.schemas?.[form.version];
+export function ProgressScreen({ c, w, lang, form, schema }) {
   const [counts, setCounts] = useState({});
   const [error, setError] = useState('');
   const base = form ? `/api/v1/forms/${encodeURIComponent(form.id)}` : '';
@@ -65,7 +62,7 @@ export function ProgressScreen({ c, w, lang, formList, route }) {
   }, [form?.id]);
 
   if (!form || !schema) return html`<p class="loading">${w.loading}</p>`;
-  const scopeField = (schema['x-scope'] ?? '/township').replace(/^\//, '');
+  const scopeField = placeField(schema).name || 'township';
   const count = (by, label) => {
     const body = counts[by];
     return body && { groups: body.groups.map(label), values: body.groups.map((g) => g.count) };

@@ -29,13 +29,18 @@ export async function save(path, progress) {
     progress(received);
   }
   const name = fileName(response.headers.get('content-disposition'), 'download');
-  const url = URL.createObjectURL(new Blob(chunks, { type: response.headers.get('content-type') ?? '' }));
+  keep(new Blob(chunks, { type: response.headers.get('content-type') ?? '' }), name);
+  return { name, size: received };
+}
+
+/** Hands a file made in the page to the browser to keep, under `name`. */
+export function keep(blob, name) {
+  const url = URL.createObjectURL(blob);
   const anchor = document.createElement('a');
   anchor.href = url;
   anchor.download = name;
   anchor.click();
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
-  return { name, size: received };
 }
 
 /** `1.2 MB`, `350 KB`: a size as people read it. */

@@ -35,7 +35,10 @@ export function Console(props) {
   }, [session.username]);
 
   const path = route.split('?')[0];
-  const shownProps = { ...props, c, formList };
+  // The form a screen shows (`?form=`, else the first) and the query it was opened with.
+  const params = new URLSearchParams(route.split('?')[1] ?? '');
+  const form = formList.find((f) => f.id === params.get('form')) ?? formList[0];
+  const shownProps = { ...props, c, formList, params, form, schema: form?.schemas?.[form.version] };
   let screen;
   if (path.startsWith('/console/submissions/')) {
     screen = html`<${SubmissionDetail} ...${shownProps} id=${decodeURIComponent(path.slice('/console/submissions/'.length))} />`;

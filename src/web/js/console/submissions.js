@@ -2,7 +2,7 @@
 
 import { html, useState, useEffect } from '../../vendor/htm-preact-standalone.js';
 import * as api from '../api.js';
-import { titleOf } from '../schema/walk.js';
+import { titleOf, placeField } from '../schema/walk.js';
 import { questions, shown } from '../answers.js';
 import { dayStart, dayAfter } from '../drafts.js';
 
@@ -24,10 +24,7 @@ function apiQuery(params) {
   return query;
 }
 
-export function Submissions({ w, c, lang, session, go, route, formList }) {
-  const params = new URLSearchParams(route.split('?')[1] ?? '');
-  const form = formList.find((f) => f.id === params.get('form')) ?? formList[0];
-  const schema = form?.schemas?.[form.version];
+export function Submissions({ w, c, lang, session, go, route, params, form, schema }) {
   const [page, setPage] = useState(null);
   const [error, setError] = useState('');
   const [workers, setWorkers] = useState([]);
@@ -64,8 +61,7 @@ export function Submissions({ w, c, lang, session, go, route, formList }) {
   }, [form?.id]);
 
   if (!form || !schema) return html`<p class="loading">${w.loading}</p>`;
-  const scopeField = (schema['x-scope'] ?? '').replace(/^\//, '');
-  const places = (schema.properties?.[scopeField]?.enum ?? []).filter((p) => !session.scope || session.scope.includes(p));
+  const places = placeField(schema).places.filter((p) => !session.scope || session.scope.includes(p));
   const columns = questions(schema, schema).filter((q) => !['group', 'object', 'consent'].includes(q.kind));
   const groups = questions(schema, schema).filter((q) => q.kind === 'group');
 

@@ -191,3 +191,10 @@ export function isHidden(root, answers, pointer) {
   }
   return false;
 }
+
+/** The form's place field (`x-scope`, e.g. `township`) and its places (`enum`), if it declares one. */
+export function placeField(root) {
+  const name = typeof root?.['x-scope'] === 'string' ? root['x-scope'].replace(/^\//, '') : '';
+  const schema = name ? deref(root, root.properties?.[name] ?? {}) : {};
+  return { name, places: Array.isArray(schema.enum) ? schema.enum : [] };
+}
