@@ -28,13 +28,14 @@ pub enum AuditAction {
     SubmissionDeleted,
     SubmissionRestored,
     CommentAdded,
+    AttachmentUploaded,
     ExportDownloaded,
     BackupDownloaded,
 }
 
 impl AuditAction {
     /// Every action, in the README's order.
-    pub const ALL: [AuditAction; 14] = [
+    pub const ALL: [AuditAction; 15] = [
         AuditAction::Login,
         AuditAction::LoginFailed,
         AuditAction::Logout,
@@ -47,6 +48,7 @@ impl AuditAction {
         AuditAction::SubmissionDeleted,
         AuditAction::SubmissionRestored,
         AuditAction::CommentAdded,
+        AuditAction::AttachmentUploaded,
         AuditAction::ExportDownloaded,
         AuditAction::BackupDownloaded,
     ];
@@ -66,6 +68,7 @@ impl AuditAction {
             AuditAction::SubmissionDeleted => "submission_deleted",
             AuditAction::SubmissionRestored => "submission_restored",
             AuditAction::CommentAdded => "comment_added",
+            AuditAction::AttachmentUploaded => "attachment_uploaded",
             AuditAction::ExportDownloaded => "export_downloaded",
             AuditAction::BackupDownloaded => "backup_downloaded",
         }

@@ -7,6 +7,8 @@ use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 
 use crate::Limits;
+use crate::attachments::Allowed;
+use crate::attachments::uploads::{DEFAULT_EXPIRY, DEFAULT_MAX_BYTES};
 
 /// survey-server: the backend smartphone surveys run on.
 ///
@@ -29,7 +31,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the HTTP server (the default).
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Play the county's field team against a running server: field workers, phones, messy data.
     Simulate(SimulateConfig),
     /// Back up a running server into one file, checked before it is kept:
@@ -117,7 +119,8 @@ pub enum UserAction {
 impl Cli {
     /// What to run; with no subcommand, the server.
     pub fn into_command(self) -> Command {
-        self.command.unwrap_or(Command::Serve(self.serve))
+        self.command
+            .unwrap_or_else(|| Command::Serve(Box::new(self.serve)))
     }
 }
 
@@ -205,6 +208,27 @@ pub struct ServeConfig {
     /// Log lines as human-readable `text` or one JSON object per line (`json`), on standard error.
     #[arg(long, env = "SURVEY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Directory for attachment files (photos, signatures, recordings), kept once each by their
+    /// SHA-256. Default: <data dir>/attachments. Back this up with the data directory.
+    #[arg(long, env = "SURVEY_ATTACHMENTS_DIR")]
+    pub attachments_dir: Option<PathBuf>,
+
+    /// Largest attachment, in bytes (default 20 MiB); larger uploads are refused at creation.
+    #[arg(long, env = "SURVEY_MAX_ATTACHMENT_BYTES", default_value_t = DEFAULT_MAX_BYTES,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_attachment_bytes: u64,
+
+    /// Seconds an unfinished upload is kept for its phone to resume (default 24 hours).
+    #[arg(long, env = "SURVEY_UPLOAD_EXPIRY", default_value_t = DEFAULT_EXPIRY.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub upload_expiry: u64,
+
+    /// Attachment types this server accepts, comma-separated (default: all it can check:
+    /// image/jpeg, image/png, image/webp, audio/webm, audio/ogg, audio/mp4, audio/mpeg,
+    /// application/pdf).
+    #[arg(long, env = "SURVEY_ATTACHMENT_TYPES", default_value_t = Allowed::default())]
+    pub attachment_types: Allowed,
 
     /// The county's time zone (IANA name): where a day begins and ends in progress counts.
     #[arg(long, env = "SURVEY_TIMEZONE", default_value = "Asia/Shanghai")]

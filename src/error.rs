@@ -11,6 +11,12 @@ use serde::Serialize;
 use crate::store::StoreError;
 use crate::strict_json::StrictError;
 
+/// tus's "460 Checksum Mismatch".
+const CHECKSUM_MISMATCH: StatusCode = match StatusCode::from_u16(460) {
+    Ok(status) => status,
+    Err(_) => StatusCode::BAD_REQUEST,
+};
+
 /// One problem in a request, placed by a JSON Pointer.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Detail {
@@ -111,6 +117,34 @@ pub enum AppError {
     UserExists,
     #[error("no such user")]
     UserNotFound,
+    #[error("no such upload (it may have been terminated or expired and swept); create a new one")]
+    UploadNotFound,
+    #[error("this upload expired before it was finished; create a new one")]
+    UploadExpired,
+    #[error(
+        "Upload-Offset must be the upload's current offset, {expected}; ask with HEAD and go on from there"
+    )]
+    UploadOffsetMismatch { expected: u64 },
+    #[error("another request is writing to this upload; try again when it has finished")]
+    UploadLocked,
+    #[error("this server speaks tus 1.0.0: send Tus-Resumable: 1.0.0")]
+    TusVersionUnsupported,
+    #[error("header {0}")]
+    HeaderInvalid(String),
+    #[error("send the bytes as Content-Type: application/offset+octet-stream")]
+    OffsetStreamRequired,
+    #[error("a file may have at most {max} bytes")]
+    AttachmentTooLarge { max: u64 },
+    #[error("{0}")]
+    AttachmentTypeMismatch(String),
+    #[error("the file's bytes do not have the SHA-256 declared at creation; nothing was kept")]
+    AttachmentChecksumMismatch,
+    #[error("these bytes do not have the Upload-Checksum sent with them; they were not added")]
+    ChunkChecksumMismatch,
+    #[error("this answer already has a file with other content")]
+    AttachmentConflict,
+    #[error("this submission has no such file")]
+    AttachmentNotFound,
     #[error("storage: {0}")]
     Storage(#[from] StoreError),
     #[error("the database cannot be written")]
@@ -169,6 +203,32 @@ impl AppError {
             Self::TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             Self::UserExists => (StatusCode::CONFLICT, "user_exists"),
             Self::UserNotFound => (StatusCode::NOT_FOUND, "user_not_found"),
+            Self::UploadNotFound => (StatusCode::NOT_FOUND, "upload_not_found"),
+            Self::UploadExpired => (StatusCode::GONE, "upload_expired"),
+            Self::UploadOffsetMismatch { .. } => (StatusCode::CONFLICT, "upload_offset_mismatch"),
+            Self::UploadLocked => (StatusCode::LOCKED, "upload_locked"),
+            Self::TusVersionUnsupported => {
+                (StatusCode::PRECONDITION_FAILED, "tus_version_unsupported")
+            }
+            Self::HeaderInvalid(_) => (StatusCode::BAD_REQUEST, "header_invalid"),
+            Self::OffsetStreamRequired => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            Self::AttachmentTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "attachment_too_large")
+            }
+            Self::AttachmentTypeMismatch(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "attachment_type_mismatch",
+            ),
+            Self::AttachmentChecksumMismatch => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "attachment_checksum_mismatch",
+            ),
+            // tus 1.0's checksum extension names this status; it has no constant in `http`.
+            Self::ChunkChecksumMismatch => (CHECKSUM_MISMATCH, "checksum_mismatch"),
+            Self::AttachmentConflict => (StatusCode::CONFLICT, "attachment_conflict"),
+            Self::AttachmentNotFound => (StatusCode::NOT_FOUND, "attachment_not_found"),
             Self::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             Self::Storage(_) | Self::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
@@ -289,6 +349,43 @@ mod tests {
             ),
             (AppError::UserExists, 409, "user_exists"),
             (AppError::UserNotFound, 404, "user_not_found"),
+            (AppError::UploadNotFound, 404, "upload_not_found"),
+            (AppError::UploadExpired, 410, "upload_expired"),
+            (
+                AppError::UploadOffsetMismatch { expected: 1 },
+                409,
+                "upload_offset_mismatch",
+            ),
+            (AppError::UploadLocked, 423, "upload_locked"),
+            (
+                AppError::TusVersionUnsupported,
+                412,
+                "tus_version_unsupported",
+            ),
+            (AppError::HeaderInvalid("x".into()), 400, "header_invalid"),
+            (
+                AppError::OffsetStreamRequired,
+                415,
+                "unsupported_media_type",
+            ),
+            (
+                AppError::AttachmentTooLarge { max: 1 },
+                413,
+                "attachment_too_large",
+            ),
+            (
+                AppError::AttachmentTypeMismatch("x".into()),
+                415,
+                "attachment_type_mismatch",
+            ),
+            (
+                AppError::AttachmentChecksumMismatch,
+                422,
+                "attachment_checksum_mismatch",
+            ),
+            (AppError::ChunkChecksumMismatch, 460, "checksum_mismatch"),
+            (AppError::AttachmentConflict, 409, "attachment_conflict"),
+            (AppError::AttachmentNotFound, 404, "attachment_not_found"),
             (AppError::NotReady, 503, "not_ready"),
             (AppError::Storage(StoreError::Flush), 500, "internal_error"),
             (AppError::Internal("x".into()), 500, "internal_error"),

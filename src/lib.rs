@@ -27,6 +27,7 @@
 //! - `strict_json`: request bodies with a repeated key are refused.
 //! - `text`: the Unicode normalisation validation and cleaning share.
 
+pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod backup;
@@ -84,6 +85,8 @@ pub struct AppState {
     pub timezone: jiff::tz::TimeZone,
     /// One-time download links not yet used.
     pub downloads: Arc<downloads::DownloadLinks>,
+    /// Resumable uploads and the attachment files on disk.
+    pub uploads: Arc<attachments::uploads::Uploads>,
 }
 
 /// How much a client may send at once.
@@ -133,6 +136,8 @@ pub enum StartError {
     Admin(#[from] auth::users::BootstrapError),
     #[error("token signing key: {0}")]
     Key(#[from] auth::tokens::KeyError),
+    #[error("the attachments directory {dir}: {source}")]
+    Attachments { dir: String, source: std::io::Error },
 }
 
 impl AppState {
@@ -171,6 +176,22 @@ impl AppState {
         };
         let forms = FormRegistry::load(&store, &config.schemas_dir).await?;
         let metrics = Arc::new(Metrics::new(store.flush_metrics()));
+        let attachments_dir = config
+            .attachments_dir
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("attachments"));
+        let blobs =
+            store::Blobs::open(&attachments_dir).map_err(|source| StartError::Attachments {
+                dir: attachments_dir.display().to_string(),
+                source,
+            })?;
+        let policy = attachments::uploads::Policy {
+            allowed: config.attachment_types.clone(),
+            max_bytes: config.max_attachment_bytes,
+            expiry: Duration::from_secs(config.upload_expiry),
+        };
+        let uploads =
+            attachments::uploads::Uploads::new(Arc::new(blobs), policy, Arc::clone(&metrics));
         Ok(Self {
             auth: Arc::new(Auth::new(keys, lifetimes)),
             store: Arc::new(store),
@@ -188,6 +209,7 @@ impl AppState {
             trusted_proxies: config.trusted_proxies.0.clone().into(),
             timezone: config.timezone.0.clone(),
             downloads: Arc::default(),
+            uploads: Arc::new(uploads),
         })
     }
 }
@@ -216,8 +238,26 @@ pub async fn serve(
         idle: state.limits.idle_timeout,
         stalled: state.limits.upload_deadline,
     };
+    let sweeper = tokio::spawn(sweep_uploads(state.clone()));
     http::listen(listener, app(state), timeouts, shutdown).await;
+    sweeper.abort();
     store.wait_durable().await.map_err(std::io::Error::other)
+}
+
+/// How often expired uploads are removed.
+const SWEEP_EVERY: Duration = Duration::from_secs(10 * 60);
+
+/// Removes expired uploads now and then, for as long as the server runs.
+async fn sweep_uploads(state: AppState) {
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        every.tick().await;
+        match state.uploads.sweep(&state.store).await {
+            Ok(0) => {}
+            Ok(expired) => tracing::info!(expired, "removed expired unfinished uploads"),
+            Err(error) => tracing::warn!(%error, "removing expired uploads failed"),
+        }
+    }
 }
 
 /// Serves `router` (the metrics listener) with the same connection handling as the API.

@@ -19,7 +19,7 @@ async fn main() -> ExitCode {
     };
     init_logging(format);
     let result = match command {
-        Command::Serve(config) => run_server(config).await,
+        Command::Serve(config) => run_server(*config).await,
         Command::Simulate(config) => simulate(config).await,
         Command::Backup(config) => backup(config).await,
         Command::Restore { file, data_dir } => survey_server::backup::restore(&file, &data_dir)

@@ -108,6 +108,9 @@ pub struct Metrics {
     export_rows: Family<ExportLabels, Counter>,
     unreadable_records: Counter,
     database_bytes: Gauge,
+    attachment_bytes: Counter,
+    uploads_resumed: Counter,
+    uploads_expired: Counter,
 }
 
 impl Metrics {
@@ -168,6 +171,25 @@ impl Metrics {
             Unit::Seconds,
             flushes.seconds.clone(),
         );
+        let attachment_bytes = Counter::default();
+        registry.register_with_unit(
+            "attachment_received",
+            "Attachment bytes received and kept on disk by tus PATCH requests",
+            Unit::Bytes,
+            attachment_bytes.clone(),
+        );
+        let uploads_resumed = Counter::default();
+        registry.register(
+            "uploads_resumed",
+            "Unfinished uploads a client asked the offset of (HEAD), to go on where it stopped",
+            uploads_resumed.clone(),
+        );
+        let uploads_expired = Counter::default();
+        registry.register(
+            "uploads_expired",
+            "Unfinished uploads removed because they expired (SURVEY_UPLOAD_EXPIRY)",
+            uploads_expired.clone(),
+        );
         let database_bytes = Gauge::default();
         registry.register_with_unit(
             "database_size",
@@ -185,7 +207,25 @@ impl Metrics {
             export_rows,
             unreadable_records,
             database_bytes,
+            attachment_bytes,
+            uploads_resumed,
+            uploads_expired,
         }
+    }
+
+    /// `bytes` of an attachment arrived and are on disk.
+    pub fn attachment_bytes(&self, bytes: u64) {
+        self.attachment_bytes.inc_by(bytes);
+    }
+
+    /// A client asked where an unfinished upload stands.
+    pub fn upload_resumed(&self) {
+        self.uploads_resumed.inc();
+    }
+
+    /// An unfinished upload expired and was removed.
+    pub fn upload_expired(&self) {
+        self.uploads_expired.inc();
     }
 
     /// One answered request; `route` is the matched template (`/api/v1/submissions/{id}`).

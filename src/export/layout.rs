@@ -26,6 +26,8 @@ pub enum Kind {
     Choices(Vec<(String, String)>),
     /// An array of plain values, joined with `;`.
     List,
+    /// The name of a file the submission carries (`contentMediaType`, see `attachments`).
+    Attachment(crate::attachments::MediaType),
 }
 
 impl Kind {
@@ -40,6 +42,7 @@ impl Kind {
             Kind::Choice(_) => "choice",
             Kind::Choices(_) => "choices",
             Kind::List => "list",
+            Kind::Attachment(_) => "attachment",
         }
     }
 }
@@ -253,6 +256,10 @@ fn column(schema: &Value, path: Vec<String>, source: String, kind: Kind) -> Colu
 fn scalar_kind(schema: &Value) -> Kind {
     if let Some(choices) = choices(schema) {
         return Kind::Choice(choices);
+    }
+    let media_type = schema.get("contentMediaType").and_then(Value::as_str);
+    if let Some(media_type) = media_type.and_then(crate::attachments::MediaType::parse) {
+        return Kind::Attachment(media_type);
     }
     match schema.get("format").and_then(Value::as_str) {
         Some("cn-resident-id") => return Kind::IdNumber,

@@ -6,7 +6,9 @@ use serde_json::Value;
 
 use super::messages::{self, Lang, Problem};
 use super::rules::RuleSet;
+use crate::attachments::{self, Field};
 use crate::error::Detail;
+use crate::export::layout::Layout;
 
 /// The only dialect we accept: forms are draft 2020-12.
 const DRAFT_2020_12: &str = "https://json-schema.org/draft/2020-12/schema";
@@ -19,6 +21,8 @@ const MAX_DETAILS: usize = 100;
 pub struct Compiled {
     pub validator: Validator,
     pub rules: RuleSet,
+    /// The attachment questions, whose answers name files.
+    pub attachments: Vec<Field>,
 }
 
 /// Compiles `schema` as draft 2020-12, offline, resolving `$ref`s against the `schemas/` library.
@@ -42,6 +46,7 @@ pub fn compile(schema: &Value, library: &Registry<'_>) -> Result<Compiled, Strin
     Ok(Compiled {
         validator,
         rules: RuleSet::of(schema)?,
+        attachments: attachments::fields(&Layout::of(schema)),
     })
 }
 
@@ -80,18 +85,18 @@ pub fn errors(compiled: &Compiled, schema: &Value, data: &Value, lang: Lang) -> 
     if !from_schema.is_empty() {
         return from_schema;
     }
-    compiled
-        .rules
-        .check(data)
+    let broken = compiled.rules.check(data).into_iter().map(|broken| {
+        let problem = match broken.rule {
+            "resident-id-gender" => Problem::new("id_gender"),
+            _ => Problem::new("id_birth_date"),
+        };
+        detail(broken.path, broken.rule, problem)
+    });
+    let files = attachments::expected(&compiled.attachments, data);
+    let names = attachments::name_problems(&files)
         .into_iter()
-        .map(|broken| {
-            let problem = match broken.rule {
-                "resident-id-gender" => Problem::new("id_gender"),
-                _ => Problem::new("id_birth_date"),
-            };
-            detail(broken.path, broken.rule, problem)
-        })
-        .collect()
+        .map(|(path, key)| detail(path, "contentMediaType", Problem::new(key)));
+    broken.chain(names).collect()
 }
 
 #[cfg(test)]

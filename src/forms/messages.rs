@@ -49,6 +49,8 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("not_asked", "根据其他回答，此项不应填写", "should not be answered, given the other answers"),
     ("id_birth_date", "与身份证号中的出生日期不一致", "does not match the date of birth in the ID number"),
     ("id_gender", "与身份证号中的性别不一致", "does not match the gender in the ID number"),
+    ("attachment.name", "文件名应为1到100个字，不能含有 / \\ 或以 . 开头", "file name must be 1 to 100 characters, without / or \\, not starting with ."),
+    ("attachment.duplicate", "与本问卷中另一个文件同名", "names the same file as another answer of this submission"),
     // Anything else, in the validator's own (masked, English) words.
     ("other", "{text}", "{text}"),
 ];

@@ -80,6 +80,14 @@ impl FormVersion {
         (!place.is_empty()).then(|| place.to_owned())
     }
 
+    /// The files `data`'s answers name (none for an unusable version).
+    pub fn attachments(&self, data: &Value) -> Vec<crate::attachments::Expected> {
+        self.compiled.as_ref().map_or_else(
+            |_| Vec::new(),
+            |compiled| crate::attachments::expected(&compiled.attachments, data),
+        )
+    }
+
     /// Checks `data` against this version's schema and rules: 422 `validation_failed` with one
     /// detail per problem (messages in `lang`), or `schema_invalid` for an unusable version.
     pub fn validate(&self, data: &Value, lang: Lang) -> Result<(), AppError> {

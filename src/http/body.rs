@@ -43,7 +43,10 @@ pub fn attachment(content_type: &'static str, file_name: &str, body: impl Into<B
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-            (header::CONTENT_DISPOSITION, content_disposition(file_name)),
+            (
+                header::CONTENT_DISPOSITION,
+                content_disposition(file_name, "attachment"),
+            ),
         ],
         body.into(),
     )
@@ -66,11 +69,11 @@ const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'|')
     .remove(b'~');
 
-/// `attachment; filename="…"; filename*=UTF-8''…` (RFC 6266): the quoted name is a plain-ASCII
+/// `attachment; filename="…"; filename*=UTF-8''…` (RFC 6266; `inline` to show it in place): the quoted name is a plain-ASCII
 /// stand-in (anything but letters, digits, `.`, `-` and `_` becomes `_`), so nothing in a name,
 /// such as a table named after a schema property, can close the quotes and add parameters; the
 /// exact name, `中文` included, travels percent-encoded in `filename*`.
-fn content_disposition(file_name: &str) -> HeaderValue {
+pub fn content_disposition(file_name: &str, disposition: &str) -> HeaderValue {
     let fallback: String = file_name
         .chars()
         .map(|c| {
@@ -83,7 +86,7 @@ fn content_disposition(file_name: &str) -> HeaderValue {
         .collect();
     let exact = utf8_percent_encode(file_name, ATTR_CHAR);
     HeaderValue::from_str(&format!(
-        "attachment; filename=\"{fallback}\"; filename*=UTF-8''{exact}"
+        "{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{exact}"
     ))
     .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
@@ -135,7 +138,8 @@ mod tests {
 
     #[test]
     fn a_download_name_cannot_add_parameters_and_keeps_its_exact_text_encoded() {
-        let header = content_disposition("labour-survey-x\"; filename=\"evil.exe.csv");
+        let header =
+            content_disposition("labour-survey-x\"; filename=\"evil.exe.csv", "attachment");
         let text = header.to_str().unwrap();
         assert_eq!(text.matches("filename=").count(), 1, "{text}");
         assert!(
@@ -147,7 +151,7 @@ mod tests {
             "{text}"
         );
 
-        let chinese = content_disposition("劳动力.csv");
+        let chinese = content_disposition("劳动力.csv", "attachment");
         assert_eq!(
             chinese.to_str().unwrap(),
             "attachment; filename=\"___.csv\"; filename*=UTF-8''%E5%8A%B3%E5%8A%A8%E5%8A%9B.csv"

@@ -4,6 +4,7 @@
 //! sign-in and refresh, the message catalogue, a download link (which carries its own caller), and
 //! the app (`webapp.rs`), which answers every path no route matches outside `/api/`.
 
+mod attachments;
 mod audit;
 mod auth;
 mod backup;
@@ -22,6 +23,7 @@ mod progress;
 mod review;
 mod shapes;
 mod submissions;
+mod uploads;
 mod users;
 mod webapp;
 
@@ -83,6 +85,8 @@ fn endpoints(limits: &Limits) -> Vec<Endpoint> {
     all.extend(downloads::endpoints());
     all.extend(openapi::endpoints());
     all.extend(review::endpoints());
+    all.extend(uploads::endpoints());
+    all.extend(attachments::endpoints());
     all
 }
 

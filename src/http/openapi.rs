@@ -71,6 +71,12 @@ pub fn endpoints() -> Vec<Endpoint> {
         super::backup::backup,
         super::downloads::create_link,
         super::downloads::redeem_link,
+        super::uploads::options,
+        super::uploads::create,
+        super::uploads::head,
+        super::uploads::patch,
+        super::uploads::terminate,
+        super::attachments::attachment,
     ),
     components(schemas(ErrorBody, ErrorObject, Detail)),
     modifiers(&Conventions),
@@ -84,6 +90,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         (name = "review", description = "Review states, comments, corrections, deletion"),
         (name = "datasets", description = "Cleaned exports and indicators"),
         (name = "audit", description = "Who did what, when"),
+        (name = "attachments", description = "Photos, signatures and recordings: resumable uploads (tus 1.0) and reading them back"),
     )
 )]
 struct ApiDoc;
@@ -118,6 +125,8 @@ impl Modify for Conventions {
                 &mut item.put,
                 &mut item.patch,
                 &mut item.delete,
+                &mut item.head,
+                &mut item.options,
             ]
             .into_iter()
             .flatten()

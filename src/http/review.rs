@@ -197,7 +197,7 @@ async fn edit_submission(
         text(header::ACCEPT_LANGUAGE),
     )
     .await?;
-    view_with_etag(&record)
+    view_with_etag(&state, &record)
 }
 
 /// `GET /api/v1/submissions/{id}/versions`: who made each version and when.

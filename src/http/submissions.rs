@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::extract::{ApiQuery, AuthUser, JsonBody, Path};
 use super::shapes::Page;
 use super::{Endpoint, endpoint};
+use crate::attachments;
 use crate::clock::Timestamp;
 use crate::error::ErrorBody;
 use crate::error::{AppError, Detail, ErrorObject};
@@ -321,14 +322,25 @@ async fn get_submission(
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     let record = submissions::find(&state.store, parse_id(&id)?, &me)?;
-    view_with_etag(&record)
+    view_with_etag(&state, &record)
 }
 
-/// A submission as JSON with the `ETag` of its current version, which a correction must send back.
-pub(super) fn view_with_etag(record: &SubmissionRecord) -> Result<Response, AppError> {
+/// A submission as JSON with its files and the `ETag` of its current version, which a
+/// correction must send back.
+pub(super) fn view_with_etag(
+    state: &AppState,
+    record: &SubmissionRecord,
+) -> Result<Response, AppError> {
     let etag = HeaderValue::from_str(&submissions::edit::etag(record))
         .map_err(|e| AppError::Internal(e.to_string()))?;
-    Ok(([(header::ETAG, etag)], Json(SubmissionView::of(record)?)).into_response())
+    let mut view = SubmissionView::of(record)?;
+    view.attachments = Some(attachments::listed(
+        &state.store,
+        state.uploads.blobs(),
+        &state.forms,
+        record,
+    )?);
+    Ok(([(header::ETAG, etag)], Json(view)).into_response())
 }
 
 /// `GET /api/v1/submissions/{id}/raw`: the envelope byte for byte as the phone sent it (for audit).

@@ -77,6 +77,15 @@ pub fn index_entry(value: &[u8]) -> Option<IndexEntry<'_>> {
     })
 }
 
+/// `submissionidname_attachment`: SubmissionId (16 bytes) + the file's name (UTF-8); a name
+/// never holds a NUL, a slash or a backslash, and the id is fixed-length, so no name runs into another.
+pub fn attachment(submission: Uuid, name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(16 + name.len());
+    key.extend_from_slice(submission.as_bytes());
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
 /// `submissionidseq_comment`: SubmissionId (16 bytes) + comment number (u64 BE).
 pub fn submission_seq(id: Uuid, seq: u64) -> Vec<u8> {
     let mut key = Vec::with_capacity(24);

@@ -10,8 +10,10 @@
 // `write.rs` (and the offline migrations and restore), so every change takes the one write path.
 #![allow(clippy::disallowed_types)]
 
+mod attachments;
 mod audit;
 mod backup;
+mod blobs;
 mod durability;
 mod forms;
 pub mod keys;
@@ -24,8 +26,10 @@ mod write;
 use std::path::Path;
 use std::sync::Mutex;
 
+pub use attachments::{AttachmentRecord, CompleteRefused, UploadRecord};
 pub use audit::{AuditEvent, AuditRecord};
 pub use backup::{BackupSummary, RestoreError, Snapshot, restore, verify};
+pub use blobs::Blobs;
 pub use durability::Ticket;
 pub use forms::{FormInsert, StoredFormVersion};
 pub use submissions::{
@@ -87,6 +91,11 @@ pub struct Store {
     audit_index: sled::Tree,
     /// `meta`: the storage format version and the readiness heartbeat (`keys.rs`).
     meta: sled::Tree,
+    /// `uploadid_upload`: upload id (16 bytes) → `UploadRecord` (JSON); tus uploads under way.
+    uploads: sled::Tree,
+    /// `submissionidname_attachment`: SubmissionId (16 bytes) + file name → `AttachmentRecord`
+    /// (JSON); the bytes are in `Blobs`, by their SHA-256.
+    attachments: sled::Tree,
     /// Serialises numbered writes (submissions, audit entries) so numbers commit in order: a reader
     /// paging with a cursor can then never miss an entry that commits "behind" it.
     write_order: Mutex<()>,
@@ -125,6 +134,8 @@ impl Store {
             audit: db.open_tree("seq_audit")?,
             audit_index: db.open_tree("targetseq_none")?,
             meta: db.open_tree("meta")?,
+            uploads: db.open_tree("uploadid_upload")?,
+            attachments: db.open_tree(attachments::ATTACHMENTS)?,
             write_order: Mutex::new(()),
             durability: Durability::start(db.clone(), &dir)?,
             db,

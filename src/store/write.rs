@@ -47,6 +47,8 @@ pub(super) struct Tx<'t> {
     pub audit: &'t TransactionalTree,
     pub audit_index: &'t TransactionalTree,
     pub meta: &'t TransactionalTree,
+    pub uploads: &'t TransactionalTree,
+    pub attachments: &'t TransactionalTree,
     /// Numbers drawn for this write before it began (sled's id generator may write, which it
     /// cannot do inside a transaction), larger than every number handed out before.
     numbers: &'t [u64],
@@ -66,6 +68,8 @@ impl<'t> Tx<'t> {
             audit: &views[8],
             audit_index: &views[9],
             meta: &views[10],
+            uploads: &views[11],
+            attachments: &views[12],
             numbers,
         }
     }
@@ -112,7 +116,7 @@ impl<T> Pending<T> {
 
 impl Store {
     /// Every tree, in the order [`Tx`] names them.
-    fn trees(&self) -> [&sled::Tree; 11] {
+    fn trees(&self) -> [&sled::Tree; 13] {
         [
             &self.form_versions,
             &self.submission_record,
@@ -125,6 +129,8 @@ impl Store {
             &self.audit,
             &self.audit_index,
             &self.meta,
+            &self.uploads,
+            &self.attachments,
         ]
     }
 

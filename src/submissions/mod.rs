@@ -248,6 +248,12 @@ fn id_of(raw: &[u8]) -> Option<Uuid> {
     Uuid::try_parse(&id).ok()
 }
 
+/// The answers a record holds now: the latest correction, else as received.
+pub fn current_data(record: &SubmissionRecord) -> Result<serde_json::Value, AppError> {
+    let view = SubmissionView::of(record)?;
+    serde_json::from_str(view.data.get()).map_err(|e| AppError::Internal(e.to_string()))
+}
+
 /// One submission with its metadata, if `reader` may see it (else it is "not found": no hint it
 /// exists). Deleted submissions are seen only by those who may restore them.
 pub fn find(store: &Store, id: Uuid, reader: &Principal) -> Result<SubmissionRecord, AppError> {

@@ -10,6 +10,7 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use super::{ListFilter, ReviewStatus};
+use crate::attachments::AttachmentView;
 use crate::auth::{Permission, Principal};
 use crate::clock::Timestamp;
 use crate::error::AppError;
@@ -42,6 +43,9 @@ pub struct SubmissionView<'a> {
     pub data: Cow<'a, RawValue>,
     #[schema(value_type = Option<Object>)]
     pub meta: Option<Cow<'a, RawValue>>,
+    /// The files the answers name and whether each has arrived (when one submission is read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attachments: Option<Vec<AttachmentView>>,
 }
 
 /// Why and by whom a submission was deleted, as the API shows it.
@@ -136,6 +140,7 @@ impl<'a> SubmissionView<'a> {
             deleted: record.meta.deleted.as_ref().map(DeletionView::from),
             data,
             meta,
+            attachments: None,
         })
     }
 }

@@ -57,6 +57,10 @@ pub fn test_config(data_dir: &TempDir) -> ServeConfig {
         cache_mb: 64,
         log_format: LogFormat::Text,
         timezone: "Asia/Shanghai".parse().expect("a time zone"),
+        attachments_dir: None,
+        max_attachment_bytes: 2 * 1024 * 1024,
+        upload_expiry: 3600,
+        attachment_types: Default::default(),
     }
 }
 

@@ -35,7 +35,10 @@ async fn the_spec_documents_exactly_the_routes_the_server_answers() {
             item.as_object()
                 .unwrap()
                 .keys()
-                .filter(|key| ["get", "post", "put", "patch", "delete"].contains(&key.as_str()))
+                .filter(|key| {
+                    ["get", "post", "put", "patch", "delete", "head", "options"]
+                        .contains(&key.as_str())
+                })
                 .map(move |method| (method.clone(), path.clone()))
         })
         .collect();
