@@ -1,6 +1,7 @@
 //! Integration tests: the real server on 127.0.0.1 with a real HTTP client.
 
 mod access;
+mod attachments;
 mod audit;
 mod auth;
 mod backup;

@@ -1,0 +1,656 @@
+//! Photos, signatures and recordings: tus 1.0 uploads to the real server, and reading them back.
+//! (tests/browser/test_uploads.py drives the same server with tuspy, kill -9 included.)
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use reqwest::{Method, Response};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, error_code, spawn_app, spawn_app_with};
+
+const FORM: &str = "evidence";
+
+/// A JPEG's first bytes, then `size` bytes of a pattern: enough for the server's magic check.
+pub fn jpeg(size: usize, seed: u8) -> Vec<u8> {
+    let mut bytes = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01".to_vec();
+    bytes.extend((0..size).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)));
+    bytes
+}
+
+fn png() -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR".to_vec();
+    bytes.extend([7u8; 300]);
+    bytes
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Publishes the evidence form (photo, signature, voice note, ID card photos) as the admin.
+async fn publish(app: &TestApp) {
+    let schema: Value =
+        serde_json::from_str(include_str!("../fixtures/evidence-form.json")).unwrap();
+    let body = json!({"id": FORM, "version": "1", "title": "入户核查", "schema": schema});
+    let response = app
+        .post_json_as(&app.admin_token, "/api/v1/forms", &body)
+        .await;
+    assert_eq!(response.status(), 201);
+}
+
+fn visit() -> Value {
+    json!({
+        "household_id": "4510220170001",
+        "township": "思林镇",
+        "house_photo": "house.jpg",
+        "consent_signature": "signature.png",
+        "members": [{"name": "黄秀英", "id_card_photo": "id-1.jpg"}]
+    })
+}
+
+/// Submits `data` to the evidence form as `token`; the submission's id.
+async fn submit(app: &TestApp, token: &str, data: Value) -> String {
+    let id = Uuid::new_v4().to_string();
+    let envelope = json!({"id": id, "form_version": "1", "data": data});
+    let response = app
+        .post_json_as(
+            token,
+            &format!("/api/v1/forms/{FORM}/submissions"),
+            &envelope,
+        )
+        .await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    id
+}
+
+/// A tus client in a few lines, so each test says exactly what goes over the wire.
+struct Tus<'a> {
+    app: &'a TestApp,
+    token: String,
+}
+
+impl<'a> Tus<'a> {
+    fn new(app: &'a TestApp, token: &str) -> Self {
+        Self {
+            app,
+            token: token.to_owned(),
+        }
+    }
+
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.app
+            .client
+            .request(method, self.app.url(path))
+            .bearer_auth(&self.token)
+            .header("tus-resumable", "1.0.0")
+    }
+
+    async fn create(&self, submission: &str, name: &str, kind: &str, length: usize) -> Response {
+        self.create_with(
+            &[
+                ("submission", submission),
+                ("filename", name),
+                ("filetype", kind),
+            ],
+            length,
+        )
+        .await
+    }
+
+    async fn create_with(&self, metadata: &[(&str, &str)], length: usize) -> Response {
+        let metadata: Vec<String> = metadata
+            .iter()
+            .map(|(key, value)| format!("{key} {}", STANDARD.encode(value)))
+            .collect();
+        self.request(Method::POST, "/api/v1/uploads")
+            .header("upload-length", length.to_string())
+            .header("upload-metadata", metadata.join(","))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates an upload that must succeed; its path.
+    async fn start(&self, submission: &str, name: &str, kind: &str, length: usize) -> String {
+        let response = self.create(submission, name, kind, length).await;
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+        assert_eq!(response.headers()["tus-resumable"], "1.0.0");
+        assert!(response.headers().contains_key("upload-expires"));
+        response.headers()["location"].to_str().unwrap().to_owned()
+    }
+
+    async fn patch(&self, upload: &str, offset: usize, bytes: &[u8]) -> Response {
+        self.request(Method::PATCH, upload)
+            .header("upload-offset", offset.to_string())
+            .header("content-type", "application/offset+octet-stream")
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn head(&self, upload: &str) -> Response {
+        self.request(Method::HEAD, upload).send().await.unwrap()
+    }
+
+    async fn offset(&self, upload: &str) -> u64 {
+        let response = self.head(upload).await;
+        assert_eq!(response.status(), 200);
+        response.headers()["upload-offset"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// Uploads `bytes` whole in one PATCH; the PATCH's answer.
+    async fn upload(&self, submission: &str, name: &str, kind: &str, bytes: &[u8]) -> Response {
+        let upload = self.start(submission, name, kind, bytes.len()).await;
+        self.patch(&upload, 0, bytes).await
+    }
+}
+
+#[tokio::test]
+async fn a_photo_arrives_in_chunks_and_is_read_back_whole_or_in_ranges() {
+    let app = spawn_app().await;
+    publish(&app).await;
+    let id = submit(&app, &app.token, visit()).await;
+    let tus = Tus::new(&app, &app.token);
+    let photo = jpeg(300_000, 1);
+
+    let before: Value = app.get_json(&format!("/api/v1/submissions/{id}")).await;
+    assert_eq!(
+        before["attachments"],
+        json!([
+            {"name": "house.jpg", "type": "image/jpeg", "size": null, "sha256": null, "present": false},
+            {"name": "signature.png", "type": "image/png", "size": null, "sha256": null, "present": false},
+            {"name": "id-1.jpg", "type": "image/jpeg", "size": null, "sha256": null, "present": false},
+        ])
+    );
+
+    let upload = tus.start(&id, "house.jpg", "image/jpeg", photo.len()).await;
+    assert_eq!(tus.offset(&upload).await, 0);
+    let first = tus.patch(&upload, 0, &photo[..100_000]).await;
+    assert_eq!(first.status(), 204);
+    assert_eq!(first.headers()["upload-offset"], "100000");
+    assert_eq!(tus.offset(&upload).await, 100_000);
+    // A chunk with its own checksum, as tus-js-client can send.
+    let rest = &photo[100_000..];
+    let checked = tus
+        .request(Method::PATCH, &upload)
+        .header("upload-offset", "100000")
+        .header("content-type", "application/offset+octet-stream")
+        .header(
+            "upload-checksum",
+            format!("sha256 {}", STANDARD.encode(Sha256::digest(rest))),
+        )
+        .body(rest.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(checked.status(), 204);
+    assert_eq!(checked.headers()["upload-offset"], photo.len().to_string());
+    assert_eq!(tus.offset(&upload).await, photo.len() as u64);
+
+    let after: Value = app.get_json(&format!("/api/v1/submissions/{id}")).await;
+    assert_eq!(
+        after["attachments"][0],
+        json!({"name": "house.jpg", "type": "image/jpeg", "size": photo.len(),
+               "sha256": sha256_hex(&photo), "present": true})
+    );
+    assert_eq!(after["attachments"][1]["present"], false);
+
+    let path = format!("/api/v1/submissions/{id}/attachments/house.jpg");
+    let whole = app.get(&path).await;
+    assert_eq!(whole.status(), 200);
+    assert_eq!(whole.headers()["content-type"], "image/jpeg");
+    assert_eq!(whole.headers()["x-content-type-options"], "nosniff");
+    let etag = whole.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(etag, format!("\"{}\"", sha256_hex(&photo)));
+    assert_eq!(whole.bytes().await.unwrap(), photo);
+
+    let part = app
+        .client
+        .get(app.url(&path))
+        .bearer_auth(&app.token)
+        .header("range", "bytes=10-19")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.bytes().await.unwrap(), photo[10..20]);
+    let unchanged = app
+        .client
+        .get(app.url(&path))
+        .bearer_auth(&app.token)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unchanged.status(), 304);
+
+    let trail = app
+        .get_json_as(&app.admin_token, &format!("/api/v1/submissions/{id}/audit"))
+        .await;
+    let actions: Vec<&str> = trail["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["submission_created", "attachment_uploaded"]);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "survey_attachment_received_bytes_total {}",
+            photo.len()
+        )),
+        "{metrics}"
+    );
+
+    // Stored once, by its hash, outside the database.
+    let sha = sha256_hex(&photo);
+    let object = app
+        .data_path()
+        .join("attachments/objects")
+        .join(&sha[..2])
+        .join(&sha[2..]);
+    assert_eq!(std::fs::read(object).unwrap(), photo);
+}
+
+#[tokio::test]
+async fn the_server_speaks_tus_1_0_and_holds_clients_to_it() {
+    let app = spawn_app().await;
+    publish(&app).await;
+    let id = submit(&app, &app.token, visit()).await;
+    let tus = Tus::new(&app, &app.token);
+
+    let options = app
+        .client
+        .request(Method::OPTIONS, app.url("/api/v1/uploads"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(options.status(), 204);
+    let headers = options.headers();
+    assert_eq!(headers["tus-resumable"], "1.0.0");
+    assert_eq!(headers["tus-version"], "1.0.0");
+    assert_eq!(
+        headers["tus-extension"],
+        "creation,checksum,termination,expiration"
+    );
+    assert_eq!(headers["tus-max-size"], (2 * 1024 * 1024).to_string());
+    assert_eq!(headers["tus-checksum-algorithm"], "sha256");
+
+    let unversioned = app
+        .client
+        .post(app.url("/api/v1/uploads"))
+        .bearer_auth(&app.token)
+        .header("upload-length", "10")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unversioned.headers()["tus-version"], "1.0.0");
+    assert_eq!(error_code(unversioned).await.1, "tus_version_unsupported");
+
+    let photo = jpeg(5000, 2);
+    let upload = tus.start(&id, "house.jpg", "image/jpeg", photo.len()).await;
+    assert_eq!(tus.patch(&upload, 0, &photo[..1000]).await.status(), 204);
+
+    let wrong_offset = tus.patch(&upload, 500, &photo[500..1500]).await;
+    assert_eq!(wrong_offset.headers()["tus-resumable"], "1.0.0");
+    assert_eq!(error_code(wrong_offset).await.1, "upload_offset_mismatch");
+    let not_a_stream = tus
+        .request(Method::PATCH, &upload)
+        .header("upload-offset", "1000")
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(not_a_stream).await.0, 415);
+    let corrupted = tus
+        .request(Method::PATCH, &upload)
+        .header("upload-offset", "1000")
+        .header("content-type", "application/offset+octet-stream")
+        .header(
+            "upload-checksum",
+            format!("sha256 {}", STANDARD.encode(Sha256::digest(b"other"))),
+        )
+        .body(photo[1000..2000].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(corrupted).await,
+        (460, "checksum_mismatch".into(), error_body_of_460())
+    );
+    let md5 = tus
+        .request(Method::PATCH, &upload)
+        .header("upload-offset", "1000")
+        .header("content-type", "application/offset+octet-stream")
+        .header("upload-checksum", "md5 XUFAKrxLKna5cZ2REBfFkg==")
+        .body(photo[1000..2000].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(md5).await.0, 400);
+    let too_long = tus.patch(&upload, 1000, &jpeg(10_000, 2)).await;
+    assert_eq!(error_code(too_long).await.1, "body_too_large");
+    // None of the refused bytes were added.
+    assert_eq!(tus.offset(&upload).await, 1000);
+
+    assert_eq!(tus.patch(&upload, 1000, &photo[1000..]).await.status(), 204);
+    // Once finished, the upload answers its full length until it expires.
+    assert_eq!(tus.offset(&upload).await, photo.len() as u64);
+    let nothing_more = tus.patch(&upload, photo.len(), b"").await;
+    assert_eq!(nothing_more.status(), 204);
+}
+
+/// What the 460 answer's body says (only its code matters; the message is for a person).
+fn error_body_of_460() -> Value {
+    json!({"code": "checksum_mismatch",
+           "message": "these bytes do not have the Upload-Checksum sent with them; they were not added"})
+}
+
+#[tokio::test]
+async fn uploads_are_refused_at_creation_when_they_cannot_fit_the_answer() {
+    let app = spawn_app().await;
+    publish(&app).await;
+    let id = submit(&app, &app.token, visit()).await;
+    let tus = Tus::new(&app, &app.token);
+
+    let huge = tus
+        .create(&id, "house.jpg", "image/jpeg", 2 * 1024 * 1024 + 1)
+        .await;
+    assert_eq!(error_code(huge).await.1, "attachment_too_large");
+    let unnamed = tus.create(&id, "other.jpg", "image/jpeg", 100).await;
+    assert_eq!(error_code(unnamed).await.1, "request_invalid");
+    let wrong_type = tus.create(&id, "house.jpg", "image/png", 100).await;
+    assert_eq!(error_code(wrong_type).await.1, "attachment_type_mismatch");
+    let nowhere = tus
+        .create(&Uuid::new_v4().to_string(), "house.jpg", "image/jpeg", 100)
+        .await;
+    assert_eq!(error_code(nowhere).await.1, "submission_not_found");
+    let no_name = tus
+        .create_with(&[("submission", &id), ("filetype", "image/jpeg")], 100)
+        .await;
+    assert_eq!(error_code(no_name).await.1, "header_invalid");
+    let bad_hash = tus
+        .create_with(
+            &[
+                ("submission", &id),
+                ("filename", "house.jpg"),
+                ("filetype", "image/jpeg"),
+                ("sha256", "abc"),
+            ],
+            100,
+        )
+        .await;
+    assert_eq!(error_code(bad_hash).await.1, "header_invalid");
+
+    // Another field worker cannot see it; a supervisor sees it but may not add to it; admins may.
+    let fw2 = app.user("fw2", "field_worker", None).await;
+    let theirs = Tus::new(&app, &fw2)
+        .create(&id, "house.jpg", "image/jpeg", 100)
+        .await;
+    assert_eq!(error_code(theirs).await.1, "submission_not_found");
+    let supervisor = app.user("sup", "supervisor", None).await;
+    let reviewer = Tus::new(&app, &supervisor)
+        .create(&id, "house.jpg", "image/jpeg", 100)
+        .await;
+    assert_eq!(error_code(reviewer).await.1, "forbidden");
+    let admin = Tus::new(&app, &app.admin_token)
+        .create(&id, "house.jpg", "image/jpeg", 100)
+        .await;
+    assert_eq!(admin.status(), 201);
+
+    // Someone else's upload is not there for you.
+    let mine = tus.start(&id, "house.jpg", "image/jpeg", 100).await;
+    assert_eq!(Tus::new(&app, &fw2).head(&mine).await.status(), 404);
+    let patched = Tus::new(&app, &fw2).patch(&mine, 0, &jpeg(80, 0)).await;
+    assert_eq!(error_code(patched).await.1, "upload_not_found");
+    assert_eq!(
+        Tus::new(&app, &app.admin_token).head(&mine).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_finished_file_must_be_what_it_claims_and_an_answer_keeps_its_first_file() {
+    let app = spawn_app().await;
+    publish(&app).await;
+    let id = submit(&app, &app.token, visit()).await;
+    let tus = Tus::new(&app, &app.token);
+
+    // A Windows program renamed to .jpg.
+    let mut program = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00".to_vec();
+    program.resize(4000, 0);
+    let upload = tus
+        .start(&id, "house.jpg", "image/jpeg", program.len())
+        .await;
+    let refused = tus.patch(&upload, 0, &program).await;
+    assert_eq!(
+        error_code(refused).await,
+        (
+            415,
+            "attachment_type_mismatch".into(),
+            json!({
+        "code": "attachment_type_mismatch", "message": "the file's content is not image/jpeg"})
+        )
+    );
+    assert_eq!(
+        tus.head(&upload).await.status(),
+        404,
+        "the refused upload is gone"
+    );
+
+    let photo = jpeg(4000, 3);
+    let declared = tus
+        .create_with(
+            &[
+                ("submission", &id),
+                ("filename", "house.jpg"),
+                ("filetype", "image/jpeg"),
+                ("sha256", &sha256_hex(&jpeg(4000, 4))),
+            ],
+            photo.len(),
+        )
+        .await;
+    let upload = declared.headers()["location"].to_str().unwrap().to_owned();
+    let mismatch = tus.patch(&upload, 0, &photo).await;
+    assert_eq!(error_code(mismatch).await.1, "attachment_checksum_mismatch");
+
+    assert_eq!(
+        tus.upload(&id, "house.jpg", "image/jpeg", &photo)
+            .await
+            .status(),
+        204
+    );
+    // The same bytes again (a phone that lost the answer) are fine; other bytes are not.
+    assert_eq!(
+        tus.upload(&id, "house.jpg", "image/jpeg", &photo)
+            .await
+            .status(),
+        204
+    );
+    let other_size = tus.create(&id, "house.jpg", "image/jpeg", 5000).await;
+    assert_eq!(error_code(other_size).await.1, "attachment_conflict");
+    let same_size = tus
+        .upload(&id, "house.jpg", "image/jpeg", &jpeg(4000, 5))
+        .await;
+    assert_eq!(error_code(same_size).await.1, "attachment_conflict");
+    let kept = app
+        .get(&format!("/api/v1/submissions/{id}/attachments/house.jpg"))
+        .await;
+    assert_eq!(kept.bytes().await.unwrap(), photo);
+
+    // The same photo for another answer is stored once.
+    let mut data = visit();
+    data["house_photo"] = json!("house-again.jpg");
+    let second = submit(&app, &app.token, data).await;
+    assert_eq!(
+        tus.upload(&second, "house-again.jpg", "image/jpeg", &photo)
+            .await
+            .status(),
+        204
+    );
+    let sha = sha256_hex(&photo);
+    let fan = app.data_path().join("attachments/objects").join(&sha[..2]);
+    assert_eq!(std::fs::read_dir(fan).unwrap().count(), 1);
+    assert_eq!(
+        tus.upload(&id, "signature.png", "image/png", &png())
+            .await
+            .status(),
+        204
+    );
+}
+
+#[tokio::test]
+async fn file_names_are_plain_names_unique_within_their_submission() {
+    let app = spawn_app().await;
+    publish(&app).await;
+    let mut data = visit();
+    data["house_photo"] = json!("../house.jpg");
+    data["members"][0]["id_card_photo"] = json!("signature.png");
+    let envelope = json!({"id": Uuid::new_v4().to_string(), "form_version": "1", "data": data});
+    let response = app
+        .post_json(&format!("/api/v1/forms/{FORM}/submissions"), &envelope)
+        .await;
+    let (status, code, error) = error_code(response).await;
+    assert_eq!((status, code.as_str()), (422, "validation_failed"));
+    let problems: Vec<(&str, &str)> = error["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["path"].as_str().unwrap(), d["key"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            ("/house_photo", "attachment.name"),
+            ("/members/0/id_card_photo", "attachment.duplicate")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn unfinished_uploads_expire_and_can_be_ended_early() {
+    let app = spawn_app_with(|config| config.upload_expiry = 1).await;
+    publish(&app).await;
+    let id = submit(&app, &app.token, visit()).await;
+    let tus = Tus::new(&app, &app.token);
+
+    let ended = tus.start(&id, "house.jpg", "image/jpeg", 1000).await;
+    assert_eq!(tus.patch(&ended, 0, &jpeg(100, 0)).await.status(), 204);
+    let terminated = tus.request(Method::DELETE, &ended).send().await.unwrap();
+    assert_eq!(terminated.status(), 204);
+    assert_eq!(tus.head(&ended).await.status(), 404);
+
+    let lapsing = tus.start(&id, "house.jpg", "image/jpeg", 1000).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(tus.head(&lapsing).await.status(), 410);
+    let late = tus.patch(&lapsing, 0, &jpeg(100, 0)).await;
+    assert_eq!(error_code(late).await.1, "upload_expired");
+
+    // The sweep (at start and every ten minutes) removes it and its bytes.
+    let app = app.restart().await;
+    let tus = Tus::new(&app, &app.token);
+    let mut swept = false;
+    for _ in 0..50 {
+        if tus.head(&lapsing).await.status() == 404 {
+            swept = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(swept);
+    assert_eq!(
+        std::fs::read_dir(app.data_path().join("attachments/uploads"))
+            .unwrap()
+            .count(),
+        0
+    );
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("survey_uploads_expired_total 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn bytes_that_arrived_before_a_connection_broke_or_stalled_are_kept() {
+    let app = spawn_app_with(|config| config.upload_deadline = 1).await;
+    publish(&app).await;
+    let id = submit(&app, &app.token, visit()).await;
+    let tus = Tus::new(&app, &app.token);
+    let photo = jpeg(20_000, 6);
+
+    let upload = tus.start(&id, "house.jpg", "image/jpeg", photo.len()).await;
+    // The phone loses its signal 6,000 bytes into a 20,000-byte PATCH.
+    raw_patch(&app, &upload, (0, photo.len()), &photo[..6000], true).await;
+    let mut offset = 0;
+    for _ in 0..50 {
+        offset = tus.offset(&upload).await;
+        if offset == 6000 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(offset, 6000);
+
+    // Another sends 4,000 more and then nothing: after the deadline, 408, and they are kept.
+    let rest = (6000, photo.len() - 6000);
+    let stalled = raw_patch(&app, &upload, rest, &photo[6000..10_000], false).await;
+    assert!(
+        stalled.as_deref().is_some_and(|s| s.contains("408")),
+        "{stalled:?}"
+    );
+    assert_eq!(tus.offset(&upload).await, 10_000);
+    assert_eq!(
+        tus.patch(&upload, 10_000, &photo[10_000..]).await.status(),
+        204
+    );
+    let kept = app
+        .get(&format!("/api/v1/submissions/{id}/attachments/house.jpg"))
+        .await;
+    assert_eq!(kept.bytes().await.unwrap(), photo);
+}
+
+/// Sends a PATCH head declaring `declared` body bytes at `offset`, then only `sent`; then
+/// either hangs up (`None`) or waits for the server's answer (its status line).
+async fn raw_patch(
+    app: &TestApp,
+    upload: &str,
+    (offset, declared): (usize, usize),
+    sent: &[u8],
+    hang_up: bool,
+) -> Option<String> {
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "PATCH {upload} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\
+         Tus-Resumable: 1.0.0\r\nUpload-Offset: {offset}\r\n\
+         Content-Type: application/offset+octet-stream\r\nContent-Length: {declared}\r\n\r\n",
+        app.token
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(sent).await.unwrap();
+    stream.flush().await.unwrap();
+    if hang_up {
+        return None;
+    }
+    let mut answer = vec![0; 1024];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .expect("an answer after the deadline")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer[..n]).into_owned();
+    text.lines().next().map(str::to_owned)
+}
