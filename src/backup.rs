@@ -101,10 +101,16 @@ pub async fn fetch(source: &Source, out: &Path) -> Result<BackupSummary, String>
     Ok(summary)
 }
 
-/// Restores `file` into the (new, empty) data directory `data_dir`.
-pub fn restore(file: &Path, data_dir: &Path) -> Result<BackupSummary, String> {
+/// Restores `file` into the (new, empty) data directory `data_dir`, its attachment files into
+/// `attachments_dir` (default `<data dir>/attachments`, which must hold no files yet).
+pub fn restore(
+    file: &Path,
+    data_dir: &Path,
+    attachments_dir: Option<&Path>,
+) -> Result<BackupSummary, String> {
     let input = File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    store::restore(input, data_dir).map_err(|e| e.to_string())
+    let attachments = attachments_dir.map_or_else(|| data_dir.join("attachments"), Path::to_owned);
+    store::restore(BufReader::new(input), data_dir, &attachments).map_err(|e| e.to_string())
 }
 
 fn partial_path(out: &Path) -> PathBuf {

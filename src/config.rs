@@ -44,6 +44,9 @@ pub enum Command {
         /// The new data directory; it must not hold a database yet.
         #[arg(long, env = "SURVEY_DATA_DIR")]
         data_dir: PathBuf,
+        /// Where the attachment files go (default: <data dir>/attachments); it must hold none yet.
+        #[arg(long, env = "SURVEY_ATTACHMENTS_DIR")]
+        attachments_dir: Option<PathBuf>,
     },
     /// Manage users while the server is stopped (passwords are read from standard input).
     User {

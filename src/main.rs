@@ -22,7 +22,11 @@ async fn main() -> ExitCode {
         Command::Serve(config) => run_server(*config).await,
         Command::Simulate(config) => simulate(config).await,
         Command::Backup(config) => backup(config).await,
-        Command::Restore { file, data_dir } => survey_server::backup::restore(&file, &data_dir)
+        Command::Restore {
+            file,
+            data_dir,
+            attachments_dir,
+        } => survey_server::backup::restore(&file, &data_dir, attachments_dir.as_deref())
             .map(|summary| println!("restored into {}: {summary}", data_dir.display())),
         Command::User { data_dir, action } => {
             survey_server::cli::run_user_command(&data_dir, action)

@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use rows::{Cell, Multiple, Style};
-pub use sinks::{Format, LogLine, Written, write_table, write_zip};
+pub use sinks::{Format, LogLine, MediaFile, Written, write_table, write_zip};
 
 use crate::audit::{self, AuditAction};
 use crate::auth::{Permission, Principal};
@@ -49,6 +49,8 @@ pub struct Options {
     pub raw: bool,
     /// Only submissions in this review state (`approved`: only released data).
     pub status: Option<ReviewStatus>,
+    /// Add every file the exported answers name, as `media/<submission id>/<file name>` (zip only).
+    pub media: bool,
 }
 
 impl Options {
@@ -63,6 +65,7 @@ impl Options {
             bom: false,
             raw: false,
             status: None,
+            media: false,
         }
     }
 }

@@ -3,10 +3,10 @@
 use std::io;
 
 use super::dedup::{self, KeyDigest, KeyIndex, Winner};
-use super::json::Filter;
-use super::layout::Table;
+use super::json::{Filter, Json};
+use super::layout::{Column, Kind, Table};
 use super::rows::{self, Cell};
-use super::sinks::{LogLine, Sink, Written};
+use super::sinks::{LogLine, MediaFile, Sink, Written};
 use super::{Export, MAIN_SYSTEM, Parsed, pipeline, table_rows};
 use crate::store::{Listed, Store};
 
@@ -18,6 +18,8 @@ type PageKeys = (Vec<(usize, KeyDigest, Winner)>, Vec<(u64, KeyDigest)>);
 struct PageOutput {
     rows: Vec<(usize, Vec<Cell>)>,
     log: Vec<LogLine>,
+    /// Kept files the page's exported answers name (when the export adds media).
+    media: Vec<MediaFile>,
     /// Entries that could not be read and were left out.
     unreadable: u64,
 }
@@ -150,6 +152,9 @@ impl Export {
             written.unreadable += out.unreadable;
             for (table, cells) in out.rows {
                 sink.row(table, cells)?;
+            }
+            for file in out.media {
+                sink.media(file)?;
             }
             out.log.into_iter().try_for_each(|line| sink.log(line))
         })?;
@@ -306,6 +311,34 @@ impl Pass<'_> {
                         continue;
                     }
                 }
+                for (column, name) in attachment_names(table, value) {
+                    match self.store.attachment(s.id, name) {
+                        Ok(Some(kept)) if export.options.media => out.media.push(MediaFile {
+                            submission: s.id,
+                            name: name.to_owned(),
+                            sha256: kept.sha256,
+                        }),
+                        Ok(Some(_)) => {}
+                        Ok(None) => log(
+                            &table.name,
+                            key,
+                            &column.name,
+                            "missing_attachment",
+                            name,
+                            "",
+                            "the answer names a file that has not been uploaded (yet)".into(),
+                        ),
+                        Err(error) => log(
+                            &table.name,
+                            key,
+                            &column.name,
+                            "missing_attachment",
+                            name,
+                            "",
+                            format!("the server could not read whether it was uploaded: {error}"),
+                        ),
+                    }
+                }
                 let mut changes = Vec::new();
                 let values = rows::cells(table, value, style, &mut changes);
                 for c in changes {
@@ -368,6 +401,18 @@ fn main_system_cells(s: &Parsed<'_>, id: &str) -> Vec<Cell> {
 }
 
 /// "household_id" or "a + b": the natural key's fields, for log reasons.
+/// The attachment columns of `table` with the file name each holds in `row`.
+fn attachment_names<'r>(
+    table: &'r Table,
+    row: &'r Json<'_>,
+) -> impl Iterator<Item = (&'r Column, &'r str)> {
+    table
+        .columns
+        .iter()
+        .filter(|column| matches!(column.kind, Kind::Attachment(_)))
+        .filter_map(|column| Some((column, row.at(&column.path)?.as_str()?)))
+}
+
 fn key_names(table: &Table) -> String {
     table
         .unique

@@ -1,14 +1,14 @@
 //! Where rows go: one table as CSV or NDJSON, or every file of the zip.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Seek, Write};
+use std::io::{self, BufRead, BufWriter, Read, Seek, Write};
 
 use serde_json::{Map, Value};
 use zip::write::SimpleFileOptions;
 
 use super::clean::neutralize_formula;
 use super::{Cell, Export, MAIN_SYSTEM};
-use crate::store::Store;
+use crate::store::{Blobs, Store};
 
 /// One line of `cleaning_log.csv`.
 #[derive(Debug)]
@@ -58,6 +58,18 @@ pub trait Sink {
     fn wants_log(&self) -> bool;
     fn row(&mut self, table: usize, cells: Vec<Cell>) -> io::Result<()>;
     fn log(&mut self, line: LogLine) -> io::Result<()>;
+    /// A file an exported answer names, kept on the server (only sinks that want media get these).
+    fn media(&mut self, _file: MediaFile) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A kept file an exported answer names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MediaFile {
+    pub submission: uuid::Uuid,
+    pub name: String,
+    pub sha256: String,
 }
 
 /// The one CSV writer for every CSV the server emits (tables, codebook, cleaning log,
@@ -170,6 +182,9 @@ pub fn write_table(
 struct ZipSink {
     tables: Vec<CsvOut<BufWriter<File>>>,
     log: CsvOut<BufWriter<File>>,
+    /// The files to add, spooled to disk (a county has tens of thousands): per file the
+    /// submission's 16 bytes, the 64 hex digits of its hash, its name and a NUL (names hold none).
+    media: Option<BufWriter<File>>,
 }
 
 impl Sink for ZipSink {
@@ -182,22 +197,28 @@ impl Sink for ZipSink {
     fn row(&mut self, table: usize, cells: Vec<Cell>) -> io::Result<()> {
         self.tables[table].cells(&cells)
     }
-    fn log(&mut self, l: LogLine) -> io::Result<()> {
-        self.log.texts(&[
-            &l.submission_id,
-            &l.table,
-            &l.row_key,
-            &l.column,
-            l.action,
-            &l.before,
-            &l.after,
-            &l.reason,
-        ])
+    fn log(&mut self, line: LogLine) -> io::Result<()> {
+        sink_log(&mut self.log, line)
+    }
+    fn media(&mut self, file: MediaFile) -> io::Result<()> {
+        let Some(spool) = self.media.as_mut() else {
+            return Ok(());
+        };
+        spool.write_all(file.submission.as_bytes())?;
+        spool.write_all(file.sha256.as_bytes())?;
+        spool.write_all(file.name.as_bytes())?;
+        spool.write_all(&[0])
     }
 }
 
-/// Streams the zip: one CSV per table, `codebook.csv`, `cleaning_log.csv` and `README.txt`.
-pub fn write_zip(export: &Export, store: &Store, out: impl Write) -> io::Result<Written> {
+/// Streams the zip: one CSV per table, with `media=true` every file under `media/`, then
+/// `codebook.csv`, `cleaning_log.csv` and `README.txt`.
+pub fn write_zip(
+    export: &Export,
+    store: &Store,
+    blobs: &Blobs,
+    out: impl Write,
+) -> io::Result<Written> {
     let bom = export.options.bom;
     let spool = || tempfile::tempfile().map(BufWriter::new);
     let mut sink = ZipSink {
@@ -205,6 +226,7 @@ pub fn write_zip(export: &Export, store: &Store, out: impl Write) -> io::Result<
             .map(|t| CsvOut::new(spool()?, bom, &export.headers(t)))
             .collect::<io::Result<_>>()?,
         log: CsvOut::new(spool()?, bom, &LOG_HEADERS.map(str::to_owned))?,
+        media: export.options.media.then(spool).transpose()?,
     };
     let written = export.emit(store, &mut sink)?;
     let mut zip = zip::ZipWriter::new_stream(out);
@@ -215,6 +237,10 @@ pub fn write_zip(export: &Export, store: &Store, out: impl Write) -> io::Result<
         zip.start_file(format!("{}.csv", table.name), options)
             .map_err(io::Error::other)?;
         copy_spooled(csv, &mut zip)?;
+    }
+    if let Some(media) = sink.media.take() {
+        let mut log = |line| sink_log(&mut sink.log, line);
+        add_media(media, blobs, &mut zip, &mut log)?;
     }
     zip.start_file("codebook.csv", options)
         .map_err(io::Error::other)?;
@@ -227,6 +253,69 @@ pub fn write_zip(export: &Export, store: &Store, out: impl Write) -> io::Result<
     zip.write_all(readme(export).as_bytes())?;
     zip.finish().map_err(io::Error::other)?.flush()?;
     Ok(written)
+}
+
+fn sink_log(log: &mut CsvOut<BufWriter<File>>, l: LogLine) -> io::Result<()> {
+    log.texts(&[
+        &l.submission_id,
+        &l.table,
+        &l.row_key,
+        &l.column,
+        l.action,
+        &l.before,
+        &l.after,
+        &l.reason,
+    ])
+}
+
+/// Copies every spooled file into the zip as `media/<submission id>/<name>`, stored as it is
+/// (photos and recordings are compressed already); a file missing from disk is logged instead.
+fn add_media<W: Write>(
+    spool: BufWriter<File>,
+    blobs: &Blobs,
+    zip: &mut zip::ZipWriter<zip::write::StreamWriter<W>>,
+    log: &mut impl FnMut(LogLine) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut file = spool.into_inner().map_err(|e| e.into_error())?;
+    file.rewind()?;
+    let mut entries = io::BufReader::new(file);
+    let stored = SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .large_file(true);
+    loop {
+        let mut head = [0u8; 16 + 64];
+        match entries.read_exact(&mut head) {
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
+            other => other?,
+        }
+        let mut name = Vec::new();
+        entries.read_until(0, &mut name)?;
+        name.pop();
+        let name = String::from_utf8_lossy(&name).into_owned();
+        let submission = uuid::Uuid::from_slice(&head[..16]).map_err(io::Error::other)?;
+        let sha256 = String::from_utf8_lossy(&head[16..]).into_owned();
+        let mut kept = match blobs.open_object(&sha256) {
+            Ok(kept) => kept,
+            Err(error) => {
+                log(LogLine {
+                    submission_id: submission.to_string(),
+                    table: "main".into(),
+                    row_key: String::new(),
+                    column: String::new(),
+                    action: "missing_attachment",
+                    before: name.clone(),
+                    after: String::new(),
+                    reason: format!(
+                        "the file was uploaded but is not on the server's disk: {error}"
+                    ),
+                })?;
+                continue;
+            }
+        };
+        zip.start_file(format!("media/{submission}/{name}"), stored)
+            .map_err(io::Error::other)?;
+        io::copy(&mut kept, zip)?;
+    }
 }
 
 fn copy_spooled(csv: CsvOut<BufWriter<File>>, into: &mut impl Write) -> io::Result<()> {
@@ -318,6 +407,16 @@ fn write_codebook(export: &Export, out: impl Write) -> io::Result<()> {
     csv.finish()?.flush()
 }
 
+/// Whether a form asks for files (so its cleaning log may say `missing_attachment`).
+fn has_files(export: &Export) -> bool {
+    export.layout.tables.iter().any(|table| {
+        table
+            .columns
+            .iter()
+            .any(|column| matches!(column.kind, super::layout::Kind::Attachment(_)))
+    })
+}
+
 fn readme(export: &Export) -> String {
     let o = &export.options;
     let tables: Vec<String> = export
@@ -334,6 +433,13 @@ fn readme(export: &Export) -> String {
                 )
             }
         })
+        .chain(has_files(export).then(|| {
+            if o.media {
+                "media/<submission id>/<file name>: every uploaded photo, signature and recording the answers name".into()
+            } else {
+                "(the photos, signatures and recordings the answers name come with media=true)".into()
+            }
+        }))
         .collect();
     let filter = |name: &str, value: Option<String>| {
         format!("  {name}: {}", value.unwrap_or_else(|| "(none)".into()))

@@ -1,5 +1,5 @@
 //! Online backup: `GET /api/v1/admin/backup` streams a consistent snapshot of the whole database
-//! (format in `store/backup.rs`) while submissions keep arriving. `survey-server backup` calls it.
+//! with the attachment files (format in `store/backup.rs`) while submissions keep arriving. `survey-server backup` calls it.
 
 use std::sync::Arc;
 
@@ -25,8 +25,9 @@ async fn backup(
     AuthUser(me): AuthUser,
 ) -> Result<Response, AppError> {
     let snapshot = crate::backup::snapshot_for(Arc::clone(&state.store), &me).await?;
+    let blobs = Arc::clone(state.uploads.blobs());
     let body = body::written_on_a_thread(move |out| {
-        let summary = snapshot.write_to(out).inspect_err(|error| {
+        let summary = snapshot.write_to(out, Some(&blobs)).inspect_err(|error| {
             tracing::error!(%error, "writing the backup failed");
         })?;
         tracing::info!(%summary, "backup sent");

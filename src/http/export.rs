@@ -60,6 +60,10 @@ struct ExportQuery {
     /// Only submissions in this review state.
     #[param(value_type = Option<ReviewStatus>)]
     status: Option<String>,
+    /// Zip only: add every uploaded file the exported answers name as
+    /// `media/<submission id>/<file name>`; default false.
+    #[param(value_type = Option<bool>)]
+    media: Option<String>,
 }
 
 impl ExportQuery {
@@ -100,6 +104,7 @@ impl ExportQuery {
             multiple,
             bom: flag("bom", self.bom, true)?,
             raw: flag("raw", self.raw, false)?,
+            media: flag("media", self.media, false)?,
             status: self
                 .status
                 .map(|name| {
@@ -128,12 +133,13 @@ async fn export_zip(
     let export = Export::prepare(&state.forms, &form, &me, query.options()?)?;
     let name = format!("{form}.zip");
     export::record_download(&state.store, &me, &name).await?;
+    let blobs = Arc::clone(state.uploads.blobs());
     Ok(stream(
         state,
         export,
         ("zip", "application/zip"),
         &name,
-        export::write_zip,
+        move |export, store, out| export::write_zip(export, store, &blobs, out),
     ))
 }
 
@@ -157,7 +163,13 @@ async fn export_table(
     } else {
         return Err(AppError::TableNotFound);
     };
-    let export = Export::prepare(&state.forms, &form, &me, query.options()?)?;
+    let options = query.options()?;
+    if options.media {
+        return Err(AppError::QueryInvalid(
+            "media: files come only in export.zip".into(),
+        ));
+    }
+    let export = Export::prepare(&state.forms, &form, &me, options)?;
     let index = export.table_index(table).ok_or(AppError::TableNotFound)?;
     let name = format!("{form}-{file}");
     export::record_download(&state.store, &me, &name).await?;

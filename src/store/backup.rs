@@ -6,12 +6,16 @@
 //! shared buffers: no copying), then releases it and writes the file while submissions keep
 //! arriving.
 //!
-//! The file format, version 1 (all integers big-endian):
+//! Attachment files are not in sled (`blobs.rs`): the backup adds every file the snapshot's
+//! attachment records name, read from disk while the file is written (kept files never change).
+//!
+//! The file format, version 2 (all integers big-endian; version 1 is the same without files):
 //! ```text
 //! "SURVEY-SERVER-BACKUP\n"
-//! header: one line of JSON ({"format":1,"storage_version":…,"created_at":…,"server_version":…}) "\n"
+//! header: one line of JSON ({"format":2,"storage_version":…,"created_at":…,"server_version":…}) "\n"
 //! per tree: b'T', u32 name length, name, u64 entry count,
 //!           then per entry: u32 key length, key, u32 value length, value
+//! per file: b'F', its SHA-256 as 64 hex digits, u64 length, the bytes
 //! end: b'E', then the SHA-256 of every byte before the b'E'
 //! ```
 
@@ -22,10 +26,11 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Store, StoreError, keys, migrate};
+use super::attachments::{ATTACHMENTS, AttachmentRecord};
+use super::{Blobs, Store, StoreError, decode, keys, migrate};
 
 const MAGIC: &[u8] = b"SURVEY-SERVER-BACKUP\n";
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 /// sled's own default tree; this server never writes it, and reopening it by name is unsafe.
 const SLED_DEFAULT_TREE: &[u8] = b"__sled__default";
 /// Entries written per sled batch while restoring.
@@ -48,6 +53,9 @@ pub struct BackupSummary {
     pub submissions: u64,
     pub users: u64,
     pub form_versions: u64,
+    /// Attachment files, and their bytes.
+    pub files: u64,
+    pub file_bytes: u64,
 }
 
 impl BackupSummary {
@@ -67,13 +75,16 @@ impl std::fmt::Display for BackupSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "taken {}: {} submissions, {} users, {} form versions ({} entries in {} trees)",
+            "taken {}: {} submissions, {} users, {} form versions ({} entries in {} trees), \
+             {} attachment files ({:.1} MiB)",
             self.created_at,
             self.submissions,
             self.users,
             self.form_versions,
             self.entries,
-            self.trees
+            self.trees,
+            self.files,
+            self.file_bytes as f64 / (1024.0 * 1024.0)
         )
     }
 }
@@ -121,8 +132,25 @@ impl Store {
 }
 
 impl Snapshot {
-    /// Writes the backup file; the summary describes what went in.
-    pub fn write_to(&self, out: impl Write) -> io::Result<BackupSummary> {
+    /// The hashes of every attachment file the snapshot's records name, each once.
+    fn file_hashes(&self) -> io::Result<std::collections::BTreeSet<String>> {
+        let mut hashes = std::collections::BTreeSet::new();
+        for (name, entries) in &self.trees {
+            if name.as_ref() != ATTACHMENTS.as_bytes() {
+                continue;
+            }
+            for (_, value) in entries {
+                let record: AttachmentRecord =
+                    decode(ATTACHMENTS, value).map_err(io::Error::other)?;
+                hashes.insert(record.sha256);
+            }
+        }
+        Ok(hashes)
+    }
+
+    /// Writes the backup file, with the attachment files from `blobs`; the summary describes
+    /// what went in. A file missing from disk is left out (and logged): the rest is still saved.
+    pub fn write_to(&self, out: impl Write, blobs: Option<&Blobs>) -> io::Result<BackupSummary> {
         let mut out = Hashing {
             inner: out,
             hash: Sha256::new(),
@@ -143,6 +171,29 @@ impl Snapshot {
                 write_bytes(&mut out, value)?;
             }
             summary.count(name, entries.len() as u64);
+        }
+        if let Some(blobs) = blobs {
+            for sha256 in self.file_hashes()? {
+                let mut file = match blobs.open_object(&sha256) {
+                    Ok(file) => file,
+                    Err(error) => {
+                        tracing::error!(%sha256, %error, "an attachment file is missing from disk; the backup goes on without it");
+                        continue;
+                    }
+                };
+                let length = file.metadata()?.len();
+                out.write_all(b"F")?;
+                out.write_all(sha256.as_bytes())?;
+                out.write_all(&length.to_be_bytes())?;
+                let copied = io::copy(&mut (&mut file).take(length), &mut out)?;
+                if copied != length {
+                    return Err(io::Error::other(format!(
+                        "attachment {sha256} shrank while it was read"
+                    )));
+                }
+                summary.files += 1;
+                summary.file_bytes += length;
+            }
         }
         out.write_all(b"E")?;
         let digest = out.hash.finalize();
@@ -183,30 +234,73 @@ impl From<sled::Error> for RestoreError {
     }
 }
 
-/// Checks a backup file from end to end without writing anything.
+/// Checks a backup file from end to end without writing anything (each file's hash too).
 pub fn verify(input: impl Read) -> Result<BackupSummary, RestoreError> {
-    read_backup(input, |_, _| Ok(()))
+    read_backup(
+        input,
+        |_, _| Ok(()),
+        |sha256, bytes| {
+            let mut hash = Sha256::new();
+            io::copy(bytes, &mut HashWriter(&mut hash))?;
+            if super::blobs::hex(&hash.finalize()) == sha256 {
+                Ok(())
+            } else {
+                Err(RestoreError::Damaged(format!(
+                    "file {sha256} does not have that hash"
+                )))
+            }
+        },
+    )
 }
 
-/// Builds `<data_dir>/sled` from a backup. The database is assembled beside it and moved into
-/// place only once the whole file has checked out, so a damaged file leaves nothing behind.
+/// Feeds what is written into a hash.
+struct HashWriter<'h>(&'h mut Sha256);
+
+impl Write for HashWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Builds `<data_dir>/sled` and the attachments directory from a backup. Both are assembled
+/// beside their place and moved there only once the whole file has checked out, so a damaged
+/// file leaves nothing behind.
 // Builds a database no server has open yet (a command for a stopped server), so it writes
 // directly; it waits on sled's file lock with a plain sleep, outside any async runtime.
 #[allow(clippy::disallowed_methods)]
-pub fn restore(input: impl Read, data_dir: &Path) -> Result<BackupSummary, RestoreError> {
+pub fn restore(
+    input: impl Read,
+    data_dir: &Path,
+    attachments_dir: &Path,
+) -> Result<BackupSummary, RestoreError> {
     let target = data_dir.join("sled");
-    if fs::read_dir(&target).is_ok_and(|mut entries| entries.next().is_some()) {
+    let occupied = |dir: &Path| fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
+    if occupied(&target) {
         return Err(RestoreError::NotEmpty(data_dir.display().to_string()));
     }
+    let objects = attachments_dir.join("objects");
+    if occupied(&objects) {
+        return Err(RestoreError::NotEmpty(
+            attachments_dir.display().to_string(),
+        ));
+    }
     let staging = data_dir.join("sled.restoring");
-    if staging.exists() {
-        fs::remove_dir_all(&staging)?;
+    let files_staging = staging_beside(attachments_dir);
+    for dir in [&staging, &files_staging] {
+        if dir.exists() {
+            fs::remove_dir_all(dir)?;
+        }
     }
     fs::create_dir_all(&staging)?;
+    let blobs = Blobs::open(&files_staging)?;
     let written = (|| {
         let db = sled::Config::new().path(&staging).open()?;
         let mut batch = (None::<sled::Tree>, sled::Batch::default(), 0);
-        let summary = read_backup(input, |tree, entry| {
+        let tree_entry = |tree: Option<&[u8]>, entry: Option<(Vec<u8>, Vec<u8>)>| {
             if let Some(name) = tree {
                 flush_batch(&mut batch)?;
                 batch.0 = Some(db.open_tree(name)?);
@@ -219,7 +313,17 @@ pub fn restore(input: impl Read, data_dir: &Path) -> Result<BackupSummary, Resto
                 }
             }
             Ok(())
-        })?;
+        };
+        let file = |sha256: &str, bytes: &mut dyn Read| {
+            blobs.write_object(sha256, bytes).map_err(|e| {
+                if e.kind() == io::ErrorKind::InvalidData {
+                    RestoreError::Damaged(e.to_string())
+                } else {
+                    e.into()
+                }
+            })
+        };
+        let summary = read_backup(input, tree_entry, file)?;
         flush_batch(&mut batch)?;
         db.flush()?;
         Ok::<_, RestoreError>(summary)
@@ -228,6 +332,7 @@ pub fn restore(input: impl Read, data_dir: &Path) -> Result<BackupSummary, Resto
         Ok(summary) => summary,
         Err(error) => {
             let _ = fs::remove_dir_all(&staging);
+            let _ = fs::remove_dir_all(&files_staging);
             return Err(error);
         }
     };
@@ -236,6 +341,15 @@ pub fn restore(input: impl Read, data_dir: &Path) -> Result<BackupSummary, Resto
     }
     fs::rename(&staging, &target)?;
     fs::File::open(data_dir)?.sync_all()?;
+    // An existing attachments directory holds no kept files (checked above): at most empty
+    // `objects` and `uploads` from a server that never got any.
+    if attachments_dir.exists() {
+        fs::remove_dir_all(attachments_dir)?;
+    }
+    fs::rename(&files_staging, attachments_dir)?;
+    if let Some(parent) = attachments_dir.parent() {
+        fs::File::open(parent)?.sync_all()?;
+    }
     // Opening runs the migrations a backup from an older server needs. sled's background thread
     // may hold the file lock for a moment after the builder's last handle is gone.
     for attempt in 1.. {
@@ -263,10 +377,19 @@ fn flush_batch((tree, batch, count): &mut Batch) -> Result<(), RestoreError> {
     Ok(())
 }
 
-/// Parses a backup, handing each new tree name and each entry to `visit`; checks the digest.
+/// `<dir>.restoring`, beside `dir`.
+fn staging_beside(dir: &Path) -> std::path::PathBuf {
+    let mut name = dir.as_os_str().to_owned();
+    name.push(".restoring");
+    name.into()
+}
+
+/// Parses a backup, handing each new tree name and each entry to `visit` and each file's hash
+/// and bytes to `file`; checks the digest.
 fn read_backup(
     input: impl Read,
     mut visit: impl FnMut(Option<&[u8]>, Option<(Vec<u8>, Vec<u8>)>) -> Result<(), RestoreError>,
+    mut file: impl FnMut(&str, &mut dyn Read) -> Result<(), RestoreError>,
 ) -> Result<BackupSummary, RestoreError> {
     let mut input = Hashing {
         inner: BufReader::with_capacity(1 << 20, input),
@@ -307,6 +430,20 @@ fn read_backup(
                     visit(None, Some((key, value)))?;
                 }
                 summary.count(&name, entries);
+            }
+            [b'F'] => {
+                let sha256 = String::from_utf8(read_array::<64>(&mut input)?.to_vec())
+                    .map_err(|_| RestoreError::Damaged("a file's hash is not text".into()))?;
+                let length = u64::from_be_bytes(read_array(&mut input)?);
+                let mut bytes = (&mut input).take(length);
+                file(&sha256, &mut bytes)?;
+                // Whatever the visitor left unread still counts towards the digest.
+                io::copy(&mut bytes, &mut io::sink())?;
+                if bytes.limit() != 0 {
+                    return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+                }
+                summary.files += 1;
+                summary.file_bytes += length;
             }
             [b'E'] => break,
             [other] => {
@@ -404,12 +541,20 @@ mod tests {
         let source = tempfile::tempdir().unwrap();
         let store = store_with_data(source.path());
         let mut file = Vec::new();
-        let written = store.snapshot().unwrap().write_to(&mut file).unwrap();
+        let written = store.snapshot().unwrap().write_to(&mut file, None).unwrap();
         assert_eq!(written.users, 1);
         assert_eq!(verify(file.as_slice()).unwrap(), written);
 
         let target = tempfile::tempdir().unwrap();
-        assert_eq!(restore(file.as_slice(), target.path()).unwrap(), written);
+        assert_eq!(
+            restore(
+                file.as_slice(),
+                target.path(),
+                &target.path().join("attachments")
+            )
+            .unwrap(),
+            written
+        );
         let restored = Store::open(target.path()).unwrap();
         assert_eq!(restored.meta.get(b"note").unwrap().unwrap(), b"hello");
         assert_eq!(restored.users.len(), 1);
@@ -420,14 +565,14 @@ mod tests {
         let source = tempfile::tempdir().unwrap();
         let store = store_with_data(source.path());
         let mut file = Vec::new();
-        store.snapshot().unwrap().write_to(&mut file).unwrap();
+        store.snapshot().unwrap().write_to(&mut file, None).unwrap();
         let middle = file.len() / 2;
         let mut flipped = file.clone();
         flipped[middle] ^= 0x01;
         for damaged in [&flipped[..], &file[..file.len() - 1], &file[..middle]] {
             let target = tempfile::tempdir().unwrap();
             assert!(matches!(
-                restore(damaged, target.path()),
+                restore(damaged, target.path(), &target.path().join("attachments")),
                 Err(RestoreError::Damaged(_))
             ));
             assert!(!target.path().join("sled").exists());
@@ -446,12 +591,16 @@ mod tests {
         store_with_data(source.path())
             .snapshot()
             .unwrap()
-            .write_to(&mut file)
+            .write_to(&mut file, None)
             .unwrap();
         let occupied = tempfile::tempdir().unwrap();
         drop(Store::open(occupied.path()).unwrap());
         assert!(matches!(
-            restore(file.as_slice(), occupied.path()),
+            restore(
+                file.as_slice(),
+                occupied.path(),
+                &occupied.path().join("attachments")
+            ),
             Err(RestoreError::NotEmpty(_))
         ));
     }

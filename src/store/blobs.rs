@@ -133,7 +133,7 @@ impl Blobs {
 
     /// Writes a kept file from `bytes` (a restore): into a temporary file, checked against its
     /// name, fsynced, renamed into place, directory fsynced.
-    pub fn write_object(&self, sha256: &str, bytes: &mut impl Read) -> io::Result<()> {
+    pub fn write_object(&self, sha256: &str, mut bytes: impl Read) -> io::Result<()> {
         let object = self
             .object(sha256)
             .ok_or_else(|| io::Error::other("not a hash"))?;
@@ -221,9 +221,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blobs = Blobs::open(dir.path()).unwrap();
         let sha = hex(&Sha256::digest(b"x"));
-        assert!(blobs.write_object(&sha, &mut &b"y"[..]).is_err());
+        assert!(blobs.write_object(&sha, &b"y"[..]).is_err());
         assert!(!blobs.has(&sha));
-        blobs.write_object(&sha, &mut &b"x"[..]).unwrap();
+        blobs.write_object(&sha, &b"x"[..]).unwrap();
         assert!(blobs.has(&sha));
         assert!(blobs.object("../../etc/passwd").is_none());
         assert!(blobs.object(&"g".repeat(64)).is_none());

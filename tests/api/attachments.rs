@@ -654,3 +654,142 @@ async fn raw_patch(
     let text = String::from_utf8_lossy(&answer[..n]).into_owned();
     text.lines().next().map(str::to_owned)
 }
+
+/// Every file of a zip, by name, as bytes.
+fn unzip_bytes(bytes: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
+    use std::io::Read;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a valid zip");
+    (0..archive.len())
+        .map(|i| {
+            let mut file = archive.by_index(i).unwrap();
+            let mut content = Vec::new();
+            file.read_to_end(&mut content).unwrap();
+            (file.name().to_owned(), content)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_export_with_media_carries_every_file_and_the_log_names_the_missing_ones() {
+    let app = spawn_app().await;
+    publish(&app).await;
+    let id = submit(&app, &app.token, visit()).await;
+    let tus = Tus::new(&app, &app.token);
+    let photo = jpeg(50_000, 7);
+    let id_card = jpeg(20_000, 8);
+    assert_eq!(
+        tus.upload(&id, "house.jpg", "image/jpeg", &photo)
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        tus.upload(&id, "id-1.jpg", "image/jpeg", &id_card)
+            .await
+            .status(),
+        204
+    );
+
+    let export = |query: &'static str| {
+        let app = &app;
+        async move {
+            let response = app
+                .get_as(
+                    &app.admin_token,
+                    &format!("/api/v1/forms/{FORM}/export.zip{query}"),
+                )
+                .await;
+            assert_eq!(response.status(), 200);
+            unzip_bytes(&response.bytes().await.unwrap())
+        }
+    };
+    let with_media = export("?media=true").await;
+    assert_eq!(with_media[&format!("media/{id}/house.jpg")], photo);
+    assert_eq!(with_media[&format!("media/{id}/id-1.jpg")], id_card);
+    let main = String::from_utf8(with_media["main.csv"].clone()).unwrap();
+    assert!(
+        main.contains("house.jpg") && main.contains("signature.png"),
+        "{main}"
+    );
+    let log = String::from_utf8(with_media["cleaning_log.csv"].clone()).unwrap();
+    let missing: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("missing_attachment"))
+        .collect();
+    assert_eq!(missing.len(), 1, "{log}");
+    assert!(missing[0].contains("consent_signature") && missing[0].contains("signature.png"));
+    let codebook = String::from_utf8(with_media["codebook.csv"].clone()).unwrap();
+    assert!(
+        codebook.contains("house_photo,住房照片,attachment"),
+        "{codebook}"
+    );
+
+    let without = export("").await;
+    assert!(without.keys().all(|name| !name.starts_with("media/")));
+    let table = app
+        .get_as(
+            &app.admin_token,
+            &format!("/api/v1/forms/{FORM}/export/main.csv?media=true"),
+        )
+        .await;
+    assert_eq!(error_code(table).await.1, "query_invalid");
+}
+
+#[tokio::test]
+async fn a_backup_carries_the_files_and_a_restore_brings_them_back() {
+    let app = spawn_app().await;
+    publish(&app).await;
+    let id = submit(&app, &app.token, visit()).await;
+    let photo = jpeg(80_000, 9);
+    let tus = Tus::new(&app, &app.token);
+    assert_eq!(
+        tus.upload(&id, "house.jpg", "image/jpeg", &photo)
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        tus.upload(&id, "signature.png", "image/png", &png())
+            .await
+            .status(),
+        204
+    );
+
+    let backup = app.get_as(&app.admin_token, "/api/v1/admin/backup").await;
+    assert_eq!(backup.status(), 200);
+    let bytes = backup.bytes().await.unwrap();
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &bytes).unwrap();
+    let verified = survey_server::store::verify(std::io::Cursor::new(&bytes)).unwrap();
+    assert_eq!(
+        (verified.files, verified.file_bytes),
+        (2, (photo.len() + png().len()) as u64)
+    );
+
+    let target = tempfile::tempdir().unwrap();
+    let restored = survey_server::backup::restore(file.path(), target.path(), None).unwrap();
+    assert_eq!(restored.files, 2);
+    let again = crate::helpers::spawn_app_in(target).await;
+    let view = again
+        .get_json_as(&again.admin_token, &format!("/api/v1/submissions/{id}"))
+        .await;
+    assert_eq!(view["attachments"][0]["present"], true);
+    assert_eq!(view["attachments"][1]["present"], true);
+    let kept = again
+        .get_as(
+            &again.admin_token,
+            &format!("/api/v1/submissions/{id}/attachments/house.jpg"),
+        )
+        .await;
+    assert_eq!(kept.bytes().await.unwrap(), photo);
+
+    // A backup whose file bytes were damaged restores nothing.
+    let mut damaged = bytes.to_vec();
+    let at = damaged.len() - 200;
+    damaged[at] ^= 1;
+    std::fs::write(file.path(), &damaged).unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    assert!(survey_server::backup::restore(file.path(), empty.path(), None).is_err());
+    assert!(!empty.path().join("attachments").exists());
+    assert!(!empty.path().join("sled").exists());
+}

@@ -91,6 +91,7 @@ impl Pipeline {
                 bom: false,
                 raw,
                 status: None,
+                media: false,
             };
             let export = Export::prepare(&self.forms, FORM, &self.admin, options).unwrap();
             for table in ["main", "members"] {
