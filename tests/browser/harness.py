@@ -38,7 +38,9 @@ def free_port():
 class Server:
     """survey-server on its own port and data directory, stopped and started like the real thing."""
 
-    def __init__(self):
+    def __init__(self, **settings):
+        """`settings` are extra SURVEY_* variables, e.g. SURVEY_UPLOAD_EXPIRY="2"."""
+        self.settings = settings
         self.data = tempfile.mkdtemp(prefix="survey-browser-")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -48,7 +50,7 @@ class Server:
     def start(self):
         env = dict(os.environ, SURVEY_ADMIN_PASSWORD=ADMIN_PASSWORD, SURVEY_DATA_DIR=self.data,
                    SURVEY_BIND=f"127.0.0.1:{self.port}", SURVEY_SCHEMAS_DIR=str(ROOT / "schemas"),
-                   SURVEY_CACHE_MB="64")
+                   SURVEY_CACHE_MB="64", **self.settings)
         self.process = subprocess.Popen([str(BINARY)], env=env, stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -63,6 +65,12 @@ class Server:
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(timeout=30)
+        self.process = None
+
+    def kill(self):
+        """kill -9: no shutdown, no final flush."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
         self.process = None
 
     def close(self):
