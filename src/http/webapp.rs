@@ -32,7 +32,8 @@ struct Files;
 
 /// Only our own origin, no inline script or style, no `eval`: answers are user text.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-    style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; worker-src 'self'; \
+    style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; \
+    worker-src 'self'; \
     manifest-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
     frame-ancestors 'none'";
 

@@ -268,7 +268,7 @@ class FieldApp(unittest.TestCase):
         outside["data"]["members"][0]["id_number"] = WORKING
         for queued in (envelope, outside):
             page.evaluate("""(item) => new Promise((resolve, reject) => {
-                const open = indexedDB.open('survey', 1);
+                const open = indexedDB.open('survey');
                 open.onsuccess = () => {
                     const tx = open.result.transaction('outbox', 'readwrite');
                     tx.objectStore('outbox').put(item);

@@ -114,6 +114,34 @@ async function refresh(current) {
   return refreshing;
 }
 
+/** An access token that has not run out (refreshed if it has), for requests made elsewhere (uploads). */
+export async function accessToken() {
+  let current = await session();
+  if (!current || current.expired) throw new NeedsSignIn();
+  if (Date.now() >= current.access_until) current = await refresh(current);
+  return current.access_token;
+}
+
+/** A file from the API, as a Blob: for showing a photo or playing a recording (the console). */
+export async function blob(path) {
+  const get = async (token) => {
+    let response;
+    try {
+      response = await fetch(path, { headers: { authorization: `Bearer ${token}` } });
+    } catch {
+      throw new Offline();
+    }
+    if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+    return response.blob();
+  };
+  try {
+    return await get(await accessToken());
+  } catch (error) {
+    if (!(error instanceof ApiError) || error.status !== 401) throw error;
+    return get((await refresh(await session())).access_token);
+  }
+}
+
 /** A call with the session's token, refreshed first when it has run out and once more on a 401. */
 export async function call(path, options = {}) {
   let current = await session();

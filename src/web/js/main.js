@@ -5,6 +5,7 @@
 import { html, render, useState, useEffect, useCallback } from '../vendor/htm-preact-standalone.js';
 import * as api from './api.js';
 import * as outbox from './outbox.js';
+import * as uploads from './uploads.js';
 import * as store from './store.js';
 import * as forms from './forms.js';
 import { LANGS, words } from './i18n.js';
@@ -44,6 +45,7 @@ function Header({ w, lang, setLang, session, counts, syncing, onSync, online, up
         <p role="status" class=${waiting > 0 ? 'waiting' : 'done'}>${waiting > 0 ? w.to_upload(waiting) : w.all_uploaded}</p>
         <button type="button" onClick=${onSync} disabled=${syncing} aria-busy=${syncing}>${w.sync}</button>
       </div>
+      ${counts.files > 0 && html`<p class="note">${w.files_to_upload(counts.files)}</p>`}
       ${syncing && html`<p class="note">${w.syncing}</p>`}
       ${counts.conflicts > 0 && html`<p class="warning">${w.conflicts(counts.conflicts)}</p>`}
       ${counts.returned > 0 && html`<p class="warning">${w.returned_count(counts.returned)}</p>`}
@@ -62,7 +64,7 @@ function App() {
   const [lang, setLangState] = useState(initialLang);
   const [session, setSession] = useState(undefined);
   const [catalogue, setCatalogue] = useState(null);
-  const [counts, setCounts] = useState({ waiting: 0, conflicts: 0, returned: 0 });
+  const [counts, setCounts] = useState({ waiting: 0, files: 0, conflicts: 0, returned: 0 });
   const [update, setUpdate] = useState(false);
   const [syncing, setSyncing] = useState(false);
   const [online, setOnline] = useState(navigator.onLine);
@@ -94,7 +96,7 @@ function App() {
 
   const count = useCallback(async () => {
     const me = await api.session();
-    setCounts(me ? await outbox.counts(me.username) : { waiting: 0, conflicts: 0, returned: 0 });
+    setCounts(me ? await outbox.counts(me.username) : { waiting: 0, files: 0, conflicts: 0, returned: 0 });
   }, []);
 
   const sync = useCallback(async () => {
@@ -117,12 +119,14 @@ function App() {
     navigator.serviceWorker?.addEventListener('controllerchange', took);
     addEventListener('survey-session', refreshSession);
     const unsubscribe = outbox.subscribe(count);
+    const unsubscribeFiles = uploads.subscribe((what) => what === 'state' && count());
     const up = () => { setOnline(true); outbox.sync(); };
     const down = () => setOnline(false);
     addEventListener('online', up);
     addEventListener('offline', down);
     return () => {
       unsubscribe();
+      unsubscribeFiles();
       navigator.serviceWorker?.removeEventListener('controllerchange', took);
       removeEventListener('survey-session', refreshSession);
       removeEventListener('online', up);

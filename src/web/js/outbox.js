@@ -4,6 +4,7 @@
 
 import * as api from './api.js';
 import * as store from './store.js';
+import * as uploads from './uploads.js';
 import { newId } from './drafts.js';
 
 /** At most this many questionnaires per request: a 2G upload should finish before the signal goes. */
@@ -38,8 +39,8 @@ export async function items() {
   return (await store.outbox()).sort((a, b) => a.queued_at.localeCompare(b.queued_at));
 }
 
-/** Queues a completed questionnaire (and drops its draft). */
-export async function add({ envelope, form, username, summary }, draftId) {
+/** Queues a completed questionnaire (and drops its draft); the files named in `files` follow it. */
+export async function add({ envelope, form, username, summary, files = [] }, draftId) {
   await store.queue({
     id: envelope.id,
     form,
@@ -49,7 +50,7 @@ export async function add({ envelope, form, username, summary }, draftId) {
     state: 'queued',
     attempts: 0,
     queued_at: new Date().toISOString(),
-  }, draftId);
+  }, draftId, files);
   changed();
 }
 
@@ -103,6 +104,8 @@ async function round() {
       }
       for (const [form, batch] of byForm) await sendBatch(form, batch);
     }
+    // The files follow the questionnaires the server has.
+    await uploads.uploadWaiting(me.username);
   } catch (error) {
     if (error instanceof api.NeedsSignIn) return { ok: false, reason: 'needs_sign_in' };
     failures += 1;
@@ -200,8 +203,10 @@ async function settle(item, result) {
 export async function counts(username) {
   const mine = (await items()).filter((i) => i.username === username);
   const drafts = (await store.drafts()).filter((d) => d.username === username);
+  const owners = new Set(mine.map((i) => i.id));
   return {
     waiting: mine.filter((i) => WAITING.has(i.state)).length,
+    files: (await store.files()).filter((f) => f.state === 'waiting' && owners.has(f.owner)).length,
     conflicts: mine.filter((i) => i.state === 'conflict').length,
     returned: drafts.filter((d) => d.returned_from).length,
   };

@@ -6,6 +6,7 @@ import { html } from '../vendor/htm-preact-standalone.js';
 import { deref, kindOf, titleOf, choicesOf, conditions, itemLabel, itemName } from './schema/walk.js';
 import { join } from './schema/pointer.js';
 import { normalize } from './schema/resident-id.js';
+import { FileQuestion } from './attachments.js';
 
 /** More choices than this become a `<select>`: a radio list longer than a phone screen is worse. */
 const MAX_RADIOS = 8;
@@ -52,6 +53,12 @@ function Question(props) {
         </fieldset>`;
     case 'group':
       return html`<${Repeat} ...${props} schema=${schema} title=${title} id=${id} problems=${problems} />`;
+    case 'photo':
+    case 'signature':
+    case 'audio':
+    case 'document':
+      return html`<${FileQuestion} ...${props} kind=${kind} schema=${schema} id=${id} title=${title} block=${block}
+        titleBlock=${(as) => html`<${Title} id=${id} title=${title} required=${required} as=${as} />`} />`;
     case 'consent':
       return block(html`
         <div class="check">

@@ -1,17 +1,21 @@
 // Everything the phone keeps, in IndexedDB: the session, settings, cached forms and the server's
-// message catalogues (`kv`, `forms`), questionnaires being filled (`drafts`) and completed ones
-// waiting for or past upload (`outbox`). Writes that hold a worker's answers are `strict`: the
+// message catalogues (`kv`, `forms`), questionnaires being filled (`drafts`), completed ones
+// waiting for or past upload (`outbox`), and their photos, signatures and recordings (`files`,
+// by questionnaire id and file name, the bytes as a Blob). Writes that hold a worker's answers are `strict`: the
 // promise resolves once they are on the phone's disk, not merely handed to it, so a reload or a dead
 // battery right after keeps them.
 
 import { openDB } from '../vendor/idb/index.js';
 
-const database = openDB('survey', 1, {
-  upgrade(db) {
-    db.createObjectStore('kv');
-    db.createObjectStore('forms', { keyPath: 'id' });
-    db.createObjectStore('drafts', { keyPath: 'id' });
-    db.createObjectStore('outbox', { keyPath: 'id' });
+const database = openDB('survey', 2, {
+  upgrade(db, from) {
+    if (from < 1) {
+      db.createObjectStore('kv');
+      db.createObjectStore('forms', { keyPath: 'id' });
+      db.createObjectStore('drafts', { keyPath: 'id' });
+      db.createObjectStore('outbox', { keyPath: 'id' });
+    }
+    if (from < 2) db.createObjectStore('files', { keyPath: ['owner', 'name'] }).createIndex('owner', 'owner');
   },
 });
 
@@ -69,8 +73,13 @@ export async function saveDraft(record) {
   return queued === undefined;
 }
 
+/** Deletes a draft and the photos, signatures and recordings taken for it. */
 export async function deleteDraft(id) {
-  return (await database).delete('drafts', id);
+  const db = await database;
+  const tx = db.transaction(['drafts', 'files'], 'readwrite');
+  const files = tx.objectStore('files');
+  const keys = await files.index('owner').getAllKeys(id);
+  await Promise.all([tx.objectStore('drafts').delete(id), ...keys.map((key) => files.delete(key)), tx.done]);
 }
 
 export async function outbox() {
@@ -83,18 +92,51 @@ export async function saveOutboxItem(item) {
   await Promise.all([tx.store.put(item), tx.done]);
 }
 
+/** Forgets outbox items, and what is left of their files. */
 export async function deleteOutboxItems(ids) {
   const db = await database;
-  const tx = db.transaction('outbox', 'readwrite');
-  await Promise.all([...ids.map((id) => tx.store.delete(id)), tx.done]);
+  const tx = db.transaction(['outbox', 'files'], 'readwrite');
+  const files = tx.objectStore('files');
+  const keys = (await Promise.all(ids.map((id) => files.index('owner').getAllKeys(id)))).flat();
+  await Promise.all([...ids.map((id) => tx.objectStore('outbox').delete(id)), ...keys.map((key) => files.delete(key)), tx.done]);
 }
 
-/** A completed questionnaire enters the outbox and leaves the drafts in one transaction. */
-export async function queue(item, draftId) {
+/**
+ * A completed questionnaire enters the outbox and leaves the drafts in one transaction; the files
+ * its answers name (`names`) wait to follow it, and those it no longer names (a photo taken again)
+ * are dropped.
+ */
+export async function queue(item, draftId, names = []) {
   const db = await database;
-  const tx = db.transaction(['outbox', 'drafts'], 'readwrite', STRICT);
-  await Promise.all([tx.objectStore('outbox').add(item), tx.objectStore('drafts').delete(draftId), tx.done]);
+  const tx = db.transaction(['outbox', 'drafts', 'files'], 'readwrite', STRICT);
+  const files = tx.objectStore('files');
+  const kept = await files.index('owner').getAll(draftId);
+  await Promise.all([
+    tx.objectStore('outbox').add(item),
+    tx.objectStore('drafts').delete(draftId),
+    ...kept.map((file) => (names.includes(file.name)
+      ? files.put({ ...file, owner: item.id, state: 'waiting' })
+      : files.delete([file.owner, file.name]))),
+    tx.done,
+  ]);
 }
+
+/** A photo, signature or recording of questionnaire `owner`, kept on the phone until it is uploaded. */
+export async function saveFile(file) {
+  const db = await database;
+  const tx = db.transaction('files', 'readwrite', STRICT);
+  await Promise.all([tx.store.put(file), tx.done]);
+}
+
+export async function file(owner, name) {
+  return (await database).get('files', [owner, name]);
+}
+
+export async function files() {
+  return (await database).getAll('files');
+}
+
+
 
 /**
  * An upload the server refused with reasons goes back to the worker as a new draft, in one
@@ -102,12 +144,18 @@ export async function queue(item, draftId) {
  */
 export async function returnToDrafts(item, newDraft, waiting) {
   const db = await database;
-  const tx = db.transaction(['outbox', 'drafts'], 'readwrite', STRICT);
+  const tx = db.transaction(['outbox', 'drafts', 'files'], 'readwrite', STRICT);
   const current = await tx.objectStore('outbox').get(item.id);
   const settle = current !== undefined && waiting.has(current.state);
   if (settle) {
     await tx.objectStore('outbox').put(item);
     await tx.objectStore('drafts').put(newDraft);
+    // Its files go back with it, to the new questionnaire.
+    const files = tx.objectStore('files');
+    for (const kept of await files.index('owner').getAll(item.id)) {
+      await files.delete([kept.owner, kept.name]);
+      await files.put({ ...kept, owner: newDraft.id, state: 'local', url: undefined });
+    }
   }
   await tx.done;
   return settle;

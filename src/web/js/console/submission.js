@@ -10,6 +10,7 @@ import { ObjectFields } from '../questions.js';
 import { problems as findProblems } from '../schema/validate.js';
 import { prune } from '../schema/walk.js';
 import * as pointers from '../schema/pointer.js';
+import { keep, size } from './save.js';
 
 const REVIEWERS = ['supervisor', 'admin'];
 
@@ -68,6 +69,54 @@ function useShortcuts(keys) {
     addEventListener('keydown', press);
     return () => removeEventListener('keydown', press);
   }, []);
+}
+
+/** One file of the household: a photo shown, a recording to play, each one to download. */
+function FileCard({ c, id, file }) {
+  const path = `/api/v1/submissions/${id}/attachments/${encodeURIComponent(file.name)}`;
+  const shown = file.type.startsWith('image/') || file.type.startsWith('audio/');
+  const [got, setGot] = useState(null);
+  const [trouble, setTrouble] = useState('');
+  useEffect(() => {
+    if (!file.present || !shown) return undefined;
+    let live = true;
+    let url = null;
+    api.blob(path).then((blob) => {
+      if (!live) return;
+      url = URL.createObjectURL(blob);
+      setGot({ blob, url });
+    }, () => live && setTrouble(c.file_unreadable));
+    return () => {
+      live = false;
+      if (url) URL.revokeObjectURL(url);
+    };
+  }, [path, file.present]);
+  if (!file.present) return html`<figure><figcaption>${file.name} <span class="tag waiting">${c.file_missing}</span></figcaption></figure>`;
+  const download = async () => {
+    try {
+      keep(got?.blob ?? (await api.blob(path)), file.name);
+    } catch {
+      setTrouble(c.file_unreadable);
+    }
+  };
+  return html`
+    <figure>
+      ${got && file.type.startsWith('image/') && html`<img src=${got.url} alt=${file.name} />`}
+      ${got && file.type.startsWith('audio/') && html`<audio controls src=${got.url} aria-label=${file.name}></audio>`}
+      <figcaption>${file.name} · ${size(file.size)}
+        <button type="button" class="quiet" aria-label=${c.download_file(file.name)} onClick=${download}>${c.download}</button></figcaption>
+      ${trouble && html`<p class="warning">${trouble}</p>`}
+    </figure>`;
+}
+
+function Files({ c, submission }) {
+  const files = submission.attachments ?? [];
+  if (files.length === 0) return null;
+  return html`
+    <section aria-labelledby="files-h">
+      <h3 id="files-h">${c.files}</h3>
+      <ul class="attachments">${files.map((file) => html`<li key=${file.name}><${FileCard} c=${c} id=${submission.id} file=${file} /></li>`)}</ul>
+    </section>`;
 }
 
 function Review({ c, w, id, status, onReviewed }) {
@@ -250,6 +299,7 @@ export function SubmissionDetail({ w, c, lang, session, go, formList, id, catalo
           : html`
             ${reviewer && html`<button type="button" onClick=${() => setCorrecting(true)}>${c.correct}</button>`}
             <${AnswerTables} root=${schema} schema=${schema} data=${submission.data} lang=${lang} w=${w} />`}
+        <${Files} c=${c} submission=${submission} />
       </section>
       <aside class="side-column">
         ${reviewer

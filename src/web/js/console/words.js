@@ -50,8 +50,10 @@ const WORDS = {
       login: '登录', login_failed: '登录失败', logout: '退出', user_created: '创建账号', user_updated: '修改账号',
       form_published: '发布问卷', submission_created: '提交', submission_reviewed: '审核', submission_edited: '修改回答',
       submission_deleted: '删除', submission_restored: '恢复', comment_added: '发表意见', export_downloaded: '下载数据',
-      backup_downloaded: '下载备份',
+      backup_downloaded: '下载备份', attachment_uploaded: '上传文件',
     },
+    files: '照片、签名和录音', file_missing: '还没上传', download: '下载', download_file: (name) => `下载 ${name}`,
+    file_unreadable: '无法读取这个文件。',
   },
   en: {
     nav: 'Console', submissions: 'Submissions', review_queue: 'To review', progress: 'Progress', downloads: 'Downloads',
@@ -103,8 +105,10 @@ const WORDS = {
       user_updated: 'Account changed', form_published: 'Form published', submission_created: 'Submitted',
       submission_reviewed: 'Reviewed', submission_edited: 'Answers corrected', submission_deleted: 'Deleted',
       submission_restored: 'Restored', comment_added: 'Commented', export_downloaded: 'Data downloaded',
-      backup_downloaded: 'Backup downloaded',
+      backup_downloaded: 'Backup downloaded', attachment_uploaded: 'File uploaded',
     },
+    files: 'Photos, signatures and recordings', file_missing: 'Not uploaded yet', download: 'Download', download_file: (name) => `Download ${name}`,
+    file_unreadable: 'This file cannot be read.',
   },
 };
 

@@ -24,9 +24,22 @@ export function deref(root, schema) {
 const typeOf = (schema) => (Array.isArray(schema.type) ? schema.type.find((t) => t !== 'null') : schema.type);
 
 /** The kind of control a property's schema asks for. */
+/** How each file type is asked for (`contentMediaType`): phone cameras make JPEG, so a PNG question is a drawing, a signature. */
+const ATTACHMENTS = {
+  'image/jpeg': 'photo', 'image/webp': 'photo', 'image/png': 'signature', 'audio/webm': 'audio',
+  'audio/ogg': 'audio', 'audio/mp4': 'audio', 'audio/mpeg': 'audio', 'application/pdf': 'document',
+};
+
+/** The file type an attachment question asks for (`image/jpeg`...), else undefined. */
+export function mediaType(schema) {
+  const type = typeof schema?.contentMediaType === 'string' ? schema.contentMediaType.split(';')[0].trim().toLowerCase() : '';
+  return ATTACHMENTS[type] ? type : undefined;
+}
+
 export function kindOf(root, raw) {
   const schema = deref(root, raw);
   if (schema.const === true) return 'consent';
+  if (mediaType(schema)) return ATTACHMENTS[mediaType(schema)];
   if (Array.isArray(schema.enum)) return 'choice';
   const type = typeOf(schema);
   if (type === 'boolean') return 'boolean';
@@ -197,4 +210,13 @@ export function placeField(root) {
   const name = typeof root?.['x-scope'] === 'string' ? root['x-scope'].replace(/^\//, '') : '';
   const schema = name ? deref(root, root.properties?.[name] ?? {}) : {};
   return { name, places: Array.isArray(schema.enum) ? schema.enum : [] };
+}
+
+/** The file names `data`'s answers give to attachment questions, at any depth. */
+export function fileNames(root, raw, data) {
+  const schema = deref(root, raw);
+  if (mediaType(schema)) return typeof data === 'string' ? [data] : [];
+  if (Array.isArray(data)) return data.flatMap((item) => fileNames(root, schema.items ?? {}, item));
+  if (!data || typeof data !== 'object') return [];
+  return Object.entries(schema.properties ?? {}).flatMap(([name, child]) => (child === false ? [] : fileNames(root, child, data[name])));
 }

@@ -5,7 +5,7 @@ import { html, useState, useEffect, useRef } from '../../vendor/htm-preact-stand
 import { ObjectFields, questionId } from '../questions.js';
 import { problems as findProblems } from '../schema/validate.js';
 import { describe, message } from '../schema/messages.js';
-import { prune, idRules, deref, isHidden } from '../schema/walk.js';
+import { prune, idRules, deref, isHidden, fileNames } from '../schema/walk.js';
 import * as pointers from '../schema/pointer.js';
 import { residentId } from '../schema/resident-id.js';
 import * as store from '../store.js';
@@ -156,7 +156,8 @@ export function Fill({ w, lang, session, catalogue, go, draftId, onQueued }) {
       ...(replaces ? { replaces } : {}),
     };
     const envelope = { id: current.id, form_version: current.form_version, data, meta };
-    await outbox.add({ envelope, form: current.form, username: session.username, summary: drafts.summaryOf(data) }, current.id);
+    const files = fileNames(schema, schema, data);
+    await outbox.add({ envelope, form: current.form, username: session.username, summary: drafts.summaryOf(data), files }, current.id);
     onQueued();
     go(`/done/${current.id}`, { replace: true });
   };
@@ -173,7 +174,7 @@ export function Fill({ w, lang, session, catalogue, go, draftId, onQueued }) {
         <ul>${listed.map((p) => html`<li><button type="button" class="link" onClick=${() => focus(p.path)}>${p.key ? message(catalogue, schema, p, lang) : p.message}</button></li>`)}</ul>
       </div>`}
     <form class="questionnaire" onSubmit=${(e) => { e.preventDefault(); submit(); }} novalidate>
-      <${ObjectFields} root=${schema} schema=${schema} pointer="" value=${draft.answers}
+      <${ObjectFields} root=${schema} schema=${schema} pointer="" value=${draft.answers} owner=${draft.id}
         onChange=${onChange} lang=${lang} w=${w} problemsAt=${problemsAt} />
       <div class="actions-bar">
         <span class="saved" aria-live="polite">${saved ? w.saved : ''}</span>

@@ -4,6 +4,7 @@ import { html, useState, useEffect, useRef } from '../../vendor/htm-preact-stand
 import * as api from '../api.js';
 import * as forms from '../forms.js';
 import * as outbox from '../outbox.js';
+import * as sending from '../uploads.js';
 import * as store from '../store.js';
 import * as drafts from '../drafts.js';
 
@@ -17,11 +18,26 @@ async function attention(username) {
   return found;
 }
 
+/** Each file of a questionnaire in the upload list: waiting, how far along, sent, or refused and why. */
+function FileStates({ files, w }) {
+  if (files.length === 0) return null;
+  const state = (file) => {
+    if (file.state === 'sent') return w.file_sent;
+    if (file.state === 'refused') return `${w.file_refused}${file.error?.message ?? ''}`;
+    const percent = sending.percentOf(file);
+    return percent === undefined ? w.file_waiting : w.file_progress(percent);
+  };
+  return html`<ul class="files">${files.map((file) => html`
+    <li key=${file.name}><span class="file-name">${file.name}</span> <span class=${`tag ${file.state}`}>${state(file)}</span></li>`)}</ul>`;
+}
+
 export function Home({ w, lang, session, go, waiting, onSignOut }) {
   const [formList, setFormList] = useState([]);
   const [draftList, setDraftList] = useState([]);
   const [needs, setNeeds] = useState([]);
   const [uploads, setUploads] = useState([]);
+  const [files, setFiles] = useState([]);
+  const [, setTick] = useState(0);
   const [settings, setSettings] = useState({});
 
   const load = async () => {
@@ -29,6 +45,7 @@ export function Home({ w, lang, session, go, waiting, onSignOut }) {
     setDraftList((await store.drafts()).filter((d) => d.username === session.username)
       .sort((a, b) => b.updated_at.localeCompare(a.updated_at)));
     setUploads((await outbox.items()).filter((i) => i.username === session.username).reverse().slice(0, 50));
+    setFiles(await store.files());
     setNeeds((await store.getValue(`attention:${session.username}`)) ?? []);
     setSettings((await store.getValue('settings')) ?? {});
   };
@@ -41,7 +58,13 @@ export function Home({ w, lang, session, go, waiting, onSignOut }) {
       await load();
       await attention(session.username).then(setNeeds).catch(() => {});
     })();
-    return outbox.subscribe(load);
+    const unsubscribe = outbox.subscribe(load);
+    // Progress is redrawn from memory; a file sent or refused is read again.
+    const unsubscribeFiles = sending.subscribe((what) => (what === 'state' ? load() : setTick((t) => t + 1)));
+    return () => {
+      unsubscribe();
+      unsubscribeFiles();
+    };
   }, [session.username]);
 
   // A double tap starts one questionnaire, not two.
@@ -115,6 +138,7 @@ export function Home({ w, lang, session, go, waiting, onSignOut }) {
               <span>${item.summary || item.id.slice(0, 8)}</span>
               <span class=${`tag ${item.state}`}>${uploadState(item)}</span>
               ${item.error && item.state !== 'returned' && html`<span class="detail">${w.refusals[item.error.code] ?? item.error.message}</span>`}
+              ${item.state !== 'returned' && html`<${FileStates} files=${files.filter((f) => f.owner === item.id)} w=${w} />`}
             </li>`)}
         </ul>
       </section>`}
