@@ -127,6 +127,10 @@ pub enum AppError {
     UploadOffsetMismatch { expected: u64 },
     #[error("another request is writing to this upload; try again when it has finished")]
     UploadLocked,
+    #[error(
+        "you have {max} unfinished uploads; finish or end one (DELETE) before starting another"
+    )]
+    TooManyUploads { max: usize },
     #[error("this server speaks tus 1.0.0: send Tus-Resumable: 1.0.0")]
     TusVersionUnsupported,
     #[error("header {0}")]
@@ -207,6 +211,7 @@ impl AppError {
             Self::UploadExpired => (StatusCode::GONE, "upload_expired"),
             Self::UploadOffsetMismatch { .. } => (StatusCode::CONFLICT, "upload_offset_mismatch"),
             Self::UploadLocked => (StatusCode::LOCKED, "upload_locked"),
+            Self::TooManyUploads { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_uploads"),
             Self::TusVersionUnsupported => {
                 (StatusCode::PRECONDITION_FAILED, "tus_version_unsupported")
             }
@@ -357,6 +362,7 @@ mod tests {
                 "upload_offset_mismatch",
             ),
             (AppError::UploadLocked, 423, "upload_locked"),
+            (AppError::TooManyUploads { max: 1 }, 429, "too_many_uploads"),
             (
                 AppError::TusVersionUnsupported,
                 412,

@@ -69,9 +69,18 @@ impl MediaType {
         }
     }
 
-    /// Whether the type is an image a browser shows (the console previews these).
-    pub fn is_image(self) -> bool {
-        matches!(self, MediaType::Jpeg | MediaType::Png | MediaType::Webp)
+    /// The file name extensions of this type, the usual one first.
+    pub fn extensions(self) -> &'static [&'static str] {
+        match self {
+            MediaType::Jpeg => &["jpg", "jpeg"],
+            MediaType::Png => &["png"],
+            MediaType::Webp => &["webp"],
+            MediaType::AudioWebm => &["webm", "weba"],
+            MediaType::AudioOgg => &["ogg", "oga", "opus"],
+            MediaType::AudioMp4 => &["m4a", "mp4"],
+            MediaType::AudioMpeg => &["mp3"],
+            MediaType::Pdf => &["pdf"],
+        }
     }
 }
 

@@ -144,10 +144,60 @@ fn values_at<'v>(
 }
 
 /// Whether `name` may name a file: 1 to 100 characters, no `/`, `\` or NUL (it must not be
-/// read as a path anywhere, in a zip or on a phone), and no leading `.` (no hidden files, no `..`).
+/// read as a path anywhere, in a zip or on a phone), no leading `.` (no hidden files, no `..`),
+/// and no control or invisible formatting characters (a right-to-left override can make
+/// `gpj.exe` read as `exe.jpg`).
 pub fn is_valid_name(name: &str) -> bool {
     let length = name.chars().count();
-    (1..=MAX_NAME).contains(&length) && !name.starts_with('.') && !name.contains(['/', '\\', '\0'])
+    (1..=MAX_NAME).contains(&length)
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\', '\0'])
+        && !name
+            .chars()
+            .any(|c| c.is_control() || is_invisible_format(c))
+}
+
+/// Bidirectional controls, zero-width characters and the byte-order mark.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// Names Windows gives to devices, not files.
+const RESERVED: [&str; 22] = [
+    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
+    "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+];
+
+/// The name a file is saved under on an analyst's computer (in an export, or from the
+/// browser): what Windows cannot hold (`:` and `*?"<>|`, trailing dots and spaces, device names)
+/// becomes `_`, and it always ends in its type's extension, so `run.bat` that is a JPEG is saved
+/// as `run.bat.jpg` and opens as a picture, never runs.
+pub fn saved_name(name: &str, media_type: MediaType) -> String {
+    let mut safe: String = name
+        .chars()
+        .map(|c| {
+            if matches!(c, ':' | '*' | '?' | '"' | '<' | '>' | '|') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let kept = safe.trim_end_matches(['.', ' ']).len();
+    safe.truncate(kept);
+    let stem = safe.split('.').next().unwrap_or_default();
+    if RESERVED
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(stem.trim_end()))
+    {
+        safe.insert(0, '_');
+    }
+    let extension = safe.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    if !extension.is_some_and(|e| media_type.extensions().contains(&e.as_str())) {
+        safe.push('.');
+        safe.push_str(media_type.extensions()[0]);
+    }
+    safe
 }
 
 /// Each answer that breaks the naming rules, with the catalogue key that says why: a bad name,
@@ -169,6 +219,21 @@ pub fn name_problems(expected: &[Expected]) -> Vec<(String, &'static str)> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_saved_file_always_opens_as_what_it_is_and_windows_can_hold_its_name() {
+        let jpeg = MediaType::Jpeg;
+        assert_eq!(saved_name("house.jpg", jpeg), "house.jpg");
+        assert_eq!(saved_name("House.JPEG", jpeg), "House.JPEG");
+        assert_eq!(saved_name("户主签名", MediaType::Png), "户主签名.png");
+        assert_eq!(saved_name("run.bat", jpeg), "run.bat.jpg");
+        assert_eq!(saved_name("view.html", MediaType::Png), "view.html.png");
+        assert_eq!(saved_name("C:x.jpg", jpeg), "C_x.jpg");
+        assert_eq!(saved_name("CON.jpg", jpeg), "_CON.jpg");
+        assert_eq!(saved_name("lpt1", jpeg), "_lpt1.jpg");
+        assert_eq!(saved_name("trail. ", jpeg), "trail.jpg");
+        assert_eq!(saved_name("a?b<c>.pdf", MediaType::Pdf), "a_b_c_.pdf");
+    }
 
     fn layout() -> Layout {
         Layout::of(&json!({"type": "object", "properties": {
@@ -226,6 +291,10 @@ mod tests {
             "a\\b.jpg",
             "nul\0.jpg",
             &"名".repeat(MAX_NAME + 1),
+            "two\nlines.jpg",
+            "tab\t.jpg",
+            "\u{202E}gpj.exe",
+            "zero\u{200B}width.jpg",
         ] {
             assert!(!is_valid_name(bad), "{bad:?}");
         }

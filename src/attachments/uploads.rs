@@ -8,31 +8,28 @@
 //! crash between keeping the file and recording it leaves a full upload that the next `HEAD`
 //! (or PATCH) finishes.
 
+mod patch;
+
 use std::collections::HashSet;
-use std::io::{self, SeekFrom};
+use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{Stream, StreamExt};
-use sha2::{Digest, Sha256};
-use tokio::io::{AsyncSeekExt, AsyncWriteExt};
-use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::media::{Allowed, MAGIC_BYTES, MediaType};
-use crate::audit::{self, AuditAction};
+use super::media::{Allowed, MediaType};
 use crate::auth::{Permission, Principal};
 use crate::clock::{self, Timestamp};
 use crate::error::AppError;
 use crate::forms::FormRegistry;
 use crate::metrics::Metrics;
-use crate::store::{
-    AttachmentRecord, Blobs, CompleteRefused, Store, SubmissionRecord, UploadRecord,
-};
+use crate::store::{Blobs, Store, SubmissionRecord, UploadRecord};
 use crate::submissions;
 
 /// Default for `SURVEY_MAX_ATTACHMENT_BYTES`: a phone photo is 2–5 MB; a long voice note, 10.
 pub const DEFAULT_MAX_BYTES: u64 = 20 * 1024 * 1024;
+/// Unfinished uploads one person may have at once: a phone uploads one file at a time.
+pub const MAX_OPEN: usize = 20;
 /// Default for `SURVEY_UPLOAD_EXPIRY`: a day, so a phone that lost its signal overnight resumes.
 pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -68,19 +65,27 @@ pub struct Uploads {
     blobs: Arc<Blobs>,
     policy: Policy,
     metrics: Arc<Metrics>,
-    /// Uploads a PATCH is writing: a second writer at once could interleave bytes.
-    busy: Mutex<HashSet<Uuid>>,
+    /// What is being worked on now: an upload a PATCH writes (a second writer at once could
+    /// interleave bytes), an answer whose file is being kept (two uploads for one answer finish
+    /// one after the other, so the second sees the first's file).
+    busy: Mutex<HashSet<Work>>,
 }
 
-/// Marks an upload busy until dropped.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Work {
+    Upload(Uuid),
+    Answer(Uuid, String),
+}
+
+/// Marks work busy until dropped.
 struct Busy<'a> {
     uploads: &'a Uploads,
-    id: Uuid,
+    work: Work,
 }
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
-        self.uploads.busy_set().remove(&self.id);
+        self.uploads.busy_set().remove(&self.work);
     }
 }
 
@@ -102,13 +107,16 @@ impl Uploads {
         &self.blobs
     }
 
-    fn busy_set(&self) -> std::sync::MutexGuard<'_, HashSet<Uuid>> {
+    fn busy_set(&self) -> std::sync::MutexGuard<'_, HashSet<Work>> {
         self.busy.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn claim(&self, id: Uuid) -> Result<Busy<'_>, AppError> {
-        if self.busy_set().insert(id) {
-            Ok(Busy { uploads: self, id })
+    fn claim(&self, work: Work) -> Result<Busy<'_>, AppError> {
+        if self.busy_set().insert(work.clone()) {
+            Ok(Busy {
+                uploads: self,
+                work,
+            })
         } else {
             Err(AppError::UploadLocked)
         }
@@ -118,13 +126,11 @@ impl Uploads {
     /// and admins may; the name, type and size must fit the answer and this server's rules.
     pub async fn create(
         &self,
-        store: &Store,
+        store: &Arc<Store>,
         forms: &FormRegistry,
         new: NewUpload,
         by: &Principal,
     ) -> Result<UploadRecord, AppError> {
-        by.require(Permission::Submit)
-            .or_else(|_| by.require(Permission::UploadForOthers))?;
         if new.length == 0 {
             return Err(AppError::HeaderInvalid(
                 "Upload-Length must be at least 1: an empty file is no photo, signature or recording".into(),
@@ -146,9 +152,7 @@ impl Uploads {
         let sha256 = new.sha256.map(|hex| checked_sha256(&hex)).transpose()?;
         let id = Uuid::try_parse(&submission).map_err(|_| AppError::SubmissionNotFound)?;
         let record = submissions::find(store, id, by)?;
-        if record.meta.submitted_by != by.username {
-            by.require(Permission::UploadForOthers)?;
-        }
+        may_upload_to(&record, by)?;
         let expected = expected_file(forms, &record, &filename)?;
         let declared = MediaType::parse(&filetype);
         if declared != Some(expected) {
@@ -168,6 +172,7 @@ impl Uploads {
                 return Err(AppError::AttachmentConflict);
             }
         }
+        self.make_room(store, id, &filename, by).await?;
         let now = clock::unix_now();
         let upload = UploadRecord {
             id: Uuid::new_v4(),
@@ -189,6 +194,42 @@ impl Uploads {
         Ok(upload)
     }
 
+    /// Before a new upload by `by` for answer `filename`: their unfinished uploads for the same
+    /// answer are ended (a phone that lost the answer to its creation makes another), and they
+    /// may have at most [`MAX_OPEN`] others, so nobody can fill the disk with half-made files.
+    async fn make_room(
+        &self,
+        store: &Arc<Store>,
+        submission: Uuid,
+        filename: &str,
+        by: &Principal,
+    ) -> Result<(), AppError> {
+        let all = {
+            let store = Arc::clone(store);
+            tokio::task::spawn_blocking(move || store.uploads())
+                .await
+                .map_err(|e| AppError::Internal(e.to_string()))??
+        };
+        let mine = all
+            .into_iter()
+            .filter(|u| u.created_by == by.username && !u.completed);
+        let mut open = 0;
+        for upload in mine {
+            let same_answer = upload.submission == submission && upload.filename == filename;
+            let claimed = same_answer
+                .then(|| self.claim(Work::Upload(upload.id)).ok())
+                .flatten();
+            match claimed {
+                Some(_busy) => self.forget(store, upload.id).await?,
+                None => open += 1,
+            }
+        }
+        if open >= MAX_OPEN {
+            return Err(AppError::TooManyUploads { max: MAX_OPEN });
+        }
+        Ok(())
+    }
+
     /// Where an upload stands (`HEAD`). A full upload not yet finished (the server stopped in
     /// between) is finished now.
     pub async fn status(
@@ -206,136 +247,38 @@ impl Uploads {
         }
         self.metrics.upload_resumed();
         let offset = self.offset(id).await?;
+        // Full but not finished: the server stopped in between. Unless a PATCH is finishing it
+        // right now, which will answer for itself.
         if offset == upload.length {
-            let _busy = self.claim(id)?;
-            self.finish(store, &upload, by).await?;
+            if let Ok(_busy) = self.claim(Work::Upload(id)) {
+                self.finish(store, &upload, by).await?;
+            }
         }
         Ok(Status { offset, upload })
-    }
-
-    /// Appends `body` at `offset` (`PATCH`) until it ends, is cut off, or `allowed` has
-    /// passed; what arrived is on disk before this returns. The new offset, or why not.
-    pub async fn append<B: AsRef<[u8]>>(
-        &self,
-        store: &Store,
-        (id, offset): (Uuid, u64),
-        checksum: Option<ChunkChecksum>,
-        body: impl Stream<Item = io::Result<B>>,
-        allowed: Duration,
-        by: &Principal,
-    ) -> Result<Status, AppError> {
-        let deadline = Instant::now() + allowed;
-        let upload = self.owned(store, id, by)?;
-        let _busy = self.claim(id)?;
-        if upload.completed {
-            // Nothing more to take: an empty PATCH at the end is a client making sure.
-            return if offset == upload.length {
-                Ok(Status { offset, upload })
-            } else {
-                Err(AppError::UploadOffsetMismatch {
-                    expected: upload.length,
-                })
-            };
-        }
-        let current = self.offset(id).await?;
-        if offset != current {
-            return Err(AppError::UploadOffsetMismatch { expected: current });
-        }
-        let room = upload.length - current;
-        let file = {
-            let blobs = Arc::clone(&self.blobs);
-            blocking(move || blobs.open_partial(id)).await?
-        };
-        let mut file = tokio::fs::File::from_std(file);
-        file.seek(SeekFrom::Start(current))
-            .await
-            .map_err(io_error)?;
-        let mut hash = checksum.as_ref().map(|_| Sha256::new());
-        let mut written: u64 = 0;
-        let mut ended = Ended::Whole;
-        tokio::pin!(body);
-        loop {
-            let next = match tokio::time::timeout_at(deadline, body.next()).await {
-                Err(_) => {
-                    ended = Ended::Late;
-                    break;
-                }
-                Ok(None) => break,
-                Ok(Some(Err(_))) => {
-                    ended = Ended::Cut;
-                    break;
-                }
-                Ok(Some(Ok(bytes))) => bytes,
-            };
-            let bytes = next.as_ref();
-            if written + bytes.len() as u64 > room {
-                ended = Ended::TooLong;
-                break;
-            }
-            file.write_all(bytes).await.map_err(io_error)?;
-            written += bytes.len() as u64;
-            if let Some(hash) = hash.as_mut() {
-                hash.update(bytes);
-            }
-        }
-        // A checksum vouches only for a whole body, and bytes past the upload's end are wrong.
-        let verified = match (hash, &checksum) {
-            (Some(hash), Some(ChunkChecksum(expected))) => {
-                ended == Ended::Whole && hash.finalize().as_slice() == expected.as_slice()
-            }
-            _ => ended != Ended::TooLong,
-        };
-        if !verified {
-            file.set_len(current).await.map_err(io_error)?;
-            written = 0;
-        }
-        file.sync_data().await.map_err(io_error)?;
-        drop(file);
-        self.metrics.attachment_bytes(written);
-        let now = current + written;
-        match ended {
-            Ended::TooLong => return Err(AppError::BodyTooLarge),
-            _ if !verified => return Err(AppError::ChunkChecksumMismatch),
-            Ended::Late => {
-                return Err(AppError::UploadTooSlow {
-                    secs: allowed.as_secs(),
-                });
-            }
-            Ended::Cut => return Err(AppError::BodyMalformed("the body was cut off".into())),
-            Ended::Whole => {}
-        }
-        if now < upload.length {
-            return Ok(Status {
-                offset: now,
-                upload,
-            });
-        }
-        self.finish(store, &upload, by).await?;
-        Ok(Status {
-            offset: now,
-            upload: UploadRecord {
-                completed: true,
-                ..upload
-            },
-        })
     }
 
     /// Ends an upload (`DELETE`): its bytes are dropped; a file already kept stays kept.
     pub async fn terminate(&self, store: &Store, id: Uuid, by: &Principal) -> Result<(), AppError> {
         self.owned_even_expired(store, id, by)?;
-        let _busy = self.claim(id)?;
+        let _busy = self.claim(Work::Upload(id))?;
         self.forget(store, id).await
     }
 
     /// Removes every expired upload; how many were unfinished.
-    pub async fn sweep(&self, store: &Store) -> Result<usize, AppError> {
+    pub async fn sweep(&self, store: &Arc<Store>) -> Result<usize, AppError> {
         let now = clock::unix_now();
         let mut unfinished = 0;
-        for upload in store.uploads()? {
+        let all = {
+            let store = Arc::clone(store);
+            tokio::task::spawn_blocking(move || store.uploads())
+                .await
+                .map_err(|e| AppError::Internal(e.to_string()))??
+        };
+        for upload in all {
             if upload.expires_at > now {
                 continue;
             }
-            let Ok(_busy) = self.claim(upload.id) else {
+            let Ok(_busy) = self.claim(Work::Upload(upload.id)) else {
                 continue;
             };
             self.forget(store, upload.id).await?;
@@ -345,63 +288,6 @@ impl Uploads {
             }
         }
         Ok(unfinished)
-    }
-
-    /// Checks a full upload and keeps its file as the answer's attachment. A file that fails
-    /// a check is dropped with its upload: the client must start a new one.
-    async fn finish(
-        &self,
-        store: &Store,
-        upload: &UploadRecord,
-        by: &Principal,
-    ) -> Result<(), AppError> {
-        let blobs = Arc::clone(&self.blobs);
-        let id = upload.id;
-        let (sha256, head) = blocking(move || blobs.digest_partial(id, MAGIC_BYTES)).await?;
-        let refusal = if !MediaType::parse(&upload.media_type).is_some_and(|t| t.matches(&head)) {
-            Some(AppError::AttachmentTypeMismatch(format!(
-                "the file's content is not {}",
-                upload.media_type
-            )))
-        } else if upload
-            .sha256
-            .as_ref()
-            .is_some_and(|declared| *declared != sha256)
-        {
-            Some(AppError::AttachmentChecksumMismatch)
-        } else {
-            None
-        };
-        if let Some(refusal) = refusal {
-            self.forget(store, id).await?;
-            return Err(refusal);
-        }
-        let blobs = Arc::clone(&self.blobs);
-        let hash = sha256.clone();
-        blocking(move || blobs.keep(id, &hash)).await?;
-        let file = AttachmentRecord {
-            sha256,
-            size: upload.length,
-            media_type: upload.media_type.clone(),
-            uploaded_by: upload.created_by.clone(),
-            uploaded_at: Timestamp::now(),
-        };
-        let event = audit::by(
-            by,
-            AuditAction::AttachmentUploaded,
-            audit::submission_target(upload.submission),
-        );
-        match store.complete_upload(upload, &file, &event)? {
-            Ok(pending) => pending.durable().await?,
-            Err(CompleteRefused::UploadGone) => return Err(AppError::UploadNotFound),
-            Err(CompleteRefused::OtherFile) => {
-                self.forget(store, id).await?;
-                return Err(AppError::AttachmentConflict);
-            }
-        }
-        let blobs = Arc::clone(&self.blobs);
-        blocking(move || blobs.remove_partial(id)).await?;
-        Ok(())
     }
 
     /// An upload `by` may use: theirs, or any for an admin; others' are "not found".
@@ -418,12 +304,18 @@ impl Uploads {
         Ok(upload)
     }
 
-    /// [`Self::owned_even_expired`], and not expired (410).
+    /// [`Self::owned_even_expired`], not expired (410), and still one `by` may add to: the
+    /// submission may have been deleted, or their role changed, since the upload began.
     fn owned(&self, store: &Store, id: Uuid, by: &Principal) -> Result<UploadRecord, AppError> {
         let upload = self.owned_even_expired(store, id, by)?;
         if upload.expires_at <= clock::unix_now() {
             return Err(AppError::UploadExpired);
         }
+        let record = submissions::find(store, upload.submission, by).map_err(|e| match e {
+            AppError::SubmissionNotFound => AppError::UploadNotFound,
+            other => other,
+        })?;
+        may_upload_to(&record, by)?;
         Ok(upload)
     }
 
@@ -441,16 +333,12 @@ impl Uploads {
     }
 }
 
-/// How a PATCH body ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Ended {
-    Whole,
-    /// The connection broke (the phone lost its signal).
-    Cut,
-    /// The upload deadline passed.
-    Late,
-    /// More bytes than the upload has room for.
-    TooLong,
+/// Whether `by` may add files to `record`: their own (if they may submit), or anyone's for admins.
+fn may_upload_to(record: &SubmissionRecord, by: &Principal) -> Result<(), AppError> {
+    if record.meta.submitted_by == by.username && by.role.allows(Permission::Submit) {
+        return Ok(());
+    }
+    by.require(Permission::UploadForOthers)
 }
 
 /// The attachment type of the answer of `record` that names `filename`.

@@ -8,6 +8,7 @@ use super::layout::{Column, Kind, Table};
 use super::rows::{self, Cell};
 use super::sinks::{LogLine, MediaFile, Sink, Written};
 use super::{Export, MAIN_SYSTEM, Parsed, pipeline, table_rows};
+use crate::attachments::MediaType;
 use crate::store::{Listed, Store};
 
 /// Pass 1's findings on one page: candidates per table, and the main key of each submission.
@@ -311,11 +312,11 @@ impl Pass<'_> {
                         continue;
                     }
                 }
-                for (column, name) in attachment_names(table, value) {
+                for (column, media_type, name) in attachment_names(table, value) {
                     match self.store.attachment(s.id, name) {
                         Ok(Some(kept)) if export.options.media => out.media.push(MediaFile {
                             submission: s.id,
-                            name: name.to_owned(),
+                            name: crate::attachments::saved_name(name, media_type),
                             sha256: kept.sha256,
                         }),
                         Ok(Some(_)) => {}
@@ -401,16 +402,15 @@ fn main_system_cells(s: &Parsed<'_>, id: &str) -> Vec<Cell> {
 }
 
 /// "household_id" or "a + b": the natural key's fields, for log reasons.
-/// The attachment columns of `table` with the file name each holds in `row`.
+/// The attachment columns of `table` with their type and the file name each holds in `row`.
 fn attachment_names<'r>(
     table: &'r Table,
     row: &'r Json<'_>,
-) -> impl Iterator<Item = (&'r Column, &'r str)> {
-    table
-        .columns
-        .iter()
-        .filter(|column| matches!(column.kind, Kind::Attachment(_)))
-        .filter_map(|column| Some((column, row.at(&column.path)?.as_str()?)))
+) -> impl Iterator<Item = (&'r Column, MediaType, &'r str)> {
+    table.columns.iter().filter_map(|column| match column.kind {
+        Kind::Attachment(media_type) => Some((column, media_type, row.at(&column.path)?.as_str()?)),
+        _ => None,
+    })
 }
 
 fn key_names(table: &Table) -> String {

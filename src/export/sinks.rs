@@ -68,6 +68,7 @@ pub trait Sink {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MediaFile {
     pub submission: uuid::Uuid,
+    /// The name to save it under (`attachments::saved_name`).
     pub name: String,
     pub sha256: String,
 }

@@ -11,6 +11,7 @@ use super::extract::{AuthUser, Path};
 use super::submissions::parse_id;
 use super::{Endpoint, endpoint};
 use crate::AppState;
+use crate::attachments::{self, MediaType};
 use crate::error::AppError;
 use crate::submissions;
 
@@ -55,7 +56,8 @@ async fn attachment(
     let cached = request
         .headers()
         .get(header::IF_NONE_MATCH)
-        .is_some_and(|sent| sent == etag);
+        .and_then(|sent| sent.to_str().ok())
+        .is_some_and(|sent| names_tag(sent, &kept.sha256));
     let mut response = if cached {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -86,9 +88,35 @@ async fn attachment(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // Saved from the browser, it keeps a name that opens it as what it is.
+    let saved = MediaType::parse(&kept.media_type).map_or_else(
+        || filename.clone(),
+        |t| attachments::saved_name(&filename, t),
+    );
     headers.insert(
         header::CONTENT_DISPOSITION,
-        super::body::content_disposition(&filename, "inline"),
+        super::body::content_disposition(&saved, "inline"),
     );
     Ok(response)
+}
+
+/// Whether an `If-None-Match` value (`*`, or a list of tags, weak or strong) names this file.
+fn names_tag(sent: &str, sha256: &str) -> bool {
+    sent.split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.trim_start_matches("W/").trim_matches('"') == sha256)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_tag;
+
+    #[test]
+    fn if_none_match_may_list_tags_weak_or_strong_or_say_any() {
+        assert!(names_tag("\"abc\"", "abc"));
+        assert!(names_tag("W/\"abc\"", "abc"));
+        assert!(names_tag("\"x\", \"abc\"", "abc"));
+        assert!(names_tag("*", "abc"));
+        assert!(!names_tag("\"abd\"", "abc"));
+    }
 }

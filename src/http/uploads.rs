@@ -106,10 +106,11 @@ async fn create(
 async fn head(
     State(state): State<AppState>,
     headers: HeaderMap,
-    AuthUser(me): AuthUser,
-    Path(id): Path<String>,
+    me: Result<AuthUser, AppError>,
+    id: Result<Path<String>, AppError>,
 ) -> Response {
     tus(async {
+        let (AuthUser(me), Path(id)) = (me?, id?);
         speaks_tus(&headers)?;
         let status = state
             .uploads
@@ -187,10 +188,11 @@ async fn patch(
 async fn terminate(
     State(state): State<AppState>,
     headers: HeaderMap,
-    AuthUser(me): AuthUser,
-    Path(id): Path<String>,
+    me: Result<AuthUser, AppError>,
+    id: Result<Path<String>, AppError>,
 ) -> Response {
     tus(async {
+        let (AuthUser(me), Path(id)) = (me?, id?);
         speaks_tus(&headers)?;
         state
             .uploads
@@ -221,12 +223,14 @@ fn speaks_tus(headers: &HeaderMap) -> Result<(), AppError> {
     }
 }
 
-/// A header holding a non-negative integer.
+/// A header holding a non-negative integer: digits only (no sign, no spaces inside).
 fn number(headers: &HeaderMap, name: &str) -> Result<u64, AppError> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|v| v.parse().ok())
         .ok_or_else(|| AppError::HeaderInvalid(format!("{name} must be a whole number of bytes")))
 }
 

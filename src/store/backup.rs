@@ -214,6 +214,8 @@ pub enum RestoreError {
     TooNew(u32),
     #[error("the backup file is damaged or incomplete: {0}")]
     Damaged(String),
+    #[error("the attachments directory {0} is inside the database's directory; choose another")]
+    Misplaced(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -282,21 +284,31 @@ pub fn restore(
     if occupied(&target) {
         return Err(RestoreError::NotEmpty(data_dir.display().to_string()));
     }
+    // Only `objects/` is ever written in the attachments directory (which may be the data
+    // directory itself); it must hold no files yet, and must not be inside the database.
     let objects = attachments_dir.join("objects");
     if occupied(&objects) {
         return Err(RestoreError::NotEmpty(
             attachments_dir.display().to_string(),
         ));
     }
+    let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    if absolute(attachments_dir).starts_with(absolute(&target)) {
+        return Err(RestoreError::Misplaced(
+            attachments_dir.display().to_string(),
+        ));
+    }
     let staging = data_dir.join("sled.restoring");
-    let files_staging = staging_beside(attachments_dir);
+    // Ours by name: what an earlier restore that failed left.
+    let files_staging = attachments_dir.join("objects.restoring");
     for dir in [&staging, &files_staging] {
         if dir.exists() {
             fs::remove_dir_all(dir)?;
         }
     }
     fs::create_dir_all(&staging)?;
-    let blobs = Blobs::open(&files_staging)?;
+    fs::create_dir_all(&files_staging)?;
+    let blobs = Blobs::at(&files_staging);
     let written = (|| {
         let db = sled::Config::new().path(&staging).open()?;
         let mut batch = (None::<sled::Tree>, sled::Batch::default(), 0);
@@ -341,15 +353,12 @@ pub fn restore(
     }
     fs::rename(&staging, &target)?;
     fs::File::open(data_dir)?.sync_all()?;
-    // An existing attachments directory holds no kept files (checked above): at most empty
-    // `objects` and `uploads` from a server that never got any.
-    if attachments_dir.exists() {
-        fs::remove_dir_all(attachments_dir)?;
+    // `objects/` is absent or empty (checked above): `remove_dir` refuses anything else.
+    if objects.exists() {
+        fs::remove_dir(&objects)?;
     }
-    fs::rename(&files_staging, attachments_dir)?;
-    if let Some(parent) = attachments_dir.parent() {
-        fs::File::open(parent)?.sync_all()?;
-    }
+    fs::rename(&files_staging, &objects)?;
+    fs::File::open(attachments_dir)?.sync_all()?;
     // Opening runs the migrations a backup from an older server needs. sled's background thread
     // may hold the file lock for a moment after the builder's last handle is gone.
     for attempt in 1.. {
@@ -375,13 +384,6 @@ fn flush_batch((tree, batch, count): &mut Batch) -> Result<(), RestoreError> {
     }
     *count = 0;
     Ok(())
-}
-
-/// `<dir>.restoring`, beside `dir`.
-fn staging_beside(dir: &Path) -> std::path::PathBuf {
-    let mut name = dir.as_os_str().to_owned();
-    name.push(".restoring");
-    name.into()
 }
 
 /// Parses a backup, handing each new tree name and each entry to `visit` and each file's hash

@@ -16,6 +16,8 @@ use uuid::Uuid;
 #[derive(Debug)]
 pub struct Blobs {
     root: PathBuf,
+    /// `<root>/objects`: the kept files.
+    objects: PathBuf,
 }
 
 impl Blobs {
@@ -26,7 +28,17 @@ impl Blobs {
         }
         Ok(Self {
             root: root.to_owned(),
+            objects: root.join("objects"),
         })
+    }
+
+    /// Kept files laid out directly under `objects` (a restore's staging directory): only
+    /// [`Blobs::write_object`] and reading are meant for it.
+    pub(super) fn at(objects: &Path) -> Self {
+        Self {
+            root: objects.to_owned(),
+            objects: objects.to_owned(),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -41,7 +53,7 @@ impl Blobs {
     pub fn object(&self, sha256: &str) -> Option<PathBuf> {
         let is_hash = sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_hexdigit());
         let (fan, rest) = sha256.split_at_checked(2)?;
-        is_hash.then(|| self.root.join("objects").join(fan).join(rest))
+        is_hash.then(|| self.objects.join(fan).join(rest))
     }
 
     /// Whether the file with this SHA-256 is kept.
@@ -106,7 +118,7 @@ impl Blobs {
             .ok_or_else(|| io::Error::other("no parent"))?;
         if !fan.is_dir() {
             fs::create_dir_all(fan)?;
-            sync_dir(&self.root.join("objects"))?;
+            sync_dir(&self.objects)?;
         }
         match fs::hard_link(self.partial(id), &object) {
             Ok(()) => sync_dir(fan),

@@ -783,6 +783,37 @@ async fn a_backup_carries_the_files_and_a_restore_brings_them_back() {
         .await;
     assert_eq!(kept.bytes().await.unwrap(), photo);
 
+    // Files kept in the data directory itself, beside other files of the operator's: only
+    // `objects/` is written, nothing else is touched.
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::write(shared.path().join("notes.txt"), "precious").unwrap();
+    let restored =
+        survey_server::backup::restore(file.path(), shared.path(), Some(shared.path())).unwrap();
+    assert_eq!(restored.files, 2);
+    assert_eq!(
+        std::fs::read_to_string(shared.path().join("notes.txt")).unwrap(),
+        "precious"
+    );
+    let sha = sha256_hex(&photo);
+    let object = shared
+        .path()
+        .join("objects")
+        .join(&sha[..2])
+        .join(&sha[2..]);
+    assert_eq!(std::fs::read(object).unwrap(), photo);
+    // ... but never into the database's own directory, and never over kept files.
+    let inside = tempfile::tempdir().unwrap();
+    let misplaced = inside.path().join("sled").join("files");
+    assert!(survey_server::backup::restore(file.path(), inside.path(), Some(&misplaced)).is_err());
+    assert!(
+        survey_server::backup::restore(
+            file.path(),
+            &shared.path().join("again"),
+            Some(shared.path())
+        )
+        .is_err()
+    );
+
     // A backup whose file bytes were damaged restores nothing.
     let mut damaged = bytes.to_vec();
     let at = damaged.len() - 200;
@@ -790,6 +821,110 @@ async fn a_backup_carries_the_files_and_a_restore_brings_them_back() {
     std::fs::write(file.path(), &damaged).unwrap();
     let empty = tempfile::tempdir().unwrap();
     assert!(survey_server::backup::restore(file.path(), empty.path(), None).is_err());
-    assert!(!empty.path().join("attachments").exists());
+    assert!(!empty.path().join("attachments/objects").exists());
+    assert!(!empty.path().join("attachments/objects.restoring").exists());
     assert!(!empty.path().join("sled").exists());
+}
+
+/// Every kept file on disk.
+fn kept_files(app: &TestApp) -> usize {
+    let objects = app.data_path().join("attachments/objects");
+    std::fs::read_dir(objects)
+        .unwrap()
+        .map(|fan| std::fs::read_dir(fan.unwrap().path()).unwrap().count())
+        .sum()
+}
+
+#[tokio::test]
+async fn refused_uploads_leave_nothing_behind_and_nobody_hoards_unfinished_ones() {
+    let app = spawn_app().await;
+    publish(&app).await;
+    let id = submit(&app, &app.token, visit()).await;
+    let tus = Tus::new(&app, &app.token);
+    assert_eq!(
+        tus.upload(&id, "house.jpg", "image/jpeg", &jpeg(5000, 1))
+            .await
+            .status(),
+        204
+    );
+    // Other bytes for the same answer, five times: refused, and not one more file on disk.
+    for seed in 2..7 {
+        let other = tus
+            .upload(&id, "house.jpg", "image/jpeg", &jpeg(5000, seed))
+            .await;
+        assert_eq!(error_code(other).await.1, "attachment_conflict");
+    }
+    assert_eq!(kept_files(&app), 1);
+    // Bytes after the end of a finished upload are refused, not dropped in silence.
+    let done = tus
+        .start(&id, "signature.png", "image/png", png().len())
+        .await;
+    assert_eq!(tus.patch(&done, 0, &png()).await.status(), 204);
+    let beyond = tus.patch(&done, png().len(), b"more").await;
+    assert_eq!(error_code(beyond).await.1, "body_too_large");
+
+    // A phone that lost the answer to its creation makes another: the first one ends.
+    let first = tus.start(&id, "id-1.jpg", "image/jpeg", 1000).await;
+    let second = tus.start(&id, "id-1.jpg", "image/jpeg", 1000).await;
+    assert_eq!(tus.head(&first).await.status(), 404);
+    assert_eq!(tus.head(&second).await.status(), 200);
+    // Unfinished uploads for other answers count against a limit.
+    let mut data = visit();
+    let names: Vec<String> = (0..20).map(|i| format!("id-{i}.jpg")).collect();
+    data["members"] = json!(
+        names
+            .iter()
+            .map(|n| json!({"name": "韦", "id_card_photo": n}))
+            .collect::<Vec<_>>()
+    );
+    let many = submit(&app, &app.token, data).await;
+    for name in &names[..19] {
+        tus.start(&many, name, "image/jpeg", 1000).await;
+    }
+    let one_too_many = tus.create(&many, &names[19], "image/jpeg", 1000).await;
+    assert_eq!(
+        error_code(one_too_many).await,
+        (
+            429,
+            "too_many_uploads".into(),
+            json!({
+        "code": "too_many_uploads",
+        "message": "you have 20 unfinished uploads; finish or end one (DELETE) before starting another"})
+        )
+    );
+    let signed_out = app
+        .client
+        .head(app.url(&second))
+        .header("tus-resumable", "1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            signed_out.status().as_u16(),
+            signed_out.headers()["tus-resumable"].to_str().unwrap()
+        ),
+        (401, "1.0.0")
+    );
+    let signed = tus
+        .request(Method::POST, "/api/v1/uploads")
+        .header("upload-length", "+1000")
+        .header("upload-metadata", "filename aG91c2UuanBn")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(signed).await.1, "header_invalid");
+
+    // An upload under way ends with its submission.
+    assert_eq!(tus.patch(&second, 0, &jpeg(100, 0)).await.status(), 204);
+    let deleted = app
+        .delete_json_as(
+            &app.admin_token,
+            &format!("/api/v1/submissions/{id}"),
+            &json!({"reason": "entered twice"}),
+        )
+        .await;
+    assert_eq!(deleted.status(), 200);
+    let orphan = tus.patch(&second, 113, &jpeg(100, 0)[..100]).await;
+    assert_eq!(error_code(orphan).await.1, "upload_not_found");
 }
