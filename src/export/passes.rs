@@ -313,32 +313,33 @@ impl Pass<'_> {
                     }
                 }
                 for (column, media_type, name) in attachment_names(table, value) {
-                    match self.store.attachment(s.id, name) {
-                        Ok(Some(kept)) if export.options.media => out.media.push(MediaFile {
-                            submission: s.id,
-                            name: crate::attachments::saved_name(name, media_type),
-                            sha256: kept.sha256,
-                        }),
-                        Ok(Some(_)) => {}
-                        Ok(None) => log(
-                            &table.name,
-                            key,
-                            &column.name,
-                            "missing_attachment",
-                            name,
-                            "",
-                            "the answer names a file that has not been uploaded (yet)".into(),
-                        ),
-                        Err(error) => log(
-                            &table.name,
-                            key,
-                            &column.name,
-                            "missing_attachment",
-                            name,
-                            "",
-                            format!("the server could not read whether it was uploaded: {error}"),
-                        ),
-                    }
+                    let reason = match self.store.attachment(s.id, name) {
+                        Ok(Some(kept)) => {
+                            if export.options.media {
+                                out.media.push(MediaFile {
+                                    submission: s.id,
+                                    name: crate::attachments::saved_name(name, media_type),
+                                    sha256: kept.sha256,
+                                });
+                            }
+                            continue;
+                        }
+                        Ok(None) => {
+                            "the answer names a file that has not been uploaded (yet)".into()
+                        }
+                        Err(error) => {
+                            format!("the server could not read whether it was uploaded: {error}")
+                        }
+                    };
+                    log(
+                        &table.name,
+                        key,
+                        &column.name,
+                        "missing_attachment",
+                        name,
+                        "",
+                        reason,
+                    );
                 }
                 let mut changes = Vec::new();
                 let values = rows::cells(table, value, style, &mut changes);

@@ -149,6 +149,17 @@ impl<'a> Tus<'a> {
             .unwrap()
     }
 
+    /// Uploads `bytes` whole in one PATCH, which must be accepted.
+    async fn uploaded(&self, submission: &str, name: &str, kind: &str, bytes: &[u8]) {
+        let answer = self.upload(submission, name, kind, bytes).await;
+        assert_eq!(
+            answer.status(),
+            204,
+            "{name}: {}",
+            answer.text().await.unwrap()
+        );
+    }
+
     /// Uploads `bytes` whole in one PATCH; the PATCH's answer.
     async fn upload(&self, submission: &str, name: &str, kind: &str, bytes: &[u8]) -> Response {
         let upload = self.start(submission, name, kind, bytes.len()).await;
@@ -467,19 +478,9 @@ async fn a_finished_file_must_be_what_it_claims_and_an_answer_keeps_its_first_fi
     let mismatch = tus.patch(&upload, 0, &photo).await;
     assert_eq!(error_code(mismatch).await.1, "attachment_checksum_mismatch");
 
-    assert_eq!(
-        tus.upload(&id, "house.jpg", "image/jpeg", &photo)
-            .await
-            .status(),
-        204
-    );
+    tus.uploaded(&id, "house.jpg", "image/jpeg", &photo).await;
     // The same bytes again (a phone that lost the answer) are fine; other bytes are not.
-    assert_eq!(
-        tus.upload(&id, "house.jpg", "image/jpeg", &photo)
-            .await
-            .status(),
-        204
-    );
+    tus.uploaded(&id, "house.jpg", "image/jpeg", &photo).await;
     let other_size = tus.create(&id, "house.jpg", "image/jpeg", 5000).await;
     assert_eq!(error_code(other_size).await.1, "attachment_conflict");
     let same_size = tus
@@ -495,21 +496,13 @@ async fn a_finished_file_must_be_what_it_claims_and_an_answer_keeps_its_first_fi
     let mut data = visit();
     data["house_photo"] = json!("house-again.jpg");
     let second = submit(&app, &app.token, data).await;
-    assert_eq!(
-        tus.upload(&second, "house-again.jpg", "image/jpeg", &photo)
-            .await
-            .status(),
-        204
-    );
+    tus.uploaded(&second, "house-again.jpg", "image/jpeg", &photo)
+        .await;
     let sha = sha256_hex(&photo);
     let fan = app.data_path().join("attachments/objects").join(&sha[..2]);
     assert_eq!(std::fs::read_dir(fan).unwrap().count(), 1);
-    assert_eq!(
-        tus.upload(&id, "signature.png", "image/png", &png())
-            .await
-            .status(),
-        204
-    );
+    tus.uploaded(&id, "signature.png", "image/png", &png())
+        .await;
 }
 
 #[tokio::test]
@@ -677,18 +670,8 @@ async fn an_export_with_media_carries_every_file_and_the_log_names_the_missing_o
     let tus = Tus::new(&app, &app.token);
     let photo = jpeg(50_000, 7);
     let id_card = jpeg(20_000, 8);
-    assert_eq!(
-        tus.upload(&id, "house.jpg", "image/jpeg", &photo)
-            .await
-            .status(),
-        204
-    );
-    assert_eq!(
-        tus.upload(&id, "id-1.jpg", "image/jpeg", &id_card)
-            .await
-            .status(),
-        204
-    );
+    tus.uploaded(&id, "house.jpg", "image/jpeg", &photo).await;
+    tus.uploaded(&id, "id-1.jpg", "image/jpeg", &id_card).await;
 
     let export = |query: &'static str| {
         let app = &app;
@@ -742,18 +725,9 @@ async fn a_backup_carries_the_files_and_a_restore_brings_them_back() {
     let id = submit(&app, &app.token, visit()).await;
     let photo = jpeg(80_000, 9);
     let tus = Tus::new(&app, &app.token);
-    assert_eq!(
-        tus.upload(&id, "house.jpg", "image/jpeg", &photo)
-            .await
-            .status(),
-        204
-    );
-    assert_eq!(
-        tus.upload(&id, "signature.png", "image/png", &png())
-            .await
-            .status(),
-        204
-    );
+    tus.uploaded(&id, "house.jpg", "image/jpeg", &photo).await;
+    tus.uploaded(&id, "signature.png", "image/png", &png())
+        .await;
 
     let backup = app.get_as(&app.admin_token, "/api/v1/admin/backup").await;
     assert_eq!(backup.status(), 200);
@@ -841,12 +815,8 @@ async fn refused_uploads_leave_nothing_behind_and_nobody_hoards_unfinished_ones(
     publish(&app).await;
     let id = submit(&app, &app.token, visit()).await;
     let tus = Tus::new(&app, &app.token);
-    assert_eq!(
-        tus.upload(&id, "house.jpg", "image/jpeg", &jpeg(5000, 1))
-            .await
-            .status(),
-        204
-    );
+    tus.uploaded(&id, "house.jpg", "image/jpeg", &jpeg(5000, 1))
+        .await;
     // Other bytes for the same answer, five times: refused, and not one more file on disk.
     for seed in 2..7 {
         let other = tus
