@@ -48,6 +48,23 @@ PHONE_FILES = """() => new Promise((resolve, reject) => {
 })"""
 
 
+# Whether the open draft's house photo answer is the newest photo taken.
+DRAFT_HAS_NEWEST_PHOTO = """() => new Promise((resolve) => {
+  const open = indexedDB.open('survey');
+  open.onsuccess = () => {
+    const tx = open.result.transaction(['drafts', 'files']);
+    const drafts = tx.objectStore('drafts').getAll();
+    const files = tx.objectStore('files').getAll();
+    tx.oncomplete = () => {
+      const photos = files.result.filter((f) => f.name.startsWith('house_photo') && f.state === 'local')
+        .sort((a, b) => a.added_at.localeCompare(b.added_at));
+      const newest = photos[photos.length - 1];
+      resolve(photos.length > 1 && drafts.result.some((d) => d.answers?.house_photo === newest.name));
+    };
+  };
+})"""
+
+
 def jpeg_size(data):
     """(width, height) from a JPEG's start-of-frame marker."""
     i = 2
@@ -222,6 +239,37 @@ class Attachments(unittest.TestCase):
             page.get_by_role("button", name=f"下载 {files['house_photo']['name']}", exact=True).click()
         self.assertEqual(download.value.suggested_filename, files["house_photo"]["name"])
         self.shot("files-4-console", page)
+        page.get_by_label("意见", exact=True).fill("照片太暗，请补拍一张住房照片")
+        page.get_by_role("button", name="有问题", exact=True).click()
+        expect(page.locator(".review .tag")).to_have_text("有问题")
+
+    def test_4_a_correction_on_the_phone_takes_the_files_along(self):
+        page = self.page
+        page.goto(self.server.url)
+        page.get_by_role("link", name="4510220170001").click()
+        expect(page.get_by_text("照片太暗，请补拍一张住房照片")).to_be_visible()
+        page.get_by_role("button", name="修改后重新提交", exact=True).click()
+        expect(page.get_by_role("img", name="户主签名（已拍）")).to_be_visible()
+        expect(page.get_by_label("语音备注（录音）", exact=True)).to_be_visible()
+        photo = base64.b64decode(page.evaluate(CAMERA_PHOTO))
+        page.get_by_label("住房照片", exact=True).set_input_files(
+            files=[{"name": "IMG_0002.jpg", "mimeType": "image/jpeg", "buffer": photo}])
+        # The new photo is in the draft once its name is the answer (downscaling takes a moment).
+        deadline = time.monotonic() + 15
+        while not page.evaluate(DRAFT_HAS_NEWEST_PHOTO) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        page.get_by_role("button", name="提交", exact=True).click()
+        expect(page.get_by_text("问卷已上传到服务器。")).to_be_visible(timeout=30_000)
+        expect(page.get_by_text("个文件待上传")).to_have_count(0, timeout=30_000)
+        first, second = sorted(self.admin.submissions("evidence"), key=lambda s: s["received_at"])
+        view = self.admin.request("GET", f"/api/v1/submissions/{second['id']}")
+        self.assertEqual(view["meta"]["replaces"], first["id"])
+        self.assertEqual([a["present"] for a in view["attachments"]], [True, True, True])
+        old = {a["name"]: a for a in self.admin.request("GET", f"/api/v1/submissions/{first['id']}")["attachments"]}
+        new = {a["name"]: a for a in view["attachments"]}
+        # The signature and the recording are the same files; the photo is the new one.
+        self.assertEqual(len(set(old) & set(new)), 2, (sorted(old), sorted(new)))
+        self.shot("files-5-corrected")
 
 
 if __name__ == "__main__":

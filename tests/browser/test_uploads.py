@@ -31,6 +31,12 @@ def photo(size, seed=1):
     return b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01" + body[:size]
 
 
+class CorruptingUploader(Sha256Uploader):
+    """Sends each chunk with the checksum of other bytes, as a link that flips bits would."""
+
+    CHECKSUM_ALGORITHM_PAIR = ("sha256", lambda chunk: hashlib.sha256(chunk + b"flipped"))
+
+
 class County:
     """A server with the evidence form published and a field worker who has submitted one visit."""
 
@@ -50,10 +56,10 @@ class County:
         api = api or self.worker
         return tus.TusClient(self.server.url + "/api/v1/uploads", headers={"Authorization": f"Bearer {api.token}"})
 
-    def uploader(self, data, url=None, api=None, name="house.jpg", kind="image/jpeg", **options):
+    def uploader(self, data, url=None, api=None, name="house.jpg", kind="image/jpeg", kind_of=Sha256Uploader, **options):
         metadata = {"submission": self.submission, "filename": name, "filetype": kind}
-        return Sha256Uploader(file_stream=io.BytesIO(data), client=self.client(api), url=url, chunk_size=MIB,
-                              metadata=metadata, upload_checksum=True, **options)
+        return kind_of(file_stream=io.BytesIO(data), client=self.client(api), url=url, chunk_size=MIB,
+                       metadata=metadata, upload_checksum=True, **options)
 
     def kept(self, name="house.jpg"):
         connection = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=30)
@@ -100,6 +106,26 @@ class Uploads(unittest.TestCase):
             self.county.uploader(photo(21 * MIB)).upload()
         self.assertEqual(huge.exception.status_code, 413)
         self.assertEqual(self.county.kept()[0], 404)
+
+    def test_a_wrong_offset_and_corrupted_chunks_add_nothing(self):
+        data = photo(3 * MIB)
+        first = self.county.uploader(data)
+        first.upload_chunk()
+        # A client that lost count: the server says where it really is (409), nothing is written.
+        confused = self.county.uploader(data, url=first.url)
+        confused.offset = 2 * MIB
+        with self.assertRaises(TusUploadFailed) as wrong:
+            confused.upload_chunk()
+        self.assertEqual(wrong.exception.status_code, 409)
+        self.assertIn(b"upload_offset_mismatch", wrong.exception.response_content)
+        corrupted = self.county.uploader(data, url=first.url, kind_of=CorruptingUploader)
+        with self.assertRaises(TusUploadFailed) as flipped:
+            corrupted.upload_chunk()
+        self.assertEqual(flipped.exception.status_code, 460)
+        resumed = self.county.uploader(data, url=first.url)
+        self.assertEqual(resumed.offset, MIB)
+        resumed.upload()
+        self.assertEqual(self.county.kept(), (200, data))
 
     def test_uploads_belong_to_the_submitter(self):
         data = photo(MIB)

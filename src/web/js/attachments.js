@@ -24,6 +24,17 @@ const MAX_PIXELS = 1600;
 
 const essence = (type) => String(type ?? '').split(';')[0].trim().toLowerCase();
 
+/** Files being made and kept right now: submitting waits for them (`settled`). */
+let making = Promise.resolve();
+
+function track(work) {
+  making = making.then(() => work, () => work).catch(() => {});
+  return work;
+}
+
+/** Resolves once every photo, signature or recording under way is kept and its answer set. */
+export const settled = () => making;
+
 /** A new file name for question `name`: plain, unique within the questionnaire. */
 function fileName(name, type) {
   const random = Array.from(crypto.getRandomValues(new Uint8Array(4)), (b) => b.toString(16).padStart(2, '0')).join('');
@@ -198,7 +209,8 @@ export function FileQuestion({ schema, name, pointer, value, onChange, w, owner,
   const [again, setAgain] = useState(false);
   if (!owner) return block(html`${titleBlock('span')}<p class="file-name">${value ?? w.no_file}</p>`);
 
-  const keep = async (made) => {
+  const keep = (made) => track(keepNow(made));
+  const keepNow = async (made) => {
     if (!made) return setTrouble(w.file_failed);
     if (essence(made.type) !== type) return setTrouble(w.wrong_file_type(type));
     setBusy(true);
@@ -220,8 +232,9 @@ export function FileQuestion({ schema, name, pointer, value, onChange, w, owner,
     if (!chosen) return;
     if (kind !== 'photo') return keep(chosen);
     setBusy(true);
+    const photo = downscale(chosen, type, Number(schema['x-max-pixels']) || MAX_PIXELS);
     try {
-      await keep(await downscale(chosen, type, Number(schema['x-max-pixels']) || MAX_PIXELS));
+      await track(photo.then(keepNow));
     } catch {
       setTrouble(w.file_failed);
     } finally {

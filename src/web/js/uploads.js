@@ -90,8 +90,9 @@ async function upload(file) {
       },
       async onSuccess() {
         progress.delete(key);
-        // The server has it: the bytes leave the phone, the record stays for the upload list.
-        await remember({ state: 'sent', blob: undefined, url: undefined, sent_at: new Date().toISOString() });
+        // The server has it. The bytes stay as long as the questionnaire is listed (a month): a
+        // correction made on this phone takes them along without downloading them again.
+        await remember({ state: 'sent', url: undefined, sent_at: new Date().toISOString() });
         changed('state');
         resolve();
       },

@@ -3,6 +3,7 @@
 
 import { html, useState, useEffect, useRef } from '../../vendor/htm-preact-standalone.js';
 import { ObjectFields, questionId } from '../questions.js';
+import { settled as settledFiles } from '../attachments.js';
 import { problems as findProblems } from '../schema/validate.js';
 import { describe, message } from '../schema/messages.js';
 import { prune, idRules, deref, isHidden, fileNames } from '../schema/walk.js';
@@ -132,6 +133,8 @@ export function Fill({ w, lang, session, catalogue, go, draftId, onQueued }) {
   };
 
   const queue = async () => {
+    // A photo tapped in just before 提交 is still being made: its answer counts.
+    await settledFiles();
     const current = latest.current;
     const data = prune(schema, schema, current.answers) ?? {};
     const found = findProblems(schema, data);

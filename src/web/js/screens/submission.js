@@ -7,6 +7,29 @@ import * as store from '../store.js';
 import * as drafts from '../drafts.js';
 import { AnswerList } from '../answers.js';
 
+/**
+ * A correction is a new questionnaire: the files its answers name go with it, from this phone if
+ * it still has them, else from the server. One that cannot be had now is left for the worker to
+ * take again.
+ */
+async function carryFiles(submission, draftId) {
+  for (const file of submission.attachments ?? []) {
+    if (!file.present) continue;
+    let blob = (await store.file(submission.id, file.name))?.blob;
+    if (!blob) {
+      try {
+        blob = await api.blob(`/api/v1/submissions/${submission.id}/attachments/${encodeURIComponent(file.name)}`);
+      } catch {
+        continue;
+      }
+    }
+    await store.saveFile({
+      owner: draftId, name: file.name, type: file.type, blob, size: blob.size, sha256: file.sha256,
+      state: 'local', added_at: new Date().toISOString(),
+    });
+  }
+}
+
 export function Submission({ w, lang, session, go, id }) {
   const [submission, setSubmission] = useState(null);
   const [comments, setComments] = useState([]);
@@ -40,6 +63,7 @@ export function Submission({ w, lang, session, go, id }) {
       session,
       { answers: submission.data, replaces: submission.id },
     );
+    await carryFiles(submission, draft.id);
     go(`/fill/${draft.id}`);
   };
 
