@@ -60,8 +60,8 @@ struct ExportQuery {
     /// Only submissions in this review state.
     #[param(value_type = Option<ReviewStatus>)]
     status: Option<String>,
-    /// Zip only: add every uploaded file the exported answers name as
-    /// `media/<submission id>/<file name>`; default false.
+    /// Zip only (a table export refuses it, 400): add every uploaded file the exported answers
+    /// name as `media/<submission id>/<file name>`; default false.
     #[param(value_type = Option<bool>)]
     media: Option<String>,
 }

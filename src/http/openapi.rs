@@ -78,7 +78,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         super::uploads::terminate,
         super::attachments::attachment,
     ),
-    components(schemas(ErrorBody, ErrorObject, Detail)),
+    components(schemas(ErrorBody, ErrorObject, Detail, super::uploads::TusVersion)),
     modifiers(&Conventions),
     security(("bearer" = [])),
     tags(

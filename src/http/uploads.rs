@@ -24,6 +24,14 @@ const TUS_VERSION: &str = "1.0.0";
 const EXTENSIONS: &str = "creation,checksum,termination,expiration";
 const OFFSET_STREAM: &str = "application/offset+octet-stream";
 
+/// The one tus version this server speaks, as the OpenAPI document states it.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // named in the document only: requests are read as header text
+pub(super) enum TusVersion {
+    #[serde(rename = "1.0.0")]
+    V1,
+}
+
 pub fn endpoints() -> Vec<Endpoint> {
     vec![
         endpoint(Method::OPTIONS, COLLECTION, options),
@@ -51,8 +59,8 @@ async fn options(State(state): State<AppState>) -> Response {
 /// `POST /api/v1/uploads`: a new upload for one answer's file.
 #[utoipa::path(post, path = "/api/v1/uploads", tag = "attachments",
     params(
-        ("Tus-Resumable" = String, Header, description = "1.0.0"),
-        ("Upload-Length" = u64, Header, description = "The whole file's size in bytes"),
+        ("Tus-Resumable" = TusVersion, Header, description = "The tus version spoken: `1.0.0` (412 otherwise)"),
+        ("Upload-Length" = u64, Header, minimum = 1, description = "The whole file's size in bytes"),
         ("Upload-Metadata" = String, Header, description = "`submission`, `filename`, `filetype`, optionally `sha256` (hex of the whole file); each value base64"),
     ),
     responses(
@@ -97,7 +105,10 @@ async fn create(
 
 /// `HEAD /api/v1/uploads/{id}`: how many bytes the server has (`Upload-Offset`).
 #[utoipa::path(head, path = "/api/v1/uploads/{id}", tag = "attachments",
-    params(("id" = String, Path, description = "From the creation's `Location`")),
+    params(
+        ("id" = String, Path, description = "From the creation's `Location`"),
+        ("Tus-Resumable" = TusVersion, Header, description = "The tus version spoken: `1.0.0` (412 otherwise)"),
+    ),
     responses(
         (status = 200, description = "`Upload-Offset`, `Upload-Length`, `Upload-Expires`"),
         (status = 404, description = "`upload_not_found` (also when not yours)"),
@@ -130,6 +141,7 @@ async fn head(
 #[utoipa::path(patch, path = "/api/v1/uploads/{id}", tag = "attachments",
     params(
         ("id" = String, Path, description = "From the creation's `Location`"),
+        ("Tus-Resumable" = TusVersion, Header, description = "The tus version spoken: `1.0.0` (412 otherwise)"),
         ("Upload-Offset" = u64, Header, description = "Where these bytes go: the offset `HEAD` answered"),
         ("Upload-Checksum" = Option<String>, Header, description = "`sha256 <base64>` of this request's bytes"),
     ),
@@ -180,7 +192,10 @@ async fn patch(
 
 /// `DELETE /api/v1/uploads/{id}`: ends an upload; its bytes are dropped (a kept file stays).
 #[utoipa::path(delete, path = "/api/v1/uploads/{id}", tag = "attachments",
-    params(("id" = String, Path, description = "From the creation's `Location`")),
+    params(
+        ("id" = String, Path, description = "From the creation's `Location`"),
+        ("Tus-Resumable" = TusVersion, Header, description = "The tus version spoken: `1.0.0` (412 otherwise)"),
+    ),
     responses(
         (status = 204, description = "Ended"),
         (status = 404, description = "`upload_not_found`", body = crate::error::ErrorBody),
