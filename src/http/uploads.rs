@@ -75,9 +75,10 @@ async fn options(State(state): State<AppState>) -> Response {
 async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
-    AuthUser(me): AuthUser,
+    me: Result<AuthUser, AppError>,
 ) -> Response {
     tus(async {
+        let AuthUser(me) = me?;
         speaks_tus(&headers)?;
         if headers.contains_key("upload-defer-length") {
             return Err(AppError::HeaderInvalid(

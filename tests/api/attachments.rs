@@ -876,6 +876,15 @@ async fn refused_uploads_leave_nothing_behind_and_nobody_hoards_unfinished_ones(
         ),
         (401, "1.0.0")
     );
+    let anonymous = app
+        .client
+        .post(app.url("/api/v1/uploads"))
+        .header("tus-resumable", "1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.headers()["tus-resumable"], "1.0.0");
+    assert_eq!(error_code(anonymous).await.1, "unauthorized");
     let signed = tus
         .request(Method::POST, "/api/v1/uploads")
         .header("upload-length", "+1000")
