@@ -58,14 +58,14 @@ impl Store {
         let value = encode(UPLOADS, upload)?;
         self.commit_always(&[], 0, |tx| {
             tx.uploads
-                .insert(&keys::submission(upload.id), value.as_slice())?;
+                .insert(&keys::upload(upload.id), value.as_slice())?;
             Ok(())
         })
     }
 
     pub fn upload(&self, id: Uuid) -> Result<Option<UploadRecord>, StoreError> {
         self.uploads
-            .get(keys::submission(id))?
+            .get(keys::upload(id))?
             .map(|bytes| decode(UPLOADS, &bytes))
             .transpose()
     }
@@ -81,7 +81,7 @@ impl Store {
     /// Forgets an upload (terminated or expired).
     pub fn remove_upload(&self, id: Uuid) -> Result<Pending<()>, StoreError> {
         self.commit_always(&[], 0, |tx| {
-            tx.uploads.remove(&keys::submission(id))?;
+            tx.uploads.remove(&keys::upload(id))?;
             Ok(())
         })
     }
@@ -105,7 +105,7 @@ impl Store {
             },
         )?;
         self.commit(std::slice::from_ref(audit), 0, |tx| {
-            let upload_key = keys::submission(upload.id);
+            let upload_key = keys::upload(upload.id);
             if tx.uploads.get(upload_key)?.is_none() {
                 return refuse(CompleteRefused::UploadGone);
             }

@@ -77,6 +77,11 @@ pub fn index_entry(value: &[u8]) -> Option<IndexEntry<'_>> {
     })
 }
 
+/// `uploadid_upload`: the upload's UUID, 16 bytes.
+pub fn upload(id: Uuid) -> [u8; 16] {
+    *id.as_bytes()
+}
+
 /// `submissionidname_attachment`: SubmissionId (16 bytes) + the file's name (UTF-8); a name
 /// never holds a NUL, a slash or a backslash, and the id is fixed-length, so no name runs into another.
 pub fn attachment(submission: Uuid, name: &str) -> Vec<u8> {
