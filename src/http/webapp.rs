@@ -114,6 +114,8 @@ impl WebApp {
         let preload: String = urls
             .iter()
             .filter(|url| url.ends_with(".js") && !url.ends_with("/main.js"))
+            // A classic script, fetched only when a file is to be uploaded (js/uploads.js).
+            .filter(|url| !url.contains("/vendor/tus-js-client/"))
             .map(|url| format!("<link rel=\"modulepreload\" href=\"{url}\">\n"))
             .collect();
         let urls = serde_json::to_string(&urls).unwrap_or_else(|_| "[]".into());

@@ -243,7 +243,7 @@ class Attachments(unittest.TestCase):
         page.get_by_role("button", name="有问题", exact=True).click()
         expect(page.locator(".review .tag")).to_have_text("有问题")
 
-    def test_4_a_correction_on_the_phone_takes_the_files_along(self):
+    def test_4_a_correction_takes_the_files_along_and_a_recording_under_way_counts(self):
         page = self.page
         page.goto(self.server.url)
         page.get_by_role("link", name="4510220170001").click()
@@ -258,6 +258,12 @@ class Attachments(unittest.TestCase):
         deadline = time.monotonic() + 15
         while not page.evaluate(DRAFT_HAS_NEWEST_PHOTO) and time.monotonic() < deadline:
             time.sleep(0.1)
+        # A new voice note, still recording when 提交 is tapped: it is stopped, kept and sent.
+        voice = page.get_by_role("group", name="语音备注", exact=True)
+        voice.get_by_role("button", name="重新录音", exact=True).click()
+        voice.get_by_role("button", name="开始录音", exact=True).click()
+        expect(voice.get_by_text("正在录音")).to_be_visible()
+        time.sleep(1)
         page.get_by_role("button", name="提交", exact=True).click()
         expect(page.get_by_text("问卷已上传到服务器。")).to_be_visible(timeout=30_000)
         expect(page.get_by_text("个文件待上传")).to_have_count(0, timeout=30_000)
@@ -267,8 +273,9 @@ class Attachments(unittest.TestCase):
         self.assertEqual([a["present"] for a in view["attachments"]], [True, True, True])
         old = {a["name"]: a for a in self.admin.request("GET", f"/api/v1/submissions/{first['id']}")["attachments"]}
         new = {a["name"]: a for a in view["attachments"]}
-        # The signature and the recording are the same files; the photo is the new one.
-        self.assertEqual(len(set(old) & set(new)), 2, (sorted(old), sorted(new)))
+        # The signature is the same file; the photo and the voice note are new.
+        self.assertEqual(len(set(old) & set(new)), 1, (sorted(old), sorted(new)))
+        self.assertTrue(all(a["size"] > 0 for a in view["attachments"]))
         self.shot("files-5-corrected")
 
 

@@ -122,8 +122,8 @@ export async function accessToken() {
   return current.access_token;
 }
 
-/** A file from the API, as a Blob: for showing a photo or playing a recording (the console). */
-export async function blob(path) {
+/** A file from the API: `{blob, disposition}` (its `Content-Disposition`, which names it for saving). */
+export async function file(path) {
   const get = async (token) => {
     let response;
     try {
@@ -132,7 +132,7 @@ export async function blob(path) {
       throw new Offline();
     }
     if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
-    return response.blob();
+    return { blob: await response.blob(), disposition: response.headers.get('content-disposition') };
   };
   try {
     return await get(await accessToken());
@@ -141,6 +141,9 @@ export async function blob(path) {
     return get((await refresh(await session())).access_token);
   }
 }
+
+/** A file from the API, as a Blob: for showing a photo or playing a recording. */
+export const blob = async (path) => (await file(path)).blob;
 
 /** A call with the session's token, refreshed first when it has run out and once more on a 401. */
 export async function call(path, options = {}) {

@@ -26,14 +26,22 @@ const essence = (type) => String(type ?? '').split(';')[0].trim().toLowerCase();
 
 /** Files being made and kept right now: submitting waits for them (`settled`). */
 let making = Promise.resolve();
+/** Recordings under way, each with how to stop it (and keep what it recorded). */
+const recordings = new Set();
 
 function track(work) {
   making = making.then(() => work, () => work).catch(() => {});
   return work;
 }
 
-/** Resolves once every photo, signature or recording under way is kept and its answer set. */
-export const settled = () => making;
+/**
+ * Resolves once every photo, signature or recording under way is kept and its answer set: a
+ * recording still running when the worker submits is stopped and kept first.
+ */
+export async function settled() {
+  for (const stop of recordings) stop();
+  await making;
+}
 
 /** A new file name for question `name`: plain, unique within the questionnaire. */
 function fileName(name, type) {
@@ -54,7 +62,9 @@ async function digest(blob) {
  * anew, which also leaves the camera's metadata (its GPS position, the phone's serial) behind.
  */
 async function downscale(picture, type, maxPixels) {
-  const bitmap = await createImageBitmap(picture, { imageOrientation: 'from-image' });
+  // Older engines know no `imageOrientation` option; they turn photos by their EXIF anyway.
+  const bitmap = await createImageBitmap(picture, { imageOrientation: 'from-image' })
+    .catch(() => createImageBitmap(picture));
   const scale = Math.min(1, maxPixels / Math.max(bitmap.width, bitmap.height));
   const canvas = document.createElement('canvas');
   canvas.width = Math.max(1, Math.round(bitmap.width * scale));
@@ -147,7 +157,7 @@ function SignaturePad({ w, onDone, title }) {
   const save = () => {
     if (!drawn.current) return setTrouble(w.sign_first);
     setTrouble('');
-    canvas.current.toBlob(onDone, 'image/png');
+    track(new Promise((resolve) => canvas.current.toBlob(resolve, 'image/png')).then(onDone));
   };
   return html`
     <canvas ref=${canvas} class="signature" role="img" aria-label=${w.signature_area(title)}></canvas>
@@ -165,6 +175,8 @@ function Recorder({ type, w, onDone, fallback }) {
   const recorder = useRef(null);
   const mime = (RECORDINGS[type] ?? []).find((m) => globalThis.MediaRecorder?.isTypeSupported(m));
   useEffect(() => () => recorder.current?.state === 'recording' && recorder.current.stop(), []);
+  // Phones allow the microphone on HTTPS pages only.
+  if (!isSecureContext) return html`<p class="note">${w.needs_secure_address}</p>${fallback}`;
   if (!mime || !navigator.mediaDevices?.getUserMedia) return html`<p class="note">${w.cannot_record}</p>${fallback}`;
   const start = async () => {
     setTrouble('');
@@ -178,13 +190,18 @@ function Recorder({ type, w, onDone, fallback }) {
     const started = Date.now();
     const tick = setInterval(() => setSeconds(Math.round((Date.now() - started) / 1000)), 500);
     const made = new MediaRecorder(stream, { mimeType: mime });
+    let stopped;
+    track(new Promise((resolve) => { stopped = resolve; }));
+    const stop = () => made.state === 'recording' && made.stop();
     made.ondataavailable = (e) => e.data.size && chunks.push(e.data);
     made.onstop = () => {
       clearInterval(tick);
-      stream.getTracks().forEach((track) => track.stop());
+      recordings.delete(stop);
+      stream.getTracks().forEach((t) => t.stop());
       setRecording(false);
-      onDone(new Blob(chunks, { type }));
+      stopped(onDone(new Blob(chunks, { type })));
     };
+    recordings.add(stop);
     made.start(1000);
     recorder.current = made;
     setSeconds(0);
@@ -202,7 +219,7 @@ function Recorder({ type, w, onDone, fallback }) {
  * One attachment question. Without `owner` (a correction in the console) it shows the file's
  * name only: files are made and uploaded by the phone that filled the questionnaire.
  */
-export function FileQuestion({ schema, name, pointer, value, onChange, w, owner, id, title, kind, titleBlock, block }) {
+export function FileQuestion({ schema, name, pointer, value, onChange, w, owner, id, title, kind, titleBlock, block, invalid, described }) {
   const type = mediaType(schema);
   const [busy, setBusy] = useState(false);
   const [trouble, setTrouble] = useState('');
@@ -246,18 +263,20 @@ export function FileQuestion({ schema, name, pointer, value, onChange, w, owner,
   // ours, and keeps the question's title as its name.
   const input = (accept, capture) => html`
     <input type="file" id=${id} class="visually-hidden file-input" accept=${accept} capture=${capture} disabled=${busy}
-      aria-labelledby=${`${id}-t`} onChange=${picked} />
+      aria-labelledby=${`${id}-t`} aria-invalid=${invalid} aria-describedby=${described} onChange=${picked} />
     <label for=${id} class="button" aria-hidden="true">${kind === 'photo' ? (made ? w.retake_photo : w.take_photo) : w.choose_file}</label>`;
   let control;
   if (kind === 'photo') control = input('image/*', 'environment');
   else if (kind === 'document') control = input(type);
-  else if (made) control = html`<button type="button" id=${id} class="quiet" onClick=${() => setAgain(true)}>${kind === 'audio' ? w.record_again : w.sign_again}</button>`;
+  else if (made) control = html`<button type="button" class="quiet" onClick=${() => setAgain(true)}>${kind === 'audio' ? w.record_again : w.sign_again}</button>`;
   else if (kind === 'signature') control = html`<${SignaturePad} w=${w} title=${title} onDone=${keep} />`;
   else control = html`<${Recorder} type=${type} w=${w} onDone=${keep} fallback=${input(type)} />`;
   const picker = kind === 'photo' || kind === 'document';
   return block(html`
     ${titleBlock('span')}
-    <div class="file-question" role=${picker ? undefined : 'group'} aria-labelledby=${picker ? undefined : `${id}-t`}>
+    <div class="file-question" role=${picker ? undefined : 'group'} aria-labelledby=${picker ? undefined : `${id}-t`}
+      id=${picker ? undefined : id} tabindex=${picker ? undefined : -1} aria-invalid=${picker ? undefined : invalid}
+      aria-describedby=${picker ? undefined : described}>
       ${made && html`<${Preview} owner=${owner} name=${value} kind=${kind} title=${title} w=${w} />`}
       ${busy && html`<p class="note">${w.saving_file}</p>`}
       ${trouble && html`<p class="field-error" role="alert">${trouble}</p>`}

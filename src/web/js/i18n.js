@@ -29,7 +29,7 @@ const WORDS = {
     new_version: '应用已更新。', reload: '使用新版本',
     returned_count: (n) => `${n} 份问卷被服务器退回，需要修改后重新提交（见未完成的问卷）。`,
     not_https: '这个地址不是 HTTPS：没有网络时应用打不开。请让管理员按说明配置 HTTPS。',
-    confirm_sign_out: (n) => `还有 ${n} 份问卷没有上传。退出后，要用同一个账号再登录才能上传。确定退出？`,
+    confirm_sign_out: (n) => `还有 ${n} 份问卷或文件没有上传。退出后，要用同一个账号再登录才能上传。确定退出？`,
     settings: '设置', server_refused: '服务器没有接受这份问卷：',
     // The server's refusals that are not about one answer, by their stable code.
     refusals: {
@@ -60,6 +60,10 @@ const WORDS = {
     take_photo: '拍照', retake_photo: '重拍', choose_file: '选择文件',
     files_to_upload: (n) => `${n} 个文件待上传`, file_sent: '已上传', file_waiting: '等待上传',
     file_progress: (percent) => `上传中 ${percent}%`, file_refused: '服务器没有接受这个文件：',
+    files_refused: (n) => `${n} 个文件没有被服务器接受，见上传记录。`,
+    file_not_on_phone: '这个文件不在这部手机上，请重新拍摄或录制。',
+    storage_blocked: '应用已更新，但另一个页面还开着旧版本：请关闭本应用的其他页面。',
+    needs_secure_address: '这个地址不是 HTTPS，手机不允许在这里录音；可以选择已有的录音文件。',
   },
   en: {
     app: 'Tiandong employment survey',
@@ -89,7 +93,7 @@ const WORDS = {
     new_version: 'The app was updated.', reload: 'Use the new version',
     returned_count: (n) => `${n} ${n === 1 ? 'questionnaire was' : 'questionnaires were'} sent back by the server: correct and submit again (see Unfinished questionnaires).`,
     not_https: 'This address is not HTTPS: the app cannot open without a connection. Ask the administrator to set up HTTPS.',
-    confirm_sign_out: (n) => `${n} ${n === 1 ? 'questionnaire has' : 'questionnaires have'} not been uploaded. After signing out, only the same account can upload them. Sign out?`,
+    confirm_sign_out: (n) => `${n} ${n === 1 ? "questionnaire or file has" : "questionnaires or files have"} not been uploaded. After signing out, only the same account can upload them. Sign out?`,
     settings: 'Settings', server_refused: 'The server did not accept this questionnaire: ',
     refusals: {
       out_of_scope: 'the township is outside the places you are assigned to.', forbidden: 'your account may not submit.',
@@ -119,6 +123,10 @@ const WORDS = {
     take_photo: 'Take photo', retake_photo: 'Take again', choose_file: 'Choose file',
     files_to_upload: (n) => `${n} ${n === 1 ? 'file' : 'files'} to upload`, file_sent: 'Uploaded', file_waiting: 'Waiting to upload',
     file_progress: (percent) => `Uploading ${percent}%`, file_refused: 'The server did not accept this file: ',
+    files_refused: (n) => `${n} ${n === 1 ? 'file was' : 'files were'} not accepted by the server; see Uploads.`,
+    file_not_on_phone: 'This file is not on this phone: take or record it again.',
+    storage_blocked: 'The app was updated, but another page still runs the old version: close the app\'s other pages.',
+    needs_secure_address: 'This address is not HTTPS, so the phone does not allow recording here; you can choose a recording instead.',
   },
 };
 

@@ -31,8 +31,14 @@ function useRoute() {
   return [path, go];
 }
 
+/** What waits to go up, questionnaires and files, or that all went. */
+function uploadStatus(w, waiting, files) {
+  if (waiting + files === 0) return w.all_uploaded;
+  return [waiting > 0 && w.to_upload(waiting), files > 0 && w.files_to_upload(files)].filter(Boolean).join(' · ');
+}
+
 function Header({ w, lang, setLang, session, counts, syncing, onSync, online, update }) {
-  const waiting = counts.waiting;
+  const { waiting, files } = counts;
   return html`
     <header class="bar">
       <h1>${w.app}</h1>
@@ -42,10 +48,10 @@ function Header({ w, lang, setLang, session, counts, syncing, onSync, online, up
     ${!isSecureContext && html`<p class="warning">${w.not_https}</p>`}
     ${session && html`
       <div class="syncbar">
-        <p role="status" class=${waiting > 0 ? 'waiting' : 'done'}>${waiting > 0 ? w.to_upload(waiting) : w.all_uploaded}</p>
+        <p role="status" class=${waiting + files > 0 ? 'waiting' : 'done'}>${uploadStatus(w, waiting, files)}</p>
         <button type="button" onClick=${onSync} disabled=${syncing} aria-busy=${syncing}>${w.sync}</button>
       </div>
-      ${counts.files > 0 && html`<p class="note">${w.files_to_upload(counts.files)}</p>`}
+      ${counts.refused_files > 0 && html`<p class="warning">${w.files_refused(counts.refused_files)}</p>`}
       ${syncing && html`<p class="note">${w.syncing}</p>`}
       ${counts.conflicts > 0 && html`<p class="warning">${w.conflicts(counts.conflicts)}</p>`}
       ${counts.returned > 0 && html`<p class="warning">${w.returned_count(counts.returned)}</p>`}
@@ -64,8 +70,9 @@ function App() {
   const [lang, setLangState] = useState(initialLang);
   const [session, setSession] = useState(undefined);
   const [catalogue, setCatalogue] = useState(null);
-  const [counts, setCounts] = useState({ waiting: 0, files: 0, conflicts: 0, returned: 0 });
+  const [counts, setCounts] = useState({ waiting: 0, files: 0, refused_files: 0, conflicts: 0, returned: 0 });
   const [update, setUpdate] = useState(false);
+  const [storageBlocked, setStorageBlocked] = useState(false);
   const [syncing, setSyncing] = useState(false);
   const [online, setOnline] = useState(navigator.onLine);
   let [path, go] = useRoute();
@@ -96,7 +103,7 @@ function App() {
 
   const count = useCallback(async () => {
     const me = await api.session();
-    setCounts(me ? await outbox.counts(me.username) : { waiting: 0, files: 0, conflicts: 0, returned: 0 });
+    setCounts(me ? await outbox.counts(me.username) : { waiting: 0, files: 0, refused_files: 0, conflicts: 0, returned: 0 });
   }, []);
 
   const sync = useCallback(async () => {
@@ -118,6 +125,8 @@ function App() {
     const took = () => hadController && setUpdate(true);
     navigator.serviceWorker?.addEventListener('controllerchange', took);
     addEventListener('survey-session', refreshSession);
+    const blocked = () => setStorageBlocked(true);
+    addEventListener('survey-storage-blocked', blocked);
     const unsubscribe = outbox.subscribe(count);
     const unsubscribeFiles = uploads.subscribe((what) => what === 'state' && count());
     const up = () => { setOnline(true); outbox.sync(); };
@@ -129,6 +138,7 @@ function App() {
       unsubscribeFiles();
       navigator.serviceWorker?.removeEventListener('controllerchange', took);
       removeEventListener('survey-session', refreshSession);
+      removeEventListener('survey-storage-blocked', blocked);
       removeEventListener('online', up);
       removeEventListener('offline', down);
     };
@@ -161,11 +171,13 @@ function App() {
   } else if (path.startsWith('/submissions/')) {
     screen = html`<${Submission} ...${props} id=${decodeURIComponent(path.slice(13))} />`;
   } else {
-    screen = html`<${Home} ...${props} waiting=${counts.waiting} onSignOut=${async () => { await api.signOut(); await refreshSession(); }} />`;
+    screen = html`<${Home} ...${props} waiting=${counts.waiting + counts.files}
+      onSignOut=${async () => { uploads.stop(); await api.signOut(); await refreshSession(); }} />`;
   }
   return html`
     <${Header} w=${w} lang=${lang} setLang=${setLang} session=${session} counts=${counts}
       syncing=${syncing} onSync=${sync} online=${online} update=${update} />
+    ${storageBlocked && html`<p class="warning" role="alert">${w.storage_blocked}</p>`}
     <main class=${inConsole ? 'console-main' : ''}>${screen}</main>`;
 }
 

@@ -104,8 +104,9 @@ async function round() {
       }
       for (const [form, batch] of byForm) await sendBatch(form, batch);
     }
-    // The files follow the questionnaires the server has.
-    await uploads.uploadWaiting(me.username);
+    // The files follow the questionnaires the server has; a questionnaire queued meanwhile goes
+    // first (`again`: another round follows at once).
+    await uploads.uploadWaiting(me.username, () => again);
   } catch (error) {
     if (error instanceof api.NeedsSignIn) return { ok: false, reason: 'needs_sign_in' };
     failures += 1;
@@ -128,9 +129,10 @@ function retryLater() {
   timer = setTimeout(sync, delay);
 }
 
-/** Sent questionnaires older than a month leave the phone: the server has them. */
+/** Sent questionnaires older than a month leave the phone (the server has them), unless files of theirs still wait. */
 async function forget(all) {
-  const old = all.filter((i) => i.state === 'sent' && Date.now() - Date.parse(i.sent_at) > KEEP_SENT_MS);
+  const unsent = new Set((await store.files()).filter((f) => f.state !== 'sent' && f.state !== 'refused').map((f) => f.owner));
+  const old = all.filter((i) => i.state === 'sent' && !unsent.has(i.id) && Date.now() - Date.parse(i.sent_at) > KEEP_SENT_MS);
   if (old.length) await store.deleteOutboxItems(old.map((i) => i.id));
 }
 
@@ -203,10 +205,13 @@ async function settle(item, result) {
 export async function counts(username) {
   const mine = (await items()).filter((i) => i.username === username);
   const drafts = (await store.drafts()).filter((d) => d.username === username);
-  const owners = new Set(mine.map((i) => i.id));
+  // Files of questionnaires that went or will go; a conflict's never will.
+  const owners = new Set(mine.filter((i) => i.state === 'sent' || WAITING.has(i.state)).map((i) => i.id));
+  const files = (await store.files()).filter((f) => owners.has(f.owner));
   return {
     waiting: mine.filter((i) => WAITING.has(i.state)).length,
-    files: (await store.files()).filter((f) => f.state === 'waiting' && owners.has(f.owner)).length,
+    files: files.filter((f) => f.state === 'waiting').length,
+    refused_files: files.filter((f) => f.state === 'refused').length,
     conflicts: mine.filter((i) => i.state === 'conflict').length,
     returned: drafts.filter((d) => d.returned_from).length,
   };

@@ -58,6 +58,7 @@ function Question(props) {
     case 'audio':
     case 'document':
       return html`<${FileQuestion} ...${props} kind=${kind} schema=${schema} id=${id} title=${title} block=${block}
+        invalid=${invalid} described=${described}
         titleBlock=${(as) => html`<${Title} id=${id} title=${title} required=${required} as=${as} />`} />`;
     case 'consent':
       return block(html`

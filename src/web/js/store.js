@@ -8,6 +8,16 @@
 import { openDB } from '../vendor/idb/index.js';
 
 const database = openDB('survey', 2, {
+  // An open tab of an older build holds the database while this one upgrades it: it is asked
+  // to close (below, from this build on); until then the app says why it waits.
+  blocked() {
+    dispatchEvent(new Event('survey-storage-blocked'));
+  },
+  // A newer build in another tab needs the database: this one lets go and reloads as it.
+  blocking() {
+    database.then((db) => db.close());
+    location.reload();
+  },
   upgrade(db, from) {
     if (from < 1) {
       db.createObjectStore('kv');

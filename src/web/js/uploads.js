@@ -9,6 +9,12 @@ import * as store from './store.js';
 const CHUNK = 1024 * 1024;
 /** tus-js-client's own retries within one try (lost connections, a busy upload); then the outbox's backoff. */
 const RETRY_DELAYS = [0, 2000, 5000, 10000];
+/**
+ * tus-js-client's requests have no deadline of their own: an upload that has moved no byte for
+ * this long is given up for this round (as `api.js` gives up a request), so it never holds the
+ * outbox, and every questionnaire behind it, for ever.
+ */
+const STALLED_MS = 120_000;
 
 let library = null;
 
@@ -30,6 +36,8 @@ function tus() {
 /** Bytes sent of the file being uploaded now, by `owner/name`. */
 const progress = new Map();
 const listeners = new Set();
+/** The upload under way, to stop when its worker signs out. */
+let running = null;
 
 /** Called with `progress` as bytes go out, and `state` when a file was sent or refused. */
 export function subscribe(listener) {
@@ -45,18 +53,29 @@ export function percentOf(file) {
   return sent === undefined || !file.size ? undefined : Math.floor((sent / file.size) * 100);
 }
 
-/**
- * Uploads the waiting files of `username`'s questionnaires that the server has (sent), one at a
- * time. Throws `Offline` or `NeedsSignIn` when it has to stop; a file the server refuses is marked
- * refused with its reason and the others go on.
- */
-export async function uploadWaiting(username) {
-  const sent = new Set((await store.outbox()).filter((i) => i.state === 'sent' && i.username === username).map((i) => i.id));
-  const waiting = (await store.files()).filter((f) => f.state === 'waiting' && sent.has(f.owner));
-  for (const file of waiting) await upload(file);
+/** Stops the upload under way (its worker signs out); it resumes when they are back. */
+export function stop() {
+  running?.abort();
 }
 
-async function upload(file) {
+/**
+ * Uploads the waiting files of `username`'s questionnaires that the server has (sent), one at a
+ * time, the longest-untried first, until `yieldTo()` says questionnaires wait to go first. Throws
+ * `Offline` or `NeedsSignIn` when it has to stop; a file the server refuses is marked refused with
+ * its reason and the others go on.
+ */
+export async function uploadWaiting(username, yieldTo = () => false) {
+  const sent = new Set((await store.outbox()).filter((i) => i.state === 'sent' && i.username === username).map((i) => i.id));
+  const waiting = (await store.files())
+    .filter((f) => f.state === 'waiting' && sent.has(f.owner) && f.blob)
+    .sort((a, b) => (a.tried_at ?? '').localeCompare(b.tried_at ?? ''));
+  for (const file of waiting) {
+    if (yieldTo()) return;
+    await upload({ ...file, tried_at: new Date().toISOString() }, username);
+  }
+}
+
+async function upload(file, username) {
   const Upload = (await tus()).Upload;
   const key = `${file.owner}/${file.name}`;
   let current = file;
@@ -64,7 +83,19 @@ async function upload(file) {
     current = { ...current, ...change };
     await store.saveFile(current);
   };
+  await remember({});
+  let moved = Date.now();
   await new Promise((resolve, reject) => {
+    let watchdog = null;
+    let ended = false;
+    const end = (settle) => {
+      if (ended) return;
+      ended = true;
+      clearInterval(watchdog);
+      running = null;
+      progress.delete(key);
+      settle();
+    };
     const upload = new Upload(file.blob, {
       endpoint: '/api/v1/uploads',
       uploadUrl: file.url ?? null,
@@ -79,36 +110,56 @@ async function upload(file) {
       // The URL lives in IndexedDB with the file, not in tus-js-client's localStorage.
       storeFingerprintForResuming: false,
       async onBeforeRequest(request) {
+        moved = Date.now();
+        // Only for the worker whose questionnaire it is: another who signed in on this phone
+        // meanwhile may not (and the server would say the submission is not theirs).
+        const session = await api.session();
+        if (!session || session.expired || session.username !== username) throw new api.NeedsSignIn();
         request.setHeader('Authorization', `Bearer ${await api.accessToken()}`);
+        request.setHeader('Accept-Language', localStorage.getItem('lang') ?? 'zh-CN');
+      },
+      onAfterResponse(request, response) {
+        moved = Date.now();
+        // A proxy's 5xx while the server restarts is no reason to start the file again from zero
+        // (tus-js-client would, after any failed HEAD): it fails this try, and the next asks again.
+        if (request.getMethod() === 'HEAD' && response.getStatus() >= 500) throw new api.Offline();
       },
       onUploadUrlAvailable() {
         remember({ url: upload.url }).catch(() => {});
       },
       onProgress(bytes) {
+        moved = Date.now();
         progress.set(key, bytes);
         changed('progress');
       },
       async onSuccess() {
-        progress.delete(key);
-        // The server has it. The bytes stay as long as the questionnaire is listed (a month): a
-        // correction made on this phone takes them along without downloading them again.
-        await remember({ state: 'sent', url: undefined, sent_at: new Date().toISOString() });
+        try {
+          // The server has it. The bytes stay as long as the questionnaire is listed (a month): a
+          // correction made on this phone takes them along without downloading them again.
+          await remember({ state: 'sent', url: undefined, sent_at: new Date().toISOString() });
+          end(resolve);
+        } catch (error) {
+          end(() => reject(error));
+        }
         changed('state');
-        resolve();
       },
       async onError(error) {
-        progress.delete(key);
         const refusal = refusalOf(error);
-        if (refusal) {
-          await remember({ state: 'refused', url: undefined, error: refusal }).catch(() => {});
-          changed('state');
-          resolve();
-        } else {
+        try {
+          if (refusal) await remember({ state: 'refused', url: undefined, error: refusal });
+        } finally {
           const cause = error?.causingError ?? error?.cause ?? error;
-          reject(cause instanceof api.NeedsSignIn ? cause : new api.Offline());
+          end(refusal ? resolve : () => reject(cause instanceof api.NeedsSignIn ? cause : new api.Offline()));
+          if (refusal) changed('state');
         }
       },
     });
+    watchdog = setInterval(() => {
+      if (Date.now() - moved < STALLED_MS) return;
+      upload.abort();
+      end(() => reject(new api.Offline()));
+    }, 5_000);
+    running = { abort: () => { upload.abort(); end(() => reject(new api.NeedsSignIn())); } };
     upload.start();
   });
 }
@@ -117,7 +168,8 @@ async function upload(file) {
 function refusalOf(error) {
   const response = error?.originalResponse;
   const status = response?.getStatus?.();
-  if (!status || status < 400 || status >= 500 || [401, 408, 423, 429].includes(status)) return undefined;
+  // Not signed in, not theirs (now), busy, too many, a timeout: none is about the file.
+  if (!status || status < 400 || status >= 500 || [401, 403, 404, 408, 423, 429].includes(status)) return undefined;
   let body = null;
   try {
     body = JSON.parse(response.getBody());
@@ -126,7 +178,7 @@ function refusalOf(error) {
     return undefined;
   }
   const code = body?.error?.code;
-  // A lost race over the offset is tus-js-client's to settle by asking again.
-  if (!code || code === 'upload_offset_mismatch' || code === 'upload_not_found' || code === 'upload_expired') return undefined;
+  // A lost race over the offset, or an upload that expired, is tus-js-client's to settle by asking again.
+  if (!code || code === 'upload_offset_mismatch' || code === 'upload_expired') return undefined;
   return { code, message: body.error.message };
 }

@@ -4,7 +4,7 @@
 import * as api from '../api.js';
 
 /** The file name a `Content-Disposition` header gives (`filename*=UTF-8''…` first). */
-function fileName(disposition, fallback) {
+export function fileName(disposition, fallback) {
   const utf8 = /filename\*=UTF-8''([^;]+)/i.exec(disposition ?? '');
   if (utf8) return decodeURIComponent(utf8[1]);
   return /filename="([^"]+)"/i.exec(disposition ?? '')?.[1] ?? fallback;

@@ -10,7 +10,7 @@ import { ObjectFields } from '../questions.js';
 import { problems as findProblems } from '../schema/validate.js';
 import { prune } from '../schema/walk.js';
 import * as pointers from '../schema/pointer.js';
-import { keep, size } from './save.js';
+import { fileName, keep, size } from './save.js';
 
 const REVIEWERS = ['supervisor', 'admin'];
 
@@ -81,10 +81,10 @@ function FileCard({ c, id, file }) {
     if (!file.present || !shown) return undefined;
     let live = true;
     let url = null;
-    api.blob(path).then((blob) => {
+    api.file(path).then((got) => {
       if (!live) return;
-      url = URL.createObjectURL(blob);
-      setGot({ blob, url });
+      url = URL.createObjectURL(got.blob);
+      setGot({ ...got, url });
     }, () => live && setTrouble(c.file_unreadable));
     return () => {
       live = false;
@@ -94,7 +94,9 @@ function FileCard({ c, id, file }) {
   if (!file.present) return html`<figure><figcaption>${file.name} <span class="tag waiting">${c.file_missing}</span></figcaption></figure>`;
   const download = async () => {
     try {
-      keep(got?.blob ?? (await api.blob(path)), file.name);
+      // Saved under the server's name for it: one that always opens as what it is.
+      const { blob, disposition } = got ?? (await api.file(path));
+      keep(blob, fileName(disposition, file.name));
     } catch {
       setTrouble(c.file_unreadable);
     }

@@ -212,11 +212,12 @@ export function placeField(root) {
   return { name, places: Array.isArray(schema.enum) ? schema.enum : [] };
 }
 
-/** The file names `data`'s answers give to attachment questions, at any depth. */
-export function fileNames(root, raw, data) {
+/** The answers that name files (`{path, name}`, path a JSON Pointer into `data`), at any depth. */
+export function fileAnswers(root, raw, data, path = '') {
   const schema = deref(root, raw);
-  if (mediaType(schema)) return typeof data === 'string' ? [data] : [];
-  if (Array.isArray(data)) return data.flatMap((item) => fileNames(root, schema.items ?? {}, item));
+  if (mediaType(schema)) return typeof data === 'string' ? [{ path, name: data }] : [];
+  if (Array.isArray(data)) return data.flatMap((item, i) => fileAnswers(root, schema.items ?? {}, item, `${path}/${i}`));
   if (!data || typeof data !== 'object') return [];
-  return Object.entries(schema.properties ?? {}).flatMap(([name, child]) => (child === false ? [] : fileNames(root, child, data[name])));
+  return Object.entries(schema.properties ?? {}).flatMap(([name, child]) =>
+    (child === false ? [] : fileAnswers(root, child, data[name], `${path}/${name.replace(/~/g, '~0').replace(/\//g, '~1')}`)));
 }

@@ -6,7 +6,7 @@ import { ObjectFields, questionId } from '../questions.js';
 import { settled as settledFiles } from '../attachments.js';
 import { problems as findProblems } from '../schema/validate.js';
 import { describe, message } from '../schema/messages.js';
-import { prune, idRules, deref, isHidden, fileNames } from '../schema/walk.js';
+import { prune, idRules, deref, isHidden, fileAnswers } from '../schema/walk.js';
 import * as pointers from '../schema/pointer.js';
 import { residentId } from '../schema/resident-id.js';
 import * as store from '../store.js';
@@ -140,6 +140,11 @@ export function Fill({ w, lang, session, catalogue, go, draftId, onQueued }) {
     const found = findProblems(schema, data);
     const outside = found.length === 0 ? drafts.outsideScope(schema, data, session.scope) : undefined;
     if (outside) found.push({ path: outside, message: w.refusals.out_of_scope });
+    // An answer naming a file this phone does not have could never be uploaded.
+    const files = fileAnswers(schema, schema, data);
+    for (const file of files) {
+      if (!(await store.file(current.id, file.name))?.blob) found.push({ path: file.path, message: w.file_not_on_phone });
+    }
     setShown(found);
     if (found.length > 0) {
       const first = found.find((p) => !isHidden(schema, current.answers, p.path)) ?? found[0];
@@ -159,8 +164,7 @@ export function Fill({ w, lang, session, catalogue, go, draftId, onQueued }) {
       ...(replaces ? { replaces } : {}),
     };
     const envelope = { id: current.id, form_version: current.form_version, data, meta };
-    const files = fileNames(schema, schema, data);
-    await outbox.add({ envelope, form: current.form, username: session.username, summary: drafts.summaryOf(data), files }, current.id);
+    await outbox.add({ envelope, form: current.form, username: session.username, summary: drafts.summaryOf(data), files: files.map((f) => f.name) }, current.id);
     onQueued();
     go(`/done/${current.id}`, { replace: true });
   };

@@ -6,28 +6,33 @@ import * as api from '../api.js';
 import * as store from '../store.js';
 import * as drafts from '../drafts.js';
 import { AnswerList } from '../answers.js';
+import { fileAnswers } from '../schema/walk.js';
+import * as pointers from '../schema/pointer.js';
 
 /**
  * A correction is a new questionnaire: the files its answers name go with it, from this phone if
- * it still has them, else from the server. One that cannot be had now is left for the worker to
- * take again.
+ * it has them (also ones still waiting to go up), else from the server. An answer whose file
+ * cannot be had now is cleared, so the worker is asked to take it again.
  */
-async function carryFiles(submission, draftId) {
-  for (const file of submission.attachments ?? []) {
-    if (!file.present) continue;
-    let blob = (await store.file(submission.id, file.name))?.blob;
+async function carryFiles(schema, submission, draft) {
+  let answers = draft.answers;
+  for (const { path, name } of fileAnswers(schema, schema, submission.data)) {
+    const listed = submission.attachments?.find((a) => a.name === name);
+    const local = await store.file(submission.id, name);
+    let blob = local?.blob;
+    if (!blob && listed?.present) {
+      blob = await api.blob(`/api/v1/submissions/${submission.id}/attachments/${encodeURIComponent(name)}`).catch(() => undefined);
+    }
     if (!blob) {
-      try {
-        blob = await api.blob(`/api/v1/submissions/${submission.id}/attachments/${encodeURIComponent(file.name)}`);
-      } catch {
-        continue;
-      }
+      answers = pointers.set(answers, path, undefined);
+      continue;
     }
     await store.saveFile({
-      owner: draftId, name: file.name, type: file.type, blob, size: blob.size, sha256: file.sha256,
-      state: 'local', added_at: new Date().toISOString(),
+      owner: draft.id, name, type: local?.type ?? listed?.type ?? blob.type, blob, size: blob.size,
+      sha256: local?.sha256 ?? listed?.sha256, state: 'local', added_at: new Date().toISOString(),
     });
   }
+  if (answers !== draft.answers) await store.saveDraft({ ...draft, answers });
 }
 
 export function Submission({ w, lang, session, go, id }) {
@@ -63,7 +68,11 @@ export function Submission({ w, lang, session, go, id }) {
       session,
       { answers: submission.data, replaces: submission.id },
     );
-    await carryFiles(submission, draft.id);
+    try {
+      await carryFiles(schema, submission, draft);
+    } finally {
+      busy.current = false;
+    }
     go(`/fill/${draft.id}`);
   };
 
