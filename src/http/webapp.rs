@@ -37,6 +37,11 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
     manifest-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
     frame-ancestors 'none'";
 
+/// Files fetched only when needed, never preloaded or kept by the service worker: the console
+/// (staff sign in at the office; field workers' phones never need it) and the tus client (a
+/// classic script, loaded when a file is to be uploaded, which needs the network anyway).
+const ON_DEMAND: [&str; 2] = ["js/console/", "vendor/tus-js-client/"];
+
 /// Where the app's files are served, with the build in place of the placeholder.
 const BUILD_PLACEHOLDER: &str = "__BUILD__";
 /// In `sw.js`: the JSON list of every file's URL, for the worker to keep offline.
@@ -109,13 +114,16 @@ impl WebApp {
                 _ => {}
             }
         }
-        let mut urls: Vec<String> = files.keys().map(|n| format!("/app/{build}/{n}")).collect();
+        // What a field worker's phone loads and keeps: not the console, nor the tus client.
+        let mut urls: Vec<String> = files
+            .keys()
+            .filter(|name| !ON_DEMAND.iter().any(|prefix| name.starts_with(prefix)))
+            .map(|n| format!("/app/{build}/{n}"))
+            .collect();
         urls.sort();
         let preload: String = urls
             .iter()
             .filter(|url| url.ends_with(".js") && !url.ends_with("/main.js"))
-            // A classic script, fetched only when a file is to be uploaded (js/uploads.js).
-            .filter(|url| !url.contains("/vendor/tus-js-client/"))
             .map(|url| format!("<link rel=\"modulepreload\" href=\"{url}\">\n"))
             .collect();
         let urls = serde_json::to_string(&urls).unwrap_or_else(|_| "[]".into());

@@ -14,7 +14,6 @@ import { Home } from './screens/home.js';
 import { Fill } from './screens/fill.js';
 import { Done } from './screens/done.js';
 import { Submission } from './screens/submission.js';
-import { Console } from './console/shell.js';
 
 function useRoute() {
   const [path, setPath] = useState(location.pathname + location.search);
@@ -29,6 +28,26 @@ function useRoute() {
     scrollTo(0, 0);
   }, []);
   return [path, go];
+}
+
+/** The console, fetched the first time staff open it: field workers' phones never load it. */
+let consoleLoad = null;
+
+function Console(props) {
+  const [shell, setShell] = useState(null);
+  const [failed, setFailed] = useState(false);
+  useEffect(() => {
+    let live = true;
+    consoleLoad ??= import('./console/shell.js');
+    consoleLoad.then((module) => live && setShell(() => module.Console), () => {
+      consoleLoad = null;
+      if (live) setFailed(true);
+    });
+    return () => { live = false; };
+  }, []);
+  if (failed) return html`<p class="warning">${props.w.network_needed}</p>`;
+  if (!shell) return html`<p class="loading">${props.w.loading}</p>`;
+  return html`<${shell} ...${props} />`;
 }
 
 /** What waits to go up, questionnaires and files, or that all went. */
