@@ -41,10 +41,6 @@ impl Blobs {
         }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     fn partial(&self, id: Uuid) -> PathBuf {
         self.root.join("uploads").join(id.simple().to_string())
     }
