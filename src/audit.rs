@@ -29,13 +29,14 @@ pub enum AuditAction {
     SubmissionRestored,
     CommentAdded,
     AttachmentUploaded,
+    RegistryImported,
     ExportDownloaded,
     BackupDownloaded,
 }
 
 impl AuditAction {
     /// Every action, in the README's order.
-    pub const ALL: [AuditAction; 15] = [
+    pub const ALL: [AuditAction; 16] = [
         AuditAction::Login,
         AuditAction::LoginFailed,
         AuditAction::Logout,
@@ -49,6 +50,7 @@ impl AuditAction {
         AuditAction::SubmissionRestored,
         AuditAction::CommentAdded,
         AuditAction::AttachmentUploaded,
+        AuditAction::RegistryImported,
         AuditAction::ExportDownloaded,
         AuditAction::BackupDownloaded,
     ];
@@ -69,6 +71,7 @@ impl AuditAction {
             AuditAction::SubmissionRestored => "submission_restored",
             AuditAction::CommentAdded => "comment_added",
             AuditAction::AttachmentUploaded => "attachment_uploaded",
+            AuditAction::RegistryImported => "registry_imported",
             AuditAction::ExportDownloaded => "export_downloaded",
             AuditAction::BackupDownloaded => "backup_downloaded",
         }
@@ -88,6 +91,9 @@ pub fn user_target(username: &str) -> String {
 }
 pub fn form_target(form: &str, version: &str) -> String {
     format!("form:{form}@{version}")
+}
+pub fn registry_target(form: &str) -> String {
+    format!("registry:{form}")
 }
 
 /// An event done by `who` in the request they made.

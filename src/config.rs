@@ -153,6 +153,11 @@ pub struct ServeConfig {
     #[arg(long, env = "SURVEY_MAX_BATCH_BYTES", default_value_t = Limits::default().max_batch_bytes)]
     pub max_batch_bytes: usize,
 
+    /// Largest register (CSV, `PUT /api/v1/forms/{form}/registry`), in bytes; raise the proxy's
+    /// body limit for that route to match.
+    #[arg(long, env = "SURVEY_MAX_REGISTRY_BYTES", default_value_t = Limits::default().max_registry_bytes)]
+    pub max_registry_bytes: u64,
+
     /// Seconds a request body may take to arrive before the request is refused (408).
     #[arg(long, env = "SURVEY_UPLOAD_DEADLINE", default_value_t = Limits::default().upload_deadline.as_secs())]
     pub upload_deadline: u64,

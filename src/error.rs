@@ -137,6 +137,8 @@ pub enum AppError {
     HeaderInvalid(String),
     #[error("send the bytes as Content-Type: application/offset+octet-stream")]
     OffsetStreamRequired,
+    #[error("send the register as Content-Type: text/csv (charset= optional)")]
+    CsvRequired,
     #[error("a file may have at most {max} bytes")]
     AttachmentTooLarge { max: u64 },
     #[error("{0}")]
@@ -149,6 +151,14 @@ pub enum AppError {
     AttachmentConflict,
     #[error("this submission has no such file")]
     AttachmentNotFound,
+    #[error("the register has problems; nothing of it was loaded")]
+    RegistryInvalid(Vec<Detail>),
+    #[error(
+        "another import of this form's register finished first; import again if yours is the newer"
+    )]
+    RegistrySuperseded,
+    #[error("this form has no register yet")]
+    RegistryNotFound,
     #[error("storage: {0}")]
     Storage(#[from] StoreError),
     #[error("the database cannot be written")]
@@ -216,7 +226,7 @@ impl AppError {
                 (StatusCode::PRECONDITION_FAILED, "tus_version_unsupported")
             }
             Self::HeaderInvalid(_) => (StatusCode::BAD_REQUEST, "header_invalid"),
-            Self::OffsetStreamRequired => {
+            Self::OffsetStreamRequired | Self::CsvRequired => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             Self::AttachmentTooLarge { .. } => {
@@ -234,6 +244,9 @@ impl AppError {
             Self::ChunkChecksumMismatch => (CHECKSUM_MISMATCH, "checksum_mismatch"),
             Self::AttachmentConflict => (StatusCode::CONFLICT, "attachment_conflict"),
             Self::AttachmentNotFound => (StatusCode::NOT_FOUND, "attachment_not_found"),
+            Self::RegistryInvalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "registry_invalid"),
+            Self::RegistrySuperseded => (StatusCode::CONFLICT, "registry_superseded"),
+            Self::RegistryNotFound => (StatusCode::NOT_FOUND, "registry_not_found"),
             Self::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             Self::Storage(_) | Self::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
@@ -252,9 +265,9 @@ impl AppError {
             other => other.to_string(),
         };
         let details = match self {
-            Self::RequestInvalid(details) | Self::ValidationFailed(details) => {
-                Some(details.clone())
-            }
+            Self::RequestInvalid(details)
+            | Self::ValidationFailed(details)
+            | Self::RegistryInvalid(details) => Some(details.clone()),
             _ => None,
         };
         ErrorObject {
@@ -390,8 +403,12 @@ mod tests {
                 "attachment_checksum_mismatch",
             ),
             (AppError::ChunkChecksumMismatch, 460, "checksum_mismatch"),
+            (AppError::CsvRequired, 415, "unsupported_media_type"),
             (AppError::AttachmentConflict, 409, "attachment_conflict"),
             (AppError::AttachmentNotFound, 404, "attachment_not_found"),
+            (AppError::RegistryInvalid(vec![]), 422, "registry_invalid"),
+            (AppError::RegistrySuperseded, 409, "registry_superseded"),
+            (AppError::RegistryNotFound, 404, "registry_not_found"),
             (AppError::NotReady, 503, "not_ready"),
             (AppError::Storage(StoreError::Flush), 500, "internal_error"),
             (AppError::Internal("x".into()), 500, "internal_error"),

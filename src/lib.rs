@@ -41,6 +41,7 @@ pub mod forms;
 mod http;
 pub mod limits;
 pub mod metrics;
+pub mod registry;
 pub mod simulate;
 pub mod store;
 pub mod strict_json;
@@ -98,6 +99,8 @@ pub struct Limits {
     pub max_batch: usize,
     /// Largest body of a batch request.
     pub max_batch_bytes: usize,
+    /// Largest register (CSV) an admin may import.
+    pub max_registry_bytes: u64,
     /// Longest a request body may take to arrive; cuts off slow-trickle uploads.
     pub upload_deadline: Duration,
     /// Longest a request head may take to arrive once it has begun.
@@ -113,6 +116,8 @@ impl Default for Limits {
             max_body_bytes: 1024 * 1024,
             max_batch: 500,
             max_batch_bytes: 32 * 1024 * 1024,
+            // Half a million people at about 200 bytes a row, and room to spare.
+            max_registry_bytes: 256 * 1024 * 1024,
             // 1 MiB at 2G speeds (~100 kbit/s) takes about 90 s.
             upload_deadline: Duration::from_secs(120),
             // A request head is a few hundred bytes: seconds even on 2G.
@@ -200,6 +205,7 @@ impl AppState {
                 max_body_bytes: config.max_body_bytes,
                 max_batch: config.max_batch,
                 max_batch_bytes: config.max_batch_bytes,
+                max_registry_bytes: config.max_registry_bytes,
                 upload_deadline: Duration::from_secs(config.upload_deadline),
                 header_timeout: Duration::from_secs(config.header_timeout),
                 idle_timeout: Duration::from_secs(config.idle_timeout),

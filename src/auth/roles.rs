@@ -36,6 +36,8 @@ pub enum Permission {
     /// Soft-delete and restore submissions.
     DeleteSubmissions,
     ManageUsers,
+    /// Import a form's register of households and people.
+    ManageRegistry,
     /// Upload a file to someone else's submission (everyone may to their own).
     UploadForOthers,
     /// Download a backup of the whole database.

@@ -53,6 +53,18 @@ pub fn compile(schema: &Value, library: &Registry<'_>) -> Result<Compiled, Strin
 /// Every way `data` fails the schema (or, once it passes, the rules), as JSON Pointers into
 /// `data` with messages in `lang` that name the field and never echo a value.
 pub fn errors(compiled: &Compiled, schema: &Value, data: &Value, lang: Lang) -> Vec<Detail> {
+    errors_where(compiled, schema, data, lang, |_| true)
+}
+
+/// [`errors`], counting only the problems `keep` accepts: a register's row is a part of a
+/// submission, so what it does not give (a required answer) is no problem of it.
+pub fn errors_where(
+    compiled: &Compiled,
+    schema: &Value,
+    data: &Value,
+    lang: Lang,
+    keep: impl Fn(&Detail) -> bool,
+) -> Vec<Detail> {
     let detail = |path: String, keyword: &str, problem: Problem| Detail {
         message: messages::message(schema, &path, &problem, lang),
         keyword: Some(keyword.to_owned()),
@@ -66,7 +78,6 @@ pub fn errors(compiled: &Compiled, schema: &Value, data: &Value, lang: Lang) -> 
         .then(|| compiled.validator.iter_errors(data))
         .into_iter()
         .flatten()
-        .take(MAX_DETAILS)
         .map(|error| {
             let mut path = error.instance_path().as_str().to_owned();
             // A missing field is easiest to show on the field itself, not on its parent object.
@@ -81,6 +92,8 @@ pub fn errors(compiled: &Compiled, schema: &Value, data: &Value, lang: Lang) -> 
             });
             detail(path, error.kind().keyword(), problem)
         })
+        .filter(&keep)
+        .take(MAX_DETAILS)
         .collect();
     if !from_schema.is_empty() {
         return from_schema;
@@ -96,7 +109,7 @@ pub fn errors(compiled: &Compiled, schema: &Value, data: &Value, lang: Lang) -> 
     let names = attachments::name_problems(&files)
         .into_iter()
         .map(|(path, key)| detail(path, "contentMediaType", Problem::new(key)));
-    broken.chain(names).collect()
+    broken.chain(names).filter(keep).collect()
 }
 
 #[cfg(test)]

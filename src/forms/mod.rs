@@ -88,6 +88,22 @@ impl FormVersion {
         )
     }
 
+    /// The problems of `data` that `keep` accepts (see `compile::errors_where`), in `lang`.
+    pub fn problems_where(
+        &self,
+        data: &Value,
+        lang: Lang,
+        keep: impl Fn(&crate::error::Detail) -> bool,
+    ) -> Result<Vec<crate::error::Detail>, AppError> {
+        Ok(compile::errors_where(
+            self.usable()?,
+            &self.stored.schema,
+            data,
+            lang,
+            keep,
+        ))
+    }
+
     /// Checks `data` against this version's schema and rules: 422 `validation_failed` with one
     /// detail per problem (messages in `lang`), or `schema_invalid` for an unusable version.
     pub fn validate(&self, data: &Value, lang: Lang) -> Result<(), AppError> {

@@ -20,6 +20,7 @@ mod observe;
 mod openapi;
 mod ops;
 mod progress;
+mod registry;
 mod review;
 mod shapes;
 mod submissions;
@@ -87,6 +88,7 @@ fn endpoints(limits: &Limits) -> Vec<Endpoint> {
     all.extend(review::endpoints());
     all.extend(uploads::endpoints());
     all.extend(attachments::endpoints());
+    all.extend(registry::endpoints());
     all
 }
 

@@ -77,6 +77,8 @@ pub fn endpoints() -> Vec<Endpoint> {
         super::uploads::patch,
         super::uploads::terminate,
         super::attachments::attachment,
+        super::registry::import,
+        super::registry::roster,
     ),
     components(schemas(ErrorBody, ErrorObject, Detail, super::uploads::TusVersion)),
     modifiers(&Conventions),
@@ -90,6 +92,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         (name = "review", description = "Review states, comments, corrections, deletion"),
         (name = "datasets", description = "Cleaned exports and indicators"),
         (name = "audit", description = "Who did what, when"),
+        (name = "registry", description = "The register of households and people a survey is to reach (建档立卡)"),
         (name = "attachments", description = "Photos, signatures and recordings: resumable uploads (tus 1.0) and reading them back"),
     )
 )]

@@ -82,6 +82,35 @@ pub fn upload(id: Uuid) -> [u8; 16] {
     *id.as_bytes()
 }
 
+/// The prefix of a register version's entries: FormId + 0xFF + version (u64 BE).
+pub fn registry_version(form: &str, version: u64) -> Vec<u8> {
+    let mut key = form_prefix(form);
+    key.extend_from_slice(&version.to_be_bytes());
+    key
+}
+
+/// `formversionhousehold_registryhousehold` (and the removed households'
+/// `formversionhousehold_none`): the version's prefix + the household's id (UTF-8).
+pub fn registry_household(form: &str, version: u64, household: &str) -> Vec<u8> {
+    let mut key = registry_version(form, version);
+    key.extend_from_slice(household.as_bytes());
+    key
+}
+
+/// The prefix of one household's people: its key + 0xFF (no id is a prefix of another's then).
+pub fn registry_members(form: &str, version: u64, household: &str) -> Vec<u8> {
+    let mut key = registry_household(form, version, household);
+    key.push(SEP);
+    key
+}
+
+/// `formversionhouseholdline_registrymember`: the household's people prefix + the CSV line (u32 BE).
+pub fn registry_member(form: &str, version: u64, household: &str, line: u32) -> Vec<u8> {
+    let mut key = registry_members(form, version, household);
+    key.extend_from_slice(&line.to_be_bytes());
+    key
+}
+
 /// `submissionidname_attachment`: SubmissionId (16 bytes) + the file's name (UTF-8); a name
 /// never holds a NUL, a slash or a backslash, and the id is fixed-length, so no name runs into another.
 pub fn attachment(submission: Uuid, name: &str) -> Vec<u8> {

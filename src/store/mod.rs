@@ -18,6 +18,7 @@ mod durability;
 mod forms;
 pub mod keys;
 mod migrate;
+mod registry;
 mod submissions;
 mod users;
 mod versions;
@@ -29,9 +30,10 @@ use std::sync::Mutex;
 pub use attachments::{AttachmentRecord, CompleteRefused, UploadRecord};
 pub use audit::{AuditEvent, AuditRecord};
 pub use backup::{BackupSummary, RestoreError, Snapshot, restore, verify};
-pub use blobs::Blobs;
+pub use blobs::{Blobs, hex};
 pub use durability::Ticket;
 pub use forms::{FormInsert, StoredFormVersion};
+pub use registry::{PublishRefused, RegistryHousehold, RegistryInfo, Staged};
 pub use submissions::{
     Comment, Deletion, Listed, NewComment, SubmissionInsert, SubmissionMeta, SubmissionRecord,
 };
@@ -96,6 +98,16 @@ pub struct Store {
     /// `submissionidname_attachment`: SubmissionId (16 bytes) + file name → `AttachmentRecord`
     /// (JSON); the bytes are in `Blobs`, by their SHA-256.
     attachments: sled::Tree,
+    /// `form_registry`: FormId → `RegistryInfo` (JSON): which register version is current.
+    registries: sled::Tree,
+    /// `formversionhousehold_registryhousehold`: FormId + 0xFF + version (u64 BE) + household id →
+    /// `RegistryHousehold` (JSON).
+    registry_households: sled::Tree,
+    /// `formversionhouseholdline_registrymember`: the household's key + 0xFF + CSV line (u32 BE) →
+    /// the person's fields (JSON).
+    registry_members: sled::Tree,
+    /// `formversionhousehold_none`: households a version removed, for rosters catching up.
+    registry_removed: sled::Tree,
     /// Serialises numbered writes (submissions, audit entries) so numbers commit in order: a reader
     /// paging with a cursor can then never miss an entry that commits "behind" it.
     write_order: Mutex<()>,
@@ -136,6 +148,10 @@ impl Store {
             meta: db.open_tree("meta")?,
             uploads: db.open_tree("uploadid_upload")?,
             attachments: db.open_tree(attachments::ATTACHMENTS)?,
+            registries: db.open_tree("form_registry")?,
+            registry_households: db.open_tree("formversionhousehold_registryhousehold")?,
+            registry_members: db.open_tree("formversionhouseholdline_registrymember")?,
+            registry_removed: db.open_tree("formversionhousehold_none")?,
             write_order: Mutex::new(()),
             durability: Durability::start(db.clone(), &dir)?,
             db,

@@ -49,6 +49,10 @@ pub(super) struct Tx<'t> {
     pub meta: &'t TransactionalTree,
     pub uploads: &'t TransactionalTree,
     pub attachments: &'t TransactionalTree,
+    pub registries: &'t TransactionalTree,
+    pub registry_households: &'t TransactionalTree,
+    pub registry_members: &'t TransactionalTree,
+    pub registry_removed: &'t TransactionalTree,
     /// Numbers drawn for this write before it began (sled's id generator may write, which it
     /// cannot do inside a transaction), larger than every number handed out before.
     numbers: &'t [u64],
@@ -70,6 +74,10 @@ impl<'t> Tx<'t> {
             meta: &views[10],
             uploads: &views[11],
             attachments: &views[12],
+            registries: &views[13],
+            registry_households: &views[14],
+            registry_members: &views[15],
+            registry_removed: &views[16],
             numbers,
         }
     }
@@ -116,7 +124,7 @@ impl<T> Pending<T> {
 
 impl Store {
     /// Every tree, in the order [`Tx`] names them.
-    fn trees(&self) -> [&sled::Tree; 13] {
+    fn trees(&self) -> [&sled::Tree; 17] {
         [
             &self.form_versions,
             &self.submission_record,
@@ -131,6 +139,10 @@ impl Store {
             &self.meta,
             &self.uploads,
             &self.attachments,
+            &self.registries,
+            &self.registry_households,
+            &self.registry_members,
+            &self.registry_removed,
         ]
     }
 

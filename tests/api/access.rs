@@ -246,6 +246,18 @@ const MATRIX: &[Rule] = &[
         "/api/v1/submissions/{id}/attachments/{filename}",
         [401, 401, 404, 404, 404, 404, 404],
     ),
+    // Admins import the register (the JSON body here gets as far as 415); everyone signed in
+    // reads their places' roster (none imported here: 404).
+    rule(
+        "PUT",
+        "/api/v1/forms/{form}/registry",
+        [401, 401, 403, 403, 403, 403, 415],
+    ),
+    rule(
+        "GET",
+        "/api/v1/forms/{form}/registry",
+        [401, 401, 404, 404, 404, 404, 404],
+    ),
     // Very last: logging out ends the login of the access token each caller used.
     rule(
         "POST",

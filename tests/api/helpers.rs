@@ -44,6 +44,7 @@ pub fn test_config(data_dir: &TempDir) -> ServeConfig {
         max_body_bytes: 64 * 1024,
         max_batch: 20,
         max_batch_bytes: 1024 * 1024,
+        max_registry_bytes: 8 * 1024 * 1024,
         upload_deadline: 120,
         header_timeout: 15,
         idle_timeout: 30,

@@ -22,6 +22,7 @@ mod openapi;
 mod process;
 mod properties;
 mod questionnaire;
+mod registry;
 mod review;
 mod review_rules;
 mod sign_in_attacks;

@@ -1,0 +1,452 @@
+//! The register (建档立卡): the households and people a form's survey is to reach, as the county
+//! holds them. An admin imports it as CSV (`import`); phones read their places' roster
+//! (`roster`) to find a household and open its questionnaire prefilled.
+//!
+//! An import is all or nothing: every row is checked with the form's own rules for the fields
+//! it gives, rows of one household must agree, a person appears once; one bad row refuses the
+//! whole register (the first 100 problems named by CSV line). It is written as a new version
+//! beside the current one and becomes the register in one write (`store/registry.rs`).
+
+mod read;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::audit::{self, AuditAction};
+use crate::auth::{Permission, Principal};
+use crate::clock::Timestamp;
+use crate::error::{AppError, Detail};
+use crate::export::layout::Layout;
+use crate::forms::FormVersion;
+use crate::forms::messages::Lang;
+use crate::store::{Pending, PublishRefused, RegistryHousehold, RegistryInfo, Staged, Store};
+use read::{Level, Shape};
+
+/// Problems named in one refusal; the rest add nothing a person can act on before fixing these.
+const MAX_PROBLEMS: usize = 100;
+/// Entries written per store batch while importing.
+const BATCH: usize = 2_000;
+
+/// What an import made.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Imported {
+    /// The register's new version (larger than every one before).
+    pub version: u64,
+    pub households: u64,
+    pub members: u64,
+}
+
+/// One household of a roster: its fields and its people, in the shape of the form's answers.
+pub type RosterHousehold = Map<String, Value>;
+
+/// A page of a roster.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Roster {
+    pub version: u64,
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<RosterHousehold>,
+    /// Households a version after `since_version` removed (on the first page only).
+    pub removed: Vec<String>,
+    pub next_cursor: Option<String>,
+}
+
+/// Imports `file` (CSV, in `charset` or detected) as the new register of `form`'s current
+/// version; the answer counts once the returned write is durable.
+pub fn import(
+    store: &Store,
+    form: &FormVersion,
+    mut file: File,
+    charset: Option<&str>,
+    by: &Principal,
+) -> Result<Pending<Imported>, AppError> {
+    by.require(Permission::ManageRegistry)?;
+    let schema = &form.stored.schema;
+    let shape = Shape::of(&Layout::of(schema), schema).ok_or_else(|| {
+        AppError::invalid_field(
+            "",
+            "this form has no register: it needs a household key (x-unique) and a repeated group of people with one",
+        )
+    })?;
+    let encoding = read::encoding(charset, &mut file)
+        .map_err(io_error)?
+        .ok_or_else(|| AppError::invalid_field("", "charset: not an encoding this server reads"))?;
+    let id = form.stored.form.as_str();
+    let previous = store.registry(id)?;
+    let version = store.next_registry_version()?;
+    let mut import = Import {
+        store,
+        form,
+        shape: &shape,
+        id,
+        version,
+        households: HashMap::new(),
+        people: HashMap::new(),
+        problems: Vec::new(),
+        batch: Vec::new(),
+        members: 0,
+    };
+    let read = import.rows(read::decoded(file, encoding));
+    let result = read.and_then(|()| {
+        if import.problems.is_empty() {
+            import.households(previous.as_ref())
+        } else {
+            Err(AppError::RegistryInvalid(std::mem::take(
+                &mut import.problems,
+            )))
+        }
+    });
+    if let Err(error) = result {
+        store.drop_registry_version(id, version)?;
+        return Err(error);
+    }
+    let info = RegistryInfo {
+        version,
+        households: import.households.len() as u64,
+        members: import.members,
+        imported_at: Timestamp::now(),
+        imported_by: by.username.clone(),
+    };
+    let event = audit::by(
+        by,
+        AuditAction::RegistryImported,
+        audit::registry_target(id),
+    );
+    let published = match store.publish_registry(id, &info, &event)? {
+        Ok(pending) => pending,
+        Err(PublishRefused::Superseded) => {
+            store.drop_registry_version(id, version)?;
+            return Err(AppError::RegistrySuperseded);
+        }
+    };
+    if let Some(previous) = previous {
+        store.drop_registry_version(id, previous.version)?;
+    }
+    Ok(published.map(|()| Imported {
+        version,
+        households: info.households,
+        members: info.members,
+    }))
+}
+
+/// An import under way.
+struct Import<'a> {
+    store: &'a Store,
+    form: &'a FormVersion,
+    shape: &'a Shape,
+    id: &'a str,
+    version: u64,
+    /// Household id → its fields, their fingerprint and the first line that gave them.
+    households: HashMap<String, (Map<String, Value>, u64, u32)>,
+    /// Person key → the line that gave it.
+    people: HashMap<String, u32>,
+    problems: Vec<Detail>,
+    batch: Vec<Staged>,
+    members: u64,
+}
+
+impl Import<'_> {
+    fn problem(&mut self, line: u32, column: &str, message: impl Into<String>) {
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(Detail {
+                path: format!(
+                    "/line/{line}/{}",
+                    column.replace('~', "~0").replace('/', "~1")
+                ),
+                keyword: None,
+                message: message.into(),
+                key: None,
+                params: None,
+            });
+        }
+    }
+
+    fn stage(&mut self, entry: Staged) -> Result<(), AppError> {
+        self.batch.push(entry);
+        if self.batch.len() >= BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), AppError> {
+        let batch = std::mem::take(&mut self.batch);
+        Ok(self.store.stage_registry(self.id, self.version, &batch)?)
+    }
+
+    /// Reads, checks and stages every row (its person); households are staged after all rows.
+    fn rows(&mut self, input: impl std::io::Read) -> Result<(), AppError> {
+        let (input, lines) = read::LineIndex::new(input);
+        let mut csv = csv::ReaderBuilder::new().flexible(false).from_reader(input);
+        let headers: Vec<String> = csv
+            .headers()
+            .map_err(|e| AppError::invalid_field("/line/1", &format!("not CSV: {e}")))?
+            .iter()
+            .map(crate::text::normalize)
+            .collect();
+        let mut columns = Vec::with_capacity(headers.len());
+        for header in &headers {
+            match self.shape.column(header) {
+                Some((level, column)) => columns.push((level, column.clone())),
+                None => self.problem(1, header, "not a field of this form's households or people"),
+            }
+        }
+        let household_key = self.shape.households.unique[0].clone();
+        let person_key = self.shape.people.unique[0].clone();
+        for wanted in [&household_key, &person_key] {
+            if !columns.iter().any(|(_, c)| &c.path == wanted) {
+                self.problem(1, &wanted.join("."), "this key column is required");
+            }
+        }
+        if !self.problems.is_empty() {
+            return Ok(());
+        }
+        let mut record = csv::StringRecord::new();
+        loop {
+            let more = csv.read_record(&mut record).map_err(|e| {
+                let line = lines.line_of(e.position().map_or(0, |p| p.byte()));
+                AppError::RegistryInvalid(vec![Detail {
+                    path: format!("/line/{line}"),
+                    keyword: None,
+                    message: format!("not CSV: {e}"),
+                    key: None,
+                    params: None,
+                }])
+            })?;
+            if !more || self.problems.len() >= MAX_PROBLEMS {
+                break;
+            }
+            let line = lines.line_of(record.position().map_or(0, |p| p.byte()));
+            self.row(line, &record, &columns, (&household_key, &person_key))?;
+        }
+        self.flush()
+    }
+
+    fn row(
+        &mut self,
+        line: u32,
+        record: &csv::StringRecord,
+        columns: &[(Level, crate::export::layout::Column)],
+        (household_key, person_key): (&[String], &[String]),
+    ) -> Result<(), AppError> {
+        let mut household = Map::new();
+        let mut person = Map::new();
+        // The JSON Pointer in a one-person submission of each column given → its header.
+        let mut given = HashMap::new();
+        for ((level, column), text) in columns.iter().zip(record.iter()) {
+            let value = match read::value_of(column, text) {
+                Ok(Some(value)) => value,
+                Ok(None) => continue,
+                Err(message) => {
+                    self.problem(line, &column.name, message);
+                    continue;
+                }
+            };
+            match level {
+                Level::Household => {
+                    given.insert(read::pointer(&column.path), column.name.clone());
+                    read::place(&mut household, &column.path, value);
+                }
+                Level::Person => {
+                    let mut at = self.shape.people_path().to_vec();
+                    at.push("0".into());
+                    at.extend(column.path.iter().cloned());
+                    given.insert(read::pointer(&at), column.name.clone());
+                    read::place(&mut person, &column.path, value);
+                }
+            }
+        }
+        let (Some(household_id), Some(person_id)) = (
+            read::text_at(&household, household_key),
+            read::text_at(&person, person_key),
+        ) else {
+            let missing = if read::text_at(&household, household_key).is_none() {
+                household_key
+            } else {
+                person_key
+            };
+            self.problem(
+                line,
+                &missing.join("."),
+                "a register row needs its household and person keys",
+            );
+            return Ok(());
+        };
+        // The form's own rules for what the row gives; what it does not give is no problem.
+        let mut data = household.clone();
+        read::place(
+            &mut data,
+            self.shape.people_path(),
+            Value::Array(vec![Value::Object(person.clone())]),
+        );
+        let problems = self
+            .form
+            .problems_where(&Value::Object(data), Lang::Zh, |d| {
+                d.keyword.as_deref() != Some("required") && given.contains_key(&d.path)
+            })?;
+        for found in problems {
+            let column = given.get(&found.path).cloned().unwrap_or_default();
+            self.problem(line, &column, found.message);
+        }
+        let fingerprint = {
+            let mut hasher = DefaultHasher::new();
+            Value::Object(household.clone())
+                .to_string()
+                .hash(&mut hasher);
+            hasher.finish()
+        };
+        match self.households.get(&household_id) {
+            Some((_, known, first)) if *known != fingerprint => {
+                let first = *first;
+                self.problem(
+                    line,
+                    &household_key.join("."),
+                    format!("this household's fields differ from line {first}"),
+                );
+            }
+            Some(_) => {}
+            None => {
+                self.households
+                    .insert(household_id.clone(), (household, fingerprint, line));
+            }
+        }
+        if let Some(first) = self.people.insert(person_id, line) {
+            self.problem(
+                line,
+                &person_key.join("."),
+                format!("the same person as line {first}"),
+            );
+        }
+        self.members += 1;
+        self.stage(Staged::Member {
+            household: household_id,
+            line,
+            fields: person,
+        })
+    }
+
+    /// Stages every household with the version it last changed in, and what the version before
+    /// had that this one does not.
+    fn households(&mut self, previous: Option<&RegistryInfo>) -> Result<(), AppError> {
+        let mut ids: Vec<String> = self.households.keys().cloned().collect();
+        ids.sort();
+        for household in ids {
+            let Some((fields, _, _)) = self.households.get(&household).cloned() else {
+                continue;
+            };
+            let mut hash = Sha256::new();
+            hash.update(Value::Object(fields.clone()).to_string());
+            for person in self
+                .store
+                .registry_members(self.id, self.version, &household)?
+            {
+                hash.update(Value::Object(person).to_string());
+            }
+            let digest = crate::store::hex(&hash.finalize());
+            let before = match previous {
+                Some(p) => self
+                    .store
+                    .registry_household(self.id, p.version, &household)?,
+                None => None,
+            };
+            let since = before
+                .filter(|b| b.digest == digest)
+                .map_or(self.version, |b| b.since);
+            let scope = self.shape.scope.as_deref().and_then(|pointer| {
+                Value::Object(fields.clone())
+                    .pointer(pointer)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            });
+            let record = RegistryHousehold {
+                fields,
+                scope,
+                since,
+                digest,
+            };
+            self.stage(Staged::Household { household, record })?;
+        }
+        if let Some(previous) = previous {
+            for household in self
+                .store
+                .registry_household_ids(self.id, previous.version)?
+            {
+                if !self.households.contains_key(&household) {
+                    self.stage(Staged::Removed { household })?;
+                }
+            }
+        }
+        self.flush()
+    }
+}
+
+/// A page of `form`'s roster for `by`: the households of their places after `cursor`, only those
+/// changed after `since_version` if given, each with its people.
+pub fn roster(
+    store: &Store,
+    form: &FormVersion,
+    by: &Principal,
+    limit: usize,
+    cursor: Option<&str>,
+    since_version: Option<u64>,
+) -> Result<Roster, AppError> {
+    by.require(Permission::ReadForms)?;
+    let id = form.stored.form.as_str();
+    let info = store.registry(id)?.ok_or(AppError::RegistryNotFound)?;
+    let schema = &form.stored.schema;
+    let shape = Shape::of(&Layout::of(schema), schema).ok_or(AppError::RegistryNotFound)?;
+    let after = cursor
+        .map(|c| {
+            hex_decode(c)
+                .ok_or_else(|| AppError::QueryInvalid("cursor: not one this server gave".into()))
+        })
+        .transpose()?;
+    let since = since_version.unwrap_or(0);
+    let page = store.registry_households(id, info.version, after.as_deref(), limit, |h| {
+        h.since > since && by.covers(h.scope.as_deref())
+    })?;
+    let next_cursor = (page.len() == limit)
+        .then(|| page.last().map(|(household, _)| hex_encode(household)))
+        .flatten();
+    let mut items = Vec::with_capacity(page.len());
+    for (household, record) in page {
+        let people = store.registry_members(id, info.version, &household)?;
+        let mut item = record.fields;
+        read::place(
+            &mut item,
+            shape.people_path(),
+            Value::Array(people.into_iter().map(Value::Object).collect()),
+        );
+        items.push(item);
+    }
+    let removed = match (since_version, cursor) {
+        (Some(since), None) => store.registry_removed_since(id, since, info.version)?,
+        _ => Vec::new(),
+    };
+    Ok(Roster {
+        version: info.version,
+        items,
+        removed,
+        next_cursor,
+    })
+}
+
+fn hex_encode(text: &str) -> String {
+    crate::store::hex(text.as_bytes())
+}
+
+fn hex_decode(text: &str) -> Option<String> {
+    let bytes = (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
+}
+
+fn io_error(error: std::io::Error) -> AppError {
+    AppError::Internal(format!("reading the register: {error}"))
+}

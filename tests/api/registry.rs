@@ -1,0 +1,227 @@
+//! The county's register: imported as CSV (UTF-8 or GB18030), refused whole when a row is wrong,
+//! read back a page at a time as each worker's roster, and what changed since a version.
+
+use reqwest::Response;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, error_code, spawn_app};
+
+const PATH: &str = "/api/v1/forms/labour-survey/registry";
+
+fn resident_id(first17: &str) -> String {
+    survey_server::forms::formats::complete_resident_id(first17).expect("17 digits")
+}
+
+/// A register row: household, place and one person (born 1983-07-08; odd serial for men).
+fn row(household: &str, township: &str, name: &str, serial: u32, gender: &str) -> String {
+    let id = resident_id(&format!("452223{}{serial:03}", "19830708"));
+    format!("{household},{township},那塘村,{name},{id},{gender},1983-07-08\r\n")
+}
+
+const HEADER: &str = "household_id,township,village,name,id_number,gender,birth_date\r\n";
+
+/// Three households of 思林镇 and one of 平马镇; genders by code or by label.
+fn register() -> String {
+    [
+        HEADER.to_owned(),
+        row("4510220001", "思林镇", "韦秀英", 2, "female"),
+        row("4510220001", "思林镇", "黄志强", 3, "男"),
+        row("4510220002", "思林镇", "农美兰", 4, "女"),
+        row("4510220003", "思林镇", "陆建国", 5, "male"),
+        row("4510220004", "平马镇", "罗春花", 6, "female"),
+    ]
+    .concat()
+}
+
+async fn put(app: &TestApp, token: &str, content_type: &str, body: Vec<u8>) -> Response {
+    app.client
+        .put(app.url(PATH))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn roster(app: &TestApp, token: &str, query: &str) -> Value {
+    let response = app.get_as(token, &format!("{PATH}{query}")).await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+fn households(page: &Value) -> Vec<&str> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["household_id"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_register_is_imported_and_read_back_as_each_worker_s_roster() {
+    let app = spawn_app().await;
+    let refused = put(&app, &app.token, "text/csv", register().into_bytes()).await;
+    assert_eq!(error_code(refused).await.1, "forbidden");
+    let imported = put(
+        &app,
+        &app.admin_token,
+        "text/csv; charset=utf-8",
+        register().into_bytes(),
+    )
+    .await;
+    assert_eq!(imported.status(), 200);
+    let imported: Value = imported.json().await.unwrap();
+    assert_eq!(
+        (imported["households"].clone(), imported["members"].clone()),
+        (json!(4), json!(5))
+    );
+
+    let all = roster(&app, &app.admin_token, "").await;
+    assert_eq!(all["version"], imported["version"]);
+    assert_eq!(
+        households(&all),
+        ["4510220001", "4510220002", "4510220003", "4510220004"]
+    );
+    let first = &all["items"][0];
+    assert_eq!(first["township"], "思林镇");
+    assert_eq!(
+        first["members"][1]["gender"], "male",
+        "a label is read as its code"
+    );
+    assert_eq!(first["members"][0]["name"], "韦秀英");
+
+    // A worker of 平马镇 sees their one household; pages follow the cursor.
+    let pingma = app
+        .user("fw-pingma", "field_worker", Some(&["平马镇"]))
+        .await;
+    assert_eq!(households(&roster(&app, &pingma, "").await), ["4510220004"]);
+    let page1 = roster(&app, &app.admin_token, "?limit=3").await;
+    assert_eq!(households(&page1).len(), 3);
+    let cursor = page1["next_cursor"].as_str().unwrap();
+    let page2 = roster(&app, &app.admin_token, &format!("?limit=3&cursor={cursor}")).await;
+    assert_eq!(households(&page2), ["4510220004"]);
+    assert!(page2["next_cursor"].is_null());
+
+    let trail = app
+        .get_json_as(&app.admin_token, "/api/v1/audit?action=registry_imported")
+        .await;
+    assert_eq!(trail["items"][0]["target"], "registry:labour-survey");
+}
+
+#[tokio::test]
+async fn a_government_export_in_gb18030_is_read_with_or_without_its_charset() {
+    let app = spawn_app().await;
+    let text = register();
+    let (bytes, _, _) = encoding_rs::GB18030.encode(&text);
+    for content_type in ["text/csv", "text/csv; charset=GBK"] {
+        let imported = put(&app, &app.admin_token, content_type, bytes.to_vec()).await;
+        assert_eq!(
+            imported.status(),
+            200,
+            "{content_type}: {}",
+            imported.text().await.unwrap()
+        );
+    }
+    let all = roster(&app, &app.admin_token, "").await;
+    assert_eq!(all["items"][0]["members"][0]["name"], "韦秀英");
+}
+
+#[tokio::test]
+async fn a_register_with_a_bad_row_is_refused_whole_and_the_one_before_stays() {
+    let app = spawn_app().await;
+    assert_eq!(
+        put(&app, &app.admin_token, "text/csv", register().into_bytes())
+            .await
+            .status(),
+        200
+    );
+    let before = roster(&app, &app.admin_token, "").await;
+
+    // A person whose ID number's check character is wrong.
+    let good = row("4510220005", "思林镇", "蒙小燕", 8, "female");
+    let mut cells: Vec<String> = good.split(',').map(str::to_owned).collect();
+    let id = &mut cells[4];
+    let last = if id.ends_with('1') { "2" } else { "1" };
+    id.replace_range(17.., last);
+    let wrong_check = cells.join(",");
+    let broken = [
+        register(),
+        wrong_check,                                        // line 7: check digit
+        row("4510220006", "思林镇", "韦秀英", 2, "female"), // line 8: the same person as line 2
+        row("4510220001", "平马镇", "覃海", 11, "male"),    // line 9: household 1 elsewhere
+        row("4510220007", "思林镇", "黄丽", 12, "male"),    // line 10: an even serial is a woman
+    ]
+    .concat();
+    let refused = put(&app, &app.admin_token, "text/csv", broken.into_bytes()).await;
+    let (status, code, error) = error_code(refused).await;
+    assert_eq!((status, code.as_str()), (422, "registry_invalid"));
+    let paths: Vec<&str> = error["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/line/7/id_number",
+            "/line/8/id_number",
+            "/line/9/household_id",
+            "/line/10/gender"
+        ],
+        "{error}"
+    );
+    assert_eq!(roster(&app, &app.admin_token, "").await, before);
+
+    let unknown = HEADER.replace("birth_date\r\n", "birth_date,shoe_size\r\n");
+    let refused = put(&app, &app.admin_token, "text/csv", unknown.into_bytes()).await;
+    let (_, code, error) = error_code(refused).await;
+    assert_eq!(code, "registry_invalid");
+    assert_eq!(error["details"][0]["path"], "/line/1/shoe_size");
+    let json = put(&app, &app.admin_token, "application/json", b"{}".to_vec()).await;
+    assert_eq!(error_code(json).await.0, 415);
+}
+
+#[tokio::test]
+async fn a_phone_catches_up_with_what_changed_since_its_version() {
+    let app = spawn_app().await;
+    let first: Value = put(&app, &app.admin_token, "text/csv", register().into_bytes())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let version = first["version"].as_u64().unwrap();
+    // Household 2 gains a person, household 3 leaves the register, household 5 joins.
+    let next = [
+        HEADER.to_owned(),
+        row("4510220001", "思林镇", "韦秀英", 2, "female"),
+        row("4510220001", "思林镇", "黄志强", 3, "男"),
+        row("4510220002", "思林镇", "农美兰", 4, "女"),
+        row("4510220002", "思林镇", "农小军", 7, "male"),
+        row("4510220004", "平马镇", "罗春花", 6, "female"),
+        row("4510220005", "思林镇", "蒙小燕", 8, "female"),
+    ]
+    .concat();
+    let second: Value = put(&app, &app.admin_token, "text/csv", next.into_bytes())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(second["version"].as_u64().unwrap() > version);
+    let changed = roster(&app, &app.admin_token, &format!("?since_version={version}")).await;
+    assert_eq!(households(&changed), ["4510220002", "4510220005"]);
+    assert_eq!(changed["removed"], json!(["4510220003"]));
+    assert_eq!(changed["items"][0]["members"].as_array().unwrap().len(), 2);
+    let nothing = roster(
+        &app,
+        &app.admin_token,
+        &format!("?since_version={}", second["version"]),
+    )
+    .await;
+    assert_eq!(
+        (households(&nothing).len(), nothing["removed"].clone()),
+        (0, json!([]))
+    );
+}
