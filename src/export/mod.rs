@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use rows::{Cell, Multiple, Style};
-pub use sinks::{Format, LogLine, MediaFile, Written, write_table, write_zip};
+pub use sinks::{Format, LogLine, MediaFile, Sink, Written, write_table, write_zip};
 
 use crate::audit::{self, AuditAction};
 use crate::auth::{Permission, Principal};

@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod backup;
 mod body;
+mod coverage;
 mod downloads;
 mod export;
 mod extract;
@@ -89,6 +90,7 @@ fn endpoints(limits: &Limits) -> Vec<Endpoint> {
     all.extend(uploads::endpoints());
     all.extend(attachments::endpoints());
     all.extend(registry::endpoints());
+    all.extend(coverage::endpoints());
     all
 }
 

@@ -7,6 +7,7 @@
 //! whole register (the first 100 problems named by CSV line). It is written as a new version
 //! beside the current one and becomes the register in one write (`store/registry.rs`).
 
+pub mod coverage;
 mod read;
 
 use std::collections::HashMap;

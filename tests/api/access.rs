@@ -258,6 +258,22 @@ const MATRIX: &[Rule] = &[
         "/api/v1/forms/{form}/registry",
         [401, 401, 404, 404, 404, 404, 404],
     ),
+    // Figures over the register (none imported here: 404 for those who may read figures).
+    rule(
+        "GET",
+        "/api/v1/forms/{form}/coverage",
+        [401, 401, 403, 403, 404, 404, 404],
+    ),
+    rule(
+        "GET",
+        "/api/v1/forms/{form}/coverage.csv",
+        [401, 401, 403, 403, 404, 404, 404],
+    ),
+    rule(
+        "GET",
+        "/api/v1/forms/{form}/coverage/missing",
+        [401, 401, 403, 403, 404, 404, 404],
+    ),
     // Very last: logging out ends the login of the access token each caller used.
     rule(
         "POST",

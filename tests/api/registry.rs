@@ -225,3 +225,125 @@ async fn a_phone_catches_up_with_what_changed_since_its_version() {
         (0, json!([]))
     );
 }
+
+#[tokio::test]
+async fn coverage_counts_what_the_cleaned_data_reached_of_the_register() {
+    let app = spawn_app().await;
+    let visit = crate::helpers::household();
+    let household = visit["household_id"].as_str().unwrap();
+    let mut csv = HEADER.to_owned();
+    for person in visit["members"].as_array().unwrap() {
+        csv.push_str(&format!(
+            "{household},思林镇,定阳村,{},{},{},{}\r\n",
+            person["name"].as_str().unwrap(),
+            person["id_number"].as_str().unwrap(),
+            person["gender"].as_str().unwrap(),
+            person["birth_date"].as_str().unwrap()
+        ));
+    }
+    csv.push_str(&row("4510220170002", "思林镇", "农美兰", 4, "女"));
+    csv.push_str(&row("4510220170003", "平马镇", "罗春花", 6, "female"));
+    assert_eq!(
+        put(&app, &app.admin_token, "text/csv", csv.into_bytes())
+            .await
+            .status(),
+        200
+    );
+    // The registered household, surveyed with its three people; and one the register lacks.
+    assert_eq!(
+        app.submit(&crate::helpers::envelope(visit.clone()))
+            .await
+            .status(),
+        201
+    );
+    let mut other = visit.clone();
+    other["household_id"] = json!("4510229999999");
+    for (i, person) in other["members"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .enumerate()
+    {
+        let birth = person["birth_date"].as_str().unwrap().replace('-', "");
+        let male = person["gender"] == "male";
+        let serial = 900 + 2 * i as u32 + u32::from(male);
+        person["id_number"] = json!(resident_id(&format!("452223{birth}{serial:03}")));
+    }
+    assert_eq!(
+        app.submit(&crate::helpers::envelope(other)).await.status(),
+        201
+    );
+
+    let by_township = app
+        .get_json_as(&app.admin_token, "/api/v1/forms/labour-survey/coverage")
+        .await;
+    let group = |key: &str| {
+        by_township["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["key"] == key)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        group("思林镇"),
+        json!({"key": "思林镇", "registered_households": 2, "surveyed_households": 1,
+               "registered_members": 4, "surveyed_members": 3,
+               "household_coverage": 50.0, "member_coverage": 75.0})
+    );
+    assert_eq!(group("平马镇")["household_coverage"], 0.0);
+    assert_eq!(
+        by_township["total"],
+        json!({"key": "total", "registered_households": 3, "surveyed_households": 1,
+               "registered_members": 5, "surveyed_members": 3,
+               "household_coverage": 33.33, "member_coverage": 60.0})
+    );
+    let by_worker = app
+        .get_json_as(
+            &app.admin_token,
+            "/api/v1/forms/labour-survey/coverage?by=submitted_by",
+        )
+        .await;
+    assert_eq!(
+        by_worker["groups"],
+        json!([{"key": "fw1", "registered_households": null, "surveyed_households": 1,
+                "registered_members": null, "surveyed_members": 3,
+                "household_coverage": null, "member_coverage": null}])
+    );
+    let csv = app
+        .get_as(
+            &app.admin_token,
+            "/api/v1/forms/labour-survey/coverage.csv?by=township",
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.contains("思林镇,2,1,4,3,50.00,75.00"), "{csv}");
+    assert!(csv.contains("total,3,1,5,3,33.33,60.00"), "{csv}");
+
+    let missing = app
+        .get_json_as(
+            &app.admin_token,
+            "/api/v1/forms/labour-survey/coverage/missing?township=思林镇",
+        )
+        .await;
+    assert_eq!(households(&missing), ["4510220170002"]);
+    let all_missing = app
+        .get_json_as(
+            &app.admin_token,
+            "/api/v1/forms/labour-survey/coverage/missing",
+        )
+        .await;
+    assert_eq!(households(&all_missing), ["4510220170002", "4510220170003"]);
+    let supervisor = app
+        .user("sup-pingma", "supervisor", Some(&["平马镇"]))
+        .await;
+    let theirs = app
+        .get_json_as(&supervisor, "/api/v1/forms/labour-survey/coverage/missing")
+        .await;
+    assert_eq!(households(&theirs), ["4510220170003"]);
+    let field_worker = app.get("/api/v1/forms/labour-survey/coverage").await;
+    assert_eq!(error_code(field_worker).await.1, "forbidden");
+}
