@@ -79,6 +79,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         super::attachments::attachment,
         super::registry::import,
         super::registry::roster,
+        super::registry::from_export,
         super::coverage::coverage_json,
         super::coverage::coverage_csv,
         super::coverage::missing,

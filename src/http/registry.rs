@@ -29,6 +29,11 @@ pub fn endpoints() -> Vec<Endpoint> {
     vec![
         endpoint(Method::PUT, "/api/v1/forms/{form}/registry", import),
         endpoint(Method::GET, "/api/v1/forms/{form}/registry", roster),
+        endpoint(
+            Method::POST,
+            "/api/v1/forms/{form}/registry/from-export",
+            from_export,
+        ),
     ]
 }
 
@@ -106,6 +111,44 @@ async fn spool(request: Request, limit: u64) -> Result<std::fs::File, AppError> 
     let mut file = file.into_std().await;
     file.seek(SeekFrom::Start(0)).map_err(internal)?;
     Ok(file)
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct FromQuery {
+    /// The earlier round's form, whose cleaned data becomes this form's register.
+    from: String,
+}
+
+/// `POST /api/v1/forms/{form}/registry/from-export?from=`: the next round's register, built from
+/// the last round's cleaned data, so its phones are prefilled with this year's truth.
+#[utoipa::path(post, path = "/api/v1/forms/{form}/registry/from-export", tag = "registry",
+    params(("form" = String, Path, description = "The new round's form, e.g. `labour-survey-2027`"), FromQuery),
+    responses(
+        (status = 200, description = "The new register's version and size", body = Imported),
+        (status = 422, description = "`registry_invalid`: the earlier data breaks this form's rules (lines of the CSV made from it)", body = ErrorBody),
+    ))]
+async fn from_export(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(form): Path<String>,
+    ApiQuery(query): ApiQuery<FromQuery>,
+) -> Result<Response, AppError> {
+    me.require(Permission::ManageRegistry)?;
+    let version = state.forms.resolve(&form, None)?;
+    let previous = crate::export::Export::prepare(
+        &state.forms,
+        &query.from,
+        &me,
+        crate::export::Options::cleaned(),
+    )?;
+    let store = state.store.clone();
+    let imported = blocking(move || registry::from_export(&store, &version, &previous, &me))
+        .await??
+        .durable()
+        .await?;
+    Ok(Json(imported).into_response())
 }
 
 /// The query of a roster page.

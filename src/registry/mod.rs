@@ -451,3 +451,114 @@ fn hex_decode(text: &str) -> Option<String> {
 fn io_error(error: std::io::Error) -> AppError {
     AppError::Internal(format!("reading the register: {error}"))
 }
+
+/// Builds `form`'s register from `previous`'s cleaned data (the last round's truth): every kept
+/// person with their household, in the columns the two forms share, then imported as any
+/// register is (the same checks, a new version).
+pub fn from_export(
+    store: &Store,
+    form: &FormVersion,
+    previous: &crate::export::Export,
+    by: &Principal,
+) -> Result<Pending<Imported>, AppError> {
+    by.require(Permission::ManageRegistry)?;
+    let schema = &form.stored.schema;
+    let shape = Shape::of(&Layout::of(schema), schema).ok_or_else(|| {
+        AppError::invalid_field("", "this form has no register: it needs a household key (x-unique) and a repeated group of people with one")
+    })?;
+    let people_table = previous.table_index(&shape.people.name).ok_or_else(|| {
+        AppError::invalid_field("/from", "the earlier form has no such group of people")
+    })?;
+    let pick = |table: usize, wanted: &crate::export::layout::Table| -> Vec<(usize, String)> {
+        previous
+            .headers(table)
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| wanted.columns.iter().any(|c| &c.name == *h))
+            .map(|(i, h)| (i, h.clone()))
+            .collect()
+    };
+    let household_columns = pick(0, &shape.households);
+    let person_columns = pick(people_table, &shape.people);
+    let spool = tempfile::tempfile().map_err(io_error)?;
+    let mut out = Rows {
+        csv: csv::Writer::from_writer(std::io::BufWriter::new(spool)),
+        people_table,
+        household_columns,
+        person_columns,
+        household: (String::new(), Vec::new()),
+    };
+    let header: Vec<&str> = out
+        .household_columns
+        .iter()
+        .chain(&out.person_columns)
+        .map(|(_, h)| h.as_str())
+        .collect();
+    out.csv.write_record(&header).map_err(csv_error)?;
+    previous.emit(store, &mut out).map_err(io_error)?;
+    let mut file = out
+        .csv
+        .into_inner()
+        .map_err(|e| io_error(e.into_error().into()))?
+        .into_inner()
+        .map_err(|e| io_error(e.into_error()))?;
+    std::io::Seek::rewind(&mut file).map_err(io_error)?;
+    import(store, form, file, Some("utf-8"), by)
+}
+
+/// Writes each cleaned person of an export as a register row, their household's fields first.
+struct Rows {
+    csv: csv::Writer<std::io::BufWriter<File>>,
+    people_table: usize,
+    household_columns: Vec<(usize, String)>,
+    person_columns: Vec<(usize, String)>,
+    /// The submission being written (its id) and its household's cells.
+    household: (String, Vec<String>),
+}
+
+fn cell_text(cell: Option<&crate::export::Cell>) -> String {
+    use crate::export::Cell;
+    match cell {
+        Some(Cell::Text(t)) => t.clone(),
+        Some(Cell::Number(n)) => n.to_string(),
+        Some(Cell::Bool(b)) => b.to_string(),
+        Some(Cell::Empty) | None => String::new(),
+    }
+}
+
+impl crate::export::Sink for Rows {
+    fn wants(&self, table: usize) -> bool {
+        table == 0 || table == self.people_table
+    }
+    fn wants_log(&self) -> bool {
+        false
+    }
+    fn row(&mut self, table: usize, cells: Vec<crate::export::Cell>) -> std::io::Result<()> {
+        if table == 0 {
+            let fields = self
+                .household_columns
+                .iter()
+                .map(|(i, _)| cell_text(cells.get(*i)))
+                .collect();
+            self.household = (cell_text(cells.first()), fields);
+            return Ok(());
+        }
+        // A person's PARENT_KEY is their submission's id: its main row came just before.
+        if cell_text(cells.get(1)) != self.household.0 {
+            return Ok(());
+        }
+        let person = self
+            .person_columns
+            .iter()
+            .map(|(i, _)| cell_text(cells.get(*i)));
+        let row: Vec<String> = self.household.1.iter().cloned().chain(person).collect();
+        self.csv.write_record(&row).map_err(std::io::Error::other)
+    }
+    fn log(&mut self, _line: crate::export::LogLine) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn csv_error(error: csv::Error) -> AppError {
+    AppError::Internal(format!("writing the register: {error}"))
+}

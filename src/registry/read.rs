@@ -177,12 +177,16 @@ pub fn value_of(column: &Column, text: &str) -> Result<Option<Value>, &'static s
             .parse::<i64>()
             .map(Value::from)
             .map_err(|_| "must be a whole number")?,
-        Kind::Number => cleaned
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-            .map(Value::Number)
-            .ok_or("must be a number")?,
+        // `2000` stays an integer (as a phone would send it), `1500.5` a decimal.
+        Kind::Number => match cleaned.parse::<i64>() {
+            Ok(whole) => Value::from(whole),
+            Err(_) => cleaned
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number)
+                .ok_or("must be a number")?,
+        },
         Kind::Boolean => match cleaned.to_lowercase().as_str() {
             "true" | "1" | "是" | "yes" => Value::Bool(true),
             "false" | "0" | "否" | "no" => Value::Bool(false),

@@ -274,6 +274,13 @@ const MATRIX: &[Rule] = &[
         "/api/v1/forms/{form}/coverage/missing",
         [401, 401, 403, 403, 404, 404, 404],
     ),
+    // After the register's reads: building a register a register from another form's cleaned data: admins (fw1's `from` is the same
+    // form; its one submission makes a register).
+    rule(
+        "POST",
+        "/api/v1/forms/{form}/registry/from-export",
+        [401, 401, 403, 403, 403, 403, 200],
+    ),
     // Very last: logging out ends the login of the access token each caller used.
     rule(
         "POST",
@@ -411,6 +418,8 @@ async fn each_role_gets_exactly_the_access_the_matrix_says() {
             format!("{path}?from=1&to=1")
         } else if path.ends_with("/progress") {
             format!("{path}?by=day")
+        } else if path.ends_with("/from-export") {
+            format!("{path}?from=labour-survey")
         } else {
             path
         };

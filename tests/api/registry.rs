@@ -347,3 +347,58 @@ async fn coverage_counts_what_the_cleaned_data_reached_of_the_register() {
     let field_worker = app.get("/api/v1/forms/labour-survey/coverage").await;
     assert_eq!(error_code(field_worker).await.1, "forbidden");
 }
+
+#[tokio::test]
+async fn next_round_s_register_is_this_round_s_cleaned_data() {
+    let app = spawn_app().await;
+    let visit = crate::helpers::household();
+    assert_eq!(
+        app.submit(&crate::helpers::envelope(visit.clone()))
+            .await
+            .status(),
+        201
+    );
+    let mut schema: Value =
+        serde_json::from_str(include_str!("../../schemas/labour-survey.json")).unwrap();
+    schema["x-form-id"] = json!("labour-survey-2027");
+    let published = app
+        .post_json_as(
+            &app.admin_token,
+            "/api/v1/forms",
+            &json!({"id": "labour-survey-2027", "version": "1",
+            "title": "2027年就业情况调查", "schema": schema}),
+        )
+        .await;
+    assert_eq!(published.status(), 201);
+    let built = app
+        .client
+        .post(app.url("/api/v1/forms/labour-survey-2027/registry/from-export?from=labour-survey"))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(built.status(), 200, "{}", built.text().await.unwrap());
+    let roster = app
+        .get_json_as(
+            &app.admin_token,
+            "/api/v1/forms/labour-survey-2027/registry",
+        )
+        .await;
+    let household = &roster["items"][0];
+    assert_eq!(household["household_id"], visit["household_id"]);
+    assert_eq!(household["members"].as_array().unwrap().len(), 3);
+    // Last round's answers prefill the next: employment, income, trainings.
+    let first = &household["members"][0];
+    for field in [
+        "name",
+        "id_number",
+        "employment_status",
+        "monthly_income",
+        "trainings_wanted",
+    ] {
+        assert_eq!(first[field], visit["members"][0][field], "{field}");
+    }
+    // The first round keeps its own data and has no register of its own.
+    let own = app.get_as(&app.admin_token, PATH).await;
+    assert_eq!(error_code(own).await.1, "registry_not_found");
+}
