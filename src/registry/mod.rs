@@ -499,7 +499,7 @@ pub fn from_export(
     let mut file = out
         .csv
         .into_inner()
-        .map_err(|e| io_error(e.into_error().into()))?
+        .map_err(|e| io_error(e.into_error()))?
         .into_inner()
         .map_err(|e| io_error(e.into_error()))?;
     std::io::Seek::rewind(&mut file).map_err(io_error)?;
