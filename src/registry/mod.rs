@@ -141,10 +141,11 @@ struct Import<'a> {
     shape: &'a Shape,
     id: &'a str,
     version: u64,
-    /// Household id → its fields, their fingerprint and the first line that gave them.
-    households: HashMap<String, (Map<String, Value>, u64, u32)>,
-    /// Person key → the line that gave it.
-    people: HashMap<String, u32>,
+    /// Household id → the fingerprint of its fields and the first line that gave them (the
+    /// fields themselves are staged at once: memory stays small for half a million rows).
+    households: HashMap<String, (u64, u32)>,
+    /// Person key (its 128-bit hash) → the line that gave it.
+    people: HashMap<u128, u32>,
     problems: Vec<Detail>,
     batch: Vec<Staged>,
     members: u64,
@@ -301,7 +302,7 @@ impl Import<'_> {
             hasher.finish()
         };
         match self.households.get(&household_id) {
-            Some((_, known, first)) if *known != fingerprint => {
+            Some((known, first)) if *known != fingerprint => {
                 let first = *first;
                 self.problem(
                     line,
@@ -312,10 +313,25 @@ impl Import<'_> {
             Some(_) => {}
             None => {
                 self.households
-                    .insert(household_id.clone(), (household, fingerprint, line));
+                    .insert(household_id.clone(), (fingerprint, line));
+                // Provisional: its version of change and digest follow once its people are in.
+                self.stage(Staged::Household {
+                    household: household_id.clone(),
+                    record: RegistryHousehold {
+                        fields: household,
+                        scope: None,
+                        since: 0,
+                        digest: String::new(),
+                    },
+                })?;
             }
         }
-        if let Some(first) = self.people.insert(person_id, line) {
+        let person_hash = u128::from_be_bytes(
+            Sha256::digest(person_id.as_bytes())[..16]
+                .try_into()
+                .unwrap_or_default(),
+        );
+        if let Some(first) = self.people.insert(person_hash, line) {
             self.problem(
                 line,
                 &person_key.join("."),
@@ -333,12 +349,17 @@ impl Import<'_> {
     /// Stages every household with the version it last changed in, and what the version before
     /// had that this one does not.
     fn households(&mut self, previous: Option<&RegistryInfo>) -> Result<(), AppError> {
+        self.flush()?;
         let mut ids: Vec<String> = self.households.keys().cloned().collect();
         ids.sort();
         for household in ids {
-            let Some((fields, _, _)) = self.households.get(&household).cloned() else {
+            let Some(staged) = self
+                .store
+                .registry_household(self.id, self.version, &household)?
+            else {
                 continue;
             };
+            let fields = staged.fields;
             let mut hash = Sha256::new();
             hash.update(Value::Object(fields.clone()).to_string());
             for person in self
