@@ -166,6 +166,7 @@ export async function signOut() {
     await call('/api/v1/auth/logout', { method: 'POST', body: JSON.stringify({ refresh_token: current.refresh_token }) }).catch(() => {});
   }
   await store.setValue('session', undefined);
+  await store.clearRosters();
 }
 
 /** The server's message catalogue in `lang`, needing no token. */

@@ -43,14 +43,19 @@ function prefilled(schema, scope) {
   return answers;
 }
 
-/** A new questionnaire: its id is made here, on the phone, and never changes. */
-export async function start(form, session, { answers, replaces } = {}) {
+/**
+ * A new questionnaire: its id is made here, on the phone, and never changes. It starts from
+ * `answers` (a correction), or from a `registered` household of the roster over what the form
+ * fills in itself, or from that alone.
+ */
+export async function start(form, session, { answers, replaces, registered } = {}) {
+  const own = () => prefilled(form.schemas[form.version], session.scope);
   const draft = {
     id: newId(),
     form: form.id,
     form_version: form.version,
     username: session.username,
-    answers: answers ?? prefilled(form.schemas[form.version], session.scope),
+    answers: answers ?? { ...own(), ...(registered ?? {}) },
     started_at: now(),
     updated_at: new Date().toISOString(),
     ...(replaces ? { replaces } : {}),

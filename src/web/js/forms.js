@@ -22,7 +22,33 @@ export async function refresh() {
       schemas: { ...(kept?.schemas ?? {}), [detail.version]: detail.schema },
     });
   }
+  for (const summary of list) await syncRoster(summary.id).catch(() => {});
   return store.forms();
+}
+
+/**
+ * Brings the phone's roster of `form` up to the register's version: only what changed since the
+ * version it has, a page at a time. A form without a register has none.
+ */
+async function syncRoster(form) {
+  const since = await store.getValue(`roster-version:${form}`);
+  let cursor = null;
+  for (;;) {
+    const query = new URLSearchParams({ limit: '1000' });
+    if (since !== undefined) query.set('since_version', String(since));
+    if (cursor) query.set('cursor', cursor);
+    let page;
+    try {
+      ({ body: page } = await api.call(`/api/v1/forms/${encodeURIComponent(form)}/registry?${query}`));
+    } catch (error) {
+      if (error instanceof api.ApiError && error.code === 'registry_not_found') return;
+      throw error;
+    }
+    // The version counts once the last page is in: a sync cut off halfway starts again from the one before.
+    await store.saveRoster(form, page.next_cursor ? since : page.version, page.items, page.removed ?? []);
+    if (!page.next_cursor) return;
+    cursor = page.next_cursor;
+  }
 }
 
 /** The schema of one version, if the phone has it. */

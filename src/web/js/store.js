@@ -1,13 +1,14 @@
 // Everything the phone keeps, in IndexedDB: the session, settings, cached forms and the server's
 // message catalogues (`kv`, `forms`), questionnaires being filled (`drafts`), completed ones
 // waiting for or past upload (`outbox`), and their photos, signatures and recordings (`files`,
-// by questionnaire id and file name, the bytes as a Blob). Writes that hold a worker's answers are `strict`: the
+// by questionnaire id and file name, the bytes as a Blob), and the register's households of the
+// worker's places (`roster`, by form and household id; wiped at sign-out). Writes that hold a worker's answers are `strict`: the
 // promise resolves once they are on the phone's disk, not merely handed to it, so a reload or a dead
 // battery right after keeps them.
 
 import { openDB } from '../vendor/idb/index.js';
 
-const database = openDB('survey', 2, {
+const database = openDB('survey', 3, {
   // An open tab of an older build holds the database while this one upgrades it: it is asked
   // to close (below, from this build on); until then the app says why it waits.
   blocked() {
@@ -26,6 +27,7 @@ const database = openDB('survey', 2, {
       db.createObjectStore('outbox', { keyPath: 'id' });
     }
     if (from < 2) db.createObjectStore('files', { keyPath: ['owner', 'name'] }).createIndex('owner', 'owner');
+    if (from < 3) db.createObjectStore('roster', { keyPath: ['form', 'household_id'] }).createIndex('form', 'form');
   },
 });
 
@@ -129,6 +131,35 @@ export async function queue(item, draftId, names = []) {
       : files.delete([file.owner, file.name]))),
     tx.done,
   ]);
+}
+
+/** The roster of `form` kept on the phone: households in the shape of the form's answers. */
+export async function roster(form) {
+  return (await (await database).getAllFromIndex('roster', 'form', form)).map((kept) => kept.answers);
+}
+
+/**
+ * Takes in a page of `form`'s roster: its households (new or changed) and the ones the register
+ * no longer has, and the register version it is now at, in one transaction.
+ */
+export async function saveRoster(form, version, households, removed) {
+  const db = await database;
+  const tx = db.transaction(['roster', 'kv'], 'readwrite');
+  const kept = tx.objectStore('roster');
+  await Promise.all([
+    ...households.map((answers) => kept.put({ form, household_id: String(answers.household_id), answers })),
+    ...removed.map((id) => kept.delete([form, id])),
+    tx.objectStore('kv').put(version, `roster-version:${form}`),
+    tx.done,
+  ]);
+}
+
+/** Forgets every roster (at sign-out: the next worker may have other places). */
+export async function clearRosters() {
+  const db = await database;
+  const tx = db.transaction(['roster', 'kv'], 'readwrite');
+  const versions = (await tx.objectStore('kv').getAllKeys()).filter((k) => String(k).startsWith('roster-version:'));
+  await Promise.all([tx.objectStore('roster').clear(), ...versions.map((k) => tx.objectStore('kv').delete(k)), tx.done]);
 }
 
 /** A photo, signature or recording of questionnaire `owner`, kept on the phone until it is uploaded. */

@@ -18,6 +18,47 @@ async function attention(username) {
   return found;
 }
 
+/** What a worker may type to find a household: its number, a person's name, an ID's last digits. */
+function matches(household, query) {
+  const wanted = query.trim().toUpperCase();
+  if (!wanted) return false;
+  const people = Array.isArray(household.members) ? household.members : [];
+  return String(household.household_id ?? '').includes(wanted)
+    || people.some((p) => String(p.name ?? '').includes(query.trim()) || String(p.id_number ?? '').toUpperCase().endsWith(wanted));
+}
+
+/** How a registered household is recognised in a list: number, village, its people. */
+function registeredSummary(household) {
+  const people = (Array.isArray(household.members) ? household.members : []).map((p) => p.name).filter(Boolean);
+  return [household.household_id, household.village, people.join('、')].filter(Boolean).join(' · ');
+}
+
+/**
+ * The register's households of the worker's places, kept on the phone: found by number, name or
+ * the last digits of an ID, and opened as a questionnaire filled with what the register knows.
+ */
+function Registered({ form, w, onPick, loaded }) {
+  const [households, setHouseholds] = useState([]);
+  const [query, setQuery] = useState('');
+  // Read again whenever the home screen reloaded what the phone keeps (a sync brought the roster).
+  useEffect(() => {
+    store.roster(form.id).then(setHouseholds);
+  }, [form.id, loaded]);
+  if (households.length === 0) return null;
+  const id = `roster-${form.id}`;
+  const found = query.trim() ? households.filter((h) => matches(h, query)).slice(0, 20) : [];
+  return html`
+    <div class="roster">
+      <label for=${id}>${w.find_household(households.length)}</label>
+      <input id=${id} type="search" autocomplete="off" value=${query} onInput=${(e) => setQuery(e.currentTarget.value)} />
+      ${query.trim() && found.length === 0 && html`<p class="note">${w.no_household_found}</p>`}
+      <ul class="list">${found.map((household) => html`
+        <li key=${household.household_id}>
+          <button type="button" class="big" onClick=${() => onPick(household)}>${registeredSummary(household)}</button>
+        </li>`)}</ul>
+    </div>`;
+}
+
 /** Each file of a questionnaire in the upload list: waiting, how far along, sent, or refused and why. */
 function FileStates({ files, w }) {
   if (files.length === 0) return null;
@@ -40,8 +81,11 @@ export function Home({ w, lang, session, go, waiting, onSignOut }) {
   const [, setTick] = useState(0);
   const [settings, setSettings] = useState({});
 
+  const [loaded, setLoaded] = useState(0);
+
   const load = async () => {
     setFormList(await store.forms());
+    setLoaded((n) => n + 1);
     setDraftList((await store.drafts()).filter((d) => d.username === session.username)
       .sort((a, b) => b.updated_at.localeCompare(a.updated_at)));
     setUploads((await outbox.items()).filter((i) => i.username === session.username).reverse().slice(0, 50));
@@ -69,10 +113,10 @@ export function Home({ w, lang, session, go, waiting, onSignOut }) {
 
   // A double tap starts one questionnaire, not two.
   const starting = useRef(false);
-  const begin = async (form) => {
+  const begin = async (form, registered) => {
     if (starting.current) return;
     starting.current = true;
-    const draft = await drafts.start(form, session);
+    const draft = await drafts.start(form, session, { registered });
     go(`/fill/${draft.id}`);
   };
 
@@ -98,7 +142,10 @@ export function Home({ w, lang, session, go, waiting, onSignOut }) {
       ${formList.length === 0 && html`<p>${w.no_forms}</p>`}
       <ul class="list">
         ${formList.map((form) => html`
-          <li key=${form.id}><button type="button" class="primary big" onClick=${() => begin(form)}>${form.title}</button></li>`)}
+          <li key=${form.id}>
+            <button type="button" class="primary big" onClick=${() => begin(form)}>${form.title}</button>
+            <${Registered} form=${form} w=${w} loaded=${loaded} onPick=${(household) => begin(form, household)} />
+          </li>`)}
       </ul>
     </section>
     ${draftList.length > 0 && html`
