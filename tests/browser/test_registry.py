@@ -38,8 +38,9 @@ class Roster(unittest.TestCase):
         cls.server = Server()
         cls.server.start()
         admin = Api(cls.server.url, "admin", ADMIN_PASSWORD)
-        for username, place in (("fw-siling", "思林镇"), ("fw-pingma", "平马镇")):
-            admin.request("POST", "/api/v1/users", {"username": username, "password": PASSWORD, "role": "field_worker",
+        for username, place, role in (("fw-siling", "思林镇", "field_worker"), ("fw-pingma", "平马镇", "field_worker"),
+                                      ("sup-siling", "思林镇", "supervisor")):
+            admin.request("POST", "/api/v1/users", {"username": username, "password": PASSWORD, "role": role,
                                                      "display_name": username, "scope": [place]})
         connection = http.client.HTTPConnection("127.0.0.1", cls.server.port, timeout=30)
         connection.request("PUT", "/api/v1/forms/labour-survey/registry", body=REGISTER.encode("gb18030"),
@@ -107,6 +108,26 @@ class Roster(unittest.TestCase):
         expect(page.get_by_text("名册中没有找到。")).to_be_visible()
         search.fill("罗春花")
         expect(page.get_by_role("button", name="4510220004 · 那塘村 · 罗春花", exact=True)).to_be_visible()
+
+
+    def test_3_the_supervisor_sees_coverage_and_who_is_still_to_visit(self):
+        context = self.browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+        self.addCleanup(context.close)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.goto(self.server.url)
+        page.get_by_label("用户名", exact=True).fill("sup-siling")
+        page.get_by_label("密码", exact=True).fill(PASSWORD)
+        page.get_by_role("button", name="登录", exact=True).click()
+        page.get_by_role("link", name="进度").click()
+        chart = page.get_by_role("figure", name="各乡镇建档立卡覆盖率")
+        expect(chart.get_by_role("row").filter(has_text="思林镇")).to_contain_text("0.00%")
+        missing = page.get_by_role("region", name="还没走访的建档立卡户")
+        expect(missing.get_by_role("row")).to_have_count(4)  # the header and 思林镇's three households
+        expect(missing.get_by_role("row").filter(has_text="4510220001")).to_contain_text("韦秀英、黄志强")
+        expect(missing.get_by_text("4510220004")).to_have_count(0)
+        page.screenshot(path=str(SHOTS / "registry-3-coverage.png"), full_page=True)
 
 
 if __name__ == "__main__":
