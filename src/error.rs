@@ -159,6 +159,10 @@ pub enum AppError {
     RegistrySuperseded,
     #[error("this form has no register yet")]
     RegistryNotFound,
+    #[error(
+        "the register changed while you were reading it; start again from the version you have"
+    )]
+    RegistryChanged,
     #[error("storage: {0}")]
     Storage(#[from] StoreError),
     #[error("the database cannot be written")]
@@ -247,6 +251,7 @@ impl AppError {
             Self::RegistryInvalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "registry_invalid"),
             Self::RegistrySuperseded => (StatusCode::CONFLICT, "registry_superseded"),
             Self::RegistryNotFound => (StatusCode::NOT_FOUND, "registry_not_found"),
+            Self::RegistryChanged => (StatusCode::CONFLICT, "registry_changed"),
             Self::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             Self::Storage(_) | Self::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
@@ -409,6 +414,7 @@ mod tests {
             (AppError::RegistryInvalid(vec![]), 422, "registry_invalid"),
             (AppError::RegistrySuperseded, 409, "registry_superseded"),
             (AppError::RegistryNotFound, 404, "registry_not_found"),
+            (AppError::RegistryChanged, 409, "registry_changed"),
             (AppError::NotReady, 503, "not_ready"),
             (AppError::Storage(StoreError::Flush), 500, "internal_error"),
             (AppError::Internal("x".into()), 500, "internal_error"),

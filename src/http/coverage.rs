@@ -15,7 +15,7 @@ use super::body;
 use super::extract::{ApiQuery, AuthUser, Path};
 use super::{Endpoint, blocking, endpoint};
 use crate::AppState;
-use crate::auth::Principal;
+use crate::auth::{Permission, Principal};
 use crate::error::{AppError, ErrorBody};
 use crate::export::{Export, Options};
 use crate::registry::coverage::{self, By, Coverage};
@@ -111,6 +111,14 @@ async fn coverage_csv(
     Ok(body::attachment("text/csv; charset=utf-8", &name, bytes))
 }
 
+/// The cleaned data coverage matches against: all of it, whoever asks (a household registered in
+/// the reader's township and surveyed as another's is still reached); what they see of the
+/// register is what their places hold.
+fn surveyed(state: &AppState, form: &str, me: &Principal) -> Result<Export, AppError> {
+    me.require(Permission::ReadFigures)?;
+    Export::prepare_for_figures(&state.forms, form, &Principal::system(), Options::cleaned())
+}
+
 async fn counted(
     state: &AppState,
     me: Principal,
@@ -122,7 +130,7 @@ async fn counted(
         Some("submitted_by") => By::SubmittedBy,
         Some(field) => By::Field(field.to_owned()),
     };
-    let export = Export::prepare_for_figures(&state.forms, form, &me, Options::cleaned())?;
+    let export = surveyed(state, form, &me)?;
     let version = state.forms.resolve(form, None)?;
     let store = state.store.clone();
     blocking(move || coverage::coverage(&store, &version, &export, &by, &me)).await?
@@ -156,7 +164,7 @@ async fn missing(
     };
     let cursor = query.remove("cursor");
     let filters: Vec<(String, String)> = query.into_iter().collect();
-    let export = Export::prepare_for_figures(&state.forms, &form, &me, Options::cleaned())?;
+    let export = surveyed(&state, &form, &me)?;
     let version = state.forms.resolve(&form, None)?;
     let store = state.store.clone();
     let (items, next) = blocking(move || {

@@ -30,6 +30,8 @@ use read::{Level, Shape};
 
 /// Problems named in one refusal; the rest add nothing a person can act on before fixing these.
 const MAX_PROBLEMS: usize = 100;
+/// Longest row: a register's row is a person, not a document.
+const MAX_ROW_BYTES: usize = 64 * 1024;
 /// Entries written per store batch while importing.
 const BATCH: usize = 2_000;
 
@@ -90,19 +92,32 @@ pub fn import(
         problems: Vec::new(),
         batch: Vec::new(),
         members: 0,
+        most_people: most_people(schema, &shape),
     };
     let read = import.rows(read::decoded(file, encoding));
-    let result = read.and_then(|()| {
-        if import.problems.is_empty() {
-            import.households(previous.as_ref())
-        } else {
-            Err(AppError::RegistryInvalid(std::mem::take(
+    let result = read
+        .and_then(|()| {
+            if import.members == 0 && import.problems.is_empty() {
+                import.problem(
+                    2,
+                    "",
+                    "a register needs at least one person: an empty one would wipe the one before",
+                );
+            }
+            if import.problems.is_empty() {
+                import.households(previous.as_ref())
+            } else {
+                Ok(())
+            }
+        })
+        .and_then(|()| match import.problems.is_empty() {
+            true => Ok(()),
+            false => Err(AppError::RegistryInvalid(std::mem::take(
                 &mut import.problems,
-            )))
-        }
-    });
+            ))),
+        });
     if let Err(error) = result {
-        store.drop_registry_version(id, version)?;
+        store.drop_registry_version(id, version, true)?;
         return Err(error);
     }
     let info = RegistryInfo {
@@ -117,21 +132,38 @@ pub fn import(
         AuditAction::RegistryImported,
         audit::registry_target(id),
     );
-    let published = match store.publish_registry(id, &info, &event)? {
+    let replacing = previous.as_ref().map(|p| p.version);
+    let published = match store.publish_registry(id, &info, replacing, &event)? {
         Ok(pending) => pending,
         Err(PublishRefused::Superseded) => {
-            store.drop_registry_version(id, version)?;
+            store.drop_registry_version(id, version, true)?;
             return Err(AppError::RegistrySuperseded);
         }
     };
+    // The import counts already; what is left of the version before is only space.
     if let Some(previous) = previous {
-        store.drop_registry_version(id, previous.version)?;
+        if let Err(error) = store.drop_registry_version(id, previous.version, false) {
+            tracing::warn!(%error, form = id, version = previous.version, "removing a replaced register version failed");
+        }
     }
     Ok(published.map(|()| Imported {
         version,
         households: info.households,
         members: info.members,
     }))
+}
+
+/// The most people a household may list (`maxItems` of the form's group of people).
+fn most_people(schema: &Value, shape: &Shape) -> usize {
+    let document = crate::forms::refs::Document::new(schema);
+    let group = shape.people_path().iter().try_fold(schema, |at, name| {
+        document.resolve(at).get("properties")?.get(name)
+    });
+    group
+        .map(|g| document.resolve(g))
+        .and_then(|g| g.get("maxItems"))
+        .and_then(Value::as_u64)
+        .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 /// An import under way.
@@ -149,16 +181,22 @@ struct Import<'a> {
     problems: Vec<Detail>,
     batch: Vec<Staged>,
     members: u64,
+    /// The form's `maxItems` for a household's people.
+    most_people: usize,
 }
 
 impl Import<'_> {
     fn problem(&mut self, line: u32, column: &str, message: impl Into<String>) {
         if self.problems.len() < MAX_PROBLEMS {
             self.problems.push(Detail {
-                path: format!(
-                    "/line/{line}/{}",
-                    column.replace('~', "~0").replace('/', "~1")
-                ),
+                path: if column.is_empty() {
+                    format!("/line/{line}")
+                } else {
+                    format!(
+                        "/line/{line}/{}",
+                        column.replace('~', "~0").replace('/', "~1")
+                    )
+                },
                 keyword: None,
                 message: message.into(),
                 key: None,
@@ -168,6 +206,11 @@ impl Import<'_> {
     }
 
     fn stage(&mut self, entry: Staged) -> Result<(), AppError> {
+        // A register with a problem is refused whole: what is left is only checking.
+        if !self.problems.is_empty() {
+            self.batch.clear();
+            return Ok(());
+        }
         self.batch.push(entry);
         if self.batch.len() >= BATCH {
             self.flush()?;
@@ -191,7 +234,11 @@ impl Import<'_> {
             .map(crate::text::normalize)
             .collect();
         let mut columns = Vec::with_capacity(headers.len());
-        for header in &headers {
+        for (i, header) in headers.iter().enumerate() {
+            if headers[..i].contains(header) {
+                self.problem(1, header, "this column is given twice");
+                continue;
+            }
             match self.shape.column(header) {
                 Some((level, column)) => columns.push((level, column.clone())),
                 None => self.problem(1, header, "not a field of this form's households or people"),
@@ -199,7 +246,16 @@ impl Import<'_> {
         }
         let household_key = self.shape.households.unique[0].clone();
         let person_key = self.shape.people.unique[0].clone();
-        for wanted in [&household_key, &person_key] {
+        // A household without its place would be every scoped reader's (and nobody's to visit).
+        let place = self
+            .shape
+            .scope
+            .as_deref()
+            .map(crate::export::layout::pointer_segments);
+        for wanted in [Some(&household_key), Some(&person_key), place.as_ref()]
+            .into_iter()
+            .flatten()
+        {
             if !columns.iter().any(|(_, c)| &c.path == wanted) {
                 self.problem(1, &wanted.join("."), "this key column is required");
             }
@@ -209,20 +265,50 @@ impl Import<'_> {
         }
         let mut record = csv::StringRecord::new();
         loop {
-            let more = csv.read_record(&mut record).map_err(|e| {
-                let line = lines.line_of(e.position().map_or(0, |p| p.byte()));
-                AppError::RegistryInvalid(vec![Detail {
-                    path: format!("/line/{line}"),
-                    keyword: None,
-                    message: format!("not CSV: {e}"),
-                    key: None,
-                    params: None,
-                }])
-            })?;
+            let more = match csv.read_record(&mut record) {
+                Ok(more) => more,
+                Err(e) => {
+                    // What the problems so far say stays; the CSV's own words name no line of ours.
+                    let line = lines.line_of(e.position().map_or(0, |p| p.byte()));
+                    let what = match e.kind() {
+                        csv::ErrorKind::UnequalLengths {
+                            expected_len, len, ..
+                        } => {
+                            format!("this row has {len} cells, the header {expected_len}")
+                        }
+                        _ => "not CSV (a quote left open, or bytes that are no text)".to_owned(),
+                    };
+                    self.problem(line, "", what);
+                    break;
+                }
+            };
             if !more || self.problems.len() >= MAX_PROBLEMS {
                 break;
             }
             let line = lines.line_of(record.position().map_or(0, |p| p.byte()));
+            if record.as_slice().len() > MAX_ROW_BYTES {
+                self.problem(
+                    line,
+                    "",
+                    format!("a row may hold at most {MAX_ROW_BYTES} bytes"),
+                );
+                continue;
+            }
+            if record.as_slice().contains('\u{FFFD}') {
+                self.problem(line, "", "bytes that are not text in this encoding: is charset= right (GB18030 or UTF-8)?");
+                continue;
+            }
+            let place_given = place.as_ref().is_none_or(|path| {
+                columns
+                    .iter()
+                    .zip(record.iter())
+                    .any(|((_, c), text)| &c.path == path && !text.trim().is_empty())
+            });
+            if !place_given {
+                let name = place.as_ref().map(|p| p.join(".")).unwrap_or_default();
+                self.problem(line, &name, "every registered household needs its place");
+                continue;
+            }
             self.row(line, &record, &columns, (&household_key, &person_key))?;
         }
         self.flush()
@@ -362,10 +448,24 @@ impl Import<'_> {
             let fields = staged.fields;
             let mut hash = Sha256::new();
             hash.update(Value::Object(fields.clone()).to_string());
-            for person in self
+            let people = self
                 .store
-                .registry_members(self.id, self.version, &household)?
-            {
+                .registry_members(self.id, self.version, &household)?;
+            // The form's own bound on a household's people: more could never be submitted.
+            if people.len() > self.most_people {
+                let first = self.households.get(&household).map_or(0, |(_, line)| *line);
+                let most = self.most_people;
+                self.problem(
+                    first,
+                    &self.shape.households.unique[0].join("."),
+                    format!(
+                        "this household has {} people; the form takes at most {most}",
+                        people.len()
+                    ),
+                );
+                continue;
+            }
+            for person in people {
                 hash.update(Value::Object(person).to_string());
             }
             let digest = crate::store::hex(&hash.finalize());
@@ -376,6 +476,7 @@ impl Import<'_> {
                 None => None,
             };
             let since = before
+                .as_ref()
                 .filter(|b| b.digest == digest)
                 .map_or(self.version, |b| b.since);
             let scope = self.shape.scope.as_deref().and_then(|pointer| {
@@ -384,6 +485,13 @@ impl Import<'_> {
                     .and_then(Value::as_str)
                     .map(str::to_owned)
             });
+            // A household that left a place is gone for that place's readers.
+            if let Some(left) = before.as_ref().filter(|b| b.scope != scope) {
+                self.stage(Staged::Removed {
+                    household: household.clone(),
+                    scope: left.scope.clone(),
+                })?;
+            }
             let record = RegistryHousehold {
                 fields,
                 scope,
@@ -398,7 +506,11 @@ impl Import<'_> {
                 .registry_household_ids(self.id, previous.version)?
             {
                 if !self.households.contains_key(&household) {
-                    self.stage(Staged::Removed { household })?;
+                    let scope = self
+                        .store
+                        .registry_household(self.id, previous.version, &household)?
+                        .and_then(|h| h.scope);
+                    self.stage(Staged::Removed { household, scope })?;
                 }
             }
         }
@@ -421,10 +533,18 @@ pub fn roster(
     let info = store.registry(id)?.ok_or(AppError::RegistryNotFound)?;
     let schema = &form.stored.schema;
     let shape = Shape::of(&Layout::of(schema), schema).ok_or(AppError::RegistryNotFound)?;
+    // A cursor names the version it pages through: another version may have other households.
     let after = cursor
         .map(|c| {
-            hex_decode(c)
-                .ok_or_else(|| AppError::QueryInvalid("cursor: not one this server gave".into()))
+            let (version, household) = c
+                .split_once('.')
+                .and_then(|(v, h)| Some((u64::from_str_radix(v, 16).ok()?, hex_decode(h)?)))
+                .ok_or_else(|| AppError::QueryInvalid("cursor: not one this server gave".into()))?;
+            if version == info.version {
+                Ok(household)
+            } else {
+                Err(AppError::RegistryChanged)
+            }
         })
         .transpose()?;
     let since = since_version.unwrap_or(0);
@@ -432,7 +552,10 @@ pub fn roster(
         h.since > since && by.covers(h.scope.as_deref())
     })?;
     let next_cursor = (page.len() == limit)
-        .then(|| page.last().map(|(household, _)| hex_encode(household)))
+        .then(|| {
+            page.last()
+                .map(|(household, _)| format!("{:x}.{}", info.version, hex_encode(household)))
+        })
         .flatten();
     let mut items = Vec::with_capacity(page.len());
     for (household, record) in page {
@@ -446,7 +569,16 @@ pub fn roster(
         items.push(item);
     }
     let removed = match (since_version, cursor) {
-        (Some(since), None) => store.registry_removed_since(id, since, info.version)?,
+        // Removed for this reader: it was in their places, and is not (there) now.
+        (Some(since), None) => {
+            store.registry_removed_since(id, since, info.version, |household, was| {
+                if !by.covers(was) {
+                    return Ok(false);
+                }
+                let now = store.registry_household(id, info.version, household)?;
+                Ok(!now.is_some_and(|h| by.covers(h.scope.as_deref())))
+            })?
+        }
         _ => Vec::new(),
     };
     Ok(Roster {

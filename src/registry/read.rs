@@ -47,16 +47,24 @@ pub fn decoded(input: impl Read, encoding: &'static Encoding) -> impl Read {
         .build(input)
 }
 
-/// A reader that remembers where each line ends, so a record's byte position gives its line
-/// (the CSV reader's own line count is off for CRLF files, which Windows programs write).
+/// A reader that remembers where lines end, so a record's byte position gives its line (the
+/// CSV reader's own line count is off for CRLF files, which Windows programs write). Positions
+/// are asked for in order, so only the line ends not yet passed are kept: a few buffers' worth.
 pub struct LineIndex<R> {
     inner: R,
     read: u64,
-    ends: std::rc::Rc<std::cell::RefCell<Vec<u64>>>,
+    ends: std::rc::Rc<std::cell::RefCell<Ends>>,
+}
+
+/// Line ends read but not yet passed, and how many were.
+#[derive(Default)]
+pub struct Ends {
+    ahead: std::collections::VecDeque<u64>,
+    passed: u64,
 }
 
 /// The line numbers of a [`LineIndex`]'s input.
-pub struct Lines(std::rc::Rc<std::cell::RefCell<Vec<u64>>>);
+pub struct Lines(std::rc::Rc<std::cell::RefCell<Ends>>);
 
 impl<R: Read> LineIndex<R> {
     pub fn new(inner: R) -> (Self, Lines) {
@@ -79,7 +87,7 @@ impl<R: Read> Read for LineIndex<R> {
         let mut ends = self.ends.borrow_mut();
         for (i, byte) in buffer[..n].iter().enumerate() {
             if *byte == b'\n' {
-                ends.push(self.read + i as u64);
+                ends.ahead.push_back(self.read + i as u64);
             }
         }
         self.read += n as u64;
@@ -89,10 +97,14 @@ impl<R: Read> Read for LineIndex<R> {
 
 impl Lines {
     /// The 1-based line of a record the CSV reader places at `position` (for a CRLF file, the
-    /// `\n` it skips before the record: that line has ended too).
+    /// `\n` it skips before the record: that line has ended too). Positions must not go back.
     pub fn line_of(&self, position: u64) -> u32 {
-        let before = self.0.borrow().partition_point(|&end| end <= position);
-        u32::try_from(before + 1).unwrap_or(u32::MAX)
+        let mut ends = self.0.borrow_mut();
+        while ends.ahead.front().is_some_and(|&end| end <= position) {
+            ends.ahead.pop_front();
+            ends.passed += 1;
+        }
+        u32::try_from(ends.passed + 1).unwrap_or(u32::MAX)
     }
 }
 

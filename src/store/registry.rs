@@ -13,6 +13,7 @@ use crate::clock::Timestamp;
 const HOUSEHOLDS: &str = "formversionhousehold_registryhousehold";
 const MEMBERS: &str = "formversionhouseholdline_registrymember";
 const REGISTRIES: &str = "form_registry";
+const REMOVED: &str = "formversionhousehold_scope";
 
 /// Which version of a form's register is current, and what it holds.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -48,14 +49,18 @@ pub enum Staged {
         household: String,
         record: RegistryHousehold,
     },
-    /// A household of the version before that this one no longer has.
-    Removed { household: String },
+    /// A household of the version before that this one no longer has, or that left the place
+    /// (`scope`) it had there: readers of that place are told to drop it.
+    Removed {
+        household: String,
+        scope: Option<String>,
+    },
 }
 
 /// Why a version could not become the register.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PublishRefused {
-    /// A later import became the register first.
+    /// Another import became the register since this one began.
     Superseded,
 }
 
@@ -98,10 +103,10 @@ impl Store {
                     keys::registry_household(form, version, household),
                     encode(HOUSEHOLDS, record)?,
                 ),
-                Staged::Removed { household } => (
+                Staged::Removed { household, scope } => (
                     2,
                     keys::registry_household(form, version, household),
-                    Vec::new(),
+                    encode(REMOVED, scope)?,
                 ),
             });
         }
@@ -121,33 +126,50 @@ impl Store {
         Ok(())
     }
 
-    /// Makes `info.version` the register of `form`, with `audit`, unless a later one already is.
+    /// Makes `info.version` the register of `form`, with `audit`, if the register is still the
+    /// version `replacing` (the one the import compared with: `None` for none).
     pub fn publish_registry(
         &self,
         form: &str,
         info: &RegistryInfo,
+        replacing: Option<u64>,
         audit: &AuditEvent,
     ) -> Result<Result<Pending<()>, PublishRefused>, StoreError> {
         let value = encode(REGISTRIES, info)?;
         self.commit(std::slice::from_ref(audit), 0, |tx| {
-            if let Some(bytes) = tx.registries.get(form.as_bytes())? {
-                let current: RegistryInfo =
-                    decode(REGISTRIES, &bytes).map_err(super::write::broken)?;
-                if current.version >= info.version {
-                    return super::write::refuse(PublishRefused::Superseded);
-                }
+            let current = match tx.registries.get(form.as_bytes())? {
+                Some(bytes) => Some(
+                    decode::<RegistryInfo>(REGISTRIES, &bytes)
+                        .map_err(super::write::broken)?
+                        .version,
+                ),
+                None => None,
+            };
+            if current != replacing {
+                return super::write::refuse(PublishRefused::Superseded);
             }
             tx.registries.insert(form.as_bytes(), value.as_slice())?;
             Ok::<_, Abort<PublishRefused>>(())
         })
     }
 
-    /// Removes the households and people of a version (replaced, or an import that failed),
-    /// in batches; what households it removed stays, for readers catching up since older ones.
-    pub fn drop_registry_version(&self, form: &str, version: u64) -> Result<(), StoreError> {
+    /// Removes the households and people of a version, in batches: one replaced (what it
+    /// removed stays, for readers catching up since older versions) or, `entirely`, one whose
+    /// import failed.
+    pub fn drop_registry_version(
+        &self,
+        form: &str,
+        version: u64,
+        entirely: bool,
+    ) -> Result<(), StoreError> {
         let prefix = keys::registry_version(form, version);
-        for index in 0..2 {
-            let tree = [&self.registry_households, &self.registry_members][index];
+        let trees = if entirely { 3 } else { 2 };
+        for index in 0..trees {
+            let tree = [
+                &self.registry_households,
+                &self.registry_members,
+                &self.registry_removed,
+            ][index];
             loop {
                 let batch: Vec<sled::IVec> = tree
                     .scan_prefix(&prefix)
@@ -158,7 +180,11 @@ impl Store {
                     break;
                 }
                 let pending = self.commit_always(&[], 0, |tx| {
-                    let tree = [tx.registry_households, tx.registry_members][index];
+                    let tree = [
+                        tx.registry_households,
+                        tx.registry_members,
+                        tx.registry_removed,
+                    ][index];
                     for key in &batch {
                         tree.remove(key)?;
                     }
@@ -246,20 +272,30 @@ impl Store {
             .collect()
     }
 
-    /// Households removed by versions after `since`, up to and including `current`.
+    /// Households removed (from the register, or from a place) by versions after `since`, up
+    /// to and including `current`, with the place each had, which `keep` accepts.
     pub fn registry_removed_since(
         &self,
         form: &str,
         since: u64,
         current: u64,
+        keep: impl Fn(&str, Option<&str>) -> Result<bool, StoreError>,
     ) -> Result<Vec<String>, StoreError> {
         let start = keys::registry_version(form, since.saturating_add(1));
         let end = keys::registry_version(form, current.saturating_add(1));
+        let prefix = keys::registry_version(form, 0).len();
         let mut removed = std::collections::BTreeSet::new();
-        for key in self.registry_removed.range(start..end).keys() {
-            let key = key?;
-            let household = &key[keys::registry_version(form, 0).len()..];
-            removed.insert(String::from_utf8_lossy(household).into_owned());
+        for entry in self.registry_removed.range(start..end) {
+            let (key, value) = entry?;
+            let household = String::from_utf8_lossy(&key[prefix..]).into_owned();
+            let scope: Option<String> = if value.is_empty() {
+                None
+            } else {
+                decode(REMOVED, &value)?
+            };
+            if keep(&household, scope.as_deref())? {
+                removed.insert(household);
+            }
         }
         Ok(removed.into_iter().collect())
     }

@@ -402,3 +402,135 @@ async fn next_round_s_register_is_this_round_s_cleaned_data() {
     let own = app.get_as(&app.admin_token, PATH).await;
     assert_eq!(error_code(own).await.1, "registry_not_found");
 }
+
+#[tokio::test]
+async fn a_register_that_would_mislead_is_refused_and_phones_learn_every_way_a_household_left() {
+    let app = spawn_app().await;
+    let refuse = |body: String, content_type: &'static str| {
+        let app = &app;
+        async move {
+            let answer = put(app, &app.admin_token, content_type, body.into_bytes()).await;
+            let (status, code, error) = error_code(answer).await;
+            assert_eq!(
+                (status, code.as_str()),
+                (422, "registry_invalid"),
+                "{error}"
+            );
+            error["details"][0].clone()
+        }
+    };
+    // Nothing but a header would wipe the register; a household needs its township.
+    assert_eq!(
+        refuse(HEADER.to_owned(), "text/csv").await["path"],
+        "/line/2"
+    );
+    let placeless = format!("{HEADER}{}", row("4510220001", "", "韦秀英", 2, "female"));
+    assert_eq!(
+        refuse(placeless, "text/csv").await["path"],
+        "/line/2/township"
+    );
+    let twice = format!(
+        "{}{}",
+        HEADER.replace("\r\n", ",name\r\n"),
+        row("4510220001", "思林镇", "韦秀英", 2, "female").replace("\r\n", ",韦\r\n")
+    );
+    assert_eq!(refuse(twice, "text/csv").await["path"], "/line/1/name");
+    // GB18030 bytes said to be UTF-8: refused, not loaded as question marks.
+    let text = register();
+    let (gbk, _, _) = encoding_rs::GB18030.encode(&text);
+    let lie = put(
+        &app,
+        &app.admin_token,
+        "text/csv; charset=utf-8",
+        gbk.to_vec(),
+    )
+    .await;
+    let (_, code, error) = error_code(lie).await;
+    assert_eq!(code, "registry_invalid");
+    assert!(
+        error["details"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("charset"),
+        "{error}"
+    );
+    // More people than the form takes in one household (maxItems 20).
+    let crowded: String = std::iter::once(HEADER.to_owned())
+        .chain((0..21).map(|i| row("4510220009", "思林镇", "韦", 2 * i, "female")))
+        .collect();
+    assert!(
+        refuse(crowded, "text/csv").await["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 20")
+    );
+
+    // Version a: 1, 2, 3 in 思林镇, 4 in 平马镇. Then b: 3 leaves, 2 moves to 平马镇. Then c: 3 is back.
+    let versions = [
+        register(),
+        [
+            HEADER.to_owned(),
+            row("4510220001", "思林镇", "韦秀英", 2, "female"),
+            row("4510220001", "思林镇", "黄志强", 3, "男"),
+            row("4510220002", "平马镇", "农美兰", 4, "女"),
+            row("4510220004", "平马镇", "罗春花", 6, "female"),
+        ]
+        .concat(),
+        [
+            HEADER.to_owned(),
+            row("4510220001", "思林镇", "韦秀英", 2, "female"),
+            row("4510220001", "思林镇", "黄志强", 3, "男"),
+            row("4510220002", "平马镇", "农美兰", 4, "女"),
+            row("4510220003", "思林镇", "陆建国", 5, "male"),
+            row("4510220004", "平马镇", "罗春花", 6, "female"),
+        ]
+        .concat(),
+    ];
+    let mut numbers = Vec::new();
+    for body in versions {
+        let answer: Value = put(&app, &app.admin_token, "text/csv", body.into_bytes())
+            .await
+            .json()
+            .await
+            .unwrap();
+        numbers.push(answer["version"].as_u64().unwrap());
+    }
+    let siling = app
+        .user("fw-siling", "field_worker", Some(&["思林镇"]))
+        .await;
+    let pingma = app
+        .user("fw-pingma", "field_worker", Some(&["平马镇"]))
+        .await;
+    let since_a = format!("?since_version={}", numbers[0]);
+    // 思林镇's phone: 2 moved away (removed for it), 3 came back (an item, not removed).
+    let theirs = roster(&app, &siling, &since_a).await;
+    assert_eq!(households(&theirs), ["4510220003"]);
+    assert_eq!(theirs["removed"], json!(["4510220002"]));
+    // 平马镇's phone: 2 arrived; nothing of 思林镇's comings and goings.
+    let others = roster(&app, &pingma, &since_a).await;
+    assert_eq!(households(&others), ["4510220002"]);
+    assert_eq!(others["removed"], json!([]));
+
+    // A cursor from before an import no longer pages: the phone starts again.
+    let page = roster(&app, &app.admin_token, "?limit=2").await;
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    assert_eq!(
+        put(&app, &app.admin_token, "text/csv", register().into_bytes())
+            .await
+            .status(),
+        200
+    );
+    let stale = app
+        .get_as(&app.admin_token, &format!("{PATH}?limit=2&cursor={cursor}"))
+        .await;
+    assert_eq!(
+        error_code(stale).await,
+        (
+            409,
+            "registry_changed".into(),
+            json!({
+        "code": "registry_changed",
+        "message": "the register changed while you were reading it; start again from the version you have"})
+        )
+    );
+}

@@ -30,7 +30,7 @@ export async function refresh() {
  * Brings the phone's roster of `form` up to the register's version: only what changed since the
  * version it has, a page at a time. A form without a register has none.
  */
-async function syncRoster(form) {
+async function syncRoster(form, attempts = 3) {
   const since = await store.getValue(`roster-version:${form}`);
   let cursor = null;
   for (;;) {
@@ -42,6 +42,8 @@ async function syncRoster(form) {
       ({ body: page } = await api.call(`/api/v1/forms/${encodeURIComponent(form)}/registry?${query}`));
     } catch (error) {
       if (error instanceof api.ApiError && error.code === 'registry_not_found') return;
+      // A new register version while paging: start again from the version the phone has.
+      if (error instanceof api.ApiError && error.code === 'registry_changed' && attempts > 1) return syncRoster(form, attempts - 1);
       throw error;
     }
     // The version counts once the last page is in: a sync cut off halfway starts again from the one before.
