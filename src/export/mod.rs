@@ -91,6 +91,8 @@ pub struct Export {
     reader: Principal,
     /// Publication time of each version, for judging phone clocks.
     published: HashMap<String, OffsetDateTime>,
+    /// The form's register, when the export marks and lists who it reached (`with_register`).
+    pub(crate) register: Option<std::sync::Arc<crate::registry::matching::Register>>,
 }
 
 /// A submission as an export sees it.
@@ -176,6 +178,7 @@ impl Export {
             made_at: crate::clock::Timestamp::now().to_string(),
             reader: reader.clone(),
             published,
+            register: None,
         })
     }
 
@@ -208,7 +211,28 @@ impl Export {
             h
         };
         headers.extend(rows::headers(table, self.style()));
+        if self
+            .register
+            .as_ref()
+            .is_some_and(|r| r.people_table() == table.name)
+        {
+            headers.push("_registry".to_owned());
+        }
         headers
+    }
+
+    /// Marks the register's people in the export (`_registry`), logs where register and survey
+    /// disagree, and lists who was not reached (`_missing.csv` in the zip), if the form has one.
+    pub fn with_register(mut self, store: &Store, forms: &FormRegistry) -> Result<Self, AppError> {
+        let newest = forms.resolve(self.form.as_str(), None)?;
+        self.register =
+            crate::registry::matching::Register::load(store, &newest)?.map(std::sync::Arc::new);
+        Ok(self)
+    }
+
+    /// Whether a registered household at `place` is one the reader may see.
+    pub fn covers(&self, place: Option<&str>) -> bool {
+        self.reader.covers(place)
     }
 
     /// The main table's column for the scope field, copied into child tables.

@@ -9,6 +9,7 @@ use super::rows::{self, Cell};
 use super::sinks::{LogLine, MediaFile, Sink, Written};
 use super::{Export, MAIN_SYSTEM, Parsed, pipeline, table_rows};
 use crate::attachments::MediaType;
+use crate::registry::matching::Register;
 use crate::store::{Listed, Store};
 
 /// Pass 1's findings on one page: candidates per table, and the main key of each submission.
@@ -21,6 +22,8 @@ struct PageOutput {
     log: Vec<LogLine>,
     /// Kept files the page's exported answers name (when the export adds media).
     media: Vec<MediaFile>,
+    /// Registered people the page's kept rows reached.
+    reached: Vec<String>,
     /// Entries that could not be read and were left out.
     unreadable: u64,
 }
@@ -156,6 +159,9 @@ impl Export {
             }
             for file in out.media {
                 sink.media(file)?;
+            }
+            for person in out.reached {
+                sink.reached(person)?;
             }
             out.log.into_iter().try_for_each(|line| sink.log(line))
         })?;
@@ -343,6 +349,36 @@ impl Pass<'_> {
                 }
                 let mut changes = Vec::new();
                 let values = rows::cells(table, value, style, &mut changes);
+                let registered = self.registered(table, value).map(|(person_key, person)| {
+                    // Where the survey and the register disagree, the log says so (the row keeps
+                    // what was surveyed).
+                    if let Some(person) = person {
+                        for column in &table.columns {
+                            let listed = Register::text(person, column);
+                            let surveyed = value
+                                .at(&column.path)
+                                .and_then(json_text)
+                                .map(|raw| rows::cleaned(column, &raw, &mut Vec::new()));
+                            if let (Some(listed), Some(surveyed)) = (listed, surveyed) {
+                                if !listed.is_empty() && listed != surveyed {
+                                    log(
+                                        &table.name,
+                                        key,
+                                        &column.name,
+                                        "registry_differs",
+                                        &listed,
+                                        &surveyed,
+                                        "the register has another value for this person; the survey's is kept".into(),
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    (person_key, person.is_some())
+                });
+                if let Some((person, true)) = &registered {
+                    out.reached.push(person.clone());
+                }
                 for c in changes {
                     log(
                         &table.name,
@@ -365,6 +401,9 @@ impl Pass<'_> {
                     c
                 };
                 cells.extend(values);
+                if let Some((_, matched)) = registered {
+                    cells.push(Cell::Text(if matched { "matched" } else { "new" }.into()));
+                }
                 rows_out.push((t, cells));
             }
         }
@@ -403,6 +442,45 @@ fn main_system_cells(s: &Parsed<'_>, id: &str) -> Vec<Cell> {
 }
 
 /// "household_id" or "a + b": the natural key's fields, for log reasons.
+/// A value as text, as the register holds it (choices joined with `;`).
+fn json_text(value: &Json<'_>) -> Option<String> {
+    Some(match value {
+        Json::String(s) => s.to_string(),
+        Json::Number(n) => n.to_string(),
+        Json::Bool(b) => b.to_string(),
+        Json::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map_or_else(|| i.to_json_string(), str::to_owned))
+            .collect::<Vec<_>>()
+            .join(";"),
+        Json::Null | Json::Object(_) => return None,
+    })
+}
+
+impl Pass<'_> {
+    /// For a row of the register's people: its person key and their register fields, if they
+    /// are registered (`None` for other tables, or forms without a register).
+    fn registered<'r>(
+        &'r self,
+        table: &Table,
+        row: &Json<'_>,
+    ) -> Option<(
+        String,
+        Option<&'r serde_json::Map<String, serde_json::Value>>,
+    )> {
+        let register = self.export.register.as_deref()?;
+        if table.name != register.people_table() {
+            return None;
+        }
+        let key = row
+            .at(register.person_key())
+            .and_then(|v| v.as_str().map(str::to_owned))?;
+        let key = crate::text::normalize(&key).to_uppercase();
+        let person = register.person(&key);
+        Some((key, person))
+    }
+}
+
 /// The attachment columns of `table` with their type and the file name each holds in `row`.
 fn attachment_names<'r>(
     table: &'r Table,

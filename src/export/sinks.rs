@@ -62,6 +62,10 @@ pub trait Sink {
     fn media(&mut self, _file: MediaFile) -> io::Result<()> {
         Ok(())
     }
+    /// A registered person (their key) a kept row reached.
+    fn reached(&mut self, _person: String) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A kept file an exported answer names.
@@ -186,6 +190,8 @@ struct ZipSink {
     /// The files to add, spooled to disk (a county has tens of thousands): per file the
     /// submission's 16 bytes, the 64 hex digits of its hash, its name and a NUL (names hold none).
     media: Option<BufWriter<File>>,
+    /// Registered people reached, for `_missing.csv`.
+    reached: std::collections::HashSet<String>,
 }
 
 impl Sink for ZipSink {
@@ -200,6 +206,10 @@ impl Sink for ZipSink {
     }
     fn log(&mut self, line: LogLine) -> io::Result<()> {
         sink_log(&mut self.log, line)
+    }
+    fn reached(&mut self, person: String) -> io::Result<()> {
+        self.reached.insert(person);
+        Ok(())
     }
     fn media(&mut self, file: MediaFile) -> io::Result<()> {
         let Some(spool) = self.media.as_mut() else {
@@ -228,6 +238,7 @@ pub fn write_zip(
             .collect::<io::Result<_>>()?,
         log: CsvOut::new(spool()?, bom, &LOG_HEADERS.map(str::to_owned))?,
         media: export.options.media.then(spool).transpose()?,
+        reached: std::collections::HashSet::new(),
     };
     let written = export.emit(store, &mut sink)?;
     let mut zip = zip::ZipWriter::new_stream(out);
@@ -238,6 +249,17 @@ pub fn write_zip(
         zip.start_file(format!("{}.csv", table.name), options)
             .map_err(io::Error::other)?;
         copy_spooled(csv, &mut zip)?;
+    }
+    if let Some(register) = export.register.as_deref() {
+        // The registered people of the reader's places no kept row reached.
+        zip.start_file("_missing.csv", options)
+            .map_err(io::Error::other)?;
+        let mut csv = CsvOut::new(&mut zip, bom, &register.missing_headers())?;
+        for row in register.missing(&sink.reached, |place| export.covers(place)) {
+            let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+            csv.texts(&cells)?;
+        }
+        csv.finish()?;
     }
     if let Some(media) = sink.media.take() {
         let mut log = |line| sink_log(&mut sink.log, line);

@@ -130,7 +130,11 @@ async fn export_zip(
     Path(form): Path<String>,
     ApiQuery(query): ApiQuery<ExportQuery>,
 ) -> Result<Response, AppError> {
-    let export = Export::prepare(&state.forms, &form, &me, query.options()?)?;
+    let export = with_register(
+        &state,
+        Export::prepare(&state.forms, &form, &me, query.options()?)?,
+    )
+    .await?;
     let name = format!("{form}.zip");
     export::record_download(&state.store, &me, &name).await?;
     let blobs = Arc::clone(state.uploads.blobs());
@@ -169,7 +173,7 @@ async fn export_table(
             "media: files come only in export.zip".into(),
         ));
     }
-    let export = Export::prepare(&state.forms, &form, &me, options)?;
+    let export = with_register(&state, Export::prepare(&state.forms, &form, &me, options)?).await?;
     let index = export.table_index(table).ok_or(AppError::TableNotFound)?;
     let name = format!("{form}-{file}");
     export::record_download(&state.store, &me, &name).await?;
@@ -180,6 +184,16 @@ async fn export_table(
         &name,
         move |export, store, out| export::write_table(export, store, index, format, out),
     ))
+}
+
+/// The export with the form's register, if it has one (a cleaned export marks who it reached);
+/// raw exports are the data as received, nothing added.
+async fn with_register(state: &AppState, export: Export) -> Result<Export, AppError> {
+    if export.options.raw {
+        return Ok(export);
+    }
+    let (store, forms) = (state.store.clone(), state.forms.clone());
+    super::blocking(move || export.with_register(&store, &forms)).await?
 }
 
 /// Runs `write` on a blocking thread and streams what it writes as the response body.

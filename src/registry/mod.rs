@@ -8,6 +8,7 @@
 //! beside the current one and becomes the register in one write (`store/registry.rs`).
 
 pub mod coverage;
+pub mod matching;
 mod read;
 
 use std::collections::HashMap;

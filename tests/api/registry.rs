@@ -226,16 +226,15 @@ async fn a_phone_catches_up_with_what_changed_since_its_version() {
     );
 }
 
-#[tokio::test]
-async fn coverage_counts_what_the_cleaned_data_reached_of_the_register() {
-    let app = spawn_app().await;
-    let visit = crate::helpers::household();
+/// A register of the fixture's household (its three people, names as `name` gives them) and two
+/// households nobody has visited.
+fn surveyed_register(visit: &Value, name: impl Fn(&str) -> String) -> String {
     let household = visit["household_id"].as_str().unwrap();
     let mut csv = HEADER.to_owned();
     for person in visit["members"].as_array().unwrap() {
         csv.push_str(&format!(
             "{household},思林镇,定阳村,{},{},{},{}\r\n",
-            person["name"].as_str().unwrap(),
+            name(person["name"].as_str().unwrap()),
             person["id_number"].as_str().unwrap(),
             person["gender"].as_str().unwrap(),
             person["birth_date"].as_str().unwrap()
@@ -243,6 +242,14 @@ async fn coverage_counts_what_the_cleaned_data_reached_of_the_register() {
     }
     csv.push_str(&row("4510220170002", "思林镇", "农美兰", 4, "女"));
     csv.push_str(&row("4510220170003", "平马镇", "罗春花", 6, "female"));
+    csv
+}
+
+#[tokio::test]
+async fn coverage_counts_what_the_cleaned_data_reached_of_the_register() {
+    let app = spawn_app().await;
+    let visit = crate::helpers::household();
+    let csv = surveyed_register(&visit, |name| name.to_owned());
     assert_eq!(
         put(&app, &app.admin_token, "text/csv", csv.into_bytes())
             .await
@@ -532,5 +539,85 @@ async fn a_register_that_would_mislead_is_refused_and_phones_learn_every_way_a_h
         "code": "registry_changed",
         "message": "the register changed while you were reading it; start again from the version you have"})
         )
+    );
+}
+
+#[tokio::test]
+async fn a_cleaned_export_marks_the_registered_logs_what_disagrees_and_lists_who_was_missed() {
+    let app = spawn_app().await;
+    let visit = crate::helpers::household();
+    // The register spells the first labourer's name another way.
+    let first = visit["members"][0]["name"].as_str().unwrap().to_owned();
+    let csv = surveyed_register(&visit, |name| {
+        if name == first {
+            format!("{name}妹")
+        } else {
+            name.to_owned()
+        }
+    });
+    assert_eq!(
+        put(&app, &app.admin_token, "text/csv", csv.into_bytes())
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.submit(&crate::helpers::envelope(visit.clone()))
+            .await
+            .status(),
+        201
+    );
+    let zip = app
+        .get_as(
+            &app.admin_token,
+            "/api/v1/forms/labour-survey/export.zip?bom=false",
+        )
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let files = crate::helpers::unzip(zip.to_vec());
+    let members = crate::helpers::csv_rows(&files["members.csv"]);
+    assert_eq!(members.len(), 3);
+    assert!(
+        members.iter().all(|m| m["_registry"] == "matched"),
+        "{members:?}"
+    );
+    let missing = crate::helpers::csv_rows(&files["_missing.csv"]);
+    let names: Vec<&str> = missing.iter().map(|m| m["name"].as_str()).collect();
+    assert_eq!(names, ["农美兰", "罗春花"]);
+    assert_eq!(missing[0]["household_id"], "4510220170002");
+    let log = crate::helpers::csv_rows(&files["cleaning_log.csv"]);
+    let differs: Vec<_> = log
+        .iter()
+        .filter(|l| l["action"] == "registry_differs")
+        .collect();
+    assert_eq!(differs.len(), 1, "{log:?}");
+    assert_eq!(
+        (
+            differs[0]["column"].as_str(),
+            differs[0]["before"].clone(),
+            differs[0]["after"].clone()
+        ),
+        ("name", format!("{first}妹"), first.clone())
+    );
+    // A supervisor of 平马镇 is told only of 平马镇's missed people.
+    let supervisor = app.user("sup-pingma", "analyst", Some(&["平马镇"])).await;
+    let theirs = app
+        .get_as(
+            &supervisor,
+            "/api/v1/forms/labour-survey/export.zip?bom=false",
+        )
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let theirs = crate::helpers::csv_rows(&crate::helpers::unzip(theirs.to_vec())["_missing.csv"]);
+    assert_eq!(
+        theirs
+            .iter()
+            .map(|m| m["name"].as_str())
+            .collect::<Vec<_>>(),
+        ["罗春花"]
     );
 }
