@@ -258,7 +258,7 @@ impl Import<'_> {
             .flatten()
         {
             if !columns.iter().any(|(_, c)| &c.path == wanted) {
-                self.problem(1, &wanted.join("."), "this key column is required");
+                self.problem(1, &wanted.join("."), "this column is required");
             }
         }
         if !self.problems.is_empty() {
