@@ -54,7 +54,7 @@ pub struct Roster {
     pub version: u64,
     #[schema(value_type = Vec<Object>)]
     pub items: Vec<RosterHousehold>,
-    /// Households a version after `since_version` removed (on the first page only).
+    /// Households gone from the reader's places since `since_version` (on the first page only).
     pub removed: Vec<String>,
     pub next_cursor: Option<String>,
 }
