@@ -180,7 +180,7 @@ pub fn coverage(
     let reached = surveyed(export, store, &shape)?;
     let id = form.stored.form.as_str();
     let mut groups: BTreeMap<String, Counts> = BTreeMap::new();
-    let households = store.registry_households(id, info.version, None, usize::MAX, |h| {
+    let households = store.registry_households(id, info.version, None, usize::MAX, |_, h| {
         reader.covers(h.scope.as_deref())
     })?;
     let person_key = &shape.people.unique[0];
@@ -293,21 +293,18 @@ pub fn missing(
         })
         .transpose()?;
     let id = form.stored.form.as_str();
-    let page = store.registry_households(id, info.version, after.as_deref(), usize::MAX, |h| {
-        reader.covers(h.scope.as_deref())
-            && paths.iter().all(|(path, value)| {
-                read::text_at(&h.fields, path).as_deref() == Some(value.as_str())
-            })
-    })?;
+    // Only the page asked for is read (its households' people too).
+    let page =
+        store.registry_households(id, info.version, after.as_deref(), limit, |household, h| {
+            !reached.contains(household)
+                && reader.covers(h.scope.as_deref())
+                && paths.iter().all(|(path, value)| {
+                    read::text_at(&h.fields, path).as_deref() == Some(value.as_str())
+                })
+        })?;
     let mut items = Vec::new();
     let mut last = None;
     for (household, record) in page {
-        if reached.contains(&household) {
-            continue;
-        }
-        if items.len() == limit {
-            break;
-        }
         let people = store.registry_members(id, info.version, &household)?;
         let mut item = record.fields;
         read::place(

@@ -35,7 +35,7 @@ impl Register {
         let mut households = HashMap::new();
         let key = shape.people.unique[0].clone();
         for (household, record) in
-            store.registry_households(id, info.version, None, usize::MAX, |_| true)?
+            store.registry_households(id, info.version, None, usize::MAX, |_, _| true)?
         {
             for person in store.registry_members(id, info.version, &household)? {
                 if let Some(k) = read::text_at(&person, &key) {

@@ -549,7 +549,7 @@ pub fn roster(
         })
         .transpose()?;
     let since = since_version.unwrap_or(0);
-    let page = store.registry_households(id, info.version, after.as_deref(), limit, |h| {
+    let page = store.registry_households(id, info.version, after.as_deref(), limit, |_, h| {
         h.since > since && by.covers(h.scope.as_deref())
     })?;
     let next_cursor = (page.len() == limit)

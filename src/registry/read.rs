@@ -247,6 +247,7 @@ pub fn text_at(object: &Map<String, Value>, path: &[String]) -> Option<String> {
     match here {
         Value::String(text) => Some(text.clone()),
         Value::Number(number) => Some(number.to_string()),
+        Value::Bool(yes) => Some(yes.to_string()),
         _ => None,
     }
 }

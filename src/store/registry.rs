@@ -209,14 +209,15 @@ impl Store {
             .transpose()
     }
 
-    /// Households of a version after `after` in key order that `keep` accepts, at most `limit`.
+    /// Households of a version after `after` in key order that `keep` (given each id and record)
+    /// accepts, at most `limit`.
     pub fn registry_households(
         &self,
         form: &str,
         version: u64,
         after: Option<&str>,
         limit: usize,
-        keep: impl Fn(&RegistryHousehold) -> bool,
+        keep: impl Fn(&str, &RegistryHousehold) -> bool,
     ) -> Result<Vec<(String, RegistryHousehold)>, StoreError> {
         let prefix = keys::registry_version(form, version);
         let start = match after {
@@ -234,8 +235,9 @@ impl Store {
                 break;
             };
             let record: RegistryHousehold = decode(HOUSEHOLDS, &value)?;
-            if keep(&record) {
-                page.push((String::from_utf8_lossy(household).into_owned(), record));
+            let household = String::from_utf8_lossy(household).into_owned();
+            if keep(&household, &record) {
+                page.push((household, record));
                 if page.len() == limit {
                     break;
                 }
