@@ -224,10 +224,57 @@ impl Export {
     /// Marks the register's people in the export (`_registry`), logs where register and survey
     /// disagree, and lists who was not reached (`_missing.csv` in the zip), if the form has one.
     pub fn with_register(mut self, store: &Store, forms: &FormRegistry) -> Result<Self, AppError> {
+        // A raw export is the data as received: nothing is added to it.
+        if self.options.raw {
+            return Ok(self);
+        }
         let newest = forms.resolve(self.form.as_str(), None)?;
         self.register =
             crate::registry::matching::Register::load(store, &newest)?.map(std::sync::Arc::new);
         Ok(self)
+    }
+
+    /// The registered people every kept row of people reaches (all of the cleaned data: no
+    /// filter, no scope), for `_missing.csv`.
+    pub(crate) fn reached(
+        &self,
+        store: &Store,
+    ) -> std::io::Result<std::collections::HashSet<String>> {
+        struct Reached(Option<usize>, std::collections::HashSet<String>);
+        impl Sink for Reached {
+            fn wants(&self, table: usize) -> bool {
+                Some(table) == self.0
+            }
+            fn wants_log(&self) -> bool {
+                false
+            }
+            fn row(&mut self, _table: usize, _cells: Vec<Cell>) -> std::io::Result<()> {
+                Ok(())
+            }
+            fn log(&mut self, _line: LogLine) -> std::io::Result<()> {
+                Ok(())
+            }
+            fn reached(&mut self, person: String) -> std::io::Result<()> {
+                self.1.insert(person);
+                Ok(())
+            }
+        }
+        let everything = Export {
+            form: self.form.clone(),
+            layout: self.layout.clone(),
+            options: Options::cleaned(),
+            made_at: self.made_at.clone(),
+            reader: Principal::system(),
+            published: self.published.clone(),
+            register: self.register.clone(),
+        };
+        let people = self
+            .register
+            .as_ref()
+            .and_then(|r| self.table_index(r.people_table()));
+        let mut sink = Reached(people, std::collections::HashSet::new());
+        everything.emit(store, &mut sink)?;
+        Ok(sink.1)
     }
 
     /// Whether a registered household at `place` is one the reader may see.

@@ -349,34 +349,38 @@ impl Pass<'_> {
                 }
                 let mut changes = Vec::new();
                 let values = rows::cells(table, value, style, &mut changes);
-                let registered = self.registered(table, value).map(|(person_key, person)| {
-                    // Where the survey and the register disagree, the log says so (the row keeps
-                    // what was surveyed).
-                    if let Some(person) = person {
-                        for column in &table.columns {
-                            let listed = Register::text(person, column);
-                            let surveyed = value
-                                .at(&column.path)
-                                .and_then(json_text)
-                                .map(|raw| rows::cleaned(column, &raw, &mut Vec::new()));
-                            if let (Some(listed), Some(surveyed)) = (listed, surveyed) {
-                                if !listed.is_empty() && listed != surveyed {
-                                    log(
-                                        &table.name,
-                                        key,
-                                        &column.name,
-                                        "registry_differs",
-                                        &listed,
-                                        &surveyed,
-                                        "the register has another value for this person; the survey's is kept".into(),
-                                    );
-                                }
-                            }
+                let registered = self.registered(table, value);
+                // Where the survey and the register disagree, the log says so (the row keeps
+                // what was surveyed).
+                for column in &table.columns {
+                    let Some(person) = registered.as_ref().and_then(|r| r.fields) else {
+                        break;
+                    };
+                    let listed = Register::text(person, column).filter(|l| !l.is_empty());
+                    let surveyed = value
+                        .at(&column.path)
+                        .and_then(json_text)
+                        .map(|raw| rows::cleaned(column, &raw, &mut Vec::new()));
+                    if let (Some(listed), Some(surveyed)) = (listed, surveyed) {
+                        if !same_value(&listed, &surveyed) {
+                            log(
+                                &table.name,
+                                key,
+                                &column.name,
+                                "registry_differs",
+                                &listed,
+                                &surveyed,
+                                "the register has another value for this person; the survey's is kept".into(),
+                            );
                         }
                     }
-                    (person_key, person.is_some())
-                });
-                if let Some((person, true)) = &registered {
+                }
+                if let Some(Registration {
+                    key: Some(person),
+                    matched: true,
+                    ..
+                }) = &registered
+                {
                     out.reached.push(person.clone());
                 }
                 for c in changes {
@@ -401,8 +405,13 @@ impl Pass<'_> {
                     c
                 };
                 cells.extend(values);
-                if let Some((_, matched)) = registered {
-                    cells.push(Cell::Text(if matched { "matched" } else { "new" }.into()));
+                // Every row of people has the cell its header promises.
+                if let Some(registration) = &registered {
+                    cells.push(match (&registration.key, registration.matched) {
+                        (None, _) => Cell::Empty,
+                        (Some(_), true) => Cell::Text("matched".into()),
+                        (Some(_), false) => Cell::Text("new".into()),
+                    });
                 }
                 rows_out.push((t, cells));
             }
@@ -441,7 +450,34 @@ fn main_system_cells(s: &Parsed<'_>, id: &str) -> Vec<Cell> {
     cells.into()
 }
 
-/// "household_id" or "a + b": the natural key's fields, for log reasons.
+/// A row of people as the register sees it.
+struct Registration<'r> {
+    key: Option<String>,
+    matched: bool,
+    /// Their register fields, to compare with (only for households of the reader's places).
+    fields: Option<&'r serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Whether a register value and a surveyed one say the same: numbers as numbers (`2000.0` is
+/// `2000`), several choices as a set, in any order.
+fn same_value(listed: &str, surveyed: &str) -> bool {
+    if let (Ok(a), Ok(b)) = (listed.parse::<f64>(), surveyed.parse::<f64>()) {
+        return a == b;
+    }
+    choice_set(listed) == choice_set(surveyed)
+}
+
+/// The parts of a `;`-joined value, in order.
+fn choice_set(text: &str) -> Vec<&str> {
+    let mut parts: Vec<&str> = text
+        .split(';')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    parts.sort_unstable();
+    parts
+}
+
 /// A value as text, as the register holds it (choices joined with `;`).
 fn json_text(value: &Json<'_>) -> Option<String> {
     Some(match value {
@@ -458,26 +494,29 @@ fn json_text(value: &Json<'_>) -> Option<String> {
 }
 
 impl Pass<'_> {
-    /// For a row of the register's people: its person key and their register fields, if they
-    /// are registered (`None` for other tables, or forms without a register).
-    fn registered<'r>(
-        &'r self,
-        table: &Table,
-        row: &Json<'_>,
-    ) -> Option<(
-        String,
-        Option<&'r serde_json::Map<String, serde_json::Value>>,
-    )> {
+    /// For a row of the register's people (`None` for other tables, or forms without a
+    /// register): its person key, cleaned as the register's is (if it has one), whether they are
+    /// registered, and their register fields if their household is in the reader's places.
+    fn registered<'r>(&'r self, table: &Table, row: &Json<'_>) -> Option<Registration<'r>> {
         let register = self.export.register.as_deref()?;
         if table.name != register.people_table() {
             return None;
         }
+        let key = register.person_key();
+        let column = table.columns.iter().find(|c| c.path == key);
         let key = row
-            .at(register.person_key())
-            .and_then(|v| v.as_str().map(str::to_owned))?;
-        let key = crate::text::normalize(&key).to_uppercase();
-        let person = register.person(&key);
-        Some((key, person))
+            .at(key)
+            .and_then(json_text)
+            .zip(column)
+            .map(|(raw, column)| rows::cleaned(column, &raw, &mut Vec::new()));
+        let found = key.as_deref().and_then(|k| register.person(k));
+        Some(Registration {
+            matched: found.is_some(),
+            fields: found
+                .filter(|(_, place)| self.export.covers(*place))
+                .map(|(fields, _)| fields),
+            key,
+        })
     }
 }
 
@@ -492,6 +531,7 @@ fn attachment_names<'r>(
     })
 }
 
+/// "household_id" or "a + b": the natural key's fields, for log reasons.
 fn key_names(table: &Table) -> String {
     table
         .unique

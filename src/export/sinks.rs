@@ -190,8 +190,6 @@ struct ZipSink {
     /// The files to add, spooled to disk (a county has tens of thousands): per file the
     /// submission's 16 bytes, the 64 hex digits of its hash, its name and a NUL (names hold none).
     media: Option<BufWriter<File>>,
-    /// Registered people reached, for `_missing.csv`.
-    reached: std::collections::HashSet<String>,
 }
 
 impl Sink for ZipSink {
@@ -206,10 +204,6 @@ impl Sink for ZipSink {
     }
     fn log(&mut self, line: LogLine) -> io::Result<()> {
         sink_log(&mut self.log, line)
-    }
-    fn reached(&mut self, person: String) -> io::Result<()> {
-        self.reached.insert(person);
-        Ok(())
     }
     fn media(&mut self, file: MediaFile) -> io::Result<()> {
         let Some(spool) = self.media.as_mut() else {
@@ -238,7 +232,6 @@ pub fn write_zip(
             .collect::<io::Result<_>>()?,
         log: CsvOut::new(spool()?, bom, &LOG_HEADERS.map(str::to_owned))?,
         media: export.options.media.then(spool).transpose()?,
-        reached: std::collections::HashSet::new(),
     };
     let written = export.emit(store, &mut sink)?;
     let mut zip = zip::ZipWriter::new_stream(out);
@@ -251,11 +244,13 @@ pub fn write_zip(
         copy_spooled(csv, &mut zip)?;
     }
     if let Some(register) = export.register.as_deref() {
-        // The registered people of the reader's places no kept row reached.
+        // The registered people of the reader's places no kept row reached, whatever this
+        // export's filters and whoever's township a row was sent for (as coverage counts).
+        let reached = export.reached(store)?;
         zip.start_file("_missing.csv", options)
             .map_err(io::Error::other)?;
         let mut csv = CsvOut::new(&mut zip, bom, &register.missing_headers())?;
-        for row in register.missing(&sink.reached, |place| export.covers(place)) {
+        for row in register.missing(&reached, |place| export.covers(place)) {
             let cells: Vec<&str> = row.iter().map(String::as_str).collect();
             csv.texts(&cells)?;
         }
@@ -426,6 +421,21 @@ fn write_codebook(export: &Export, out: impl Write) -> io::Result<()> {
                 &column.description,
             ])?;
         }
+        if export
+            .register
+            .as_ref()
+            .is_some_and(|r| r.people_table() == table.name)
+        {
+            csv.texts(&[
+                &table.name,
+                "_registry",
+                "_registry",
+                "system",
+                "matched; new",
+                "",
+                "matched: this person (by their key) is in the form's register; new: not in it",
+            ])?;
+        }
     }
     csv.finish()?.flush()
 }
@@ -456,6 +466,9 @@ fn readme(export: &Export) -> String {
                 )
             }
         })
+        .chain(export.register.is_some().then(|| {
+            "_missing.csv: the registered people of your places no kept row reached (cleaning_log.csv says registry_differs where a surveyed answer differs from the register's)".to_owned()
+        }))
         .chain(has_files(export).then(|| {
             if o.media {
                 "media/<submission id>/<file name>: every uploaded photo, signature and recording the answers name".into()

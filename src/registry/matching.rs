@@ -21,8 +21,24 @@ pub struct Register {
 }
 
 impl Register {
-    /// The register of `form`'s current version, if it has one.
+    /// The register of `form`'s current version, if it has one: one whole version (read again
+    /// if an import replaced it while it was being read).
     pub fn load(store: &Store, form: &FormVersion) -> Result<Option<Self>, AppError> {
+        for _ in 0..3 {
+            let loaded = Self::load_once(store, form)?;
+            let now = store
+                .registry(form.stored.form.as_str())?
+                .map(|i| i.version);
+            match loaded {
+                Some((register, version)) if Some(version) == now => return Ok(Some(register)),
+                None if now.is_none() => return Ok(None),
+                _ => {}
+            }
+        }
+        Err(AppError::RegistryChanged)
+    }
+
+    fn load_once(store: &Store, form: &FormVersion) -> Result<Option<(Self, u64)>, AppError> {
         let schema = &form.stored.schema;
         let Some(shape) = Shape::of(&Layout::of(schema), schema) else {
             return Ok(None);
@@ -44,11 +60,14 @@ impl Register {
             }
             households.insert(household, (record.fields, record.scope));
         }
-        Ok(Some(Self {
-            shape,
-            people,
-            households,
-        }))
+        Ok(Some((
+            Self {
+                shape,
+                people,
+                households,
+            },
+            info.version,
+        )))
     }
 
     /// The export table of people (`members`).
@@ -61,9 +80,14 @@ impl Register {
         &self.shape.people.unique[0]
     }
 
-    /// Whether a person is registered, and their register fields.
-    pub fn person(&self, key: &str) -> Option<&Map<String, Value>> {
-        self.people.get(key).map(|(_, fields)| fields)
+    /// A registered person's fields and their household's place.
+    pub fn person(&self, key: &str) -> Option<(&Map<String, Value>, Option<&str>)> {
+        let (household, fields) = self.people.get(key)?;
+        let place = self
+            .households
+            .get(household)
+            .and_then(|(_, p)| p.as_deref());
+        Some((fields, place))
     }
 
     /// The text of a register value at `column` of a person's fields.

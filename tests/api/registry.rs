@@ -601,6 +601,21 @@ async fn a_cleaned_export_marks_the_registered_logs_what_disagrees_and_lists_who
         ),
         ("name", format!("{first}妹"), first.clone())
     );
+    // Who was reached does not depend on the export's own filters: none of the rows is
+    // approved, yet the surveyed household is not missing.
+    let approved = app
+        .get_as(
+            &app.admin_token,
+            "/api/v1/forms/labour-survey/export.zip?bom=false&status=approved",
+        )
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let approved = crate::helpers::unzip(approved.to_vec());
+    assert_eq!(crate::helpers::csv_rows(&approved["members.csv"]).len(), 0);
+    assert_eq!(crate::helpers::csv_rows(&approved["_missing.csv"]).len(), 2);
+    assert!(approved["codebook.csv"].contains("members,_registry,_registry,system,matched; new"));
     // A supervisor of 平马镇 is told only of 平马镇's missed people.
     let supervisor = app.user("sup-pingma", "analyst", Some(&["平马镇"])).await;
     let theirs = app
