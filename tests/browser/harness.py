@@ -169,3 +169,25 @@ class Api:
 
     def raw(self, submission_id):
         return self.request("GET", f"/api/v1/submissions/{submission_id}/raw")
+
+
+class Browser:
+    """Debian's Chromium through Playwright; what any page it opens throws is kept in `errors`."""
+
+    def __init__(self, *extra_args):
+        from playwright.sync_api import sync_playwright
+        self.playwright = sync_playwright().start()
+        self.browser = self.playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + list(extra_args))
+        self.errors = []
+
+    def page(self, width, height, **options):
+        """A new context (its own storage) and a page of `width`×`height`, Chinese first."""
+        context = self.browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN", **options)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        return context, page
+
+    def close(self):
+        self.browser.close()
+        self.playwright.stop()

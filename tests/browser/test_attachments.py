@@ -11,9 +11,9 @@ import time
 import unittest
 import urllib.request
 
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from harness import ADMIN_PASSWORD, CHROMIUM, CHROMIUM_ARGS, PASSWORD, ROOT, SHOTS, Api, Server
+from harness import ADMIN_PASSWORD, PASSWORD, Browser, ROOT, SHOTS, Api, Server
 
 FORM = json.loads((ROOT / "tests" / "fixtures" / "evidence-form.json").read_text())
 TITLE = FORM["title"]
@@ -89,20 +89,15 @@ class Attachments(unittest.TestCase):
         for username, role in (("fw-files", "field_worker"), ("sup-files", "supervisor")):
             cls.admin.request("POST", "/api/v1/users", {"username": username, "password": PASSWORD, "role": role,
                                                          "display_name": username, "scope": ["思林镇"]})
-        cls.playwright = sync_playwright().start()
-        cls.browser = cls.playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + MEDIA_ARGS)
-        cls.context = cls.browser.new_context(viewport={"width": 360, "height": 740}, locale="zh-CN")
+        cls.chromium = Browser(*MEDIA_ARGS)
+        cls.errors = cls.chromium.errors
+        cls.context, cls.page = cls.chromium.page(360, 740)
         cls.context.grant_permissions(["microphone"], origin=cls.server.url)
-        cls.page = cls.context.new_page()
-        cls.page.set_default_timeout(15_000)
-        cls.errors = []
-        cls.page.on("pageerror", lambda error: cls.errors.append(str(error)))
 
     @classmethod
     def tearDownClass(cls):
         cls.context.close()
-        cls.browser.close()
-        cls.playwright.stop()
+        cls.chromium.close()
         cls.server.close()
 
     def tearDown(self):
@@ -214,11 +209,8 @@ class Attachments(unittest.TestCase):
         self.assertGreaterEqual(int(float(resumed[0].split()[-1])), 1, metrics)
 
     def test_3_the_supervisor_sees_the_photo_and_plays_the_recording(self):
-        context = self.browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+        context, page = self.chromium.page(1280, 800)
         self.addCleanup(context.close)
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        page.on("pageerror", lambda error: self.errors.append(str(error)))
         page.goto(self.server.url)
         page.get_by_label("用户名", exact=True).fill("sup-files")
         page.get_by_label("密码", exact=True).fill(PASSWORD)

@@ -5,9 +5,9 @@ already knows; signing out wipes the roster, and the next worker gets their own 
 import http.client
 import unittest
 
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from harness import ADMIN_PASSWORD, CHROMIUM, CHROMIUM_ARGS, PASSWORD, SHOTS, Api, Server
+from harness import ADMIN_PASSWORD, PASSWORD, Browser, SHOTS, Api, Server
 
 FORM = "田东县建档立卡贫困劳动力就业情况调查"
 WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
@@ -48,19 +48,14 @@ class Roster(unittest.TestCase):
         answer = connection.getresponse()
         assert answer.status == 200, answer.read()
         connection.close()
-        cls.playwright = sync_playwright().start()
-        cls.browser = cls.playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        cls.context = cls.browser.new_context(viewport={"width": 360, "height": 740}, locale="zh-CN")
-        cls.page = cls.context.new_page()
-        cls.page.set_default_timeout(15_000)
-        cls.errors = []
-        cls.page.on("pageerror", lambda error: cls.errors.append(str(error)))
+        cls.chromium = Browser()
+        cls.errors = cls.chromium.errors
+        cls.context, cls.page = cls.chromium.page(360, 740)
 
     @classmethod
     def tearDownClass(cls):
         cls.context.close()
-        cls.browser.close()
-        cls.playwright.stop()
+        cls.chromium.close()
         cls.server.close()
 
     def tearDown(self):
@@ -111,11 +106,8 @@ class Roster(unittest.TestCase):
 
 
     def test_3_the_supervisor_sees_coverage_and_who_is_still_to_visit(self):
-        context = self.browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+        context, page = self.chromium.page(1280, 800)
         self.addCleanup(context.close)
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        page.on("pageerror", lambda error: self.errors.append(str(error)))
         page.goto(self.server.url)
         page.get_by_label("用户名", exact=True).fill("sup-siling")
         page.get_by_label("密码", exact=True).fill(PASSWORD)
