@@ -10,6 +10,8 @@
 //!
 //! For a table, every indicator on it contributes the count of each choice of its column and its
 //! rate: rows whose value is in `numerator`, over all rows, as a percentage with two decimals.
+//! `"exclude": {"presence": ["moved", "deceased", "other"]}` leaves rows with those values out of
+//! an indicator altogether (its counts and its denominator): people no longer in the household.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -30,6 +32,9 @@ pub struct Indicator {
     pub title: String,
     pub column: String,
     pub numerator: Vec<String>,
+    /// Rows whose column (the key) has one of these values are not counted at all.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub exclude: BTreeMap<String, Vec<String>>,
     /// Every code of the column, for the per-choice counts.
     #[serde(skip)]
     codes: Vec<String>,
@@ -61,11 +66,29 @@ pub fn declared(schema: &Value, export: &Export, table: &str) -> Vec<Indicator> 
                 .filter_map(Value::as_str)
                 .map(str::to_owned)
                 .collect();
+            let exclude = i
+                .get("exclude")
+                .and_then(Value::as_object)
+                .map(|o| {
+                    o.iter()
+                        .map(|(column, values)| {
+                            let values = values.as_array().map(|v| {
+                                v.iter()
+                                    .filter_map(Value::as_str)
+                                    .map(str::to_owned)
+                                    .collect()
+                            });
+                            (column.clone(), values.unwrap_or_default())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
             Some(Indicator {
                 id: text("id")?,
                 title: text("title").unwrap_or_default(),
                 column,
                 numerator,
+                exclude,
                 codes,
             })
         })
@@ -78,6 +101,8 @@ struct Counts {
     rows: u64,
     /// Per indicator, per code of its column.
     choices: Vec<BTreeMap<String, u64>>,
+    /// Per indicator, the rows it counts (its denominator): all but those it excludes.
+    counted: Vec<u64>,
 }
 
 /// The figures: one entry per group (in group order) and the total.
@@ -106,13 +131,25 @@ pub fn compute(
         .map(|b| position(b).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, b.clone())))
         .collect::<io::Result<_>>()?;
     let counted: Vec<Option<usize>> = indicators.iter().map(|i| position(&i.column)).collect();
+    // Per indicator, the positions of the columns it excludes by, with the values.
+    let excluded: Vec<Vec<(usize, Vec<String>)>> = indicators
+        .iter()
+        .map(|i| {
+            i.exclude
+                .iter()
+                .filter_map(|(column, values)| Some((position(column)?, values.clone())))
+                .collect()
+        })
+        .collect();
     let mut sink = Aggregate {
         table: index,
         group_columns,
         counted,
+        excluded,
         empty: Counts {
             rows: 0,
             choices: vec![BTreeMap::new(); indicators.len()],
+            counted: vec![0; indicators.len()],
         },
         groups: BTreeMap::new(),
     };
@@ -131,6 +168,9 @@ pub fn compute(
 
 fn add(into: &mut Counts, from: &Counts) {
     into.rows += from.rows;
+    for (into, from) in into.counted.iter_mut().zip(&from.counted) {
+        *into += from;
+    }
     for (into, from) in into.choices.iter_mut().zip(&from.choices) {
         for (code, n) in from {
             *into.entry(code.clone()).or_default() += n;
@@ -142,6 +182,7 @@ struct Aggregate {
     table: usize,
     group_columns: Vec<usize>,
     counted: Vec<Option<usize>>,
+    excluded: Vec<Vec<(usize, Vec<String>)>>,
     empty: Counts,
     groups: BTreeMap<Vec<String>, Counts>,
 }
@@ -170,9 +211,18 @@ impl Sink for Aggregate {
             .collect();
         let counts = self.groups.entry(key).or_insert_with(|| self.empty.clone());
         counts.rows += 1;
-        for (choices, column) in counts.choices.iter_mut().zip(&self.counted) {
+        for (i, column) in self.counted.iter().enumerate() {
+            let left_out = self.excluded[i]
+                .iter()
+                .any(|(at, values)| values.contains(&text(cells.get(*at))));
+            if left_out {
+                continue;
+            }
+            counts.counted[i] += 1;
             if let Some(column) = column {
-                *choices.entry(text(cells.get(*column))).or_default() += 1;
+                *counts.choices[i]
+                    .entry(text(cells.get(*column)))
+                    .or_default() += 1;
             }
         }
         Ok(())
@@ -212,7 +262,8 @@ impl Figures {
         let row = |key: Vec<String>, counts: &Counts| {
             let mut row: Vec<Value> = key.into_iter().map(Value::String).collect();
             row.push(json!(counts.rows));
-            for (indicator, choices) in self.indicators.iter().zip(&counts.choices) {
+            for (i, (indicator, choices)) in self.indicators.iter().zip(&counts.choices).enumerate()
+            {
                 row.extend(
                     indicator
                         .codes
@@ -224,7 +275,10 @@ impl Figures {
                     .iter()
                     .map(|c| choices.get(c).copied().unwrap_or(0))
                     .sum();
-                row.push(json!(percent(part, counts.rows)));
+                row.push(json!(percent(
+                    part,
+                    counts.counted.get(i).copied().unwrap_or(counts.rows)
+                )));
             }
             row
         };
@@ -289,6 +343,7 @@ mod tests {
         let counts = Counts {
             rows: 3,
             choices: vec![],
+            counted: vec![],
         };
         groups.insert(
             vec!["=HYPERLINK(\"http://x\",\"y\")".to_owned()],

@@ -24,7 +24,8 @@ async fn the_shipped_labour_survey_is_listed_with_its_current_version() {
 
     let form = &body["forms"][0];
     assert_eq!(form["id"], "labour-survey");
-    assert_eq!(form["current_version"], "1");
+    // Both shipped versions are published; the second (with presence) is current.
+    assert_eq!(form["current_version"], "2");
     assert!(form["title"].as_str().unwrap().contains("劳动力"));
 }
 
@@ -36,7 +37,7 @@ async fn a_form_is_served_with_its_schema_and_an_etag_that_saves_a_download() {
     assert_eq!(response.status(), 200);
     let etag = response.headers()["etag"].to_str().unwrap().to_owned();
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["version"], "1");
+    assert_eq!(body["version"], "2");
     assert_eq!(body["schema"]["properties"]["members"]["title"], "劳动力");
 
     let again = app

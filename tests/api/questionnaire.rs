@@ -151,3 +151,50 @@ async fn the_questionnaire_carries_labels_keys_and_scope_for_the_codebook() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_labourer_no_longer_in_the_household_is_asked_nothing_about_work_and_left_out_of_the_rate()
+ {
+    let app = crate::helpers::spawn_app().await;
+    let mut data = crate::helpers::household();
+    // The fixture's three labourers: one stable worker, and two more; the third has moved away.
+    let moved = serde_json::json!({
+        "name": data["members"][2]["name"], "id_number": data["members"][2]["id_number"],
+        "gender": data["members"][2]["gender"], "birth_date": data["members"][2]["birth_date"],
+        "presence": "moved"
+    });
+    data["members"][2] = moved.clone();
+    let mut envelope = crate::helpers::envelope(data.clone());
+    envelope["form_version"] = serde_json::json!("2");
+    assert_eq!(app.submit(&envelope).await.status(), 201);
+
+    // Work questions for someone who moved are refused, as any question the answers rule out.
+    let mut asked = data.clone();
+    asked["members"][2]["employment_status"] = serde_json::json!("stable");
+    let mut refused = crate::helpers::envelope(asked);
+    refused["form_version"] = serde_json::json!("2");
+    let (status, code, error) = crate::helpers::error_code(app.submit(&refused).await).await;
+    assert_eq!(
+        (status, code.as_str()),
+        (422, "validation_failed"),
+        "{error}"
+    );
+    assert_eq!(error["details"][0]["path"], "/members/2/employment_status");
+
+    // The employment rate counts the two still there: the rate is theirs, not diluted.
+    let figures: serde_json::Value = app
+        .get_json_as(
+            &app.admin_token,
+            "/api/v1/forms/labour-survey/indicators?table=members",
+        )
+        .await;
+    let total = &figures["total"];
+    assert_eq!(total["rows"], 3);
+    let employed: u64 = ["stable", "flexible", "self_employed"]
+        .iter()
+        .map(|c| total[format!("employment_status={c}")].as_u64().unwrap())
+        .sum();
+    let rate = total["employment_rate"].as_f64().unwrap();
+    let expected = (employed as f64 * 10_000.0 / 2.0).round() / 100.0;
+    assert_eq!(rate, expected, "{figures}");
+}

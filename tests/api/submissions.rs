@@ -28,7 +28,8 @@ async fn without_a_form_version_the_current_one_is_used() {
 
     let receipt: Value = app.submit(&submission).await.json().await.unwrap();
 
-    assert_eq!(receipt["form_version"], "1");
+    // Version 2 (with presence) is the one published last.
+    assert_eq!(receipt["form_version"], "2");
 }
 
 #[tokio::test]
@@ -156,7 +157,7 @@ async fn a_stored_submission_is_returned_with_its_metadata_and_its_exact_bytes()
 
     let one: Value = app.get_json(&format!("/api/v1/submissions/{id}")).await;
     assert_eq!(one["id"], id.to_string());
-    assert_eq!(one["form_version"], "1");
+    assert_eq!(one["form_version"], "2");
     assert_eq!(one["data"], household());
     assert_eq!(one["meta"]["device_id"], "p1");
     assert!(one["received_at"].is_string());

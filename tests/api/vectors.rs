@@ -72,7 +72,8 @@ async fn every_vector_gets_exactly_its_errors_worded_as_the_catalogue_says() {
     for file in vector_files() {
         let vectors: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
         let form = registry
-            .resolve(vectors["form"].as_str().unwrap(), None)
+            // The vectors were written for version 1, as the app's tests read it from its file.
+            .resolve(vectors["form"].as_str().unwrap(), Some("1"))
             .unwrap();
         for case in vectors["cases"].as_array().unwrap() {
             let listed = case["errors"].as_array().unwrap();

@@ -189,22 +189,22 @@ class Console(unittest.TestCase):
 
     def test_5_an_admin_publishes_a_version_from_a_file_and_finds_it_in_the_audit_log(self):
         schema = json.loads((ROOT / "schemas" / "labour-survey.json").read_text(encoding="utf-8"))
-        schema["x-form-version"] = "2"
+        schema["x-form-version"] = "3"
         schema["title"] = "田东县就业情况调查（第二轮）"
-        file = SHOTS / "labour-survey-v2.json"
+        file = SHOTS / "labour-survey-v3.json"
         file.write_text(json.dumps(schema, ensure_ascii=False), encoding="utf-8")
         page = self.open(1280, 800)
         self.sign_in(page, "admin", ADMIN_PASSWORD)
         page.get_by_role("link", name="问卷管理").click()
         page.get_by_label("问卷文件（JSON Schema）").set_input_files(str(file))
         page.get_by_role("button", name="发布", exact=True).click()
-        expect(page.get_by_text("已发布 labour-survey 第 2 版")).to_be_visible()
-        expect(page.get_by_role("row").filter(has_text="田东县就业情况调查（第二轮）")).to_contain_text("2 (当前)")
+        expect(page.get_by_text("已发布 labour-survey 第 3 版")).to_be_visible()
+        expect(page.get_by_role("row").filter(has_text="田东县就业情况调查（第二轮）")).to_contain_text("3 (当前)")
         page.screenshot(path=str(SHOTS / "c07-forms.png"))
         page.get_by_role("link", name="审计日志").click()
         page.get_by_label("操作", exact=True).select_option(label="发布问卷")
         page.get_by_role("button", name="筛选", exact=True).click()
-        expect(page.get_by_role("row").filter(has_text="form:labour-survey@2")).to_contain_text("admin")
+        expect(page.get_by_role("row").filter(has_text="form:labour-survey@3")).to_contain_text("admin")
         self.assertIn("action=form_published", page.url)
         page.screenshot(path=str(SHOTS / "c08-audit.png"))
 

@@ -200,7 +200,8 @@ class FieldApp(unittest.TestCase):
         })
         meta = envelope["meta"]
         self.assertEqual(set(meta) - {"location"}, {"device_id", "app_version", "started_at", "completed_at"})
-        self.assertEqual(envelope["form_version"], "1")
+        # The current version: 2, which asks whether each labourer is still in the household.
+        self.assertEqual(envelope["form_version"], "2")
 
     def test_3_works_with_the_server_stopped_and_syncs_once_it_is_back(self):
         page = self.page

@@ -53,7 +53,18 @@ async function syncRoster(form, attempts = 3) {
   }
 }
 
-/** The schema of one version, if the phone has it. */
+/**
+ * The schema of one version: the phone's copy, else (a questionnaire of an older version came
+ * back from the server to be corrected) the server's, kept from then on.
+ */
 export async function schemaOf(formId, version) {
-  return (await store.form(formId))?.schemas?.[version];
+  const kept = await store.form(formId);
+  if (kept?.schemas?.[version]) return kept.schemas[version];
+  try {
+    const { body } = await api.call(`/api/v1/forms/${encodeURIComponent(formId)}?version=${encodeURIComponent(version)}`);
+    if (kept) await store.saveForm({ ...kept, schemas: { ...kept.schemas, [version]: body.schema } });
+    return body.schema;
+  } catch {
+    return undefined;
+  }
 }

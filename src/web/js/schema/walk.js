@@ -118,8 +118,14 @@ const forbidden = (branch) =>
  * A branch is chosen only once every question its `if` looks at is answered; until then the questions
  * either branch would forbid stay hidden (nobody is asked about income before saying they work).
  */
-export function conditions(root, raw, value) {
+export function conditions(root, raw, given) {
   const schema = deref(root, raw);
+  // A question with a `default` (a labourer is present unless said otherwise) counts as answered
+  // with it, as the server reads its absence.
+  const defaults = Object.fromEntries(Object.entries(schema.properties ?? {})
+    .map(([name, child]) => [name, deref(root, child)?.default])
+    .filter(([, value]) => value !== undefined));
+  const value = given && typeof given === 'object' && !Array.isArray(given) ? { ...defaults, ...given } : given;
   const hidden = new Set();
   const required = new Set(schema.required ?? []);
   const rules = [schema, ...(schema.allOf ?? []).map((s) => deref(root, s))].filter((s) => s.if !== undefined);
