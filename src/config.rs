@@ -81,6 +81,13 @@ pub struct SimulateConfig {
     /// Submissions per offline-queue batch upload (at most the server's SURVEY_MAX_BATCH).
     #[arg(long, default_value_t = 50)]
     pub batch: usize,
+    /// 1: the first round. 2: a year later, against a server the first round was played on,
+    /// the same households again as `labour-survey-2027`, prefilled from the first round.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub round: u8,
+    /// In the second round, the share of labourers who have moved away since.
+    #[arg(long, default_value_t = 0.05)]
+    pub moved: f64,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -108,21 +108,45 @@ async fn run_server(config: ServeConfig) -> Result<(), String> {
 }
 
 async fn simulate(config: SimulateConfig) -> Result<(), String> {
+    if config.round == 2 {
+        return simulate_round_two(config).await;
+    }
     let plan = survey_server::simulate::plan::generate(config.seed, config.scale);
     println!(
         "simulating {} households ({} labourers) with seed {} against {}",
         plan.truth.households, plan.truth.labourers, config.seed, config.server
     );
-    let settings = survey_server::simulate::Settings {
+    let settings = simulate_settings(&config);
+    let report = survey_server::simulate::run(plan, &settings).await?;
+    println!("{}", report.summary());
+    Ok(())
+}
+
+fn simulate_settings(config: &SimulateConfig) -> survey_server::simulate::Settings {
+    survey_server::simulate::Settings {
         server: config.server.trim_end_matches('/').to_owned(),
-        admin_user: config.admin_user,
-        admin_password: config.admin_password,
+        admin_user: config.admin_user.clone(),
+        admin_password: config.admin_password.clone(),
         phones: config.phones,
         batch: config.batch,
         progress: true,
-    };
-    let report = survey_server::simulate::run(plan, &settings).await?;
-    println!("{}", report.summary());
+    }
+}
+
+async fn simulate_round_two(config: SimulateConfig) -> Result<(), String> {
+    if !(0.0..=1.0).contains(&config.moved) {
+        return Err("--moved is a share between 0 and 1".into());
+    }
+    let settings = simulate_settings(&config);
+    let truth = survey_server::simulate::round2::run(&settings, config.seed, config.moved).await?;
+    println!(
+        "second round ({}): {} households, {} labourers visited again; {} moved away; {} of those still here employed",
+        survey_server::simulate::round2::FORM,
+        truth.households,
+        truth.labourers,
+        truth.moved,
+        truth.employed
+    );
     Ok(())
 }
 

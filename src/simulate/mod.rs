@@ -6,6 +6,7 @@
 //! must show.
 
 pub mod plan;
+pub mod round2;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -501,3 +501,25 @@ pub fn unzip(bytes: Vec<u8>) -> std::collections::HashMap<String, String> {
         })
         .collect()
 }
+
+/// The `path` of each of an error body's details, in order.
+pub fn detail_paths(body: &Value) -> Vec<String> {
+    body["details"]
+        .as_array()
+        .expect("details")
+        .iter()
+        .map(|d| d["path"].as_str().expect("a path").to_owned())
+        .collect()
+}
+
+/// How `simulate` reaches a test server: as its admin, eight phones, batches of 50.
+pub fn simulate_settings(app: &TestApp) -> survey_server::simulate::Settings {
+    survey_server::simulate::Settings {
+        server: app.address.clone(),
+        admin_user: "admin".into(),
+        admin_password: ADMIN_PASSWORD.into(),
+        phones: 8,
+        batch: 50,
+        progress: false,
+    }
+}

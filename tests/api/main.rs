@@ -7,6 +7,7 @@ mod auth;
 mod backup;
 mod connections;
 mod console_api;
+mod county_register;
 mod downloads;
 mod duplicate_keys;
 mod errors;

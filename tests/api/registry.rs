@@ -4,7 +4,7 @@
 use reqwest::Response;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, error_code, spawn_app};
+use crate::helpers::{TestApp, detail_paths, error_code, spawn_app};
 
 const PATH: &str = "/api/v1/forms/labour-survey/registry";
 
@@ -157,14 +157,8 @@ async fn a_register_with_a_bad_row_is_refused_whole_and_the_one_before_stays() {
     let refused = put(&app, &app.admin_token, "text/csv", broken.into_bytes()).await;
     let (status, code, error) = error_code(refused).await;
     assert_eq!((status, code.as_str()), (422, "registry_invalid"));
-    let paths: Vec<&str> = error["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["path"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        paths,
+        detail_paths(&error),
         [
             "/line/7/id_number",
             "/line/8/id_number",
