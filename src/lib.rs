@@ -169,6 +169,11 @@ impl AppState {
         if swept > 0 {
             tracing::info!(swept, "removed expired refresh tokens");
         }
+        // An import cut short by a crash leaves a version nobody reads.
+        let swept = store.sweep_registry_leftovers().map_err(store_error)?;
+        if swept > 0 {
+            tracing::info!(swept, "removed registers left unfinished by a crash");
+        }
         let key_file = config.jwt_key_file.clone();
         let keys = match key_file {
             Some(path) => TokenKeys::load_or_create(&path, false)?,

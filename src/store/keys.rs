@@ -89,6 +89,14 @@ pub fn registry_version(form: &str, version: u64) -> Vec<u8> {
     key
 }
 
+/// The form and version a register key belongs to.
+pub fn registry_version_of(key: &[u8]) -> Option<(&str, u64)> {
+    let split = key.iter().position(|&b| b == SEP)?;
+    let form = std::str::from_utf8(&key[..split]).ok()?;
+    let version = key.get(split + 1..split + 9)?.try_into().ok()?;
+    Some((form, u64::from_be_bytes(version)))
+}
+
 /// `formversionhousehold_registryhousehold` (and the removed households'
 /// `formversionhousehold_none`): the version's prefix + the household's id (UTF-8).
 pub fn registry_household(form: &str, version: u64, household: &str) -> Vec<u8> {

@@ -196,6 +196,39 @@ impl Store {
         Ok(())
     }
 
+    /// Removes what a crash left of registers: versions whose import never became current, and
+    /// the households and people of replaced versions whose removal was cut short (their removed
+    /// households stay, as after any replacement). Run at start-up, before any import can be under
+    /// way; answers how many versions it cleaned.
+    pub fn sweep_registry_leftovers(&self) -> Result<u64, StoreError> {
+        let mut swept = 0;
+        for (index, tree) in [
+            &self.registry_households,
+            &self.registry_members,
+            &self.registry_removed,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut from = Vec::new();
+            while let Some((key, _)) = tree.range(from.as_slice()..).next().transpose()? {
+                let Some((form, version)) = keys::registry_version_of(&key) else {
+                    break;
+                };
+                let current = self.registry(form)?.map(|info| info.version);
+                // Removed households of replaced versions are kept on purpose; only a version
+                // never published loses those.
+                let never_published = current.is_none_or(|c| version > c);
+                if current != Some(version) && (index < 2 || never_published) {
+                    self.drop_registry_version(form, version, never_published)?;
+                    swept += 1;
+                }
+                from = keys::registry_version(form, version.saturating_add(1));
+            }
+        }
+        Ok(swept)
+    }
+
     /// One household of a version.
     pub fn registry_household(
         &self,
@@ -300,5 +333,95 @@ impl Store {
             }
         }
         Ok(removed.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::AuditAction;
+
+    fn version(store: &Store, number: u64) {
+        let household = RegistryHousehold {
+            fields: Map::new(),
+            scope: Some("思林镇".into()),
+            since: number,
+            digest: String::new(),
+        };
+        let staged = [
+            Staged::Household {
+                household: format!("h{number}"),
+                record: household,
+            },
+            Staged::Member {
+                household: format!("h{number}"),
+                line: 2,
+                fields: Map::new(),
+            },
+            Staged::Removed {
+                household: format!("gone{number}"),
+                scope: None,
+            },
+        ];
+        store.stage_registry("f", number, &staged).unwrap();
+    }
+
+    fn left(store: &Store, number: u64) -> (usize, usize, usize) {
+        let prefix = keys::registry_version("f", number);
+        let count = |tree: &sled::Tree| tree.scan_prefix(&prefix).count();
+        (
+            count(&store.registry_households),
+            count(&store.registry_members),
+            count(&store.registry_removed),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_crash_s_leftovers_are_swept_and_the_register_and_its_history_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // 3 was replaced by 5 but not yet removed; 7's import never finished; "g" never had one.
+        for number in [3, 5, 7] {
+            version(&store, number);
+        }
+        let info = RegistryInfo {
+            version: 5,
+            households: 1,
+            members: 1,
+            imported_at: Timestamp::now(),
+            imported_by: "admin".into(),
+        };
+        let audit = AuditEvent {
+            actor: "admin".into(),
+            action: AuditAction::RegistryImported,
+            target: "form:f".into(),
+            request_id: None,
+        };
+        let published = store.publish_registry("f", &info, None, &audit).unwrap();
+        published.unwrap().durable().await.unwrap();
+        let orphan = [Staged::Household {
+            household: "x".into(),
+            record: RegistryHousehold {
+                fields: Map::new(),
+                scope: None,
+                since: 9,
+                digest: String::new(),
+            },
+        }];
+        store.stage_registry("g", 9, &orphan).unwrap();
+
+        assert_eq!(store.sweep_registry_leftovers().unwrap(), 3);
+
+        assert_eq!(left(&store, 3), (0, 0, 1), "what 3 removed stays");
+        assert_eq!(left(&store, 5), (1, 1, 1), "the register is whole");
+        assert_eq!(left(&store, 7), (0, 0, 0));
+        assert_eq!(
+            store
+                .registry_households
+                .scan_prefix(keys::registry_version("g", 9))
+                .count(),
+            0
+        );
+        assert_eq!(store.sweep_registry_leftovers().unwrap(), 0);
     }
 }
