@@ -169,6 +169,14 @@ pub fn cleaned(column: &Column, raw: &str, changes: &mut Vec<Change>) -> String 
     canonical
 }
 
+/// A choice's label (a code of no choice column stays as it is).
+pub(crate) fn label(column: &Column, code: &str) -> String {
+    match &column.kind {
+        Kind::Choice(choices) | Kind::Choices(choices) => label_of(choices, code),
+        _ => code.to_owned(),
+    }
+}
+
 fn label_of(choices: &[(String, String)], code: &str) -> String {
     choices
         .iter()

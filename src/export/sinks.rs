@@ -249,8 +249,16 @@ pub fn write_zip(
         let reached = export.reached(store)?;
         zip.start_file("_missing.csv", options)
             .map_err(io::Error::other)?;
-        let mut csv = CsvOut::new(&mut zip, bom, &register.missing_headers())?;
-        for row in register.missing(&reached, |place| export.covers(place)) {
+        let mut csv = CsvOut::new(
+            &mut zip,
+            bom,
+            &register.missing_headers(export.options.labels),
+        )?;
+        for row in register.missing(
+            &reached,
+            |place| export.covers(place),
+            export.options.labels,
+        ) {
             let cells: Vec<&str> = row.iter().map(String::as_str).collect();
             csv.texts(&cells)?;
         }

@@ -105,9 +105,11 @@ impl Register {
         })
     }
 
-    /// The columns of `_missing.csv`: the household's, then the person's.
-    pub fn missing_headers(&self) -> Vec<String> {
-        self.columns().map(|(_, c)| c.name.clone()).collect()
+    /// The columns of `_missing.csv`: the household's, then the person's (titles if `labels`).
+    pub fn missing_headers(&self, labels: bool) -> Vec<String> {
+        self.columns()
+            .map(|(_, c)| if labels { &c.label } else { &c.name }.clone())
+            .collect()
     }
 
     fn columns(&self) -> impl Iterator<Item = (bool, &Column)> {
@@ -122,6 +124,7 @@ impl Register {
         &self,
         reached: &std::collections::HashSet<String>,
         visible: impl Fn(Option<&str>) -> bool,
+        labels: bool,
     ) -> Vec<Vec<String>> {
         let mut rows: Vec<(&String, Vec<String>)> = self
             .people
@@ -134,7 +137,17 @@ impl Register {
                         .columns()
                         .map(|(of_household, column)| {
                             let source = if of_household { fields } else { person };
-                            Self::text(source, column).unwrap_or_default()
+                            let text = Self::text(source, column).unwrap_or_default();
+                            if labels {
+                                // Choices of several answers are `;`-joined codes.
+                                let labelled: Vec<String> = text
+                                    .split(';')
+                                    .map(|code| crate::export::rows::label(column, code))
+                                    .collect();
+                                labelled.join(";")
+                            } else {
+                                text
+                            }
                         })
                         .collect();
                     (household, row)

@@ -610,6 +610,25 @@ async fn a_cleaned_export_marks_the_registered_logs_what_disagrees_and_lists_who
     assert_eq!(crate::helpers::csv_rows(&approved["members.csv"]).len(), 0);
     assert_eq!(crate::helpers::csv_rows(&approved["_missing.csv"]).len(), 2);
     assert!(approved["codebook.csv"].contains("members,_registry,_registry,system,matched; new"));
+    // With labels, the missing are listed as the rest of the export is: titles and labels.
+    let labelled = app
+        .get_as(
+            &app.admin_token,
+            "/api/v1/forms/labour-survey/export.zip?bom=false&labels=true",
+        )
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let labelled =
+        crate::helpers::csv_rows(&crate::helpers::unzip(labelled.to_vec())["_missing.csv"]);
+    assert_eq!(
+        labelled
+            .iter()
+            .map(|m| (m["姓名"].as_str(), m["性别"].as_str()))
+            .collect::<Vec<_>>(),
+        [("农美兰", "女"), ("罗春花", "女")]
+    );
     // A supervisor of 平马镇 is told only of 平马镇's missed people.
     let supervisor = app.user("sup-pingma", "analyst", Some(&["平马镇"])).await;
     let theirs = app
