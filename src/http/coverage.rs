@@ -54,6 +54,7 @@ struct CoverageQuery {
     responses(
         (status = 200, description = "Per group and in total, over the cleaned data and the reader's places", body = Coverage),
         (status = 404, description = "`registry_not_found`", body = ErrorBody),
+        (status = 409, description = "`registry_changed`: imports kept replacing the register while it was counted; ask again", body = ErrorBody),
     ))]
 async fn coverage_json(
     State(state): State<AppState>,
@@ -147,6 +148,7 @@ async fn counted(
     responses(
         (status = 200, description = "`{items, next_cursor}`: households with their people, as the roster gives them", body = Object),
         (status = 404, description = "`registry_not_found`", body = ErrorBody),
+        (status = 409, description = "`registry_changed`: a new register was imported while the page was read; start again without a cursor", body = ErrorBody),
     ))]
 async fn missing(
     State(state): State<AppState>,

@@ -171,6 +171,7 @@ struct RosterQuery {
     responses(
         (status = 200, description = "Households (in the shape of the form's answers, with their people) of the caller's places", body = Roster),
         (status = 404, description = "`form_not_found` or `registry_not_found`", body = ErrorBody),
+        (status = 409, description = "`registry_changed`: the cursor's version is no longer the register, or a new one was imported while the page was read; start again", body = ErrorBody),
     ))]
 async fn roster(
     State(state): State<AppState>,

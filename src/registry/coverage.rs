@@ -159,6 +159,23 @@ pub fn coverage(
     by: &By,
     reader: &Principal,
 ) -> Result<Coverage, AppError> {
+    // Counted again if an import replaced the register while it was being counted.
+    for _ in 0..2 {
+        match count(store, form, export, by, reader) {
+            Err(AppError::RegistryChanged) => continue,
+            answer => return answer,
+        }
+    }
+    count(store, form, export, by, reader)
+}
+
+fn count(
+    store: &Store,
+    form: &FormVersion,
+    export: &Export,
+    by: &By,
+    reader: &Principal,
+) -> Result<Coverage, AppError> {
     let (shape, info) = register(store, form)?;
     let field = match by {
         By::Field(name) => Some(
@@ -217,6 +234,7 @@ pub fn coverage(
             }
         }
     }
+    super::still_current(store, id, info.version)?;
     let mut total = Counts {
         key: "total".into(),
         ..Counts::default()
@@ -315,6 +333,7 @@ pub fn missing(
         items.push(item);
         last = Some(household);
     }
+    super::still_current(store, id, info.version)?;
     let next = (items.len() == limit)
         .then(|| last.map(|h| hex_encode(&h)))
         .flatten();

@@ -569,6 +569,7 @@ pub fn roster(
         );
         items.push(item);
     }
+    still_current(store, id, info.version)?;
     let removed = match (since_version, cursor) {
         // Removed for this reader: it was in their places, and is not (there) now.
         (Some(since), None) => {
@@ -588,6 +589,15 @@ pub fn roster(
         removed,
         next_cursor,
     })
+}
+
+/// Refuses what was read of `version` if it is no longer the register: the version an import
+/// replaces is removed right after, so a read that overlapped may have missed some of it.
+pub(crate) fn still_current(store: &Store, form: &str, version: u64) -> Result<(), AppError> {
+    match store.registry(form)? {
+        Some(info) if info.version == version => Ok(()),
+        _ => Err(AppError::RegistryChanged),
+    }
 }
 
 fn hex_encode(text: &str) -> String {
