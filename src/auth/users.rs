@@ -333,7 +333,7 @@ pub async fn bootstrap_admin(
     data_dir: &Path,
     password: Option<&str>,
 ) -> Result<(), BootstrapError> {
-    if !store.has_no_users() {
+    if !store.has_no_users()? {
         return Ok(());
     }
     let (password, generated) = match password {

@@ -58,7 +58,7 @@ impl Store {
         let value = encode(UPLOADS, upload)?;
         self.commit_always(&[], 0, |tx| {
             tx.uploads
-                .insert(&keys::upload(upload.id), value.as_slice())?;
+                .insert(keys::upload(upload.id), value.as_slice())?;
             Ok(())
         })
     }
@@ -81,7 +81,7 @@ impl Store {
     /// Forgets an upload (terminated or expired).
     pub fn remove_upload(&self, id: Uuid) -> Result<Pending<()>, StoreError> {
         self.commit_always(&[], 0, |tx| {
-            tx.uploads.remove(&keys::upload(id))?;
+            tx.uploads.remove(keys::upload(id))?;
             Ok(())
         })
     }
@@ -120,7 +120,7 @@ impl Store {
                     tx.attachments.insert(key.as_slice(), record.as_slice())?;
                 }
             }
-            tx.uploads.insert(&upload_key, done.as_slice())?;
+            tx.uploads.insert(upload_key, done.as_slice())?;
             Ok(())
         })
     }

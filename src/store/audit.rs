@@ -2,8 +2,8 @@
 //! same transaction as the change it records (`write.rs`).
 
 use serde::{Deserialize, Serialize};
-use sled::transaction::UnabortableTransactionError;
 
+use super::engine::TxError;
 use super::write::Tx;
 use super::{Pending, Store, StoreError, decode, encode, keys};
 use crate::audit::AuditAction;
@@ -44,20 +44,24 @@ pub(super) struct Prepared {
 
 impl Prepared {
     /// Writes the entry and its per-target index entry.
-    pub fn write(&self, tx: &Tx<'_>) -> Result<(), UnabortableTransactionError> {
-        tx.audit.insert(&self.key[..], self.bytes.as_slice())?;
-        tx.audit_index.insert(self.index_key.as_slice(), &[][..])?;
+    pub fn write(&self, tx: &Tx<'_>) -> Result<(), TxError> {
+        tx.audit.insert(self.key, self.bytes.as_slice())?;
+        tx.audit_index.insert(self.index_key.as_slice(), [])?;
         Ok(())
     }
 }
 
 impl Store {
-    /// Numbers and stamps an event. Called by `commit` while it holds `write_order`, so numbers
-    /// commit in order.
-    pub(super) fn prepare_audit(&self, event: &AuditEvent) -> Result<Prepared, StoreError> {
+    /// Numbers and stamps an event, inside `commit`'s transaction (so numbers commit in order).
+    pub(super) fn prepare_audit(
+        &self,
+        event: &AuditEvent,
+        seq: u64,
+        at: Timestamp,
+    ) -> Result<Prepared, StoreError> {
         let record = AuditRecord {
-            seq: self.db.generate_id()?,
-            at: Timestamp::now(),
+            seq,
+            at,
             actor: event.actor.clone(),
             action: event.action,
             target: event.target.clone(),

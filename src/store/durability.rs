@@ -1,15 +1,11 @@
 //! Group commit: one thread makes writes durable, many requests wait for it.
 //!
-//! sled 0.34.7's `flush_async` deadlocks when called concurrently (sled #1308), and its
-//! `flush` on Linux ends in `sync_file_range`, which does not survive power loss (sled #1452).
-//! So a single flusher thread calls the blocking `flush`, then `fsync`s the log file and any
-//! new blob files, and only then wakes every request whose write happened before it began.
-//! While one flush runs, the next batch of writers queues up behind it: one flush serves many.
+//! A single flusher thread makes everything committed so far durable (the engine's
+//! [`Syncer`]: sled's flush and fsyncs, or one synchronous PostgreSQL commit), and only then
+//! wakes every request whose write happened before it began. While one flush runs, the next
+//! batch of writers queues up behind it: one flush serves many.
 
-use std::collections::BTreeSet;
-use std::fs::File;
 use std::io;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -17,6 +13,7 @@ use std::time::Instant;
 use tokio::sync::watch;
 
 use super::StoreError;
+use super::engine::Syncer;
 use crate::metrics::FlushMetrics;
 
 /// What the flusher has finished, in tickets: ticket `n` is covered once `durable >= n`.
@@ -51,9 +48,8 @@ pub struct Durability {
 }
 
 impl Durability {
-    /// Starts the flusher for `db`, whose files live in `dir`.
-    pub fn start(db: sled::Db, dir: &Path) -> io::Result<Self> {
-        let syncer = Syncer::new(db, dir)?;
+    /// Starts the flusher, which calls `syncer`.
+    pub fn start(syncer: Syncer) -> io::Result<Self> {
         let shared = Arc::new(Shared {
             requests: Mutex::new(Requests::default()),
             wake: Condvar::new(),
@@ -61,7 +57,7 @@ impl Durability {
             metrics: FlushMetrics::default(),
         });
         let thread = std::thread::Builder::new()
-            .name("sled-flusher".into())
+            .name("flusher".into())
             .spawn({
                 let shared = shared.clone();
                 move || run_flusher(&shared, syncer)
@@ -175,55 +171,3 @@ fn run_flusher(shared: &Shared, mut syncer: Syncer) {
     }
 }
 
-/// Makes everything sled has accepted so far durable, including against power loss.
-struct Syncer {
-    db: sled::Db,
-    /// The log file, reopened so that we can `fsync` it ourselves.
-    log: File,
-    blobs_dir: PathBuf,
-    /// Blob files already fsynced; sled never rewrites a blob in place.
-    synced_blobs: BTreeSet<std::ffi::OsString>,
-}
-
-impl Syncer {
-    fn new(db: sled::Db, dir: &Path) -> io::Result<Self> {
-        // The database files were just created or opened: make their directory entries durable once.
-        File::open(dir)?.sync_all()?;
-        Ok(Self {
-            log: File::open(dir.join("db"))?,
-            blobs_dir: dir.join("blobs"),
-            synced_blobs: BTreeSet::new(),
-            db,
-        })
-    }
-
-    fn sync(&mut self) -> io::Result<()> {
-        self.db.flush().map_err(io::Error::other)?;
-        self.log.sync_data()?;
-        self.sync_new_blobs()
-    }
-
-    /// sled writes values too big for a log segment to separate blob files without fsync.
-    fn sync_new_blobs(&mut self) -> io::Result<()> {
-        let mut present = BTreeSet::new();
-        let mut any_new = false;
-        for entry in std::fs::read_dir(&self.blobs_dir)? {
-            let name = entry?.file_name();
-            if !self.synced_blobs.contains(&name) {
-                match File::open(self.blobs_dir.join(&name)) {
-                    Ok(blob) => blob.sync_data()?,
-                    // sled removed a blob it no longer needs: nothing to make durable.
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(e),
-                }
-                any_new = true;
-            }
-            present.insert(name);
-        }
-        if any_new {
-            File::open(&self.blobs_dir)?.sync_all()?;
-        }
-        self.synced_blobs = present;
-        Ok(())
-    }
-}

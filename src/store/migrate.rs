@@ -4,26 +4,25 @@
 //! start-up, and records its version when done. Version 1 is the first format; a new
 //! database starts at the newest version directly.
 
+use super::engine::Engine;
 use super::{StoreError, keys};
 
 /// The newest format this build writes.
 pub const CURRENT: u32 = 1;
 
 /// Rewrites the database from one format version to the next.
-type Migration = fn(&sled::Db) -> Result<(), StoreError>;
+type Migration = fn(&Engine) -> Result<(), StoreError>;
 
 /// Migration `MIGRATIONS[i]` takes the database from version `i + 1` to `i + 2`.
 const MIGRATIONS: &[Migration] = &[];
 
-// Runs at start-up before the store (and its write path) exists; stamps `meta` directly.
-#[allow(clippy::disallowed_methods)]
-pub fn run(db: &sled::Db) -> Result<(), StoreError> {
-    let meta = db.open_tree("meta")?;
+/// Runs at start-up, before the store (and its write path) exists; stamps `meta` directly.
+pub fn run(engine: &Engine) -> Result<(), StoreError> {
+    let meta = engine.tree(META)?;
     let found = match meta.get(keys::STORAGE_VERSION)? {
         Some(bytes) => decode_version(&bytes)?,
         None => {
-            meta.insert(keys::STORAGE_VERSION, &CURRENT.to_be_bytes())?;
-            db.flush()?;
+            engine.stamp_meta(keys::STORAGE_VERSION, &CURRENT.to_be_bytes())?;
             return Ok(());
         }
     };
@@ -36,12 +35,14 @@ pub fn run(db: &sled::Db) -> Result<(), StoreError> {
     for version in found..CURRENT {
         let migration = MIGRATIONS[(version - 1) as usize];
         tracing::info!(from = version, to = version + 1, "migrating storage format");
-        migration(db)?;
-        meta.insert(keys::STORAGE_VERSION, &(version + 1).to_be_bytes())?;
-        db.flush()?;
+        migration(engine)?;
+        engine.stamp_meta(keys::STORAGE_VERSION, &(version + 1).to_be_bytes())?;
     }
     Ok(())
 }
+
+/// `meta`'s place in [`super::engine::TREES`].
+const META: usize = 10;
 
 pub(super) fn decode_version(bytes: &[u8]) -> Result<u32, StoreError> {
     let array: [u8; 4] = bytes.try_into().map_err(|_| StoreError::Corrupt {
@@ -52,7 +53,6 @@ pub(super) fn decode_version(bytes: &[u8]) -> Result<u32, StoreError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::disallowed_methods)] // tests plant a newer format directly
 mod tests {
     use super::*;
 
@@ -61,24 +61,31 @@ mod tests {
         assert_eq!(MIGRATIONS.len() as u32, CURRENT - 1);
     }
 
+    fn engine() -> (tempfile::TempDir, Engine) {
+        let dir = tempfile::tempdir().unwrap();
+        let sled = super::super::engine::sled_engine::Sled::open(dir.path(), 1 << 20).unwrap();
+        (dir, Engine::Sled(sled))
+    }
+
     #[test]
     fn a_new_database_is_stamped_with_the_current_version() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        run(&db).unwrap();
-        let stamped = db
-            .open_tree("meta")
-            .unwrap()
-            .get(keys::STORAGE_VERSION)
-            .unwrap();
+        let (_dir, engine) = engine();
+        run(&engine).unwrap();
+        let stamped = engine.tree(META).unwrap().get(keys::STORAGE_VERSION).unwrap();
         assert_eq!(stamped.as_deref(), Some(&CURRENT.to_be_bytes()[..]));
     }
 
     #[test]
     fn a_database_from_a_newer_server_is_refused() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let meta = db.open_tree("meta").unwrap();
-        meta.insert(keys::STORAGE_VERSION, &(CURRENT + 1).to_be_bytes())
+        let (_dir, engine) = engine();
+        engine
+            .stamp_meta(keys::STORAGE_VERSION, &(CURRENT + 1).to_be_bytes())
             .unwrap();
-        assert!(matches!(run(&db), Err(StoreError::TooNew { .. })));
+        assert!(matches!(run(&engine), Err(StoreError::TooNew { .. })));
+    }
+
+    #[test]
+    fn meta_is_where_the_trees_say() {
+        assert_eq!(super::super::engine::TREES[META], "meta");
     }
 }

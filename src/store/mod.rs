@@ -15,6 +15,7 @@ mod audit;
 mod backup;
 mod blobs;
 mod durability;
+mod engine;
 mod forms;
 pub mod keys;
 mod migrate;
@@ -41,13 +42,21 @@ pub use users::{RefreshRecord, UserRecord};
 pub use versions::{EditOutcome, StoredVersion};
 pub use write::Pending;
 
+pub use engine::PgOptions;
+
 use durability::Durability;
+use engine::{Engine, Tree};
 
 /// Why a store operation failed. The HTTP layer shows none of this text to clients.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("sled: {0}")]
     Sled(#[from] sled::Error),
+    #[error("postgres: {0}")]
+    Postgres(String),
+    /// No database to write to now (none reachable, or only a standby): 503, try again.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("tree {tree}: undecodable record: {reason}")]
@@ -69,45 +78,45 @@ pub const DEFAULT_CACHE_MB: u64 = 1024;
 
 /// The open database. One per process; shared through `AppState`.
 pub struct Store {
-    db: sled::Db,
+    engine: Engine,
     /// `formversion_definition`: FormId + 0xFF + Version → `StoredFormVersion` (JSON).
-    form_versions: sled::Tree,
+    form_versions: Tree,
     /// `submissionid_record`: SubmissionId (16 bytes) → meta length (u32 BE) + `SubmissionMeta` JSON
     /// + the envelope bytes exactly as received (see `submissions.rs`).
-    submission_record: sled::Tree,
+    submission_record: Tree,
     /// `formseq_submissionid`: FormId + 0xFF + Seq (u64 BE) → SubmissionId; arrival order per form.
-    form_seq: sled::Tree,
+    form_seq: Tree,
     /// `username_user`: lower-case username → `UserRecord` (JSON).
-    users: sled::Tree,
+    users: Tree,
     /// `tokenhash_refresh`: SHA-256 of a refresh token (32 bytes) → `RefreshRecord` (JSON).
-    refresh_tokens: sled::Tree,
+    refresh_tokens: Tree,
     /// `familyid_revokedat`: token family id → RFC 3339 time it was revoked.
-    revoked_families: sled::Tree,
+    revoked_families: Tree,
     /// `submissionidversion_version`: SubmissionId (16 bytes) + version (u32 BE) → `StoredVersion` (JSON).
-    versions: sled::Tree,
+    versions: Tree,
     /// `submissionidseq_comment`: SubmissionId (16 bytes) + comment number (u64 BE) → `Comment` (JSON).
-    comments: sled::Tree,
+    comments: Tree,
     /// `seq_audit`: audit number (u64 BE) → `AuditRecord` (JSON).
-    audit: sled::Tree,
+    audit: Tree,
     /// `targetseq_none`: Target + 0xFF + audit number (u64 BE) → nothing; an entry's target index.
-    audit_index: sled::Tree,
+    audit_index: Tree,
     /// `meta`: the storage format version and the readiness heartbeat (`keys.rs`).
-    meta: sled::Tree,
+    meta: Tree,
     /// `uploadid_upload`: upload id (16 bytes) → `UploadRecord` (JSON); tus uploads under way.
-    uploads: sled::Tree,
+    uploads: Tree,
     /// `submissionidname_attachment`: SubmissionId (16 bytes) + file name → `AttachmentRecord`
     /// (JSON); the bytes are in `Blobs`, by their SHA-256.
-    attachments: sled::Tree,
+    attachments: Tree,
     /// `form_registry`: FormId → `RegistryInfo` (JSON): which register version is current.
-    registries: sled::Tree,
+    registries: Tree,
     /// `formversionhousehold_registryhousehold`: FormId + 0xFF + version (u64 BE) + household id →
     /// `RegistryHousehold` (JSON).
-    registry_households: sled::Tree,
+    registry_households: Tree,
     /// `formversionhouseholdline_registrymember`: the household's key + 0xFF + CSV line (u32 BE) →
     /// the person's fields (JSON).
-    registry_members: sled::Tree,
+    registry_members: Tree,
     /// `formversionhousehold_none`: households a version removed, for rosters catching up.
-    registry_removed: sled::Tree,
+    registry_removed: Tree,
     /// Serialises numbered writes (submissions, audit entries) so numbers commit in order: a reader
     /// paging with a cursor can then never miss an entry that commits "behind" it.
     write_order: Mutex<()>,
@@ -123,39 +132,55 @@ impl Store {
 
     /// `open`, with sled's page cache limited to `cache_bytes`.
     pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
-        let dir = dir.join("sled");
-        std::fs::create_dir_all(&dir)?;
-        let config = sled::Config::new().path(&dir).cache_capacity(cache_bytes);
-        let db = config.open().map_err(|e| match e {
-            // sled reports a held file lock only in its message.
-            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                StoreError::Locked
-            }
-            other => other.into(),
-        })?;
-        migrate::run(&db)?;
+        let sled = engine::sled_engine::Sled::open(&dir.join("sled"), cache_bytes)?;
+        Self::with_engine(Engine::Sled(sled))
+    }
+
+    /// Connects to PostgreSQL (`SURVEY_STORE=postgres://…`), creating or migrating its tables.
+    pub fn open_postgres(options: &PgOptions) -> Result<Self, StoreError> {
+        let pg = engine::pg::Pg::connect(options)?;
+        Self::with_engine(Engine::Postgres(pg))
+    }
+
+    fn with_engine(engine: Engine) -> Result<Self, StoreError> {
+        migrate::run(&engine)?;
+        let tree = |name: &str| {
+            let index = engine::TREES
+                .iter()
+                .position(|t| *t == name)
+                .ok_or_else(|| StoreError::Corrupt {
+                    tree: "meta",
+                    reason: format!("no tree {name}"),
+                })?;
+            engine.tree(index)
+        };
         Ok(Self {
-            form_versions: db.open_tree("formversion_definition")?,
-            submission_record: db.open_tree("submissionid_record")?,
-            form_seq: db.open_tree("formseq_submissionid")?,
-            users: db.open_tree("username_user")?,
-            refresh_tokens: db.open_tree("tokenhash_refresh")?,
-            revoked_families: db.open_tree("familyid_revokedat")?,
-            comments: db.open_tree("submissionidseq_comment")?,
-            versions: db.open_tree("submissionidversion_version")?,
-            audit: db.open_tree("seq_audit")?,
-            audit_index: db.open_tree("targetseq_none")?,
-            meta: db.open_tree("meta")?,
-            uploads: db.open_tree("uploadid_upload")?,
-            attachments: db.open_tree(attachments::ATTACHMENTS)?,
-            registries: db.open_tree("form_registry")?,
-            registry_households: db.open_tree("formversionhousehold_registryhousehold")?,
-            registry_members: db.open_tree("formversionhouseholdline_registrymember")?,
-            registry_removed: db.open_tree("formversionhousehold_none")?,
+            form_versions: tree("formversion_definition")?,
+            submission_record: tree("submissionid_record")?,
+            form_seq: tree("formseq_submissionid")?,
+            users: tree("username_user")?,
+            refresh_tokens: tree("tokenhash_refresh")?,
+            revoked_families: tree("familyid_revokedat")?,
+            comments: tree("submissionidseq_comment")?,
+            versions: tree("submissionidversion_version")?,
+            audit: tree("seq_audit")?,
+            audit_index: tree("targetseq_none")?,
+            meta: tree("meta")?,
+            uploads: tree("uploadid_upload")?,
+            attachments: tree(attachments::ATTACHMENTS)?,
+            registries: tree("form_registry")?,
+            registry_households: tree("formversionhousehold_registryhousehold")?,
+            registry_members: tree("formversionhouseholdline_registrymember")?,
+            registry_removed: tree("formversionhousehold_none")?,
             write_order: Mutex::new(()),
-            durability: Durability::start(db.clone(), &dir)?,
-            db,
+            durability: Durability::start(engine.syncer()?)?,
+            engine,
         })
+    }
+
+    /// Which engine keeps the data: `sled` or `postgres`.
+    pub fn engine_name(&self) -> &'static str {
+        self.engine.name()
     }
 
     /// Holds off other numbered writes; a poisoned lock guards no data, so it is taken over.
@@ -182,7 +207,7 @@ impl Store {
 
     /// Bytes the database takes on disk.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.db.size_on_disk()?)
+        self.engine.size_on_disk()
     }
 
     /// Resolves once everything written before the call is on disk (at shutdown).

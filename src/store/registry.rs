@@ -75,7 +75,7 @@ impl Store {
 
     /// A version number larger than any before: an import's, before it begins.
     pub fn next_registry_version(&self) -> Result<u64, StoreError> {
-        Ok(self.db.generate_id()? + 1)
+        Ok(self.engine.generate_id()? + 1)
     }
 
     /// Writes a batch of a version being imported. It is not durable on its own: the write
@@ -171,7 +171,7 @@ impl Store {
                 &self.registry_removed,
             ][index];
             loop {
-                let batch: Vec<sled::IVec> = tree
+                let batch: Vec<super::engine::IVec> = tree
                     .scan_prefix(&prefix)
                     .keys()
                     .take(10_000)
@@ -368,7 +368,7 @@ mod tests {
 
     fn left(store: &Store, number: u64) -> (usize, usize, usize) {
         let prefix = keys::registry_version("f", number);
-        let count = |tree: &sled::Tree| tree.scan_prefix(&prefix).count();
+        let count = |tree: &super::super::engine::Tree| tree.scan_prefix(&prefix).count();
         (
             count(&store.registry_households),
             count(&store.registry_members),

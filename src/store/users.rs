@@ -68,7 +68,7 @@ impl Store {
     }
 
     /// Whether nobody has been created yet (first start).
-    pub fn has_no_users(&self) -> bool {
+    pub fn has_no_users(&self) -> Result<bool, StoreError> {
         self.users.is_empty()
     }
 
@@ -211,7 +211,7 @@ impl Store {
 
     /// Whether a family was revoked (logout or detected reuse).
     pub fn family_revoked(&self, family: &str) -> Result<bool, StoreError> {
-        Ok(self.revoked_families.contains_key(family.as_bytes())?)
+        self.revoked_families.contains_key(family.as_bytes())
     }
 }
 

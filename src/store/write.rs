@@ -9,57 +9,49 @@
 
 use std::convert::Infallible;
 
-use sled::Transactional;
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
-
 use super::durability::Ticket;
+use super::engine::{Abort as EngineAbort, TxTree};
 use super::{AuditEvent, Store, StoreError};
 
-/// Why a commit's closure stopped: the caller's reason (nothing was written), or broken data.
-pub(super) enum Stop<R> {
-    Refused(R),
-    Broken(StoreError),
-}
-
-/// What a commit's closure returns when it stops.
-pub(super) type Abort<R> = ConflictableTransactionError<Stop<R>>;
+/// What a commit's closure returns when it stops: the caller's reason (nothing was written),
+/// broken data, or a conflict (the closure runs again).
+pub(super) type Abort<R> = EngineAbort<R>;
 
 /// Stops the transaction without writing, for `reason`.
 pub(super) fn refuse<T, R>(reason: R) -> Result<T, Abort<R>> {
-    Err(ConflictableTransactionError::Abort(Stop::Refused(reason)))
+    Err(EngineAbort::Refused(reason))
 }
 
 /// Stops the transaction because stored data could not be read or written.
 pub(super) fn broken<R>(error: StoreError) -> Abort<R> {
-    ConflictableTransactionError::Abort(Stop::Broken(error))
+    EngineAbort::Broken(error)
 }
 
 /// Every tree, as one transaction sees it. The order matches [`Store::trees`].
 pub(super) struct Tx<'t> {
-    pub form_versions: &'t TransactionalTree,
-    pub submission_record: &'t TransactionalTree,
-    pub form_seq: &'t TransactionalTree,
-    pub users: &'t TransactionalTree,
-    pub refresh_tokens: &'t TransactionalTree,
-    pub revoked_families: &'t TransactionalTree,
-    pub versions: &'t TransactionalTree,
-    pub comments: &'t TransactionalTree,
-    pub audit: &'t TransactionalTree,
-    pub audit_index: &'t TransactionalTree,
-    pub meta: &'t TransactionalTree,
-    pub uploads: &'t TransactionalTree,
-    pub attachments: &'t TransactionalTree,
-    pub registries: &'t TransactionalTree,
-    pub registry_households: &'t TransactionalTree,
-    pub registry_members: &'t TransactionalTree,
-    pub registry_removed: &'t TransactionalTree,
-    /// Numbers drawn for this write before it began (sled's id generator may write, which it
-    /// cannot do inside a transaction), larger than every number handed out before.
+    pub form_versions: &'t TxTree<'t>,
+    pub submission_record: &'t TxTree<'t>,
+    pub form_seq: &'t TxTree<'t>,
+    pub users: &'t TxTree<'t>,
+    pub refresh_tokens: &'t TxTree<'t>,
+    pub revoked_families: &'t TxTree<'t>,
+    pub versions: &'t TxTree<'t>,
+    pub comments: &'t TxTree<'t>,
+    pub audit: &'t TxTree<'t>,
+    pub audit_index: &'t TxTree<'t>,
+    pub meta: &'t TxTree<'t>,
+    pub uploads: &'t TxTree<'t>,
+    pub attachments: &'t TxTree<'t>,
+    pub registries: &'t TxTree<'t>,
+    pub registry_households: &'t TxTree<'t>,
+    pub registry_members: &'t TxTree<'t>,
+    pub registry_removed: &'t TxTree<'t>,
+    /// Numbers drawn for this write, larger than every number handed out before.
     numbers: &'t [u64],
 }
 
 impl<'t> Tx<'t> {
-    fn new(views: &'t [TransactionalTree], numbers: &'t [u64]) -> Self {
+    fn new(views: &'t [TxTree<'t>], numbers: &'t [u64]) -> Self {
         Self {
             form_versions: &views[0],
             submission_record: &views[1],
@@ -123,29 +115,6 @@ impl<T> Pending<T> {
 }
 
 impl Store {
-    /// Every tree, in the order [`Tx`] names them.
-    fn trees(&self) -> [&sled::Tree; 17] {
-        [
-            &self.form_versions,
-            &self.submission_record,
-            &self.form_seq,
-            &self.users,
-            &self.refresh_tokens,
-            &self.revoked_families,
-            &self.versions,
-            &self.comments,
-            &self.audit,
-            &self.audit_index,
-            &self.meta,
-            &self.uploads,
-            &self.attachments,
-            &self.registries,
-            &self.registry_households,
-            &self.registry_members,
-            &self.registry_removed,
-        ]
-    }
-
     /// Runs `write` and writes `audit` in one transaction, under the write-order lock, with
     /// `numbers` fresh numbers for it to use. `Ok(Err)` when `write` refused (nothing written);
     /// the closure may run more than once on conflict.
@@ -156,36 +125,27 @@ impl Store {
         write: impl Fn(&Tx<'_>) -> Result<T, Abort<R>>,
     ) -> Result<Result<Pending<T>, R>, StoreError> {
         let order = self.write_order();
-        let entries = audit
-            .iter()
-            .map(|event| self.prepare_audit(event))
-            .collect::<Result<Vec<_>, _>>()?;
-        let numbers = (0..numbers)
-            .map(|_| self.db.generate_id())
-            .collect::<Result<Vec<_>, _>>()?;
-        let trees = self.trees();
-        // The one place a transaction runs.
-        #[allow(clippy::disallowed_methods)]
-        let outcome = trees[..].transaction(|views| {
-            let tx = Tx::new(views, &numbers);
-            let value = write(&tx)?;
-            for entry in &entries {
-                entry.write(&tx)?;
-            }
-            Ok(value)
-        });
+        let at = crate::clock::Timestamp::now();
+        // The audit entries' numbers come after the caller's, drawn in the same transaction.
+        let outcome = self
+            .engine
+            .transaction(numbers + audit.len(), |views, drawn| {
+                let tx = Tx::new(views, &drawn[..numbers]);
+                let value = write(&tx)?;
+                for (event, seq) in audit.iter().zip(&drawn[numbers..]) {
+                    self.prepare_audit(event, *seq, at)
+                        .map_err(EngineAbort::Broken)?
+                        .write(&tx)?;
+                }
+                Ok(value)
+            });
         // The ticket is taken after the lock is let go (waking the flusher is a system call,
         // and the next writer should not wait for it); it still covers this write.
         drop(order);
-        match outcome {
-            Ok(value) => Ok(Ok(Pending {
-                value,
-                ticket: self.durability.ticket(),
-            })),
-            Err(TransactionError::Abort(Stop::Refused(reason))) => Ok(Err(reason)),
-            Err(TransactionError::Abort(Stop::Broken(error))) => Err(error),
-            Err(TransactionError::Storage(error)) => Err(error.into()),
-        }
+        Ok(outcome?.map(|value| Pending {
+            value,
+            ticket: self.durability.ticket(),
+        }))
     }
 
     /// `commit` for writes that never refuse.

@@ -1,0 +1,624 @@
+//! PostgreSQL: each tree is a table `(key bytea PRIMARY KEY, value bytea)` named as the tree, so
+//! keys sort as sled sorts them (byte by byte) and every layout of `keys.rs` holds unchanged.
+//!
+//! The store's methods are synchronous (sled's are); the connections live on a small runtime of
+//! their own, and each call hands its work to it and waits. That works from any thread, async
+//! or not, and never starts a runtime inside another.
+//!
+//! Order and durability, as with sled (`write.rs`, `durability.rs`): every write transaction first
+//! takes one advisory lock, so writes — on any number of API nodes — commit one at a time, and
+//! numbers (arrival order, audit entries) drawn after the lock commit in order: a reader paging
+//! by number can never miss an entry that commits behind it. Writes commit with
+//! `synchronous_commit` off, so the lock is held for no disk flush; the group commit then makes
+//! them durable with one small transaction committed with `synchronous_commit` on (the server's
+//! own setting, `on` or stronger, which also waits for a synchronous standby): its flush covers
+//! every commit before it. Nothing is acknowledged to a client before that.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::ops::Bound;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::{NoTls, SimpleQueryMessage};
+
+use super::{Abort, IVec, TREES, TreeEntries, TxError, TxTree};
+use crate::store::StoreError;
+
+/// How to reach the database.
+#[derive(Clone, Debug)]
+pub struct PgOptions {
+    /// A `postgres://` URL (several hosts and `target_session_attrs=read-write` allowed).
+    pub url: String,
+    /// Connections this process keeps at most.
+    pub pool_size: usize,
+    /// How long a request waits for a connection (and a new connection to open) before the
+    /// server answers 503 `not_ready`.
+    pub connect_timeout: Duration,
+}
+
+/// The advisory lock every write transaction takes first ("SURVEY" in ASCII).
+const WRITE_LOCK: i64 = 0x5355_5256_4559;
+/// The advisory lock that lets one node at a time create or migrate the tables.
+const MIGRATE_LOCK: i64 = 0x5355_5256_4560;
+/// Rows fetched by the first page of a scan; later pages grow to `MAX_PAGE`.
+const FIRST_PAGE: usize = 64;
+const MAX_PAGE: usize = 4096;
+
+/// The schema, version by version; each runs once, in order, in one transaction.
+fn migrations() -> Vec<String> {
+    let mut first: Vec<String> = TREES
+        .iter()
+        .map(|tree| format!("CREATE TABLE \"{tree}\" (key bytea PRIMARY KEY, value bytea NOT NULL)"))
+        .collect();
+    first.push("CREATE SEQUENCE survey_numbers".into());
+    vec![first.join(";\n")]
+}
+
+/// The statements of one tree.
+struct TreeSql {
+    get: String,
+    page_to: String,
+    page_from: String,
+    upsert: String,
+    delete: String,
+    all: String,
+}
+
+impl TreeSql {
+    fn new(tree: &str) -> Self {
+        let table = format!("\"{tree}\"");
+        Self {
+            get: format!("SELECT value FROM {table} WHERE key = $1"),
+            page_to: format!(
+                "SELECT key, value FROM {table} WHERE key >= $1 AND key < $2 ORDER BY key LIMIT $3"
+            ),
+            page_from: format!(
+                "SELECT key, value FROM {table} WHERE key >= $1 ORDER BY key LIMIT $2"
+            ),
+            upsert: format!(
+                "INSERT INTO {table} (key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+            ),
+            delete: format!("DELETE FROM {table} WHERE key = ANY($1::bytea[])"),
+            all: format!("SELECT key, value FROM {table} ORDER BY key"),
+        }
+    }
+}
+
+/// What the work handed to the connections' runtime shares.
+struct Inner {
+    pool: Pool,
+    sql: Vec<TreeSql>,
+}
+
+pub struct Pg {
+    inner: Arc<Inner>,
+    /// The statements that make every earlier commit durable.
+    sync: &'static str,
+    handle: tokio::runtime::Handle,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        // Dropped from async code too (a server shutting down): never wait for the runtime there.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// A statement failed on a connection we had: the outcome of a write may be unknown (500; the
+/// phone's retry replays).
+fn failed(error: tokio_postgres::Error) -> StoreError {
+    match error.code() {
+        // A standby, or a primary being demoted: no writes here now.
+        Some(code) if *code == tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION => {
+            StoreError::Unavailable(error.to_string())
+        }
+        _ => StoreError::Postgres(error.to_string()),
+    }
+}
+
+impl Inner {
+    /// A connection from the pool; none within the timeout means no usable primary (503).
+    async fn client(&self) -> Result<Object, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+}
+
+impl Pg {
+    /// Connects, creates or migrates the tables (one node at a time), and checks that commits
+    /// can be made durable.
+    pub fn connect(options: &PgOptions) -> Result<Arc<Self>, StoreError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("postgres")
+            .enable_all()
+            .build()?;
+        let mut config: tokio_postgres::Config = options
+            .url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| StoreError::Postgres(format!("SURVEY_STORE: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(options.connect_timeout);
+        }
+        config.application_name("survey-server");
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(2))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(options.connect_timeout))
+            .create_timeout(Some(options.connect_timeout))
+            .recycle_timeout(Some(options.connect_timeout))
+            .build()
+            .map_err(|e| StoreError::Postgres(e.to_string()))?;
+        let mut pg = Self {
+            inner: Arc::new(Inner {
+                pool,
+                sql: TREES.iter().map(|tree| TreeSql::new(tree)).collect(),
+            }),
+            sync: "",
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+        };
+        let inner = Arc::clone(&pg.inner);
+        let synchronous_commit = pg.block(async move {
+            let client = inner.client().await?;
+            migrate(&client).await?;
+            let row = client
+                .query_one("SHOW synchronous_commit", &[])
+                .await
+                .map_err(failed)?;
+            Ok(row.get::<_, String>(0))
+        })?;
+        // A server set to `off` would acknowledge writes a crash can lose: flushes ask for `on`.
+        pg.sync = if matches!(synchronous_commit.as_str(), "off" | "local") {
+            "BEGIN; SET LOCAL synchronous_commit TO on; SELECT pg_current_xact_id(); COMMIT"
+        } else {
+            "BEGIN; SELECT pg_current_xact_id(); COMMIT"
+        };
+        Ok(Arc::new(pg))
+    }
+
+    /// Runs `work` on the connections' runtime and waits for it.
+    fn block<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, StoreError>> + Send + 'static,
+    {
+        let (answer, answered) = std::sync::mpsc::sync_channel(1);
+        self.handle.spawn(async move {
+            let _ = answer.send(work.await);
+        });
+        answered.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    pub fn get(&self, tree: usize, key: &[u8]) -> Result<Option<IVec>, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        let key = key.to_vec();
+        self.block(async move {
+            let client = inner.client().await?;
+            let statement = client
+                .prepare_cached(&inner.sql[tree].get)
+                .await
+                .map_err(failed)?;
+            let row = client
+                .query_opt(&statement, &[&key])
+                .await
+                .map_err(failed)?;
+            Ok(row.map(|row| IVec::from(row.get::<_, Vec<u8>>(0))))
+        })
+    }
+
+    /// Up to `limit` entries from `lower` (inclusive) to `upper` (exclusive, if any).
+    fn page(
+        &self,
+        tree: usize,
+        lower: Vec<u8>,
+        upper: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<Vec<(IVec, IVec)>, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.block(async move {
+            let client = inner.client().await?;
+            let sql = &inner.sql[tree];
+            let rows = match &upper {
+                Some(upper) => {
+                    let statement = client.prepare_cached(&sql.page_to).await.map_err(failed)?;
+                    client.query(&statement, &[&lower, upper, &limit]).await
+                }
+                None => {
+                    let statement = client.prepare_cached(&sql.page_from).await.map_err(failed)?;
+                    client.query(&statement, &[&lower, &limit]).await
+                }
+            }
+            .map_err(failed)?;
+            Ok(rows
+                .into_iter()
+                .map(|row| {
+                    (
+                        IVec::from(row.get::<_, Vec<u8>>(0)),
+                        IVec::from(row.get::<_, Vec<u8>>(1)),
+                    )
+                })
+                .collect())
+        })
+    }
+
+    pub fn next_number(&self) -> Result<u64, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        self.block(async move {
+            let client = inner.client().await?;
+            let row = client
+                .query_one("SELECT nextval('survey_numbers')", &[])
+                .await
+                .map_err(failed)?;
+            Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or_default())
+        })
+    }
+
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        self.block(async move {
+            let client = inner.client().await?;
+            let row = client
+                .query_one("SELECT pg_database_size(current_database())", &[])
+                .await
+                .map_err(failed)?;
+            Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or_default())
+        })
+    }
+
+    /// Makes every commit so far durable (see the module comment).
+    pub fn sync(&self) -> Result<(), StoreError> {
+        let inner = Arc::clone(&self.inner);
+        let sync = self.sync;
+        self.block(async move {
+            let client = inner.client().await?;
+            client.batch_execute(sync).await.map_err(failed)
+        })
+    }
+
+    pub fn stamp_meta(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let inner = Arc::clone(&self.inner);
+        let (key, value) = (vec![key.to_vec()], vec![value.to_vec()]);
+        self.block(async move {
+            let client = inner.client().await?;
+            let meta = TREES.iter().position(|t| *t == "meta").unwrap_or_default();
+            client
+                .execute(&inner.sql[meta].upsert, &[&key, &value])
+                .await
+                .map_err(failed)?;
+            Ok(())
+        })
+    }
+
+    /// Every table read in one repeatable-read transaction: one instant, without stopping writers.
+    pub fn snapshot(&self) -> Result<TreeEntries, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        self.block(async move {
+            let client = inner.client().await?;
+            client
+                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .await
+                .map_err(failed)?;
+            let mut trees = Vec::with_capacity(TREES.len());
+            for (tree, sql) in TREES.iter().zip(&inner.sql) {
+                let rows = client.query(&sql.all, &[]).await.map_err(failed)?;
+                let entries = rows
+                    .into_iter()
+                    .map(|row| {
+                        (
+                            IVec::from(row.get::<_, Vec<u8>>(0)),
+                            IVec::from(row.get::<_, Vec<u8>>(1)),
+                        )
+                    })
+                    .collect();
+                trees.push(((*tree).to_owned(), entries));
+            }
+            client.batch_execute("COMMIT").await.map_err(failed)?;
+            Ok(trees)
+        })
+    }
+
+    pub fn transaction<T, R>(
+        self: &Arc<Self>,
+        numbers: usize,
+        write: impl Fn(&[TxTree<'_>], &[u64]) -> Result<T, Abort<R>>,
+    ) -> Result<Result<T, R>, StoreError> {
+        loop {
+            match self.attempt(numbers, &write) {
+                Err(Abort::Conflict) => continue,
+                Err(Abort::Refused(reason)) => return Ok(Err(reason)),
+                Err(Abort::Broken(error)) => return Err(error),
+                Ok(value) => return Ok(Ok(value)),
+            }
+        }
+    }
+
+    fn attempt<T, R>(
+        self: &Arc<Self>,
+        numbers: usize,
+        write: &impl Fn(&[TxTree<'_>], &[u64]) -> Result<T, Abort<R>>,
+    ) -> Result<T, Abort<R>> {
+        let inner = Arc::clone(&self.inner);
+        let (client, numbers) = self
+            .block(async move {
+                let client = inner.client().await?;
+                let mut begin = format!(
+                    "BEGIN; SET LOCAL synchronous_commit TO off; SELECT pg_advisory_xact_lock({WRITE_LOCK});"
+                );
+                if numbers > 0 {
+                    begin.push_str(&format!(
+                        " SELECT nextval('survey_numbers') AS number FROM generate_series(1, {numbers});"
+                    ));
+                }
+                match client.simple_query(&begin).await {
+                    Ok(messages) => Ok((Arc::new(client), drawn(&messages))),
+                    Err(error) => {
+                        end(client, "ROLLBACK").await;
+                        Err(failed(error))
+                    }
+                }
+            })
+            .map_err(Abort::Broken)?;
+        let tx = Transaction {
+            pg: Arc::clone(self),
+            client,
+            writes: RefCell::new(BTreeMap::new()),
+        };
+        let views: Vec<TxTree<'_>> = (0..TREES.len())
+            .map(|tree| TxTree::Postgres(&tx, tree))
+            .collect();
+        let outcome = write(&views, &numbers);
+        drop(views);
+        match outcome {
+            Ok(value) => {
+                tx.commit().map_err(|e| match e {
+                    TxError::Conflict => Abort::Conflict,
+                    TxError::Storage(error) => Abort::Broken(error),
+                })?;
+                Ok(value)
+            }
+            Err(abort) => {
+                tx.rollback();
+                Err(abort)
+            }
+        }
+    }
+}
+
+/// The numbers a transaction's first statements drew.
+fn drawn(messages: &[SimpleQueryMessage]) -> Vec<u64> {
+    messages
+        .iter()
+        .filter_map(|message| match message {
+            SimpleQueryMessage::Row(row) if row.columns().first()?.name() == "number" => {
+                row.get(0)?.parse().ok()
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Ends a transaction that failed; a connection that cannot even do that leaves the pool.
+async fn end(client: Object, statement: &str) {
+    if client.batch_execute(statement).await.is_err() {
+        let _ = Object::take(client);
+    }
+}
+
+/// Creates or updates the tables, one node at a time.
+async fn migrate(client: &Object) -> Result<(), StoreError> {
+    client
+        .batch_execute(&format!(
+            "SELECT pg_advisory_lock({MIGRATE_LOCK});
+             CREATE TABLE IF NOT EXISTS survey_schema_migrations (
+                 version integer PRIMARY KEY,
+                 applied_at timestamptz NOT NULL DEFAULT now())"
+        ))
+        .await
+        .map_err(failed)?;
+    let outcome = async {
+        let row = client
+            .query_one(
+                "SELECT coalesce(max(version), 0) FROM survey_schema_migrations",
+                &[],
+            )
+            .await?;
+        let applied = usize::try_from(row.get::<_, i32>(0)).unwrap_or_default();
+        for (index, migration) in migrations().iter().enumerate().skip(applied) {
+            tracing::info!(version = index + 1, "migrating the PostgreSQL schema");
+            client
+                .batch_execute(&format!(
+                    "BEGIN; {migration}; INSERT INTO survey_schema_migrations (version) VALUES ({}); COMMIT",
+                    index + 1
+                ))
+                .await?;
+        }
+        Ok(())
+    }
+    .await;
+    if outcome.is_err() {
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
+    client
+        .batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATE_LOCK})"))
+        .await
+        .map_err(failed)?;
+    outcome.map_err(failed)
+}
+
+/// A transaction's writes by (tree, key): the new value, or `None` for removed.
+type Writes = BTreeMap<(usize, Vec<u8>), Option<Vec<u8>>>;
+/// Keys and values to upsert, by tree.
+type Upserts = BTreeMap<usize, (Vec<Vec<u8>>, Vec<Vec<u8>>)>;
+
+/// A write transaction under way: it holds the write lock; its writes are kept here and sent
+/// at commit, so a read sees the transaction's own writes first.
+pub struct Transaction {
+    pg: Arc<Pg>,
+    client: Arc<Object>,
+    writes: RefCell<Writes>,
+}
+
+impl Transaction {
+    pub fn get(&self, tree: usize, key: &[u8]) -> Result<Option<IVec>, TxError> {
+        if let Some(written) = self.writes.borrow().get(&(tree, key.to_vec())) {
+            return Ok(written.as_deref().map(IVec::from));
+        }
+        let inner = Arc::clone(&self.pg.inner);
+        let client = Arc::clone(&self.client);
+        let key = key.to_vec();
+        self.pg
+            .block(async move {
+                let statement = client
+                    .prepare_cached(&inner.sql[tree].get)
+                    .await
+                    .map_err(failed)?;
+                let row = client
+                    .query_opt(&statement, &[&key])
+                    .await
+                    .map_err(failed)?;
+                Ok(row.map(|row| IVec::from(row.get::<_, Vec<u8>>(0))))
+            })
+            .map_err(TxError::Storage)
+    }
+
+    pub fn put(&self, tree: usize, key: &[u8], value: Option<&[u8]>) {
+        self.writes
+            .borrow_mut()
+            .insert((tree, key.to_vec()), value.map(<[u8]>::to_vec));
+    }
+
+    fn commit(self) -> Result<(), TxError> {
+        let mut upserts = Upserts::new();
+        let mut deletes: BTreeMap<usize, Vec<Vec<u8>>> = BTreeMap::new();
+        for ((tree, key), value) in self.writes.into_inner() {
+            match value {
+                Some(value) => {
+                    let (keys, values) = upserts.entry(tree).or_default();
+                    keys.push(key);
+                    values.push(value);
+                }
+                None => deletes.entry(tree).or_default().push(key),
+            }
+        }
+        let inner = Arc::clone(&self.pg.inner);
+        let client = self.client;
+        self.pg
+            .block(async move {
+                let sent = async {
+                    for (tree, (keys, values)) in &upserts {
+                        let statement = client.prepare_cached(&inner.sql[*tree].upsert).await?;
+                        client.execute(&statement, &[keys, values]).await?;
+                    }
+                    for (tree, keys) in &deletes {
+                        let statement = client.prepare_cached(&inner.sql[*tree].delete).await?;
+                        client.execute(&statement, &[keys]).await?;
+                    }
+                    client.batch_execute("COMMIT").await
+                }
+                .await;
+                match sent {
+                    Ok(()) => Ok(()),
+                    Err(error) => {
+                        if let Some(client) = Arc::into_inner(client) {
+                            end(client, "ROLLBACK").await;
+                        }
+                        Err(failed(error))
+                    }
+                }
+            })
+            .map_err(TxError::Storage)
+    }
+
+    fn rollback(self) {
+        let client = self.client;
+        let _ = self.pg.block(async move {
+            if let Some(client) = Arc::into_inner(client) {
+                end(client, "ROLLBACK").await;
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Entries of a table in key order, fetched a page at a time as they are read.
+pub struct Scan {
+    pg: Arc<Pg>,
+    tree: usize,
+    /// Where the next page starts (inclusive); `None` once the last page was fetched.
+    next: Option<Vec<u8>>,
+    /// Where the scan ends (exclusive), if anywhere.
+    upper: Option<Vec<u8>>,
+    page: usize,
+    buffer: VecDeque<(IVec, IVec)>,
+}
+
+/// The key right after `key` in byte order.
+fn after(key: &[u8]) -> Vec<u8> {
+    let mut next = key.to_vec();
+    next.push(0);
+    next
+}
+
+impl Scan {
+    pub fn new(pg: Arc<Pg>, tree: usize, lower: Bound<Vec<u8>>, upper: Bound<Vec<u8>>) -> Self {
+        let next = match lower {
+            Bound::Included(key) => key,
+            Bound::Excluded(key) => after(&key),
+            Bound::Unbounded => Vec::new(),
+        };
+        let upper = match upper {
+            Bound::Included(key) => Some(after(&key)),
+            Bound::Excluded(key) => Some(key),
+            Bound::Unbounded => None,
+        };
+        Self {
+            pg,
+            tree,
+            next: Some(next),
+            upper,
+            page: FIRST_PAGE,
+            buffer: VecDeque::new(),
+        }
+    }
+}
+
+impl Iterator for Scan {
+    type Item = Result<(IVec, IVec), StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(entry) = self.buffer.pop_front() {
+            return Some(Ok(entry));
+        }
+        let from = self.next.take()?;
+        let limit = self.page;
+        self.page = (self.page * 4).min(MAX_PAGE);
+        match self.pg.page(self.tree, from, self.upper.clone(), limit) {
+            Err(error) => Some(Err(error)),
+            Ok(rows) => {
+                if rows.len() == limit {
+                    self.next = rows.last().map(|(key, _)| after(key));
+                }
+                self.buffer = rows.into();
+                self.buffer.pop_front().map(Ok)
+            }
+        }
+    }
+}
