@@ -108,9 +108,38 @@ pub fn restore(
     data_dir: &Path,
     attachments_dir: Option<&Path>,
 ) -> Result<BackupSummary, String> {
+    restore_into(
+        file,
+        store::RestoreTarget::Sled(data_dir),
+        data_dir,
+        attachments_dir,
+    )
+}
+
+/// Restores `file` into an empty PostgreSQL database, its attachment files as [`restore`] does.
+pub fn restore_to_postgres(
+    file: &Path,
+    options: &store::PgOptions,
+    data_dir: &Path,
+    attachments_dir: Option<&Path>,
+) -> Result<BackupSummary, String> {
+    restore_into(
+        file,
+        store::RestoreTarget::Postgres(options),
+        data_dir,
+        attachments_dir,
+    )
+}
+
+fn restore_into(
+    file: &Path,
+    target: store::RestoreTarget<'_>,
+    data_dir: &Path,
+    attachments_dir: Option<&Path>,
+) -> Result<BackupSummary, String> {
     let input = File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let attachments = attachments_dir.map_or_else(|| data_dir.join("attachments"), Path::to_owned);
-    store::restore(BufReader::new(input), data_dir, &attachments).map_err(|e| e.to_string())
+    store::restore(BufReader::new(input), target, &attachments).map_err(|e| e.to_string())
 }
 
 fn partial_path(out: &Path) -> PathBuf {

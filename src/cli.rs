@@ -6,13 +6,21 @@ use std::path::Path;
 use crate::audit::{self, AuditAction};
 use crate::auth::users::{self, CheckedPatch, NewUser};
 use crate::auth::{Role, password};
-use crate::config::UserAction;
+use crate::config::{DatabaseSettings, StoreChoice, UserAction};
 use crate::error::AppError;
 use crate::store::{AuditEvent, Store};
 
 /// Runs a `survey-server user ...` command; the message to print on success.
-pub async fn run_user_command(data_dir: &Path, action: UserAction) -> Result<String, String> {
-    let store = Store::open(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+pub async fn run_user_command(
+    data_dir: &Path,
+    database: &DatabaseSettings,
+    action: UserAction,
+) -> Result<String, String> {
+    let store = match database.choice()? {
+        StoreChoice::Sled => Store::open(data_dir),
+        StoreChoice::Postgres(url) => Store::open_postgres(&database.pg_options(url)),
+    }
+    .map_err(|e| format!("{}: {e}", data_dir.display()))?;
     let explain = |e: AppError| match e {
         AppError::RequestInvalid(details) => details
             .iter()

@@ -47,12 +47,19 @@ pub enum Command {
         /// Where the attachment files go (default: <data dir>/attachments); it must hold none yet.
         #[arg(long, env = "SURVEY_ATTACHMENTS_DIR")]
         attachments_dir: Option<PathBuf>,
+        /// `--store postgres://…` restores into that (empty) database instead of the data directory.
+        #[command(flatten)]
+        database: DatabaseSettings,
     },
     /// Manage users while the server is stopped (passwords are read from standard input).
     User {
         /// The server's data directory.
         #[arg(long, env = "SURVEY_DATA_DIR", default_value = "./data", global = true)]
         data_dir: PathBuf,
+        /// `--store postgres://…` (or SURVEY_STORE, SURVEY_STORE_FILE) manages the users of that
+        /// database instead; servers may keep running then.
+        #[command(flatten)]
+        database: DatabaseSettings,
         #[command(subcommand)]
         action: UserAction,
     },
@@ -210,6 +217,9 @@ pub struct ServeConfig {
     /// from anyone else that header is ignored, so it cannot be forged.
     #[arg(long, env = "SURVEY_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: AddressList,
+
+    #[command(flatten)]
+    pub database: DatabaseSettings,
 
     /// Most memory, in MiB, the database may use to cache pages (sled's cache).
     #[arg(long, env = "SURVEY_CACHE_MB", default_value_t = crate::store::DEFAULT_CACHE_MB)]
@@ -378,5 +388,102 @@ mod tests {
             panic!("not user add");
         };
         assert_eq!(scope, Some(vec!["思林镇".to_owned(), "平马镇".to_owned()]));
+    }
+}
+
+/// Which engine keeps the data (`--store`).
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// sled, embedded, under the data directory.
+    Sled,
+    /// PostgreSQL at this URL.
+    Postgres(String),
+}
+
+impl std::str::FromStr for StoreChoice {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        if text == "sled" {
+            Ok(Self::Sled)
+        } else if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            Ok(Self::Postgres(text.to_owned()))
+        } else {
+            Err("either `sled` or a postgres:// URL".into())
+        }
+    }
+}
+
+/// Never prints a URL's password (settings are logged).
+impl std::fmt::Debug for StoreChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sled => f.write_str("sled"),
+            Self::Postgres(_) => f.write_str("postgres://…"),
+        }
+    }
+}
+
+impl DatabaseSettings {
+    /// The store these settings name: --store-file's URL, else --store.
+    pub fn choice(&self) -> Result<StoreChoice, String> {
+        let Some(path) = &self.store_file else {
+            return Ok(self.store.clone());
+        };
+        let shown = path.display();
+        let metadata =
+            std::fs::metadata(path).map_err(|e| format!("SURVEY_STORE_FILE {shown}: {e}"))?;
+        if std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o077 != 0 {
+            return Err(format!(
+                "SURVEY_STORE_FILE {shown} holds a password: make it readable by its owner only (chmod 600)"
+            ));
+        }
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("SURVEY_STORE_FILE {shown}: {e}"))?;
+        match text.trim().parse()? {
+            StoreChoice::Sled => Err(format!(
+                "SURVEY_STORE_FILE {shown}: expected a postgres:// URL"
+            )),
+            postgres => Ok(postgres),
+        }
+    }
+}
+
+/// Which database keeps the data, and how to reach PostgreSQL (`serve`, `restore`).
+#[derive(Args, Debug, Clone)]
+pub struct DatabaseSettings {
+    /// Where the data lives: `sled` (embedded, under --data-dir: the default) or a
+    /// `postgres://user:password@host:port/db` URL (several hosts and
+    /// `target_session_attrs=read-write` for a primary with standbys). Prefer --store-file for a
+    /// URL with a password: this value is visible in the process list.
+    #[arg(long, env = "SURVEY_STORE", default_value = "sled", global = true)]
+    pub store: StoreChoice,
+
+    /// A file holding the `postgres://` URL (mode 0600: readable by its owner only), so the
+    /// password stays out of unit files and the process list. Wins over --store.
+    #[arg(long, env = "SURVEY_STORE_FILE", global = true)]
+    pub store_file: Option<PathBuf>,
+
+    /// PostgreSQL connections this process keeps at most.
+    #[arg(long, env = "SURVEY_PG_POOL_SIZE", default_value_t = 16,
+          value_parser = clap::value_parser!(u64).range(2..=1000))]
+    pub pg_pool_size: u64,
+
+    /// Seconds to wait for a PostgreSQL connection (opening one, or a free one from the pool)
+    /// before answering 503 `not_ready`.
+    #[arg(long, env = "SURVEY_PG_CONNECT_TIMEOUT", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub pg_connect_timeout: u64,
+}
+
+impl DatabaseSettings {
+    /// How to reach PostgreSQL at `url` with these settings.
+    pub fn pg_options(&self, url: String) -> crate::store::PgOptions {
+        crate::store::PgOptions {
+            url,
+            pool_size: usize::try_from(self.pg_pool_size).unwrap_or(16),
+            connect_timeout: std::time::Duration::from_secs(self.pg_connect_timeout),
+        }
     }
 }

@@ -135,6 +135,8 @@ pub enum StartError {
         dir: String,
         source: store::StoreError,
     },
+    #[error("{0}")]
+    Settings(String),
     #[error("loading forms: {0}")]
     Forms(#[from] forms::LoadError),
     #[error("creating the first admin: {0}")]
@@ -145,6 +147,31 @@ pub enum StartError {
     Attachments { dir: String, source: std::io::Error },
 }
 
+/// The name of the token signing key among the database's secrets.
+const TOKEN_KEY_SECRET: &str = "jwt-ed25519";
+
+/// Opens the store the settings name: sled under the data directory, or PostgreSQL.
+pub fn open_store(config: &ServeConfig) -> Result<Store, StartError> {
+    match config.database.choice().map_err(StartError::Settings)? {
+        config::StoreChoice::Sled => Store::open_with_cache(
+            &config.data_dir,
+            config.cache_mb.saturating_mul(1024 * 1024),
+        )
+        .map_err(|source| StartError::Store {
+            dir: config.data_dir.display().to_string(),
+            source,
+        }),
+        config::StoreChoice::Postgres(url) => {
+            Store::open_postgres(&config.database.pg_options(url)).map_err(|source| {
+                StartError::Store {
+                    dir: "PostgreSQL".into(),
+                    source,
+                }
+            })
+        }
+    }
+}
+
 impl AppState {
     /// Opens the store in the data directory, prepares sign-in and loads the forms.
     pub async fn open(config: &ServeConfig) -> Result<Self, StartError> {
@@ -152,11 +179,8 @@ impl AppState {
             dir: config.data_dir.display().to_string(),
             source,
         };
-        let store = Store::open_with_cache(
-            &config.data_dir,
-            config.cache_mb.saturating_mul(1024 * 1024),
-        )
-        .map_err(store_error)?;
+        let store = open_store(config)?;
+        tracing::info!(engine = store.engine_name(), "store open");
         auth::users::bootstrap_admin(&store, &config.data_dir, config.admin_password.as_deref())
             .await?;
         // Expired refresh tokens can never be used again; dropping them keeps the tree small.
@@ -174,10 +198,19 @@ impl AppState {
         if swept > 0 {
             tracing::info!(swept, "removed registers left unfinished by a crash");
         }
-        let key_file = config.jwt_key_file.clone();
-        let keys = match key_file {
-            Some(path) => TokenKeys::load_or_create(&path, false)?,
-            None => TokenKeys::load_or_create(&config.data_dir.join(auth::tokens::KEY_FILE), true)?,
+        // With PostgreSQL, every node signs with the key the first one put in the database
+        // (unless every node is given the same file).
+        let keys = match (&config.jwt_key_file, store.shares_secrets()) {
+            (Some(path), _) => TokenKeys::load_or_create(path, false)?,
+            (None, true) => {
+                let pem = store
+                    .shared_secret(TOKEN_KEY_SECRET, &TokenKeys::new_pem()?)
+                    .map_err(store_error)?;
+                TokenKeys::from_shared_pem(&pem)?
+            }
+            (None, false) => {
+                TokenKeys::load_or_create(&config.data_dir.join(auth::tokens::KEY_FILE), true)?
+            }
         };
         let lifetimes = auth::Lifetimes {
             access_secs: config.access_ttl,

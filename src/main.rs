@@ -6,7 +6,10 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
-use survey_server::config::{BackupConfig, Cli, Command, LogFormat, ServeConfig, SimulateConfig};
+use survey_server::config::{
+    BackupConfig, Cli, Command, DatabaseSettings, LogFormat, ServeConfig, SimulateConfig,
+    StoreChoice,
+};
 use survey_server::{AppState, serve};
 use tracing_subscriber::EnvFilter;
 
@@ -26,13 +29,15 @@ async fn main() -> ExitCode {
             file,
             data_dir,
             attachments_dir,
-        } => survey_server::backup::restore(&file, &data_dir, attachments_dir.as_deref())
-            .map(|summary| println!("restored into {}: {summary}", data_dir.display())),
-        Command::User { data_dir, action } => {
-            survey_server::cli::run_user_command(&data_dir, action)
-                .await
-                .map(|message| println!("{message}"))
-        }
+            database,
+        } => restore(&file, &data_dir, attachments_dir.as_deref(), &database),
+        Command::User {
+            data_dir,
+            database,
+            action,
+        } => survey_server::cli::run_user_command(&data_dir, &database, action)
+            .await
+            .map(|message| println!("{message}")),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -148,6 +153,23 @@ async fn simulate_round_two(config: SimulateConfig) -> Result<(), String> {
         truth.employed
     );
     Ok(())
+}
+
+fn restore(
+    file: &std::path::Path,
+    data_dir: &std::path::Path,
+    attachments_dir: Option<&std::path::Path>,
+    database: &DatabaseSettings,
+) -> Result<(), String> {
+    match database.choice()? {
+        StoreChoice::Sled => survey_server::backup::restore(file, data_dir, attachments_dir)
+            .map(|summary| println!("restored into {}: {summary}", data_dir.display())),
+        StoreChoice::Postgres(url) => {
+            let options = database.pg_options(url);
+            survey_server::backup::restore_to_postgres(file, &options, data_dir, attachments_dir)
+                .map(|summary| println!("restored into PostgreSQL: {summary}"))
+        }
+    }
 }
 
 async fn backup(config: BackupConfig) -> Result<(), String> {

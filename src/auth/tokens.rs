@@ -66,6 +66,8 @@ pub struct TokenKeys {
 pub enum KeyError {
     #[error("{path}: {problem}")]
     File { path: String, problem: String },
+    #[error("the signing key in the database: {0}")]
+    Shared(String),
 }
 
 impl TokenKeys {
@@ -88,6 +90,21 @@ impl TokenKeys {
         let key = SigningKey::from_pkcs8_pem(&pem)
             .map_err(|e| problem(format!("not an Ed25519 PKCS#8 PEM private key: {e}")))?;
         Self::from_signing_key(&key).map_err(problem)
+    }
+
+    /// A new Ed25519 private key, as PKCS#8 PEM.
+    pub fn new_pem() -> Result<String, KeyError> {
+        SigningKey::generate(&mut OsRng)
+            .to_pkcs8_pem(LineEnding::LF)
+            .map(|pem| pem.to_string())
+            .map_err(|e| KeyError::Shared(e.to_string()))
+    }
+
+    /// The keys of a PKCS#8 PEM private key kept in the database (several API nodes share it).
+    pub fn from_shared_pem(pem: &str) -> Result<Self, KeyError> {
+        let key = SigningKey::from_pkcs8_pem(pem)
+            .map_err(|e| KeyError::Shared(format!("not an Ed25519 PKCS#8 PEM private key: {e}")))?;
+        Self::from_signing_key(&key).map_err(KeyError::Shared)
     }
 
     fn from_signing_key(key: &SigningKey) -> Result<Self, String> {

@@ -21,7 +21,7 @@
 
 use std::fs;
 use std::io::{self, BufReader, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -197,7 +197,7 @@ impl Snapshot {
 /// Why a backup file could not be restored.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
-    #[error("{0} already holds a database; restore into a new, empty data directory")]
+    #[error("{0} already holds a database; restore into a new, empty one")]
     NotEmpty(String),
     #[error("not a survey-server backup file")]
     NotABackup,
@@ -259,56 +259,174 @@ impl Write for HashWriter<'_> {
     }
 }
 
-/// Builds `<data_dir>/sled` and the attachments directory from a backup. Both are assembled
-/// beside their place and moved there only once the whole file has checked out, so a damaged
-/// file leaves nothing behind.
+/// Where a restore writes: a new data directory (sled), or an empty PostgreSQL database.
+pub enum RestoreTarget<'a> {
+    Sled(&'a Path),
+    Postgres(&'a super::PgOptions),
+}
+
+/// Builds the database and the attachments directory from a backup. A damaged file leaves
+/// nothing behind: sled's directory and the files are assembled beside their place and moved
+/// there only once the whole file has checked out; PostgreSQL takes it in one transaction.
+pub fn restore(
+    input: impl Read,
+    target: RestoreTarget<'_>,
+    attachments_dir: &Path,
+) -> Result<BackupSummary, RestoreError> {
+    let database = match target {
+        RestoreTarget::Sled(data_dir) => Some(data_dir.join("sled")),
+        RestoreTarget::Postgres(_) => None,
+    };
+    let files = Files::stage(attachments_dir, database.as_deref())?;
+    let summary = match target {
+        RestoreTarget::Sled(data_dir) => restore_sled(input, data_dir, &files),
+        RestoreTarget::Postgres(options) => restore_postgres(input, options, &files),
+    };
+    match summary {
+        Ok(summary) => {
+            files.publish()?;
+            Ok(summary)
+        }
+        Err(error) => {
+            files.discard();
+            Err(error)
+        }
+    }
+}
+
+/// The attachment files of a restore, written beside `objects/` until the database is in.
+struct Files {
+    dir: PathBuf,
+    staging: PathBuf,
+    blobs: Blobs,
+}
+
+impl Files {
+    fn stage(attachments_dir: &Path, database: Option<&Path>) -> Result<Self, RestoreError> {
+        // Only `objects/` is ever written in the attachments directory (which may be the data
+        // directory itself); it must hold no files yet, and must not be inside the database.
+        if occupied(&attachments_dir.join("objects")) {
+            return Err(RestoreError::NotEmpty(
+                attachments_dir.display().to_string(),
+            ));
+        }
+        let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        if database.is_some_and(|db| absolute(attachments_dir).starts_with(absolute(db))) {
+            return Err(RestoreError::Misplaced(
+                attachments_dir.display().to_string(),
+            ));
+        }
+        // Ours by name: what an earlier restore that failed left.
+        let staging = attachments_dir.join("objects.restoring");
+        if staging.exists() {
+            fs::remove_dir_all(&staging)?;
+        }
+        fs::create_dir_all(&staging)?;
+        Ok(Self {
+            dir: attachments_dir.to_owned(),
+            blobs: Blobs::at(&staging),
+            staging,
+        })
+    }
+
+    fn write(&self, sha256: &str, bytes: &mut dyn Read) -> Result<(), RestoreError> {
+        self.blobs.write_object(sha256, bytes).map_err(|e| {
+            if e.kind() == io::ErrorKind::InvalidData {
+                RestoreError::Damaged(e.to_string())
+            } else {
+                e.into()
+            }
+        })
+    }
+
+    fn publish(self) -> Result<(), RestoreError> {
+        let objects = self.dir.join("objects");
+        // `objects/` is absent or empty (checked before): `remove_dir` refuses anything else.
+        if objects.exists() {
+            fs::remove_dir(&objects)?;
+        }
+        fs::rename(&self.staging, &objects)?;
+        fs::File::open(&self.dir)?.sync_all()?;
+        Ok(())
+    }
+
+    fn discard(self) {
+        let _ = fs::remove_dir_all(&self.staging);
+    }
+}
+
+fn occupied(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some())
+}
+
+/// The highest number a backup holds, so that a restored database draws only larger ones
+/// (its own counter starts again; see `keys::NUMBER_FLOOR`).
+#[derive(Default)]
+struct NumberFloor {
+    tree: Vec<u8>,
+    highest: u64,
+}
+
+impl NumberFloor {
+    fn tree(&mut self, name: &[u8]) {
+        self.tree = name.to_vec();
+    }
+
+    fn entry(&mut self, key: &[u8], value: &[u8]) {
+        let json_field = |field: &str| {
+            serde_json::from_slice::<serde_json::Value>(value)
+                .ok()
+                .and_then(|record| record[field].as_u64())
+        };
+        let found = match self.tree.as_slice() {
+            b"seq_audit" | b"formseq_submissionid" | b"submissionidseq_comment" => {
+                keys::seq_of_form_seq(key)
+            }
+            b"formversion_definition" => json_field("seq"),
+            b"form_registry" => json_field("version"),
+            b"meta" if key == keys::NUMBER_FLOOR => <[u8; 8]>::try_from(value)
+                .ok()
+                .map(|floor| u64::from_be_bytes(floor).saturating_sub(1)),
+            _ => None,
+        };
+        self.highest = self.highest.max(found.unwrap_or_default());
+    }
+
+    /// The first number the restored database may draw.
+    fn next(&self) -> u64 {
+        self.highest.saturating_add(1)
+    }
+}
+
 // Builds a database no server has open yet (a command for a stopped server), so it writes
 // directly; it waits on sled's file lock with a plain sleep, outside any async runtime.
 #[allow(clippy::disallowed_methods)]
-pub fn restore(
+fn restore_sled(
     input: impl Read,
     data_dir: &Path,
-    attachments_dir: &Path,
+    files: &Files,
 ) -> Result<BackupSummary, RestoreError> {
     let target = data_dir.join("sled");
-    let occupied = |dir: &Path| fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
     if occupied(&target) {
         return Err(RestoreError::NotEmpty(data_dir.display().to_string()));
     }
-    // Only `objects/` is ever written in the attachments directory (which may be the data
-    // directory itself); it must hold no files yet, and must not be inside the database.
-    let objects = attachments_dir.join("objects");
-    if occupied(&objects) {
-        return Err(RestoreError::NotEmpty(
-            attachments_dir.display().to_string(),
-        ));
-    }
-    let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-    if absolute(attachments_dir).starts_with(absolute(&target)) {
-        return Err(RestoreError::Misplaced(
-            attachments_dir.display().to_string(),
-        ));
-    }
     let staging = data_dir.join("sled.restoring");
-    // Ours by name: what an earlier restore that failed left.
-    let files_staging = attachments_dir.join("objects.restoring");
-    for dir in [&staging, &files_staging] {
-        if dir.exists() {
-            fs::remove_dir_all(dir)?;
-        }
+    if staging.exists() {
+        fs::remove_dir_all(&staging)?;
     }
     fs::create_dir_all(&staging)?;
-    fs::create_dir_all(&files_staging)?;
-    let blobs = Blobs::at(&files_staging);
     let written = (|| {
         let db = sled::Config::new().path(&staging).open()?;
         let mut batch = (None::<sled::Tree>, sled::Batch::default(), 0);
+        let mut floor = NumberFloor::default();
         let tree_entry = |tree: Option<&[u8]>, entry: Option<(Vec<u8>, Vec<u8>)>| {
             if let Some(name) = tree {
                 flush_batch(&mut batch)?;
                 batch.0 = Some(db.open_tree(name)?);
+                floor.tree(name);
             }
             if let Some((key, value)) = entry {
+                floor.entry(&key, &value);
                 batch.1.insert(key, value);
                 batch.2 += 1;
                 if batch.2 >= RESTORE_BATCH {
@@ -317,17 +435,12 @@ pub fn restore(
             }
             Ok(())
         };
-        let file = |sha256: &str, bytes: &mut dyn Read| {
-            blobs.write_object(sha256, bytes).map_err(|e| {
-                if e.kind() == io::ErrorKind::InvalidData {
-                    RestoreError::Damaged(e.to_string())
-                } else {
-                    e.into()
-                }
-            })
-        };
-        let summary = read_backup(input, tree_entry, file)?;
+        let summary = read_backup(input, tree_entry, |sha256, bytes| {
+            files.write(sha256, bytes)
+        })?;
         flush_batch(&mut batch)?;
+        db.open_tree("meta")?
+            .insert(keys::NUMBER_FLOOR, &floor.next().to_be_bytes())?;
         db.flush()?;
         Ok::<_, RestoreError>(summary)
     })();
@@ -335,7 +448,6 @@ pub fn restore(
         Ok(summary) => summary,
         Err(error) => {
             let _ = fs::remove_dir_all(&staging);
-            let _ = fs::remove_dir_all(&files_staging);
             return Err(error);
         }
     };
@@ -344,12 +456,6 @@ pub fn restore(
     }
     fs::rename(&staging, &target)?;
     fs::File::open(data_dir)?.sync_all()?;
-    // `objects/` is absent or empty (checked above): `remove_dir` refuses anything else.
-    if objects.exists() {
-        fs::remove_dir(&objects)?;
-    }
-    fs::rename(&files_staging, &objects)?;
-    fs::File::open(attachments_dir)?.sync_all()?;
     // Opening runs the migrations a backup from an older server needs. sled's background thread
     // may hold the file lock for a moment after the builder's last handle is gone.
     for attempt in 1.. {
@@ -363,6 +469,48 @@ pub fn restore(
             }
         }
     }
+    Ok(summary)
+}
+
+fn restore_postgres(
+    input: impl Read,
+    options: &super::PgOptions,
+    files: &Files,
+) -> Result<BackupSummary, RestoreError> {
+    let pg = super::engine::pg::Pg::connect(options)?;
+    let loader = pg
+        .loader()?
+        .ok_or_else(|| RestoreError::NotEmpty("PostgreSQL".into()))?;
+    let mut floor = NumberFloor::default();
+    let mut tree = String::new();
+    let mut batch = Vec::new();
+    let tree_entry = |name: Option<&[u8]>, entry: Option<(Vec<u8>, Vec<u8>)>| {
+        if let Some(name) = name {
+            if !batch.is_empty() {
+                loader.load(&tree, std::mem::take(&mut batch))?;
+            }
+            tree = String::from_utf8_lossy(name).into_owned();
+            floor.tree(name);
+        }
+        if let Some((key, value)) = entry {
+            floor.entry(&key, &value);
+            batch.push((key, value));
+            if batch.len() >= RESTORE_BATCH {
+                loader.load(&tree, std::mem::take(&mut batch))?;
+            }
+        }
+        Ok(())
+    };
+    let summary = read_backup(input, tree_entry, |sha256, bytes| {
+        files.write(sha256, bytes)
+    })?;
+    if !batch.is_empty() {
+        loader.load(&tree, batch)?;
+    }
+    loader.finish(floor.next())?;
+    drop(pg);
+    // Opening runs the migrations a backup from an older server needs.
+    drop(Store::open_postgres(options)?);
     Ok(summary)
 }
 
@@ -545,7 +693,7 @@ mod tests {
         assert_eq!(
             restore(
                 file.as_slice(),
-                target.path(),
+                RestoreTarget::Sled(target.path()),
                 &target.path().join("attachments")
             )
             .unwrap(),
@@ -568,7 +716,11 @@ mod tests {
         for damaged in [&flipped[..], &file[..file.len() - 1], &file[..middle]] {
             let target = tempfile::tempdir().unwrap();
             assert!(matches!(
-                restore(damaged, target.path(), &target.path().join("attachments")),
+                restore(
+                    damaged,
+                    RestoreTarget::Sled(target.path()),
+                    &target.path().join("attachments")
+                ),
                 Err(RestoreError::Damaged(_))
             ));
             assert!(!target.path().join("sled").exists());
@@ -594,7 +746,7 @@ mod tests {
         assert!(matches!(
             restore(
                 file.as_slice(),
-                occupied.path(),
+                RestoreTarget::Sled(occupied.path()),
                 &occupied.path().join("attachments")
             ),
             Err(RestoreError::NotEmpty(_))

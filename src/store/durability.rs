@@ -56,12 +56,10 @@ impl Durability {
             progress: watch::Sender::new(Progress::default()),
             metrics: FlushMetrics::default(),
         });
-        let thread = std::thread::Builder::new()
-            .name("flusher".into())
-            .spawn({
-                let shared = shared.clone();
-                move || run_flusher(&shared, syncer)
-            })?;
+        let thread = std::thread::Builder::new().name("flusher".into()).spawn({
+            let shared = shared.clone();
+            move || run_flusher(&shared, syncer)
+        })?;
         Ok(Self {
             shared,
             thread: Some(thread),
@@ -170,4 +168,3 @@ fn run_flusher(shared: &Shared, mut syncer: Syncer) {
         }
     }
 }
-

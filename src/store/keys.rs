@@ -165,6 +165,10 @@ pub const READY_PROBE: &[u8] = b"ready_probe";
 /// `meta`: the storage format version, a u32 big-endian.
 pub const STORAGE_VERSION: &[u8] = b"storage_version";
 
+/// `meta`: every number drawn here is at least this (u64 BE); set by a restore, above every
+/// number the backup holds, because a new database's own counter starts again from zero.
+pub const NUMBER_FLOOR: &[u8] = b"number_floor";
+
 #[cfg(test)]
 mod tests {
     use super::*;

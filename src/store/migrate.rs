@@ -71,7 +71,11 @@ mod tests {
     fn a_new_database_is_stamped_with_the_current_version() {
         let (_dir, engine) = engine();
         run(&engine).unwrap();
-        let stamped = engine.tree(META).unwrap().get(keys::STORAGE_VERSION).unwrap();
+        let stamped = engine
+            .tree(META)
+            .unwrap()
+            .get(keys::STORAGE_VERSION)
+            .unwrap();
         assert_eq!(stamped.as_deref(), Some(&CURRENT.to_be_bytes()[..]));
     }
 

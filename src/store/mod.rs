@@ -30,7 +30,7 @@ use std::sync::Mutex;
 
 pub use attachments::{AttachmentRecord, CompleteRefused, UploadRecord};
 pub use audit::{AuditEvent, AuditRecord};
-pub use backup::{BackupSummary, RestoreError, Snapshot, restore, verify};
+pub use backup::{BackupSummary, RestoreError, RestoreTarget, Snapshot, restore, verify};
 pub use blobs::{Blobs, hex};
 pub use durability::Ticket;
 pub use forms::{FormInsert, StoredFormVersion};
@@ -176,6 +176,23 @@ impl Store {
             durability: Durability::start(engine.syncer()?)?,
             engine,
         })
+    }
+
+    /// Whether secrets several API nodes need alike (the token signing key) live in the
+    /// database: with PostgreSQL. With sled they are files in the data directory.
+    pub fn shares_secrets(&self) -> bool {
+        matches!(self.engine, Engine::Postgres(_))
+    }
+
+    /// The secret `name`, stored as `candidate` if it has none yet (the first node to ask
+    /// wins; every other gets what it stored). Kept apart from the trees: never in a backup.
+    pub fn shared_secret(&self, name: &str, candidate: &str) -> Result<String, StoreError> {
+        match &self.engine {
+            Engine::Postgres(pg) => pg.shared_secret(name, candidate),
+            Engine::Sled(_) => Err(StoreError::Unavailable(
+                "sled keeps no shared secrets; use the data directory's files".into(),
+            )),
+        }
     }
 
     /// Which engine keeps the data: `sled` or `postgres`.

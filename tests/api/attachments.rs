@@ -741,7 +741,7 @@ async fn a_backup_carries_the_files_and_a_restore_brings_them_back() {
     );
 
     let target = tempfile::tempdir().unwrap();
-    let restored = survey_server::backup::restore(file.path(), target.path(), None).unwrap();
+    let restored = crate::helpers::restore_for_test(file.path(), target.path(), None).unwrap();
     assert_eq!(restored.files, 2);
     let again = crate::helpers::spawn_app_in(target).await;
     let view = again

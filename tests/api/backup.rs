@@ -106,11 +106,14 @@ async fn a_backup_under_load_restores_to_a_server_with_everything_acknowledged_b
     assert!(!file.with_extension("backup.partial").exists());
 
     let restored_dir = tempfile::tempdir().unwrap();
+    let store = crate::helpers::store_arg(restored_dir.path());
     let restore = [
         "restore",
         path_str(&file),
         "--data-dir",
         path_str(restored_dir.path()),
+        "--store",
+        &store,
     ];
     let (ok, output) = run_binary(&restore, "");
     assert!(ok, "{output}");

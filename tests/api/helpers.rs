@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use reqwest::Response;
 use serde_json::{Value, json};
-use survey_server::config::{LogFormat, ServeConfig};
+use survey_server::config::{DatabaseSettings, LogFormat, ServeConfig, StoreChoice};
 use survey_server::{AppState, serve};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -62,7 +62,60 @@ pub fn test_config(data_dir: &TempDir) -> ServeConfig {
         max_attachment_bytes: 2 * 1024 * 1024,
         upload_expiry: 3600,
         attachment_types: Default::default(),
+        database: DatabaseSettings {
+            store: test_store(data_dir.path()),
+            store_file: None,
+            pg_pool_size: 8,
+            pg_connect_timeout: 5,
+        },
     }
+}
+
+/// The store a test runs on: sled in `data_dir`, or with `SURVEY_TEST_STORE=postgres` the
+/// database of `data_dir` (one per data directory, created when first asked for) on the cluster
+/// `SURVEY_TEST_PG` names (a `postgres://` URL of a superuser).
+pub fn test_store(data_dir: &std::path::Path) -> StoreChoice {
+    match test_cluster() {
+        None => StoreChoice::Sled,
+        Some(cluster) => StoreChoice::Postgres(database_of(&cluster, data_dir)),
+    }
+}
+
+/// The PostgreSQL cluster the tests run on, if they run on one.
+pub fn test_cluster() -> Option<String> {
+    if std::env::var("SURVEY_TEST_STORE").as_deref() != Ok("postgres") {
+        return None;
+    }
+    Some(std::env::var("SURVEY_TEST_PG").expect("SURVEY_TEST_PG: the test cluster's URL"))
+}
+
+fn database_of(cluster: &str, data_dir: &std::path::Path) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(data_dir.as_os_str().as_encoded_bytes());
+    let name = format!("test_{}", survey_server::store::hex(&digest[..10]));
+    let exists = psql(
+        cluster,
+        &format!("SELECT 1 FROM pg_database WHERE datname = '{name}'"),
+    );
+    if exists.trim().is_empty() {
+        psql(cluster, &format!("CREATE DATABASE {name}"));
+    }
+    let (base, _) = cluster.rsplit_once('/').expect("a URL with a database");
+    format!("{base}/{name}")
+}
+
+/// Runs one statement with psql; what it printed (unaligned, tuples only).
+pub fn psql(url: &str, statement: &str) -> String {
+    let output = std::process::Command::new("psql")
+        .args([url, "-qXAtc", statement])
+        .output()
+        .expect("psql runs");
+    assert!(
+        output.status.success(),
+        "{statement}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// Starts the app on a fresh data directory.
@@ -81,9 +134,18 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServeConfig)) -> TestApp {
 /// Opens the store of a server that just stopped: sled's own background thread may hold the
 /// directory's lock for a moment after the last handle is dropped.
 pub async fn open_store_when_free(data_dir: &std::path::Path) -> survey_server::store::Store {
+    use survey_server::store::{PgOptions, Store, StoreError};
+    if let StoreChoice::Postgres(url) = test_store(data_dir) {
+        let options = PgOptions {
+            url,
+            pool_size: 4,
+            connect_timeout: std::time::Duration::from_secs(5),
+        };
+        return Store::open_postgres(&options).expect("the store opens");
+    }
     for _ in 0..50 {
-        match survey_server::store::Store::open(data_dir) {
-            Err(survey_server::store::StoreError::Locked) => {
+        match Store::open(data_dir) {
+            Err(StoreError::Locked) => {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
             opened => return opened.expect("the store opens"),
@@ -299,11 +361,26 @@ pub async fn error_code(response: Response) -> (u16, String, Value) {
     (status, code, error.clone())
 }
 
+/// The server's token signing key (PKCS#8 PEM): its file, or with PostgreSQL its row.
+pub fn server_key_pem(app: &TestApp) -> String {
+    match test_cluster() {
+        // psql ends its output with a newline of its own.
+        Some(cluster) => psql(
+            &database_of(&cluster, app.data_path()),
+            "SELECT value FROM survey_secrets WHERE name = 'jwt-ed25519'",
+        )
+        .trim_end()
+        .to_owned(),
+        None => {
+            std::fs::read_to_string(app.data_path().join("jwt-ed25519.pem")).expect("the key file")
+        }
+    }
+}
+
 /// Signs arbitrary claims with the server's own key, as a forger who stole nothing cannot.
 pub fn sign_with_server_key(app: &TestApp, claims: &Value) -> String {
     use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
-    let pem =
-        std::fs::read_to_string(app.data_path().join("jwt-ed25519.pem")).expect("the key file");
+    let pem = server_key_pem(app);
     let key = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).expect("an Ed25519 key");
     let der = key.to_pkcs8_der().expect("DER");
     let encoding = jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes());
@@ -398,6 +475,34 @@ pub async fn all_submission_ids(
     }
 }
 
+/// Restores a backup file as `survey-server restore` would for the store the tests run on:
+/// into `data_dir`, or into `data_dir`'s PostgreSQL database.
+pub fn restore_for_test(
+    file: &std::path::Path,
+    data_dir: &std::path::Path,
+    attachments_dir: Option<&std::path::Path>,
+) -> Result<survey_server::store::BackupSummary, String> {
+    match test_store(data_dir) {
+        StoreChoice::Sled => survey_server::backup::restore(file, data_dir, attachments_dir),
+        StoreChoice::Postgres(url) => {
+            let options = survey_server::store::PgOptions {
+                url,
+                pool_size: 2,
+                connect_timeout: std::time::Duration::from_secs(5),
+            };
+            survey_server::backup::restore_to_postgres(file, &options, data_dir, attachments_dir)
+        }
+    }
+}
+
+/// `--store` for a command of the binary on `data_dir`, as the tests run.
+pub fn store_arg(data_dir: &std::path::Path) -> String {
+    match test_store(data_dir) {
+        StoreChoice::Postgres(url) => url,
+        StoreChoice::Sled => "sled".into(),
+    }
+}
+
 /// The server binary set to serve on a free loopback port from `data_dir`, logging only errors,
 /// its first admin's password set; callers add what their test needs and spawn it.
 pub fn server_command(data_dir: &std::path::Path) -> std::process::Command {
@@ -411,6 +516,9 @@ pub fn server_command(data_dir: &std::path::Path) -> std::process::Command {
         .arg(schemas_dir())
         .env("SURVEY_LOG", "error")
         .env("SURVEY_ADMIN_PASSWORD", ADMIN_PASSWORD);
+    if let StoreChoice::Postgres(url) = test_store(data_dir) {
+        command.env("SURVEY_STORE", url);
+    }
     command
 }
 
@@ -458,33 +566,88 @@ fn open_raw(data_dir: &std::path::Path) -> sled::Db {
 }
 
 /// Replaces the stored bytes of submission `id` (server stopped), keeping its metadata.
-#[allow(clippy::disallowed_types, clippy::disallowed_methods)]
 pub fn rewrite_stored_payload(data_dir: &std::path::Path, id: &str, payload: &[u8]) {
-    let db = open_raw(data_dir);
-    let records = db.open_tree("submissionid_record").unwrap();
     let key = *Uuid::parse_str(id).unwrap().as_bytes();
-    let old = records.get(key).unwrap().expect("the submission is stored");
+    let old = read_raw(data_dir, "submissionid_record", &key).expect("the submission is stored");
     let meta_length = u32::from_be_bytes(old[..4].try_into().unwrap()) as usize;
     let mut record = old[..4 + meta_length].to_vec();
     record.extend_from_slice(payload);
-    records.insert(key, record).unwrap();
-    db.flush().unwrap();
+    write_raw(data_dir, "submissionid_record", &key, &record);
 }
 
 /// Stores a published form version directly (server stopped), as a server from before today's
 /// rules for schemas could have published it.
-#[allow(clippy::disallowed_types, clippy::disallowed_methods)]
 pub fn plant_form_version(data_dir: &std::path::Path, form: &str, version: &str, schema: Value) {
-    let db = open_raw(data_dir);
-    let forms = db.open_tree("formversion_definition").unwrap();
+    let seq = next_number_raw(data_dir);
     let record = json!({"form": form, "version": version, "title": "旧版问卷",
-        "schema": schema, "published_at": "2026-01-01T00:00:00Z", "seq": db.generate_id().unwrap()});
+        "schema": schema, "published_at": "2026-01-01T00:00:00Z", "seq": seq});
     let mut key = form.as_bytes().to_vec();
     key.push(0xFF);
     key.extend_from_slice(version.as_bytes());
-    forms
-        .insert(key, serde_json::to_vec(&record).unwrap())
-        .unwrap();
+    write_raw(
+        data_dir,
+        "formversion_definition",
+        &key,
+        &serde_json::to_vec(&record).unwrap(),
+    );
+}
+
+/// A number the store has not handed out, drawn beside the server (stopped).
+#[allow(clippy::disallowed_types)]
+fn next_number_raw(data_dir: &std::path::Path) -> u64 {
+    if let Some(cluster) = test_cluster() {
+        let drawn = psql(
+            &database_of(&cluster, data_dir),
+            "SELECT nextval('survey_numbers')",
+        );
+        return drawn.trim().parse().unwrap();
+    }
+    let db = open_raw(data_dir);
+    db.generate_id().unwrap()
+}
+
+/// An entry of a tree, read beside the server (stopped), from sled or PostgreSQL.
+#[allow(clippy::disallowed_types)]
+fn read_raw(data_dir: &std::path::Path, tree: &str, key: &[u8]) -> Option<Vec<u8>> {
+    if let Some(cluster) = test_cluster() {
+        let database = database_of(&cluster, data_dir);
+        let sql = format!(
+            "SELECT encode(value, 'hex') FROM \"{tree}\" WHERE key = '\\x{}'",
+            survey_server::store::hex(key)
+        );
+        let hex = psql(&database, &sql);
+        let hex = hex.trim();
+        return (!hex.is_empty()).then(|| {
+            (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect()
+        });
+    }
+    let db = open_raw(data_dir);
+    let value = db.open_tree(tree).unwrap().get(key).unwrap();
+    value.map(|v| v.to_vec())
+}
+
+/// Writes an entry of a tree beside the server (stopped), in sled or PostgreSQL.
+#[allow(clippy::disallowed_types, clippy::disallowed_methods)]
+fn write_raw(data_dir: &std::path::Path, tree: &str, key: &[u8], value: &[u8]) {
+    if let Some(cluster) = test_cluster() {
+        let database = database_of(&cluster, data_dir);
+        let hex = survey_server::store::hex;
+        psql(
+            &database,
+            &format!(
+                "INSERT INTO \"{tree}\" VALUES ('\\x{}', '\\x{}') \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                hex(key),
+                hex(value)
+            ),
+        );
+        return;
+    }
+    let db = open_raw(data_dir);
+    db.open_tree(tree).unwrap().insert(key, value).unwrap();
     db.flush().unwrap();
 }
 

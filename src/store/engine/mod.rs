@@ -215,7 +215,7 @@ impl Engine {
     /// A number larger than any handed out before.
     pub fn generate_id(&self) -> Result<u64, StoreError> {
         match self {
-            Self::Sled(sled) => Ok(sled.db.generate_id()?),
+            Self::Sled(sled) => sled.generate_id(),
             Self::Postgres(pg) => pg.next_number(),
         }
     }

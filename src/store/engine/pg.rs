@@ -51,9 +51,13 @@ const MAX_PAGE: usize = 4096;
 fn migrations() -> Vec<String> {
     let mut first: Vec<String> = TREES
         .iter()
-        .map(|tree| format!("CREATE TABLE \"{tree}\" (key bytea PRIMARY KEY, value bytea NOT NULL)"))
+        .map(|tree| {
+            format!("CREATE TABLE \"{tree}\" (key bytea PRIMARY KEY, value bytea NOT NULL)")
+        })
         .collect();
     first.push("CREATE SEQUENCE survey_numbers".into());
+    // Secrets every node needs alike (the token signing key); not a tree: never in a backup.
+    first.push("CREATE TABLE survey_secrets (name text PRIMARY KEY, value text NOT NULL)".into());
     vec![first.join(";\n")]
 }
 
@@ -142,10 +146,10 @@ impl Pg {
             .thread_name("postgres")
             .enable_all()
             .build()?;
-        let mut config: tokio_postgres::Config = options
-            .url
-            .parse()
-            .map_err(|e: tokio_postgres::Error| StoreError::Postgres(format!("SURVEY_STORE: {e}")))?;
+        let mut config: tokio_postgres::Config =
+            options.url.parse().map_err(|e: tokio_postgres::Error| {
+                StoreError::Postgres(format!("SURVEY_STORE: {e}"))
+            })?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
         }
@@ -242,7 +246,10 @@ impl Pg {
                     client.query(&statement, &[&lower, upper, &limit]).await
                 }
                 None => {
-                    let statement = client.prepare_cached(&sql.page_from).await.map_err(failed)?;
+                    let statement = client
+                        .prepare_cached(&sql.page_from)
+                        .await
+                        .map_err(failed)?;
                     client.query(&statement, &[&lower, &limit]).await
                 }
             }
@@ -256,6 +263,26 @@ impl Pg {
                     )
                 })
                 .collect())
+        })
+    }
+
+    pub fn shared_secret(&self, name: &str, candidate: &str) -> Result<String, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        let (name, candidate) = (name.to_owned(), candidate.to_owned());
+        self.block(async move {
+            let client = inner.client().await?;
+            client
+                .execute(
+                    "INSERT INTO survey_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                    &[&name, &candidate],
+                )
+                .await
+                .map_err(failed)?;
+            let row = client
+                .query_one("SELECT value FROM survey_secrets WHERE name = $1", &[&name])
+                .await
+                .map_err(failed)?;
+            Ok(row.get(0))
         })
     }
 
@@ -619,6 +646,87 @@ impl Iterator for Scan {
                 self.buffer = rows.into();
                 self.buffer.pop_front().map(Ok)
             }
+        }
+    }
+}
+
+/// The one transaction a restore writes a whole backup in: nothing of it is visible, or kept,
+/// unless the whole file checked out and [`Loader::finish`] ran.
+pub struct Loader {
+    pg: Arc<Pg>,
+    client: Option<Arc<Object>>,
+}
+
+impl Pg {
+    /// Begins a restore; `None` if the database already holds data.
+    pub fn loader(self: &Arc<Self>) -> Result<Option<Loader>, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        let client = self.block(async move {
+            let client = inner.client().await?;
+            let mut any = Vec::with_capacity(TREES.len());
+            for tree in TREES {
+                any.push(format!("SELECT 1 FROM \"{tree}\""));
+            }
+            let check = format!("SELECT EXISTS ({})", any.join(" UNION ALL "));
+            let occupied: bool = client.query_one(&check, &[]).await.map_err(failed)?.get(0);
+            if occupied {
+                return Ok(None);
+            }
+            client.batch_execute("BEGIN").await.map_err(failed)?;
+            Ok(Some(Arc::new(client)))
+        })?;
+        Ok(client.map(|client| Loader {
+            pg: Arc::clone(self),
+            client: Some(client),
+        }))
+    }
+}
+
+impl Loader {
+    /// Writes entries of the tree named `name`.
+    pub fn load(&self, name: &str, entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), StoreError> {
+        let tree = TREES.iter().position(|t| *t == name).ok_or_else(|| {
+            StoreError::Postgres(format!(
+                "the backup has a tree {name} this server does not know"
+            ))
+        })?;
+        let (keys, values): (Vec<Vec<u8>>, Vec<Vec<u8>>) = entries.into_iter().unzip();
+        let inner = Arc::clone(&self.pg.inner);
+        let client = self.client.clone();
+        self.pg.block(async move {
+            let client = client.ok_or(StoreError::Closed)?;
+            client
+                .execute(&inner.sql[tree].upsert, &[&keys, &values])
+                .await
+                .map_err(failed)?;
+            Ok(())
+        })
+    }
+
+    /// Makes the restored data the database's, with numbers going on from `next_number`.
+    pub fn finish(mut self, next_number: u64) -> Result<(), StoreError> {
+        let client = self.client.take();
+        let next = i64::try_from(next_number).unwrap_or(i64::MAX);
+        self.pg.block(async move {
+            let client = client.ok_or(StoreError::Closed)?;
+            client
+                .execute("SELECT setval('survey_numbers', $1, false)", &[&next])
+                .await
+                .map_err(failed)?;
+            client.batch_execute("COMMIT").await.map_err(failed)
+        })
+    }
+}
+
+impl Drop for Loader {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            let _ = self.pg.block(async move {
+                if let Some(client) = Arc::into_inner(client) {
+                    end(client, "ROLLBACK").await;
+                }
+                Ok(())
+            });
         }
     }
 }

@@ -18,6 +18,8 @@ const SLED_DEFAULT_TREE: &[u8] = b"__sled__default";
 
 pub struct Sled {
     pub db: sled::Db,
+    /// Added to sled's own counter (see `keys::NUMBER_FLOOR`).
+    floor: u64,
     trees: Vec<sled::Tree>,
     dir: PathBuf,
 }
@@ -49,15 +51,31 @@ impl Sled {
             }
             other => other.into(),
         })?;
-        let trees = TREES
+        let trees: Vec<sled::Tree> = TREES
             .iter()
             .map(|name| db.open_tree(name))
             .collect::<Result<_, _>>()?;
+        let meta = TREES.iter().position(|t| *t == "meta").unwrap_or_default();
+        let floor = match trees[meta].get(crate::store::keys::NUMBER_FLOOR)? {
+            Some(bytes) => {
+                u64::from_be_bytes(bytes.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                    tree: "meta",
+                    reason: "number_floor is not 8 bytes".into(),
+                })?)
+            }
+            None => 0,
+        };
         Ok(Self {
             db,
+            floor,
             trees,
             dir: dir.to_owned(),
         })
+    }
+
+    /// A number larger than any drawn before (in this database or the one it was restored from).
+    pub fn generate_id(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()?.saturating_add(self.floor))
     }
 
     pub fn tree(&self, index: usize) -> &sled::Tree {
@@ -71,7 +89,7 @@ impl Sled {
     ) -> Result<Result<T, R>, StoreError> {
         // Drawn before the transaction: sled's id generator may write, which it cannot do inside one.
         let numbers = (0..numbers)
-            .map(|_| self.db.generate_id())
+            .map(|_| self.generate_id())
             .collect::<Result<Vec<_>, _>>()?;
         let trees: Vec<&sled::Tree> = self.trees.iter().collect();
         // The one place a transaction runs.
@@ -79,7 +97,9 @@ impl Sled {
         let outcome = trees[..].transaction(|views| {
             let views: Vec<TxTree<'_>> = views.iter().map(TxTree::Sled).collect();
             write(&views, &numbers).map_err(|abort| match abort {
-                Abort::Refused(reason) => ConflictableTransactionError::Abort(Stop::Refused(reason)),
+                Abort::Refused(reason) => {
+                    ConflictableTransactionError::Abort(Stop::Refused(reason))
+                }
                 Abort::Broken(error) => ConflictableTransactionError::Abort(Stop::Broken(error)),
                 Abort::Conflict => ConflictableTransactionError::Conflict,
             })
