@@ -11,6 +11,9 @@ use serde::Serialize;
 use crate::store::StoreError;
 use crate::strict_json::StrictError;
 
+/// Seconds a client is asked to wait when no database can be written.
+const NOT_READY_RETRY_SECS: u32 = 5;
+
 /// tus's "460 Checksum Mismatch".
 const CHECKSUM_MISMATCH: StatusCode = match StatusCode::from_u16(460) {
     Ok(status) => status,
@@ -252,7 +255,9 @@ impl AppError {
             Self::RegistrySuperseded => (StatusCode::CONFLICT, "registry_superseded"),
             Self::RegistryNotFound => (StatusCode::NOT_FOUND, "registry_not_found"),
             Self::RegistryChanged => (StatusCode::CONFLICT, "registry_changed"),
-            Self::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            Self::NotReady | Self::Storage(StoreError::Unavailable(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "not_ready")
+            }
             Self::Storage(_) | Self::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
             }
@@ -264,6 +269,7 @@ impl AppError {
         let (_, code) = self.status_and_code();
         let message = match self {
             // Never show internal causes; they are logged where they happen.
+            Self::Storage(StoreError::Unavailable(_)) => Self::NotReady.to_string(),
             Self::Storage(_) | Self::Internal(_) => {
                 "the server could not complete the request; it is safe to retry".to_owned()
             }
@@ -298,8 +304,14 @@ impl From<StrictError> for AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, _) = self.status_and_code();
-        if let Self::Storage(_) | Self::Internal(_) = &self {
-            tracing::error!(error = %self, "request failed inside the server");
+        match &self {
+            Self::Storage(StoreError::Unavailable(_)) => {
+                tracing::warn!(error = %self, "no database to write to; answered 503");
+            }
+            Self::Storage(_) | Self::Internal(_) => {
+                tracing::error!(error = %self, "request failed inside the server");
+            }
+            _ => {}
         }
         let body = ErrorBody { error: self.body() };
         let mut response = (status, Json(body)).into_response();
@@ -310,6 +322,10 @@ impl IntoResponse for AppError {
             }
             Self::TooManyAttempts { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            // A standby takes some seconds to be promoted; phones and proxies wait that long.
+            Self::NotReady | Self::Storage(StoreError::Unavailable(_)) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(NOT_READY_RETRY_SECS));
             }
             // The rest of the body may still be trickling in; this connection is done.
             Self::UploadTooSlow { .. } => {
@@ -416,6 +432,11 @@ mod tests {
             (AppError::RegistryNotFound, 404, "registry_not_found"),
             (AppError::RegistryChanged, 409, "registry_changed"),
             (AppError::NotReady, 503, "not_ready"),
+            (
+                AppError::Storage(StoreError::Unavailable("no primary".into())),
+                503,
+                "not_ready",
+            ),
             (AppError::Storage(StoreError::Flush), 500, "internal_error"),
             (AppError::Internal("x".into()), 500, "internal_error"),
         ];

@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 
 use serde::Serialize;
-use serde_json::Value;
 
 use super::read::{self, Shape};
 use super::{RosterHousehold, hex_decode, hex_encode};
@@ -197,12 +196,9 @@ fn count(
     let reached = surveyed(export, store, &shape)?;
     let id = form.stored.form.as_str();
     let mut groups: BTreeMap<String, Counts> = BTreeMap::new();
-    let households = store.registry_households(id, info.version, None, usize::MAX, |_, h| {
-        reader.covers(h.scope.as_deref())
-    })?;
     let person_key = &shape.people.unique[0];
-    for (household, record) in households {
-        let people = store.registry_members(id, info.version, &household)?;
+    let keep = |h: &crate::store::RegistryHousehold| reader.covers(h.scope.as_deref());
+    store.each_registered(id, info.version, keep, |household, record, people| {
         match &field {
             Some(path) => {
                 let key = read::text_at(&record.fields, path).unwrap_or_default();
@@ -233,7 +229,8 @@ fn count(
                 }
             }
         }
-    }
+        Ok(())
+    })?;
     super::still_current(store, id, info.version)?;
     let mut total = Counts {
         key: "total".into(),
@@ -320,19 +317,8 @@ pub fn missing(
                     read::text_at(&h.fields, path).as_deref() == Some(value.as_str())
                 })
         })?;
-    let mut items = Vec::new();
-    let mut last = None;
-    for (household, record) in page {
-        let people = store.registry_members(id, info.version, &household)?;
-        let mut item = record.fields;
-        read::place(
-            &mut item,
-            shape.people_path(),
-            Value::Array(people.into_iter().map(Value::Object).collect()),
-        );
-        items.push(item);
-        last = Some(household);
-    }
+    let last = page.last().map(|(household, _)| household.clone());
+    let items = super::with_people(store, (id, info.version), &shape, page)?;
     super::still_current(store, id, info.version)?;
     let next = (items.len() == limit)
         .then(|| last.map(|h| hex_encode(&h)))

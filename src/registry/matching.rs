@@ -50,16 +50,20 @@ impl Register {
         let mut people = HashMap::new();
         let mut households = HashMap::new();
         let key = shape.people.unique[0].clone();
-        for (household, record) in
-            store.registry_households(id, info.version, None, usize::MAX, |_, _| true)?
-        {
-            for person in store.registry_members(id, info.version, &household)? {
-                if let Some(k) = read::text_at(&person, &key) {
-                    people.insert(k, (household.clone(), person));
+        store.each_registered(
+            id,
+            info.version,
+            |_| true,
+            |household, record, members| {
+                for person in members {
+                    if let Some(k) = read::text_at(&person, &key) {
+                        people.insert(k, (household.clone(), person));
+                    }
                 }
-            }
-            households.insert(household, (record.fields, record.scope));
-        }
+                households.insert(household, (record.fields, record.scope));
+                Ok(())
+            },
+        )?;
         Ok(Some((
             Self {
                 shape,

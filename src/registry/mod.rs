@@ -558,17 +558,7 @@ pub fn roster(
                 .map(|(household, _)| format!("{:x}.{}", info.version, hex_encode(household)))
         })
         .flatten();
-    let mut items = Vec::with_capacity(page.len());
-    for (household, record) in page {
-        let people = store.registry_members(id, info.version, &household)?;
-        let mut item = record.fields;
-        read::place(
-            &mut item,
-            shape.people_path(),
-            Value::Array(people.into_iter().map(Value::Object).collect()),
-        );
-        items.push(item);
-    }
+    let items = with_people(store, (id, info.version), &shape, page)?;
     still_current(store, id, info.version)?;
     let removed = match (since_version, cursor) {
         // Removed for this reader: it was in their places, and is not (there) now.
@@ -589,6 +579,33 @@ pub fn roster(
         removed,
         next_cursor,
     })
+}
+
+/// A page of households as the form's answers, each with its people.
+pub(crate) fn with_people(
+    store: &Store,
+    (form, version): (&str, u64),
+    shape: &Shape,
+    page: Vec<(String, crate::store::RegistryHousehold)>,
+) -> Result<Vec<RosterHousehold>, AppError> {
+    let ids: Vec<String> = page
+        .iter()
+        .map(|(household, _)| household.clone())
+        .collect();
+    let people = store.registry_members_of(form, version, &ids)?;
+    Ok(page
+        .into_iter()
+        .zip(people)
+        .map(|((_, record), people)| {
+            let mut item = record.fields;
+            read::place(
+                &mut item,
+                shape.people_path(),
+                Value::Array(people.into_iter().map(Value::Object).collect()),
+            );
+            item
+        })
+        .collect())
 }
 
 /// Refuses what was read of `version` if it is no longer the register: the version an import

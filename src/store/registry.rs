@@ -293,6 +293,92 @@ impl Store {
             .collect()
     }
 
+    /// Every household of a version that `keep` accepts, in order, handed to `visit` with its
+    /// people: two scans side by side (both trees sort by household), not one read per household.
+    pub fn each_registered(
+        &self,
+        form: &str,
+        version: u64,
+        keep: impl Fn(&RegistryHousehold) -> bool,
+        mut visit: impl FnMut(
+            String,
+            RegistryHousehold,
+            Vec<Map<String, Value>>,
+        ) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let prefix = keys::registry_version(form, version);
+        let mut members = self.registry_members.scan_prefix(&prefix).peekable();
+        for entry in self.registry_households.scan_prefix(&prefix) {
+            let (key, value) = entry?;
+            let record: RegistryHousehold = decode(HOUSEHOLDS, &value)?;
+            let household = &key[prefix.len()..];
+            let mut people = Vec::new();
+            // A person's key is the household's, then 0xFF and the line (4 bytes).
+            loop {
+                let ordering = match members.peek() {
+                    None => break,
+                    Some(Ok((member, _))) => member
+                        .get(prefix.len()..member.len().saturating_sub(5))
+                        .unwrap_or_default()
+                        .cmp(household),
+                    Some(Err(_)) => std::cmp::Ordering::Equal,
+                };
+                if ordering == std::cmp::Ordering::Greater {
+                    break;
+                }
+                let Some((_, person)) = members.next().transpose()? else {
+                    break;
+                };
+                if ordering == std::cmp::Ordering::Equal {
+                    people.push(decode(MEMBERS, &person)?);
+                }
+            }
+            if keep(&record) {
+                visit(
+                    String::from_utf8_lossy(household).into_owned(),
+                    record,
+                    people,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The people of each of `households` (in key order, as a page gives them) of a version:
+    /// one scan over their stretch of the register rather than one read per household.
+    pub fn registry_members_of(
+        &self,
+        form: &str,
+        version: u64,
+        households: &[String],
+    ) -> Result<Vec<Vec<Map<String, Value>>>, StoreError> {
+        let (Some(first), Some(last)) = (households.first(), households.last()) else {
+            return Ok(Vec::new());
+        };
+        let place: std::collections::HashMap<&[u8], usize> = households
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.as_bytes(), i))
+            .collect();
+        let prefix = keys::registry_version(form, version).len();
+        let mut end = keys::registry_members(form, version, last);
+        end.extend_from_slice(&[0xFF; 4]);
+        let mut people = vec![Vec::new(); households.len()];
+        for entry in self
+            .registry_members
+            .range(keys::registry_members(form, version, first)..=end)
+        {
+            let (key, value) = entry?;
+            let household = key
+                .get(prefix..key.len().saturating_sub(5))
+                .unwrap_or_default();
+            if let Some(&i) = place.get(household) {
+                people[i].push(decode(MEMBERS, &value)?);
+            }
+        }
+        Ok(people)
+    }
+
     /// The people of one household of a version, in the register's order.
     pub fn registry_members(
         &self,

@@ -153,11 +153,16 @@ impl Store {
         let Some(bytes) = self.submission_record.get(keys::submission(id))? else {
             return Ok(None);
         };
-        let mut record = decode_record(id, &bytes)?;
+        self.record_from(id, &bytes).map(Some)
+    }
+
+    /// A stored record's bytes as a submission, with its current answers if it was corrected.
+    fn record_from(&self, id: Uuid, bytes: &[u8]) -> Result<SubmissionRecord, StoreError> {
+        let mut record = decode_record(id, bytes)?;
         if record.meta.version > 1 {
             record.current = Some(self.version_data(id, record.meta.version)?);
         }
-        Ok(Some(record))
+        Ok(record)
     }
 
     /// Changes a submission's metadata (review, deletion), with `comment` if any and the audit
@@ -247,41 +252,79 @@ impl Store {
             Some(seq) => keys::form_seq(form, seq + 1),
         };
         let mut page = Vec::with_capacity(limit.min(1024));
-        for entry in self.form_seq.range(start..) {
-            let (key, value) = entry?;
-            if !key.starts_with(&prefix) || page.len() == limit {
-                break;
+        let mut index = self.form_seq.range(start..);
+        let mut exhausted = false;
+        // The index a batch at a time, then that batch's records in one read.
+        while page.len() < limit && !exhausted {
+            let mut slots = Vec::new();
+            while page.len() + slots.len() < limit {
+                let Some(entry) = index.next() else {
+                    exhausted = true;
+                    break;
+                };
+                let (key, value) = entry?;
+                if !key.starts_with(&prefix) {
+                    exhausted = true;
+                    break;
+                }
+                let seq = keys::seq_of_form_seq(&key).unwrap_or_default();
+                match keys::index_entry(&value) {
+                    None => slots.push(Slot::Unreadable(Unreadable {
+                        seq,
+                        id: None,
+                        reason: format!("{INDEX}: undecodable index value"),
+                    })),
+                    Some(entry) if visible(entry.submitter, entry.scope) => {
+                        slots.push(Slot::Record(seq, entry.id));
+                    }
+                    Some(_) => {}
+                }
             }
-            let seq = keys::seq_of_form_seq(&key).unwrap_or_default();
-            let Some(entry) = keys::index_entry(&value) else {
-                page.push(Err(Unreadable {
-                    seq,
-                    id: None,
-                    reason: format!("{INDEX}: undecodable index value"),
-                }));
-                continue;
-            };
-            if !visible(entry.submitter, entry.scope) {
-                continue;
-            }
-            match self.submission(entry.id) {
-                Ok(Some(record)) if keep(&record) => page.push(Ok(record)),
-                Ok(Some(_)) => {}
-                Ok(None) => page.push(Err(Unreadable {
-                    seq,
-                    id: Some(entry.id),
-                    reason: format!("{INDEX}: names a submission that is not stored"),
-                })),
-                Err(StoreError::Corrupt { reason, .. }) => page.push(Err(Unreadable {
-                    seq,
-                    id: Some(entry.id),
-                    reason,
-                })),
-                Err(other) => return Err(other),
+            let ids: Vec<Vec<u8>> = slots
+                .iter()
+                .filter_map(|slot| match slot {
+                    Slot::Record(_, id) => Some(keys::submission(*id).to_vec()),
+                    Slot::Unreadable(_) => None,
+                })
+                .collect();
+            let mut records = self.submission_record.get_many(&ids)?.into_iter();
+            for slot in slots {
+                let (seq, id) = match slot {
+                    Slot::Unreadable(unreadable) => {
+                        page.push(Err(unreadable));
+                        continue;
+                    }
+                    Slot::Record(seq, id) => (seq, id),
+                };
+                let read = match records.next().flatten() {
+                    Some(bytes) => self.record_from(id, &bytes).map(Some),
+                    None => Ok(None),
+                };
+                match read {
+                    Ok(Some(record)) if keep(&record) => page.push(Ok(record)),
+                    Ok(Some(_)) => {}
+                    Ok(None) => page.push(Err(Unreadable {
+                        seq,
+                        id: Some(id),
+                        reason: format!("{INDEX}: names a submission that is not stored"),
+                    })),
+                    Err(StoreError::Corrupt { reason, .. }) => page.push(Err(Unreadable {
+                        seq,
+                        id: Some(id),
+                        reason,
+                    })),
+                    Err(other) => return Err(other),
+                }
             }
         }
         Ok(page)
     }
+}
+
+/// An index entry of a page being read: its record to fetch, or why it cannot be.
+enum Slot {
+    Record(u64, Uuid),
+    Unreadable(Unreadable),
 }
 
 impl NewComment {

@@ -150,6 +150,17 @@ impl Tree {
         }
     }
 
+    /// The values at `keys`, in their order: one round trip for PostgreSQL, not one per key.
+    pub fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<IVec>>, StoreError> {
+        match self {
+            Self::Sled(tree) => Ok(keys
+                .iter()
+                .map(|key| tree.get(key))
+                .collect::<Result<_, _>>()?),
+            Self::Postgres(pg, tree) => pg.get_many(*tree, keys),
+        }
+    }
+
     pub fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool, StoreError> {
         Ok(self.get(key)?.is_some())
     }

@@ -64,6 +64,7 @@ fn migrations() -> Vec<String> {
 /// The statements of one tree.
 struct TreeSql {
     get: String,
+    get_many: String,
     page_to: String,
     page_from: String,
     upsert: String,
@@ -76,6 +77,7 @@ impl TreeSql {
         let table = format!("\"{tree}\"");
         Self {
             get: format!("SELECT value FROM {table} WHERE key = $1"),
+            get_many: format!("SELECT key, value FROM {table} WHERE key = ANY($1::bytea[])"),
             page_to: format!(
                 "SELECT key, value FROM {table} WHERE key >= $1 AND key < $2 ORDER BY key LIMIT $3"
             ),
@@ -225,6 +227,32 @@ impl Pg {
                 .map_err(failed)?;
             Ok(row.map(|row| IVec::from(row.get::<_, Vec<u8>>(0))))
         })
+    }
+
+    pub fn get_many(&self, tree: usize, keys: &[Vec<u8>]) -> Result<Vec<Option<IVec>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inner = Arc::clone(&self.inner);
+        let wanted = keys.to_vec();
+        let mut found: std::collections::HashMap<Vec<u8>, IVec> = self.block(async move {
+            let client = inner.client().await?;
+            let statement = client
+                .prepare_cached(&inner.sql[tree].get_many)
+                .await
+                .map_err(failed)?;
+            let rows = client.query(&statement, &[&wanted]).await.map_err(failed)?;
+            Ok(rows
+                .into_iter()
+                .map(|row| {
+                    (
+                        row.get::<_, Vec<u8>>(0),
+                        IVec::from(row.get::<_, Vec<u8>>(1)),
+                    )
+                })
+                .collect())
+        })?;
+        Ok(keys.iter().map(|key| found.remove(key)).collect())
     }
 
     /// Up to `limit` entries from `lower` (inclusive) to `upper` (exclusive, if any).
