@@ -475,6 +475,13 @@ pub struct DatabaseSettings {
     #[arg(long, env = "SURVEY_PG_CONNECT_TIMEOUT", default_value_t = 5,
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub pg_connect_timeout: u64,
+
+    /// PEM file of the certificate authorities that sign the database server's certificate,
+    /// for a URL with `sslmode=require` (default: the system's, /etc/ssl/certs). The server's
+    /// certificate and host name are always verified; without `sslmode=require` nothing is
+    /// encrypted.
+    #[arg(long, env = "SURVEY_PG_CA_FILE", global = true)]
+    pub pg_ca_file: Option<PathBuf>,
 }
 
 impl DatabaseSettings {
@@ -484,6 +491,7 @@ impl DatabaseSettings {
             url,
             pool_size: usize::try_from(self.pg_pool_size).unwrap_or(16),
             connect_timeout: std::time::Duration::from_secs(self.pg_connect_timeout),
+            ca_file: self.pg_ca_file.clone(),
         }
     }
 }

@@ -3,74 +3,49 @@
 //!
 //! A signed-in client asks for a link to one of its own downloads; the link works once, within
 //! [`VALID_FOR`], and runs the download as that client (its token is checked again then, so a
-//! login that ended meanwhile gets nothing). Links live in this process's memory only: a restart
-//! forgets them, which costs a client one more request.
+//! login that ended meanwhile gets nothing). Links are kept in the store's short-lived state
+//! (never in a backup), so a link made on one API node works on any other.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::RngCore;
+
+use crate::error::AppError;
+use crate::store::{DownloadLink, Store};
 
 /// How long a link may wait to be used.
 pub const VALID_FOR: Duration = Duration::from_secs(60);
 /// Links one user may hold unused at once: a console needs a few, nothing needs hundreds.
 const MOST_PER_USER: usize = 20;
 
-/// What a link stands for.
-#[derive(Clone, Debug)]
-pub struct Link {
-    pub username: String,
-    /// The download's path and query, e.g. `/api/v1/forms/labour-survey/export.zip?labels=true`.
-    pub path: String,
-    /// The access token the link was asked for with, presented again when it is used.
-    pub token: String,
-    expires: Instant,
+/// A new link's secret, or `None` when `username` holds too many unused ones.
+pub async fn create(
+    store: &Store,
+    username: &str,
+    path: &str,
+    token: &str,
+) -> Result<Option<String>, AppError> {
+    let now = crate::clock::unix_now();
+    if store.download_links_of(username, now)? >= MOST_PER_USER {
+        return Ok(None);
+    }
+    let mut secret = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut secret);
+    let secret = crate::store::hex(&secret);
+    let link = DownloadLink {
+        username: username.to_owned(),
+        path: path.to_owned(),
+        token: token.to_owned(),
+        expires_at: now + VALID_FOR.as_secs() as i64,
+    };
+    store.put_download_link(&secret, &link)?.durable().await?;
+    Ok(Some(secret))
 }
 
-/// The links not yet used.
-#[derive(Default)]
-pub struct DownloadLinks {
-    links: Mutex<HashMap<String, Link>>,
-}
-
-impl DownloadLinks {
-    /// A new link's secret, or `None` when `username` holds too many unused ones.
-    pub fn create(&self, username: &str, path: &str, token: &str) -> Option<String> {
-        let mut secret = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut secret);
-        let secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-        let now = Instant::now();
-        let mut links = self
-            .links
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        links.retain(|_, link| link.expires > now);
-        if links.values().filter(|l| l.username == username).count() >= MOST_PER_USER {
-            return None;
-        }
-        links.insert(
-            secret.clone(),
-            Link {
-                username: username.to_owned(),
-                path: path.to_owned(),
-                token: token.to_owned(),
-                expires: now + VALID_FOR,
-            },
-        );
-        Some(secret)
-    }
-
-    /// The link of `secret`, once: a second use, or one after [`VALID_FOR`], finds nothing.
-    pub fn redeem(&self, secret: &str) -> Option<Link> {
-        let mut links = self
-            .links
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        links
-            .remove(secret)
-            .filter(|link| link.expires > Instant::now())
-    }
+/// The link of `secret`, once: a second use, or one after [`VALID_FOR`], finds nothing.
+pub async fn redeem(store: &Store, secret: &str) -> Result<Option<DownloadLink>, AppError> {
+    let link = store.take_download_link(secret)?.durable().await?;
+    Ok(link.filter(|link| link.expires_at > crate::clock::unix_now()))
 }
 
 /// Whether `path` is a download a link may stand for: an export, the indicators as CSV, or a
@@ -91,28 +66,6 @@ pub fn is_download(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_link_works_once() {
-        let links = DownloadLinks::default();
-        let secret = links
-            .create("ana", "/api/v1/forms/f/export.zip", "t")
-            .unwrap();
-        assert_eq!(secret.len(), 64);
-        assert_eq!(links.redeem(&secret).unwrap().username, "ana");
-        assert!(links.redeem(&secret).is_none());
-        assert!(links.redeem("not-a-link").is_none());
-    }
-
-    #[test]
-    fn one_user_holds_a_bounded_number_of_links() {
-        let links = DownloadLinks::default();
-        for _ in 0..MOST_PER_USER {
-            assert!(links.create("ana", "/api/v1/admin/backup", "t").is_some());
-        }
-        assert!(links.create("ana", "/api/v1/admin/backup", "t").is_none());
-        assert!(links.create("bo", "/api/v1/admin/backup", "t").is_some());
-    }
 
     #[test]
     fn only_downloads_have_links() {

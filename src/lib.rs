@@ -84,8 +84,6 @@ pub struct AppState {
     pub trusted_proxies: Arc<[IpNet]>,
     /// The county's time zone: where its days begin, for counts by day.
     pub timezone: jiff::tz::TimeZone,
-    /// One-time download links not yet used.
-    pub downloads: Arc<downloads::DownloadLinks>,
     /// Resumable uploads and the attachment files on disk.
     pub uploads: Arc<attachments::uploads::Uploads>,
 }
@@ -252,7 +250,6 @@ impl AppState {
             metrics_on_api: config.metrics_bind.is_none(),
             trusted_proxies: config.trusted_proxies.0.clone().into(),
             timezone: config.timezone.0.clone(),
-            downloads: Arc::default(),
             uploads: Arc::new(uploads),
         })
     }
@@ -282,17 +279,19 @@ pub async fn serve(
         idle: state.limits.idle_timeout,
         stalled: state.limits.upload_deadline,
     };
-    let sweeper = tokio::spawn(sweep_uploads(state.clone()));
+    let sweeper = tokio::spawn(sweep(state.clone()));
+    let forms = tokio::spawn(follow_forms(state.clone()));
     http::listen(listener, app(state), timeouts, shutdown).await;
     sweeper.abort();
+    forms.abort();
     store.wait_durable().await.map_err(std::io::Error::other)
 }
 
-/// How often expired uploads are removed.
+/// How often expired uploads, old login failures and expired download links are removed.
 const SWEEP_EVERY: Duration = Duration::from_secs(10 * 60);
 
-/// Removes expired uploads now and then, for as long as the server runs.
-async fn sweep_uploads(state: AppState) {
+/// Removes what has expired now and then, for as long as the server runs.
+async fn sweep(state: AppState) {
     let mut every = tokio::time::interval(SWEEP_EVERY);
     loop {
         every.tick().await;
@@ -300,6 +299,32 @@ async fn sweep_uploads(state: AppState) {
             Ok(0) => {}
             Ok(expired) => tracing::info!(expired, "removed expired unfinished uploads"),
             Err(error) => tracing::warn!(%error, "removing expired uploads failed"),
+        }
+        let swept = state
+            .store
+            .sweep_transient(clock::unix_now_ms(), auth::throttle::NAME_WINDOW_MS);
+        if let Err(error) = async { swept?.durable().await }.await {
+            tracing::warn!(%error, "removing old login failures and download links failed");
+        }
+    }
+}
+
+/// How often a node looks for form versions other nodes published (several nodes on one
+/// database): a form published anywhere is served everywhere within this.
+const FOLLOW_FORMS_EVERY: Duration = Duration::from_millis(500);
+
+/// Loads form versions other nodes publish, for as long as the server runs.
+async fn follow_forms(state: AppState) {
+    let mut every = tokio::time::interval(FOLLOW_FORMS_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let (store, forms) = (state.store.clone(), state.forms.clone());
+        match tokio::task::spawn_blocking(move || forms.refresh(&store)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(added)) => tracing::info!(added, "loaded form versions published elsewhere"),
+            Ok(Err(error)) => tracing::warn!(%error, "looking for newly published forms failed"),
+            Err(error) => tracing::warn!(%error, "looking for newly published forms failed"),
         }
     }
 }

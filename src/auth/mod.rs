@@ -11,7 +11,7 @@ pub mod users;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::{OnceCell, Semaphore};
@@ -205,7 +205,7 @@ impl Auth {
             target: audit::user_target(&name),
             request_id: request_id.clone(),
         };
-        let attempt = self.admit(well_formed.as_deref(), address)?;
+        let attempt = self.admit(store, well_formed.as_deref(), address)?;
         let user = match &well_formed {
             Some(name) => store.user(name)?,
             None => None,
@@ -221,17 +221,21 @@ impl Auth {
         };
         match user {
             Some(user) if matches && user.active => {
-                attempt.succeeded();
+                self.succeeded(store, attempt, &user.username).await?;
                 let login = event(AuditAction::Login);
                 self.new_session(store, &user, tokens::new_family_id(), Some(&login))
                     .await
             }
             _ => {
-                attempt.failed(Instant::now());
-                store
-                    .record_audit(&event(AuditAction::LoginFailed))?
-                    .durable()
-                    .await?;
+                let failed = event(AuditAction::LoginFailed);
+                self.failed(
+                    store,
+                    attempt,
+                    well_formed.as_deref(),
+                    address,
+                    Some(&failed),
+                )
+                .await?;
                 Err(AppError::InvalidCredentials)
             }
         }
@@ -248,16 +252,17 @@ impl Auth {
         new: &str,
         address: IpAddr,
     ) -> Result<Session, AppError> {
-        let attempt = self.admit(Some(&me.username), address)?;
+        let attempt = self.admit(store, Some(&me.username), address)?;
         let user = store.user(&me.username)?.ok_or(AppError::Unauthorized)?;
         if !self.check_password(current, &user.password_hash).await? {
-            attempt.failed(Instant::now());
+            self.failed(store, attempt, Some(&me.username), address, None)
+                .await?;
             return Err(AppError::invalid_field(
                 "/current_password",
                 "the current password is wrong",
             ));
         }
-        attempt.succeeded();
+        self.succeeded(store, attempt, &me.username).await?;
         users::check_password(&me.username, new)?;
         let hash = self.hash_password(new).await?;
         let event = audit::by(
@@ -277,13 +282,79 @@ impl Auth {
             .await
     }
 
-    /// A throttle admission, or 429 with how long to wait.
-    fn admit(&self, name: Option<&str>, address: IpAddr) -> Result<Attempt<'_>, AppError> {
+    /// A throttle admission, counting the failures every node recorded, or 429 with how long
+    /// to wait.
+    fn admit(
+        &self,
+        store: &Store,
+        name: Option<&str>,
+        address: IpAddr,
+    ) -> Result<Attempt<'_>, AppError> {
+        let now_ms = crate::clock::unix_now_ms();
+        let ages = |subject: &str| -> Result<Vec<Duration>, AppError> {
+            Ok(store
+                .login_failures(subject)?
+                .into_iter()
+                .map(|at| Duration::from_millis(now_ms.saturating_sub(at)))
+                .collect())
+        };
+        let by_name = match name {
+            Some(name) => Some((name, ages(&throttle::name_subject(name))?)),
+            None => None,
+        };
+        let by_address = ages(&throttle::address_subject(address))?;
+        let now = Instant::now();
+        self.throttle.share(
+            by_name
+                .as_ref()
+                .map(|(name, ages)| (*name, ages.as_slice())),
+            (address, &by_address),
+            now,
+        );
         self.throttle
-            .admit(name, address, Instant::now())
+            .admit(name, address, now)
             .map_err(|wait| AppError::TooManyAttempts {
                 retry_after_secs: wait.as_secs().max(1),
             })
+    }
+
+    /// Ends an attempt that failed: counted here and in the store (with `audit`, if any).
+    async fn failed(
+        &self,
+        store: &Store,
+        attempt: Attempt<'_>,
+        name: Option<&str>,
+        address: IpAddr,
+        audit: Option<&AuditEvent>,
+    ) -> Result<(), AppError> {
+        attempt.failed(Instant::now());
+        let mut subjects = vec![(
+            throttle::address_subject(address),
+            throttle::ADDRESS_WINDOW_MS,
+        )];
+        if let Some(name) = name {
+            subjects.push((throttle::name_subject(name), throttle::NAME_WINDOW_MS));
+        }
+        store
+            .record_login_failure(&subjects, crate::clock::unix_now_ms(), audit)?
+            .durable()
+            .await?;
+        Ok(())
+    }
+
+    /// Ends an attempt that succeeded: the name's failures are forgiven, on every node.
+    async fn succeeded(
+        &self,
+        store: &Store,
+        attempt: Attempt<'_>,
+        name: &str,
+    ) -> Result<(), AppError> {
+        attempt.succeeded();
+        let subject = throttle::name_subject(name);
+        if !store.login_failures(&subject)?.is_empty() {
+            store.forgive_login_failures(&subject)?.durable().await?;
+        }
+        Ok(())
     }
 
     /// Hashes a new password, at most one per core at a time.

@@ -13,7 +13,10 @@
 //! address, at most 100 attempts may be in flight at once (an office signing in together fits;
 //! a burst of guesses does not), which with the counts above holds one address to about 180
 //! password hashes a minute. IPv6 clients count by their /64, the block one subscriber gets.
-//! Kept in memory: a restart forgives.
+//!
+//! Failures are recorded in the store too, and taken from there before every admission
+//! ([`LoginThrottle::share`]), so with several API nodes the limits count the county's failures,
+//! not one node's. Attempts in flight and a hot address's separate budget are counted per node.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -25,6 +28,9 @@ const USER_WINDOW: Duration = Duration::from_secs(15 * 60);
 const ADDRESS_FAILURES: usize = 60;
 const ADDRESS_WINDOW: Duration = Duration::from_secs(60);
 const CLEAN_BUDGET: usize = 20;
+/// How long the store must keep a failure of a name or an address.
+pub const NAME_WINDOW_MS: u64 = USER_WINDOW.as_millis() as u64;
+pub const ADDRESS_WINDOW_MS: u64 = ADDRESS_WINDOW.as_millis() as u64;
 const ADDRESS_IN_FLIGHT: usize = 100;
 /// Past this many tracked names or addresses, finished entries are swept so memory stays bounded.
 const SWEEP_AT: usize = 10_000;
@@ -118,7 +124,49 @@ fn subscriber(address: IpAddr) -> IpAddr {
     }
 }
 
+/// The store's subject for failures of `name`.
+pub fn name_subject(name: &str) -> String {
+    format!("n/{name}")
+}
+
+/// The store's subject for failures from `address` (counted by subscriber, as here).
+pub fn address_subject(address: IpAddr) -> String {
+    format!("a/{}", subscriber(address))
+}
+
+/// Failures as ages at `now`, oldest first.
+fn failures_at(ages: &[Duration], now: Instant) -> VecDeque<Instant> {
+    let mut failures: VecDeque<Instant> = ages
+        .iter()
+        .filter_map(|age| now.checked_sub(*age))
+        .collect();
+    failures.make_contiguous().sort();
+    failures
+}
+
 impl LoginThrottle {
+    /// Takes in the failures every node recorded for `name` and `address` (how long ago each
+    /// was): they replace this node's own, which they include.
+    pub fn share(
+        &self,
+        name: Option<(&str, &[Duration])>,
+        address: (IpAddr, &[Duration]),
+        now: Instant,
+    ) {
+        if let Some((name, ages)) = name {
+            let mut names = lock(&self.names);
+            if !ages.is_empty() || names.contains_key(name) {
+                names.entry(name.to_owned()).or_default().failures = failures_at(ages, now);
+            }
+        }
+        let (address, ages) = address;
+        let mut addresses = lock(&self.addresses);
+        let key = subscriber(address);
+        if !ages.is_empty() || addresses.contains_key(&key) {
+            addresses.entry(key).or_default().all.failures = failures_at(ages, now);
+        }
+    }
+
     /// Admits an attempt for `name` (`None`: a name that breaks the username rules, which is
     /// never tracked by name) from `address`, or says how long to wait.
     pub fn admit(
@@ -235,6 +283,19 @@ mod tests {
     use super::*;
 
     const HOME: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn failures_recorded_by_other_nodes_count_here() {
+        let throttle = LoginThrottle::default();
+        let now = Instant::now();
+        let elsewhere = [Duration::from_secs(60); 5];
+        throttle.share(Some(("wei", &elsewhere)), (HOME, &[]), now);
+        let wait = throttle.admit(Some("wei"), HOME, now).err().unwrap();
+        assert_eq!(wait, USER_WINDOW - Duration::from_secs(60));
+        // The store forgot them (a success elsewhere): so does this node.
+        throttle.share(Some(("wei", &[])), (HOME, &[]), now);
+        assert!(throttle.admit(Some("wei"), HOME, now).is_ok());
+    }
 
     #[test]
     fn five_failures_lock_the_name_until_the_first_ages_out() {

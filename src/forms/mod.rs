@@ -26,7 +26,7 @@ use messages::Lang;
 use crate::audit::{self, AuditAction};
 use crate::auth::{Permission, Principal};
 use crate::error::AppError;
-use crate::store::{FormInsert, Store, StoredFormVersion};
+use crate::store::{FormInsert, Store, StoreError, StoredFormVersion};
 use ids::FormId;
 
 /// Why the forms could not be loaded at start-up.
@@ -279,10 +279,36 @@ impl FormRegistry {
         forms.values().cloned().collect()
     }
 
+    /// Takes in the versions another node published (several nodes on one database); versions
+    /// are never removed, so a count that matches means nothing is new. How many were new.
+    pub fn refresh(&self, store: &Store) -> Result<usize, StoreError> {
+        let known: usize = self.all().iter().map(Vec::len).sum();
+        if store.form_version_count()? == known as u64 {
+            return Ok(0);
+        }
+        let mut added = 0;
+        for stored in store.form_versions()? {
+            if self
+                .resolve(stored.form.as_str(), Some(&stored.version))
+                .is_ok()
+            {
+                continue;
+            }
+            let compiled = prepare(&stored.schema, &self.library);
+            self.insert(FormVersion::new(stored, compiled));
+            added += 1;
+        }
+        Ok(added)
+    }
+
+    /// Adds a version unless it is there already (a refresh may have found it first).
     fn insert(&self, version: FormVersion) -> Arc<FormVersion> {
         let version = Arc::new(version);
         let mut forms = self.forms.write().unwrap_or_else(|p| p.into_inner());
         let versions = forms.entry(version.stored.form.clone()).or_default();
+        if let Some(known) = versions.iter().find(|v| v.stored.seq == version.stored.seq) {
+            return Arc::clone(known);
+        }
         versions.push(version.clone());
         versions.sort_by_key(|v| v.stored.seq);
         version

@@ -74,9 +74,8 @@ async fn create_link(
             "path must be an export, indicators.csv or the backup, e.g. /api/v1/forms/labour-survey/export.zip",
         ));
     }
-    let link = state
-        .downloads
-        .create(&me.username, &wanted.path, token)
+    let link = downloads::create(&state.store, &me.username, &wanted.path, token)
+        .await?
         .ok_or(AppError::TooManyAttempts {
             retry_after_secs: VALID_FOR.as_secs(),
         })?;
@@ -115,7 +114,9 @@ async fn redeem_link(
     {
         return Err(AppError::RouteNotFound);
     }
-    let link = state.downloads.redeem(&link).ok_or(AppError::LinkExpired)?;
+    let link = downloads::redeem(&state.store, &link)
+        .await?
+        .ok_or(AppError::LinkExpired)?;
     let mut inner = Request::get(&link.path)
         .body(Body::empty())
         .map_err(|_| AppError::LinkExpired)?;

@@ -99,7 +99,9 @@ impl Store {
     pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
         let _order = self.write_order();
         let started = std::time::Instant::now();
-        let trees = self.engine.snapshot()?;
+        let mut trees = self.engine.snapshot()?;
+        // Login failures and download links: short-lived, and a link holds an access token.
+        trees.retain(|(name, _)| name != super::engine::TRANSIENT);
         let storage_version = self
             .meta
             .get(keys::STORAGE_VERSION)?

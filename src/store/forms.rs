@@ -48,6 +48,12 @@ impl Store {
         Ok(all)
     }
 
+    /// How many versions are published, of every form: cheap, so nodes can poll it to learn of
+    /// versions another node published.
+    pub fn form_version_count(&self) -> Result<u64, StoreError> {
+        self.form_versions.count()
+    }
+
     /// Writes a new version unless that form id and version exist already (then returns the
     /// stored one, once everything written before is durable: its publisher may still be
     /// waiting for the flush). The caller decides whether an existing version is "the same".

@@ -169,6 +169,15 @@ pub const STORAGE_VERSION: &[u8] = b"storage_version";
 /// number the backup holds, because a new database's own counter starts again from zero.
 pub const NUMBER_FLOOR: &[u8] = b"number_floor";
 
+/// `meta`: a register import under way, when it last wrote a batch (unix seconds, u64 BE), so a
+/// node starting beside it (several nodes on one database) leaves its unpublished version alone.
+pub fn registry_import(form: &str, version: u64) -> Vec<u8> {
+    let mut key = b"registry_import".to_vec();
+    key.push(SEP);
+    key.extend_from_slice(&registry_version(form, version));
+    key
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,6 +21,7 @@ pub mod keys;
 mod migrate;
 mod registry;
 mod submissions;
+mod transient;
 mod users;
 mod versions;
 mod write;
@@ -38,6 +39,7 @@ pub use registry::{PublishRefused, RegistryHousehold, RegistryInfo, Staged};
 pub use submissions::{
     Comment, Deletion, Listed, NewComment, SubmissionInsert, SubmissionMeta, SubmissionRecord,
 };
+pub use transient::DownloadLink;
 pub use users::{RefreshRecord, UserRecord};
 pub use versions::{EditOutcome, StoredVersion};
 pub use write::Pending;
@@ -117,6 +119,7 @@ pub struct Store {
     registry_members: Tree,
     /// `formversionhousehold_none`: households a version removed, for rosters catching up.
     registry_removed: Tree,
+    transient: Tree,
     /// Serialises numbered writes (submissions, audit entries) so numbers commit in order: a reader
     /// paging with a cursor can then never miss an entry that commits "behind" it.
     write_order: Mutex<()>,
@@ -172,6 +175,7 @@ impl Store {
             registry_households: tree("formversionhousehold_registryhousehold")?,
             registry_members: tree("formversionhouseholdline_registrymember")?,
             registry_removed: tree("formversionhousehold_none")?,
+            transient: tree(engine::TRANSIENT)?,
             write_order: Mutex::new(()),
             durability: Durability::start(engine.syncer()?)?,
             engine,

@@ -64,6 +64,10 @@ pub enum PublishRefused {
     Superseded,
 }
 
+/// An import that wrote nothing for this long died with its node: a 500,000-row register takes
+/// well under a minute between first and last batch.
+const IMPORT_ABANDONED_SECS: u64 = 15 * 60;
+
 impl Store {
     /// The current register of `form`, if it has one.
     pub fn registry(&self, form: &str) -> Result<Option<RegistryInfo>, StoreError> {
@@ -110,7 +114,10 @@ impl Store {
                 ),
             });
         }
+        let heartbeat = (crate::clock::unix_now().max(0) as u64).to_be_bytes();
         let pending = self.commit_always(&[], 0, |tx| {
+            tx.meta
+                .insert(keys::registry_import(form, version), heartbeat)?;
             for (tree, key, value) in &entries {
                 let tree = [
                     tx.registry_members,
@@ -149,6 +156,7 @@ impl Store {
                 return super::write::refuse(PublishRefused::Superseded);
             }
             tx.registries.insert(form.as_bytes(), value.as_slice())?;
+            tx.meta.remove(keys::registry_import(form, info.version))?;
             Ok::<_, Abort<PublishRefused>>(())
         })
     }
@@ -193,13 +201,22 @@ impl Store {
                 drop(pending.into_parts());
             }
         }
+        if entirely {
+            let pending = self.commit_always(&[], 0, |tx| {
+                tx.meta.remove(keys::registry_import(form, version))?;
+                Ok(())
+            })?;
+            drop(pending.into_parts());
+        }
         Ok(())
     }
 
     /// Removes what a crash left of registers: versions whose import never became current, and
     /// the households and people of replaced versions whose removal was cut short (their removed
-    /// households stay, as after any replacement). Run at start-up, before any import can be under
-    /// way; answers how many versions it cleaned.
+    /// households stay, as after any replacement). Run at start-up. With sled no import can be
+    /// under way then; on a database other nodes share, a version whose import wrote a batch in
+    /// the last [`IMPORT_ABANDONED_SECS`] is another node's import, and stays. Answers how many
+    /// versions it cleaned.
     pub fn sweep_registry_leftovers(&self) -> Result<u64, StoreError> {
         let mut swept = 0;
         for (index, tree) in [
@@ -219,7 +236,10 @@ impl Store {
                 // Removed households of replaced versions are kept on purpose; only a version
                 // never published loses those.
                 let never_published = current.is_none_or(|c| version > c);
-                if current != Some(version) && (index < 2 || never_published) {
+                if current != Some(version)
+                    && (index < 2 || never_published)
+                    && !(never_published && self.import_under_way(form, version)?)
+                {
                     self.drop_registry_version(form, version, never_published)?;
                     swept += 1;
                 }
@@ -227,6 +247,23 @@ impl Store {
             }
         }
         Ok(swept)
+    }
+
+    /// Whether another node may still be importing `version` (see [`Self::sweep_registry_leftovers`]).
+    fn import_under_way(&self, form: &str, version: u64) -> Result<bool, StoreError> {
+        if !self.shares_secrets() {
+            return Ok(false);
+        }
+        let Some(heartbeat) = self.meta.get(keys::registry_import(form, version))? else {
+            return Ok(false);
+        };
+        let at = heartbeat
+            .as_ref()
+            .try_into()
+            .map(u64::from_be_bytes)
+            .unwrap_or(0);
+        let now = crate::clock::unix_now().max(0) as u64;
+        Ok(now.saturating_sub(at) < IMPORT_ABANDONED_SECS)
     }
 
     /// One household of a version.

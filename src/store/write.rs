@@ -46,6 +46,7 @@ pub(super) struct Tx<'t> {
     pub registry_households: &'t TxTree<'t>,
     pub registry_members: &'t TxTree<'t>,
     pub registry_removed: &'t TxTree<'t>,
+    pub transient: &'t TxTree<'t>,
     /// Numbers drawn for this write, larger than every number handed out before.
     numbers: &'t [u64],
 }
@@ -70,6 +71,7 @@ impl<'t> Tx<'t> {
             registry_households: &views[14],
             registry_members: &views[15],
             registry_removed: &views[16],
+            transient: &views[17],
             numbers,
         }
     }

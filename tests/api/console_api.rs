@@ -393,3 +393,25 @@ async fn the_same_places_in_another_order_do_not_end_a_login() {
         .await;
     assert_eq!(still.status(), 200);
 }
+
+#[tokio::test]
+async fn one_user_holds_at_most_twenty_unused_links() {
+    let app = spawn_app().await;
+    let analyst = app.user("ana", "analyst", None).await;
+    for _ in 0..20 {
+        link_for(&app, &analyst, "/api/v1/forms/labour-survey/export.zip").await;
+    }
+    let refused = app
+        .post_json_as(
+            &analyst,
+            "/api/v1/downloads",
+            &json!({"path": "/api/v1/forms/labour-survey/export.zip"}),
+        )
+        .await;
+    assert_eq!(
+        crate::helpers::error_code(refused).await.1,
+        "too_many_attempts"
+    );
+    // Someone else's links are theirs.
+    link_for(&app, &app.admin_token, "/api/v1/admin/backup").await;
+}

@@ -67,6 +67,7 @@ pub fn test_config(data_dir: &TempDir) -> ServeConfig {
             store_file: None,
             pg_pool_size: 8,
             pg_connect_timeout: 5,
+            pg_ca_file: None,
         },
     }
 }
@@ -140,6 +141,7 @@ pub async fn open_store_when_free(data_dir: &std::path::Path) -> survey_server::
             url,
             pool_size: 4,
             connect_timeout: std::time::Duration::from_secs(5),
+            ca_file: None,
         };
         return Store::open_postgres(&options).expect("the store opens");
     }
@@ -489,6 +491,7 @@ pub fn restore_for_test(
                 url,
                 pool_size: 2,
                 connect_timeout: std::time::Duration::from_secs(5),
+                ca_file: None,
             };
             survey_server::backup::restore_to_postgres(file, &options, data_dir, attachments_dir)
         }

@@ -18,7 +18,7 @@ pub(super) type TreeEntries = Vec<(String, Vec<(IVec, IVec)>)>;
 use super::StoreError;
 
 /// Every tree, by name, in the order a transaction sees them ([`super::write::Tx`]).
-pub(super) const TREES: [&str; 17] = [
+pub(super) const TREES: [&str; 18] = [
     "formversion_definition",
     "submissionid_record",
     "formseq_submissionid",
@@ -36,7 +36,12 @@ pub(super) const TREES: [&str; 17] = [
     "formversionhousehold_registryhousehold",
     "formversionhouseholdline_registrymember",
     "formversionhousehold_none",
+    TRANSIENT,
 ];
+
+/// Short-lived state every node must see alike (login failures, download links): never in a
+/// backup, and safe to lose.
+pub(super) const TRANSIENT: &str = "purposekey_transient";
 
 /// The open database.
 pub(super) enum Engine {
@@ -163,6 +168,14 @@ impl Tree {
 
     pub fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool, StoreError> {
         Ok(self.get(key)?.is_some())
+    }
+
+    /// How many entries: a walk of the tree for sled, so only for small trees.
+    pub fn count(&self) -> Result<u64, StoreError> {
+        match self {
+            Self::Sled(tree) => Ok(tree.len() as u64),
+            Self::Postgres(pg, tree) => pg.count(*tree),
+        }
     }
 
     pub fn is_empty(&self) -> Result<bool, StoreError> {

@@ -18,11 +18,13 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::ops::Bound;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::{NoTls, SimpleQueryMessage};
+use tokio_postgres::SimpleQueryMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{Abort, IVec, TREES, TreeEntries, TxError, TxTree};
 use crate::store::StoreError;
@@ -37,6 +39,49 @@ pub struct PgOptions {
     /// How long a request waits for a connection (and a new connection to open) before the
     /// server answers 503 `not_ready`.
     pub connect_timeout: Duration,
+    /// Certificate authorities to trust for `sslmode=require` (default: the system's).
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Where Debian (and most distributions) keep the system's trusted certificate authorities.
+const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The TLS connector for `sslmode=require`: the server's certificate must chain to `ca_file`
+/// (or the system's authorities) and name the host connected to. Any other sslmode connects
+/// without TLS: `prefer` would silently accept an unverified server, so it is treated as
+/// `disable`, and a deployment that wants encryption says `require`.
+fn tls(
+    config: &mut tokio_postgres::Config,
+    ca_file: Option<&Path>,
+) -> Result<MakeRustlsConnect, StoreError> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    use tokio_postgres::config::SslMode;
+
+    let mut roots = rustls::RootCertStore::empty();
+    if config.get_ssl_mode() == SslMode::Require {
+        let path = ca_file.unwrap_or(Path::new(SYSTEM_CA_FILE));
+        let problem = |e: &dyn std::fmt::Display| {
+            StoreError::Postgres(format!("SURVEY_PG_CA_FILE {}: {e}", path.display()))
+        };
+        for cert in CertificateDer::pem_file_iter(path).map_err(|e| problem(&e))? {
+            roots
+                .add(cert.map_err(|e| problem(&e))?)
+                .map_err(|e| problem(&e))?;
+        }
+        if roots.is_empty() {
+            return Err(problem(&"no certificates in the file"));
+        }
+    } else {
+        config.ssl_mode(SslMode::Disable);
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::Postgres(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(client))
 }
 
 /// The advisory lock every write transaction takes first ("SURVEY" in ASCII).
@@ -48,17 +93,16 @@ const FIRST_PAGE: usize = 64;
 const MAX_PAGE: usize = 4096;
 
 /// The schema, version by version; each runs once, in order, in one transaction.
+/// Published migrations never change; a new tree is a new migration.
 fn migrations() -> Vec<String> {
-    let mut first: Vec<String> = TREES
-        .iter()
-        .map(|tree| {
-            format!("CREATE TABLE \"{tree}\" (key bytea PRIMARY KEY, value bytea NOT NULL)")
-        })
-        .collect();
+    let table = |tree: &str| {
+        format!("CREATE TABLE \"{tree}\" (key bytea PRIMARY KEY, value bytea NOT NULL)")
+    };
+    let mut first: Vec<String> = TREES[..17].iter().map(|tree| table(tree)).collect();
     first.push("CREATE SEQUENCE survey_numbers".into());
     // Secrets every node needs alike (the token signing key); not a tree: never in a backup.
     first.push("CREATE TABLE survey_secrets (name text PRIMARY KEY, value text NOT NULL)".into());
-    vec![first.join(";\n")]
+    vec![first.join(";\n"), table(super::TRANSIENT)]
 }
 
 /// The statements of one tree.
@@ -70,6 +114,7 @@ struct TreeSql {
     upsert: String,
     delete: String,
     all: String,
+    count: String,
 }
 
 impl TreeSql {
@@ -90,6 +135,7 @@ impl TreeSql {
             ),
             delete: format!("DELETE FROM {table} WHERE key = ANY($1::bytea[])"),
             all: format!("SELECT key, value FROM {table} ORDER BY key"),
+            count: format!("SELECT count(*) FROM {table}"),
         }
     }
 }
@@ -129,13 +175,26 @@ fn failed(error: tokio_postgres::Error) -> StoreError {
     }
 }
 
+/// An error with every cause under it (a pool error's text alone hides why a connection failed,
+/// e.g. which certificate was refused).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}
+
 impl Inner {
     /// A connection from the pool; none within the timeout means no usable primary (503).
     async fn client(&self) -> Result<Object, StoreError> {
         self.pool
             .get()
             .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))
+            .map_err(|e| StoreError::Unavailable(with_causes(&e)))
     }
 }
 
@@ -143,11 +202,6 @@ impl Pg {
     /// Connects, creates or migrates the tables (one node at a time), and checks that commits
     /// can be made durable.
     pub fn connect(options: &PgOptions) -> Result<Arc<Self>, StoreError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("postgres")
-            .enable_all()
-            .build()?;
         let mut config: tokio_postgres::Config =
             options.url.parse().map_err(|e: tokio_postgres::Error| {
                 StoreError::Postgres(format!("SURVEY_STORE: {e}"))
@@ -156,9 +210,10 @@ impl Pg {
             config.connect_timeout(options.connect_timeout);
         }
         config.application_name("survey-server");
+        let tls = tls(&mut config, options.ca_file.as_deref())?;
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -171,6 +226,12 @@ impl Pg {
             .recycle_timeout(Some(options.connect_timeout))
             .build()
             .map_err(|e| StoreError::Postgres(e.to_string()))?;
+        // Built last: from here on `Pg` owns it, and its Drop never blocks an async caller.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("postgres")
+            .enable_all()
+            .build()?;
         let mut pg = Self {
             inner: Arc::new(Inner {
                 pool,
@@ -226,6 +287,19 @@ impl Pg {
                 .await
                 .map_err(failed)?;
             Ok(row.map(|row| IVec::from(row.get::<_, Vec<u8>>(0))))
+        })
+    }
+
+    pub fn count(&self, tree: usize) -> Result<u64, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        self.block(async move {
+            let client = inner.client().await?;
+            let statement = client
+                .prepare_cached(&inner.sql[tree].count)
+                .await
+                .map_err(failed)?;
+            let row = client.query_one(&statement, &[]).await.map_err(failed)?;
+            Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
         })
     }
 
