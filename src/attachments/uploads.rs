@@ -81,6 +81,8 @@ enum Work {
 struct Busy<'a> {
     uploads: &'a Uploads,
     work: Work,
+    /// An upload's file, locked against writers on other nodes sharing the directory.
+    _locked: Option<std::fs::File>,
 }
 
 impl Drop for Busy<'_> {
@@ -112,13 +114,26 @@ impl Uploads {
     }
 
     fn claim(&self, work: Work) -> Result<Busy<'_>, AppError> {
-        if self.busy_set().insert(work.clone()) {
-            Ok(Busy {
+        if !self.busy_set().insert(work.clone()) {
+            return Err(AppError::UploadLocked);
+        }
+        let locked = match &work {
+            Work::Upload(id) => self.blobs.lock_partial(*id),
+            Work::Answer(..) => Ok(None),
+        };
+        match locked {
+            Ok(locked) => Ok(Busy {
                 uploads: self,
                 work,
-            })
-        } else {
-            Err(AppError::UploadLocked)
+                _locked: locked,
+            }),
+            Err(error) => {
+                self.busy_set().remove(&work);
+                Err(match error.kind() {
+                    io::ErrorKind::WouldBlock => AppError::UploadLocked,
+                    _ => io_error(error),
+                })
+            }
         }
     }
 

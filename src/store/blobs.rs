@@ -75,6 +75,22 @@ impl Blobs {
             .open(self.partial(id))
     }
 
+    /// Locks an upload's file against every other writer, on every node sharing this directory
+    /// (an OS file lock, released when the returned file is dropped); `None` when the file is
+    /// gone. `WouldBlock` when another holds it.
+    pub fn lock_partial(&self, id: Uuid) -> io::Result<Option<File>> {
+        let file = match File::open(self.partial(id)) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
     /// Bytes an upload has on disk (0 when its file is gone).
     pub fn offset(&self, id: Uuid) -> io::Result<u64> {
         match fs::metadata(self.partial(id)) {
@@ -185,6 +201,26 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_upload_locked_by_one_node_is_refused_to_another_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let (node_a, node_b) = (
+            Blobs::open(dir.path()).unwrap(),
+            Blobs::open(dir.path()).unwrap(),
+        );
+        let id = Uuid::new_v4();
+        assert!(
+            node_a.lock_partial(id).unwrap().is_none(),
+            "no file, no lock"
+        );
+        node_a.create_partial(id).unwrap();
+        let held = node_a.lock_partial(id).unwrap().expect("locked");
+        let refused = node_b.lock_partial(id).err().expect("refused");
+        assert_eq!(refused.kind(), io::ErrorKind::WouldBlock);
+        drop(held);
+        assert!(node_b.lock_partial(id).unwrap().is_some());
+    }
 
     #[test]
     fn a_kept_file_is_found_by_its_hash_and_kept_once() {
