@@ -216,7 +216,7 @@ mod tests {
         );
         node_a.create_partial(id).unwrap();
         let held = node_a.lock_partial(id).unwrap().expect("locked");
-        let refused = node_b.lock_partial(id).err().expect("refused");
+        let refused = node_b.lock_partial(id).expect_err("refused");
         assert_eq!(refused.kind(), io::ErrorKind::WouldBlock);
         drop(held);
         assert!(node_b.lock_partial(id).unwrap().is_some());
