@@ -264,10 +264,10 @@ impl Uploads {
         let offset = self.offset(id).await?;
         // Full but not finished: the server stopped in between. Unless a PATCH is finishing it
         // right now, which will answer for itself.
-        if offset == upload.length {
-            if let Ok(_busy) = self.claim(Work::Upload(id)) {
-                self.finish(store, &upload, by).await?;
-            }
+        if offset == upload.length
+            && let Ok(_busy) = self.claim(Work::Upload(id))
+        {
+            self.finish(store, &upload, by).await?;
         }
         Ok(Status { offset, upload })
     }

@@ -68,10 +68,11 @@ impl Auth {
         token: &str,
     ) -> Result<(), AppError> {
         let mut families: Vec<String> = principal.session.iter().cloned().collect();
-        if let Some(record) = store.refresh(&tokens::refresh_hash(token))? {
-            if record.username == principal.username && !families.contains(&record.family) {
-                families.push(record.family);
-            }
+        if let Some(record) = store.refresh(&tokens::refresh_hash(token))?
+            && record.username == principal.username
+            && !families.contains(&record.family)
+        {
+            families.push(record.family);
         }
         let logout = audit::by(
             principal,

@@ -271,16 +271,16 @@ impl Pass<'_> {
                 );
                 return;
             }
-            if let Some(key) = dedup::natural_key(&tables[0], &s.data) {
-                if let Some(w) = winners[0].winner(&key).filter(|w| w.seq != s.seq) {
-                    let reason = format!(
-                        "same {} as submission {}, completed later; its rows in other tables are dropped with it",
-                        key_names(&tables[0]),
-                        self.winner_id(w.seq)
-                    );
-                    log("main", &id, "", "dropped_duplicate", "", "", reason);
-                    return;
-                }
+            if let Some(key) = dedup::natural_key(&tables[0], &s.data)
+                && let Some(w) = winners[0].winner(&key).filter(|w| w.seq != s.seq)
+            {
+                let reason = format!(
+                    "same {} as submission {}, completed later; its rows in other tables are dropped with it",
+                    key_names(&tables[0]),
+                    self.winner_id(w.seq)
+                );
+                log("main", &id, "", "dropped_duplicate", "", "", reason);
+                return;
             }
             if let Some(problem) = s.clock_problem {
                 let before = s.completed_at.as_deref().unwrap_or_default();
@@ -361,18 +361,19 @@ impl Pass<'_> {
                         .at(&column.path)
                         .and_then(json_text)
                         .map(|raw| rows::cleaned(column, &raw, &mut Vec::new()));
-                    if let (Some(listed), Some(surveyed)) = (listed, surveyed) {
-                        if !same_value(&listed, &surveyed) {
-                            log(
-                                &table.name,
-                                key,
-                                &column.name,
-                                "registry_differs",
-                                &listed,
-                                &surveyed,
-                                "the register has another value for this person; the survey's is kept".into(),
-                            );
-                        }
+                    if let (Some(listed), Some(surveyed)) = (listed, surveyed)
+                        && !same_value(&listed, &surveyed)
+                    {
+                        log(
+                            &table.name,
+                            key,
+                            &column.name,
+                            "registry_differs",
+                            &listed,
+                            &surveyed,
+                            "the register has another value for this person; the survey's is kept"
+                                .into(),
+                        );
                     }
                 }
                 if let Some(Registration {

@@ -81,11 +81,11 @@ pub fn errors_where(
         .map(|error| {
             let mut path = error.instance_path().as_str().to_owned();
             // A missing field is easiest to show on the field itself, not on its parent object.
-            if let ValidationErrorKind::Required { property } = error.kind() {
-                if let Some(name) = property.as_str() {
-                    path.push('/');
-                    path.push_str(&name.replace('~', "~0").replace('/', "~1"));
-                }
+            if let ValidationErrorKind::Required { property } = error.kind()
+                && let Some(name) = property.as_str()
+            {
+                path.push('/');
+                path.push_str(&name.replace('~', "~0").replace('/', "~1"));
             }
             let problem = Problem::of(error.kind(), error.instance(), || {
                 error.masked().to_string()

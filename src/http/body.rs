@@ -29,10 +29,10 @@ pub fn written_on_a_thread(
             buffer: Vec::with_capacity(CHUNK),
         };
         // `tx` lives until `write` is done, so the body ends only after any follow-up it does.
-        if let Err(error) = write(out) {
-            if error.kind() != io::ErrorKind::BrokenPipe {
-                let _ = tx.blocking_send(Err(error));
-            }
+        if let Err(error) = write(out)
+            && error.kind() != io::ErrorKind::BrokenPipe
+        {
+            let _ = tx.blocking_send(Err(error));
         }
     });
     Body::from_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))

@@ -142,10 +142,10 @@ pub fn import(
         }
     };
     // The import counts already; what is left of the version before is only space.
-    if let Some(previous) = previous {
-        if let Err(error) = store.drop_registry_version(id, previous.version, false) {
-            tracing::warn!(%error, form = id, version = previous.version, "removing a replaced register version failed");
-        }
+    if let Some(previous) = previous
+        && let Err(error) = store.drop_registry_version(id, previous.version, false)
+    {
+        tracing::warn!(%error, form = id, version = previous.version, "removing a replaced register version failed");
     }
     Ok(published.map(|()| Imported {
         version,

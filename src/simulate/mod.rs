@@ -154,23 +154,23 @@ async fn send(
     item: &[Upload],
 ) -> Vec<(u16, bool)> {
     let form = format!("{server}/api/v1/forms/labour-survey/submissions");
-    if let [single] = item {
-        if !single.batched {
-            let sent = client
-                .post(&form)
-                .bearer_auth(token)
-                .header("content-type", "application/json")
-                .body(single.body.clone())
-                .send()
-                .await;
-            return vec![match sent {
-                Ok(r) => (
-                    r.status().as_u16(),
-                    r.headers().contains_key("idempotent-replayed"),
-                ),
-                Err(_) => (0, false),
-            }];
-        }
+    if let [single] = item
+        && !single.batched
+    {
+        let sent = client
+            .post(&form)
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(single.body.clone())
+            .send()
+            .await;
+        return vec![match sent {
+            Ok(r) => (
+                r.status().as_u16(),
+                r.headers().contains_key("idempotent-replayed"),
+            ),
+            Err(_) => (0, false),
+        }];
     }
     let items = item
         .iter()
