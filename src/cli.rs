@@ -1,4 +1,5 @@
-//! Commands for a stopped server: managing users directly in the data directory.
+//! Commands beside the server: managing users directly in the store, and copying a county into
+//! PostgreSQL.
 
 use std::io::BufRead;
 use std::path::Path;
@@ -105,4 +106,56 @@ pub fn read_password() -> Result<String, String> {
         .read_line(&mut line)
         .map_err(|e| format!("reading the password from standard input: {e}"))?;
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// `survey-server copy-store`: copies a data directory or a backup file into PostgreSQL and
+/// says what was copied and checked.
+pub fn run_copy_store(
+    from: &Path,
+    from_attachments: Option<&Path>,
+    to: Option<StoreChoice>,
+    attachments_dir: &Path,
+    database: &DatabaseSettings,
+) -> Result<String, String> {
+    let url = match to.map_or_else(|| database.choice(), Ok)? {
+        StoreChoice::Postgres(url) => url,
+        StoreChoice::Sled => {
+            return Err("copy-store copies into PostgreSQL: give --to postgres://… \
+                        (or --store-file, SURVEY_STORE)"
+                .into());
+        }
+    };
+    let default_attachments = from.join("attachments");
+    let source = if from.is_dir() {
+        crate::store::CopySource::DataDir {
+            dir: from,
+            attachments: from_attachments.unwrap_or(&default_attachments),
+        }
+    } else {
+        crate::store::CopySource::Backup(from)
+    };
+    let report = crate::store::copy_store(source, &database.pg_options(url), attachments_dir)
+        .map_err(|e| format!("{}: {e}", from.display()))?;
+    let mut lines = vec![if report.already_there {
+        "PostgreSQL already held this very copy (an earlier run): nothing was written again"
+            .to_owned()
+    } else {
+        format!("copied into PostgreSQL: {}", report.summary)
+    }];
+    lines.push("verified, tree by tree (entries, and a SHA-256 of them, as in the source):".into());
+    for (tree, entries) in &report.trees {
+        lines.push(format!("  {tree:<45} {entries:>10}"));
+    }
+    lines.push(format!(
+        "attachment files checked against their hashes in {}: {}",
+        attachments_dir.display(),
+        report.files_verified
+    ));
+    if !report.files_missing.is_empty() {
+        lines.push(format!(
+            "named by records but missing from the source too (left out, as a backup leaves them): {}",
+            report.files_missing.join(", ")
+        ));
+    }
+    Ok(lines.join("\n"))
 }

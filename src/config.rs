@@ -51,6 +51,25 @@ pub enum Command {
         #[command(flatten)]
         database: DatabaseSettings,
     },
+    /// Copy a county into an empty PostgreSQL database, from a data directory no server is
+    /// using or from a backup file, and verify the copy (safe to run again):
+    /// `survey-server copy-store --from /var/lib/survey-server --store-file /etc/survey-server/store-url --attachments-dir /srv/survey-attachments`.
+    CopyStore {
+        /// A stopped server's data directory, or a file made by `survey-server backup`.
+        #[arg(long)]
+        from: PathBuf,
+        /// The attachments directory of a data directory (default: <from>/attachments).
+        #[arg(long)]
+        from_attachments: Option<PathBuf>,
+        /// The database to copy into (a `postgres://` URL); default: --store / --store-file.
+        #[arg(long)]
+        to: Option<StoreChoice>,
+        /// The attachments directory the API nodes share, where the files go.
+        #[arg(long, env = "SURVEY_ATTACHMENTS_DIR")]
+        attachments_dir: PathBuf,
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
     /// Manage users while the server is stopped (passwords are read from standard input).
     User {
         /// The server's data directory.

@@ -31,6 +31,20 @@ async fn main() -> ExitCode {
             attachments_dir,
             database,
         } => restore(&file, &data_dir, attachments_dir.as_deref(), &database),
+        Command::CopyStore {
+            from,
+            from_attachments,
+            to,
+            attachments_dir,
+            database,
+        } => survey_server::cli::run_copy_store(
+            &from,
+            from_attachments.as_deref(),
+            to,
+            &attachments_dir,
+            &database,
+        )
+        .map(|message| println!("{message}")),
         Command::User {
             data_dir,
             database,

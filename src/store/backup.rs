@@ -125,6 +125,11 @@ impl Store {
 }
 
 impl Snapshot {
+    /// Every tree's name and entries.
+    pub(super) fn trees(&self) -> &TreeEntries {
+        &self.trees
+    }
+
     /// The hashes of every attachment file the snapshot's records name, each once.
     fn file_hashes(&self) -> io::Result<std::collections::BTreeSet<String>> {
         let mut hashes = std::collections::BTreeSet::new();
@@ -529,7 +534,7 @@ fn flush_batch((tree, batch, count): &mut Batch) -> Result<(), RestoreError> {
 
 /// Parses a backup, handing each new tree name and each entry to `visit` and each file's hash
 /// and bytes to `file`; checks the digest.
-fn read_backup(
+pub(super) fn read_backup(
     input: impl Read,
     mut visit: impl FnMut(Option<&[u8]>, Option<(Vec<u8>, Vec<u8>)>) -> Result<(), RestoreError>,
     mut file: impl FnMut(&str, &mut dyn Read) -> Result<(), RestoreError>,

@@ -20,7 +20,7 @@ pub fn jpeg(size: usize, seed: u8) -> Vec<u8> {
     bytes
 }
 
-fn png() -> Vec<u8> {
+pub(crate) fn png() -> Vec<u8> {
     let mut bytes = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR".to_vec();
     bytes.extend([7u8; 300]);
     bytes
@@ -34,7 +34,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Publishes the evidence form (photo, signature, voice note, ID card photos) as the admin.
-async fn publish(app: &TestApp) {
+pub(crate) async fn publish(app: &TestApp) {
     let schema: Value =
         serde_json::from_str(include_str!("../fixtures/evidence-form.json")).unwrap();
     let body = json!({"id": FORM, "version": "1", "title": "入户核查", "schema": schema});
@@ -44,7 +44,7 @@ async fn publish(app: &TestApp) {
     assert_eq!(response.status(), 201);
 }
 
-fn visit() -> Value {
+pub(crate) fn visit() -> Value {
     json!({
         "household_id": "4510220170001",
         "township": "思林镇",
@@ -55,7 +55,7 @@ fn visit() -> Value {
 }
 
 /// Submits `data` to the evidence form as `token`; the submission's id.
-async fn submit(app: &TestApp, token: &str, data: Value) -> String {
+pub(crate) async fn submit(app: &TestApp, token: &str, data: Value) -> String {
     let id = Uuid::new_v4().to_string();
     let envelope = json!({"id": id, "form_version": "1", "data": data});
     let response = app
@@ -70,13 +70,13 @@ async fn submit(app: &TestApp, token: &str, data: Value) -> String {
 }
 
 /// A tus client in a few lines, so each test says exactly what goes over the wire.
-struct Tus<'a> {
+pub(crate) struct Tus<'a> {
     app: &'a TestApp,
     token: String,
 }
 
 impl<'a> Tus<'a> {
-    fn new(app: &'a TestApp, token: &str) -> Self {
+    pub(crate) fn new(app: &'a TestApp, token: &str) -> Self {
         Self {
             app,
             token: token.to_owned(),
@@ -150,7 +150,7 @@ impl<'a> Tus<'a> {
     }
 
     /// Uploads `bytes` whole in one PATCH, which must be accepted.
-    async fn uploaded(&self, submission: &str, name: &str, kind: &str, bytes: &[u8]) {
+    pub(crate) async fn uploaded(&self, submission: &str, name: &str, kind: &str, bytes: &[u8]) {
         let answer = self.upload(submission, name, kind, bytes).await;
         assert_eq!(
             answer.status(),

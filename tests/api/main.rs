@@ -7,6 +7,7 @@ mod auth;
 mod backup;
 mod connections;
 mod console_api;
+mod copy_store;
 mod county_register;
 mod database;
 mod downloads;

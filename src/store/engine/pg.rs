@@ -556,6 +556,7 @@ async fn migrate(client: &Object) -> Result<(), StoreError> {
     client
         .batch_execute(&format!(
             "SELECT pg_advisory_lock({MIGRATE_LOCK});
+             SET client_min_messages TO warning; -- not the notice that the table exists
              CREATE TABLE IF NOT EXISTS survey_schema_migrations (
                  version integer PRIMARY KEY,
                  applied_at timestamptz NOT NULL DEFAULT now())"
