@@ -10,6 +10,11 @@ if command -v systemd-analyze >/dev/null; then
   # The units name /usr/local/bin/survey-server; verify needs it to exist.
   if [[ -x /usr/local/bin/survey-server ]]; then
     systemd-analyze verify ./survey-server.service ./survey-server-backup.service ./survey-server-backup.timer
+    # The unit again with the PostgreSQL nodes' drop-in (verify reads drop-ins beside the unit).
+    units=$(mktemp -d)
+    cp -r survey-server.service survey-server.service.d "$units/"
+    (cd "$units" && systemd-analyze verify ./survey-server.service)
+    rm -rf "$units"
     echo "systemd units: ok"; checked=$((checked + 1))
   else
     echo "systemd units: skipped (install the binary at /usr/local/bin/survey-server first)"
@@ -17,7 +22,7 @@ if command -v systemd-analyze >/dev/null; then
 fi
 
 if command -v caddy >/dev/null; then
-  for file in Caddyfile Caddyfile.intranet Caddyfile.compose; do
+  for file in Caddyfile Caddyfile.intranet Caddyfile.compose multi-node/Caddyfile; do
     caddy validate --config "$file" --adapter caddyfile >/dev/null 2>&1 \
       || { caddy validate --config "$file" --adapter caddyfile; exit 1; }
     echo "$file: ok"

@@ -12,14 +12,15 @@
 //! `synchronous_commit` off, so the lock is held for no disk flush; the group commit then makes
 //! them durable with one small transaction committed with `synchronous_commit` on (the server's
 //! own setting, `on` or stronger, which also waits for a synchronous standby): its flush covers
-//! every commit before it. Nothing is acknowledged to a client before that.
+//! every commit before it, provided it runs on the same server as they did (after a failover or
+//! a restart it may not: see [`Pg::sync`]). Nothing is acknowledged to a client before that.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
@@ -82,6 +83,19 @@ fn tls(
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(MakeRustlsConnect::new(client))
+}
+
+/// Which server, and which run of it, a connection reaches: a write is durable only once a flush
+/// on the very same run of the very same server succeeded after it (see [`Pg::sync`]).
+const INCARNATION: &str = "SELECT concat(inet_server_addr(), ':', inet_server_port(), '@', \
+     pg_postmaster_start_time()) AS incarnation";
+
+/// Servers writes committed on since the last flush, and whether a flush found itself on
+/// another: then the next flush fails too, for writes whose tickets it covers.
+#[derive(Default)]
+struct Unflushed {
+    servers: std::collections::HashSet<String>,
+    poisoned: bool,
 }
 
 /// The advisory lock every write transaction takes first ("SURVEY" in ASCII).
@@ -150,6 +164,8 @@ pub struct Pg {
     inner: Arc<Inner>,
     /// The statements that make every earlier commit durable.
     sync: &'static str,
+    /// Servers that writes committed on since the last flush began (see [`Pg::sync`]).
+    unflushed: Mutex<Unflushed>,
     handle: tokio::runtime::Handle,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -238,6 +254,7 @@ impl Pg {
                 sql: TREES.iter().map(|tree| TreeSql::new(tree)).collect(),
             }),
             sync: "",
+            unflushed: Mutex::default(),
             handle: runtime.handle().clone(),
             runtime: Some(runtime),
         };
@@ -252,10 +269,13 @@ impl Pg {
             Ok(row.get::<_, String>(0))
         })?;
         // A server set to `off` would acknowledge writes a crash can lose: flushes ask for `on`.
+        // The flush must itself write WAL: a commit that wrote none (an xid alone) neither
+        // flushes nor waits for a synchronous standby. A transactional logical message does both,
+        // and leaves nothing behind in any table.
         pg.sync = if matches!(synchronous_commit.as_str(), "off" | "local") {
-            "BEGIN; SET LOCAL synchronous_commit TO on; SELECT pg_current_xact_id(); COMMIT"
+            "BEGIN; SET LOCAL synchronous_commit TO on; SELECT pg_logical_emit_message(true, 'survey-server', 'flush'); COMMIT"
         } else {
-            "BEGIN; SELECT pg_current_xact_id(); COMMIT"
+            "BEGIN; SELECT pg_logical_emit_message(true, 'survey-server', 'flush'); COMMIT"
         };
         Ok(Arc::new(pg))
     }
@@ -412,14 +432,56 @@ impl Pg {
         })
     }
 
-    /// Makes every commit so far durable (see the module comment).
+    /// Makes every commit so far durable (see the module comment). A flush makes durable only
+    /// what its own server committed: after a failover, or a restart of the server, a new
+    /// connection reaches a server where writes committed with synchronous_commit off (on the
+    /// old primary, or before the crash) may not be. So every write notes the server it
+    /// committed on, and a flush that reaches another fails: their outcome is unknown (500),
+    /// and the phone's retry stores them again or replays them.
     pub fn sync(&self) -> Result<(), StoreError> {
+        let (written, poisoned) = {
+            let mut unflushed = self.unflushed.lock().unwrap_or_else(|p| p.into_inner());
+            let poisoned = std::mem::take(&mut unflushed.poisoned);
+            (std::mem::take(&mut unflushed.servers), poisoned)
+        };
         let inner = Arc::clone(&self.inner);
         let sync = self.sync;
-        self.block(async move {
+        let flushed_on = self.block(async move {
             let client = inner.client().await?;
-            client.batch_execute(sync).await.map_err(failed)
-        })
+            let messages = client
+                .simple_query(&format!("{INCARNATION}; {sync}"))
+                .await
+                .map_err(failed)?;
+            Ok(incarnation(&messages))
+        })?;
+        let elsewhere: Vec<&String> = written
+            .iter()
+            .filter(|server| Some(*server) != flushed_on.as_ref())
+            .collect();
+        if !elsewhere.is_empty() {
+            self.unflushed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .poisoned = true;
+            return Err(StoreError::Unavailable(format!(
+                "writes committed on {elsewhere:?}, but the flush reached {flushed_on:?} (a failover or a restart): their outcome is unknown"
+            )));
+        }
+        if poisoned {
+            return Err(StoreError::Unavailable(
+                "the flush before this one reached another server".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Notes the server a write committed on, before its ticket is issued.
+    fn committed_on(&self, server: String) {
+        self.unflushed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .servers
+            .insert(server);
     }
 
     pub fn stamp_meta(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
@@ -485,11 +547,11 @@ impl Pg {
         write: &impl Fn(&[TxTree<'_>], &[u64]) -> Result<T, Abort<R>>,
     ) -> Result<T, Abort<R>> {
         let inner = Arc::clone(&self.inner);
-        let (client, numbers) = self
+        let (client, numbers, server) = self
             .block(async move {
                 let client = inner.client().await?;
                 let mut begin = format!(
-                    "BEGIN; SET LOCAL synchronous_commit TO off; SELECT pg_advisory_xact_lock({WRITE_LOCK});"
+                    "BEGIN; SET LOCAL synchronous_commit TO off; SELECT pg_advisory_xact_lock({WRITE_LOCK}); {INCARNATION};"
                 );
                 if numbers > 0 {
                     begin.push_str(&format!(
@@ -497,7 +559,11 @@ impl Pg {
                     ));
                 }
                 match client.simple_query(&begin).await {
-                    Ok(messages) => Ok((Arc::new(client), drawn(&messages))),
+                    Ok(messages) => Ok((
+                        Arc::new(client),
+                        drawn(&messages),
+                        incarnation(&messages).unwrap_or_default(),
+                    )),
                     Err(error) => {
                         end(client, "ROLLBACK").await;
                         Err(failed(error))
@@ -508,6 +574,7 @@ impl Pg {
         let tx = Transaction {
             pg: Arc::clone(self),
             client,
+            server,
             writes: RefCell::new(BTreeMap::new()),
         };
         let views: Vec<TxTree<'_>> = (0..TREES.len())
@@ -542,6 +609,16 @@ fn drawn(messages: &[SimpleQueryMessage]) -> Vec<u64> {
             _ => None,
         })
         .collect()
+}
+
+/// The server a statement batch that selected [`INCARNATION`] ran on.
+fn incarnation(messages: &[SimpleQueryMessage]) -> Option<String> {
+    messages.iter().find_map(|message| match message {
+        SimpleQueryMessage::Row(row) if row.columns().first()?.name() == "incarnation" => {
+            row.get(0).map(str::to_owned)
+        }
+        _ => None,
+    })
 }
 
 /// Ends a transaction that failed; a connection that cannot even do that leaves the pool.
@@ -603,6 +680,8 @@ type Upserts = BTreeMap<usize, (Vec<Vec<u8>>, Vec<Vec<u8>>)>;
 pub struct Transaction {
     pg: Arc<Pg>,
     client: Arc<Object>,
+    /// The server (and run of it) the transaction is on.
+    server: String,
     writes: RefCell<Writes>,
 }
 
@@ -650,31 +729,34 @@ impl Transaction {
         }
         let inner = Arc::clone(&self.pg.inner);
         let client = self.client;
-        self.pg
-            .block(async move {
-                let sent = async {
-                    for (tree, (keys, values)) in &upserts {
-                        let statement = client.prepare_cached(&inner.sql[*tree].upsert).await?;
-                        client.execute(&statement, &[keys, values]).await?;
-                    }
-                    for (tree, keys) in &deletes {
-                        let statement = client.prepare_cached(&inner.sql[*tree].delete).await?;
-                        client.execute(&statement, &[keys]).await?;
-                    }
-                    client.batch_execute("COMMIT").await
+        let pg = Arc::clone(&self.pg);
+        let server = self.server;
+        pg.block(async move {
+            let sent = async {
+                for (tree, (keys, values)) in &upserts {
+                    let statement = client.prepare_cached(&inner.sql[*tree].upsert).await?;
+                    client.execute(&statement, &[keys, values]).await?;
                 }
-                .await;
-                match sent {
-                    Ok(()) => Ok(()),
-                    Err(error) => {
-                        if let Some(client) = Arc::into_inner(client) {
-                            end(client, "ROLLBACK").await;
-                        }
-                        Err(failed(error))
-                    }
+                for (tree, keys) in &deletes {
+                    let statement = client.prepare_cached(&inner.sql[*tree].delete).await?;
+                    client.execute(&statement, &[keys]).await?;
                 }
-            })
-            .map_err(TxError::Storage)
+                client.batch_execute("COMMIT").await
+            }
+            .await;
+            match sent {
+                Ok(()) => Ok(()),
+                Err(error) => {
+                    if let Some(client) = Arc::into_inner(client) {
+                        end(client, "ROLLBACK").await;
+                    }
+                    Err(failed(error))
+                }
+            }
+        })
+        .map_err(TxError::Storage)?;
+        pg.committed_on(server);
+        Ok(())
     }
 
     fn rollback(self) {
