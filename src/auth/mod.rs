@@ -139,13 +139,9 @@ impl Auth {
     /// that has not been ended (logout, detected theft).
     pub fn authenticate(&self, store: &Store, token: &str) -> Result<Principal, AppError> {
         let verified = self.verify(token).ok_or(AppError::Unauthorized)?;
-        let user = store
-            .user(&verified.username)?
-            .ok_or(AppError::Unauthorized)?;
-        if !user.active || user.token_version != verified.version {
-            return Err(AppError::Unauthorized);
-        }
-        if store.family_revoked(&verified.session)? {
+        let (user, revoked) = store.session_state(&verified.username, &verified.session)?;
+        let user = user.ok_or(AppError::Unauthorized)?;
+        if !user.active || user.token_version != verified.version || revoked {
             return Err(AppError::Unauthorized);
         }
         Ok(Principal {

@@ -125,6 +125,8 @@ pub struct Store {
     /// Serialises numbered writes (submissions, audit entries) so numbers commit in order: a reader
     /// paging with a cursor can then never miss an entry that commits "behind" it.
     write_order: Mutex<()>,
+    /// Session states read lately (PostgreSQL): see [`Store::session_state`].
+    sessions: users::SessionCache,
     /// Group commit; declared last so it is dropped (final flush, thread joined) before `db`.
     durability: Durability,
 }
@@ -179,6 +181,7 @@ impl Store {
             registry_removed: tree("formversionhousehold_none")?,
             transient: tree(engine::TRANSIENT)?,
             write_order: Mutex::new(()),
+            sessions: users::SessionCache::default(),
             durability: Durability::start(engine.syncer()?)?,
             engine,
         })
@@ -206,9 +209,13 @@ impl Store {
         self.engine.name()
     }
 
-    /// Holds off other numbered writes; a poisoned lock guards no data, so it is taken over.
-    fn write_order(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.write_order.lock().unwrap_or_else(|p| p.into_inner())
+    /// Holds off other numbered writes (sled); a poisoned lock guards no data, so it is taken
+    /// over. PostgreSQL orders writes itself, across every node, with its advisory lock.
+    fn write_order(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+        match self.engine {
+            Engine::Sled(_) => Some(self.write_order.lock().unwrap_or_else(|p| p.into_inner())),
+            Engine::Postgres(_) => None,
+        }
     }
 
     /// Writes a heartbeat into `meta` through the write path and waits until it is on disk:

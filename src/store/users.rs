@@ -1,5 +1,10 @@
 //! People and their sessions: user records, refresh tokens (by hash), revoked token families.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
 use serde::{Deserialize, Serialize};
 
 use super::write::{broken, refuse};
@@ -87,6 +92,7 @@ impl Store {
                 .insert(user.username.as_bytes(), bytes.as_slice())?;
             Ok(())
         })?;
+        self.sessions_changed();
         Ok(outcome.ok())
     }
 
@@ -107,6 +113,7 @@ impl Store {
             tx.users.insert(username.as_bytes(), new)?;
             Ok(user)
         })?;
+        self.sessions_changed();
         Ok(outcome.ok())
     }
 
@@ -200,18 +207,79 @@ impl Store {
     ) -> Result<Pending<()>, StoreError> {
         let at = Timestamp::now().to_string();
         let audit = audit.map(std::slice::from_ref).unwrap_or_default();
-        self.commit_always(audit, 0, |tx| {
+        let revoked = self.commit_always(audit, 0, |tx| {
             for family in families {
                 tx.revoked_families
                     .insert(family.as_ref().as_bytes(), at.as_bytes())?;
             }
             Ok(())
-        })
+        });
+        self.sessions_changed();
+        revoked
     }
 
     /// Whether a family was revoked (logout or detected reuse).
     pub fn family_revoked(&self, family: &str) -> Result<bool, StoreError> {
         self.revoked_families.contains_key(family.as_bytes())
+    }
+
+    /// What every request's token check reads: the user, and whether the login was revoked.
+    /// With PostgreSQL that is two round trips per request, so it is kept for at most
+    /// [`SESSION_CACHE_FOR`]: a change made on another node takes effect here within that
+    /// (the promise is a second), one made through this store at once.
+    pub fn session_state(
+        &self,
+        username: &str,
+        family: &str,
+    ) -> Result<(Option<UserRecord>, bool), StoreError> {
+        if !matches!(self.engine, super::Engine::Postgres(_)) {
+            return Ok((self.user(username)?, self.family_revoked(family)?));
+        }
+        let epoch = self.sessions.epoch.load(Ordering::Acquire);
+        let key = (username.to_owned(), family.to_owned());
+        if let Some(hit) = self.sessions.get(&key, epoch) {
+            return Ok(hit);
+        }
+        let state = (self.user(username)?, self.family_revoked(family)?);
+        self.sessions.put(key, epoch, state.clone());
+        Ok(state)
+    }
+
+    /// A user or a login changed through this store: cached session states are stale.
+    fn sessions_changed(&self) {
+        self.sessions.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// How long a session state read from a shared database is trusted.
+pub const SESSION_CACHE_FOR: Duration = Duration::from_millis(500);
+/// Past this many cached session states the cache starts over.
+const MOST_SESSIONS: usize = 10_000;
+
+type SessionKey = (String, String);
+type SessionState = (Option<UserRecord>, bool);
+
+/// Session states recently read, each with when and at which epoch (see
+/// [`Store::session_state`]).
+#[derive(Default)]
+pub(super) struct SessionCache {
+    epoch: AtomicU64,
+    states: Mutex<HashMap<SessionKey, (Instant, u64, SessionState)>>,
+}
+
+impl SessionCache {
+    fn get(&self, key: &SessionKey, epoch: u64) -> Option<SessionState> {
+        let states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        let (at, seen, state) = states.get(key)?;
+        (*seen == epoch && at.elapsed() < SESSION_CACHE_FOR).then(|| state.clone())
+    }
+
+    fn put(&self, key: SessionKey, epoch: u64, state: SessionState) {
+        let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        if states.len() >= MOST_SESSIONS {
+            states.clear();
+        }
+        states.insert(key, (Instant::now(), epoch, state));
     }
 }
 

@@ -290,7 +290,16 @@ impl Pg {
         self.handle.spawn(async move {
             let _ = answer.send(work.await);
         });
-        answered.recv().map_err(|_| StoreError::Closed)?
+        let wait = || answered.recv().map_err(|_| StoreError::Closed)?;
+        // Called from a request on the server's runtime, the wait (a round trip to the
+        // database) must not hold one of its few worker threads: tokio hands that worker's other
+        // requests to another thread meanwhile. (A current-thread runtime, as in tests, cannot.)
+        match tokio::runtime::Handle::try_current() {
+            Ok(server) if server.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait)
+            }
+            _ => wait(),
+        }
     }
 
     pub fn get(&self, tree: usize, key: &[u8]) -> Result<Option<IVec>, StoreError> {
@@ -733,15 +742,35 @@ impl Transaction {
         let server = self.server;
         pg.block(async move {
             let sent = async {
+                let mut writes = Vec::with_capacity(upserts.len() + deletes.len());
                 for (tree, (keys, values)) in &upserts {
                     let statement = client.prepare_cached(&inner.sql[*tree].upsert).await?;
-                    client.execute(&statement, &[keys, values]).await?;
+                    writes.push((statement, vec![keys, values]));
                 }
                 for (tree, keys) in &deletes {
                     let statement = client.prepare_cached(&inner.sql[*tree].delete).await?;
-                    client.execute(&statement, &[keys]).await?;
+                    writes.push((statement, vec![keys]));
                 }
-                client.batch_execute("COMMIT").await
+                // Every statement and the COMMIT in one round trip (pipelined), while the write
+                // lock is held. Should a statement fail, the COMMIT answers ROLLBACK and the
+                // statement's error is what is reported.
+                let executes = writes.iter().map(|(statement, params)| {
+                    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+                        .iter()
+                        .map(|p| *p as &(dyn tokio_postgres::types::ToSql + Sync))
+                        .collect();
+                    let client = &client;
+                    async move { client.execute(statement, &params).await }
+                });
+                let (executed, committed) = futures_util::future::join(
+                    futures_util::future::join_all(executes),
+                    client.batch_execute("COMMIT"),
+                )
+                .await;
+                for result in executed {
+                    result?;
+                }
+                committed
             }
             .await;
             match sent {
