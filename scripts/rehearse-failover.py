@@ -12,6 +12,10 @@ answered 201 must be in the new primary, and the seconds from the last answer be
 to the first after it are printed.
 
     cargo build --release && scripts/rehearse-failover.py [SECONDS_BEFORE] [SECONDS_AFTER]
+
+With --crash-backend, one database backend serving the nodes is killed with kill -9 instead: the
+primary then resets itself (crash recovery, every connection dropped, what was committed
+asynchronously gone) without a new start time, and nothing is promoted.
 """
 
 import json
@@ -70,8 +74,10 @@ class Phone(threading.Thread):
 
 
 def main():
-    before = float(sys.argv[1]) if len(sys.argv) > 1 else 5
-    after = float(sys.argv[2]) if len(sys.argv) > 2 else 10
+    crash_backend = "--crash-backend" in sys.argv
+    numbers = [a for a in sys.argv[1:] if not a.startswith("--")]
+    before = float(numbers[0]) if numbers else 5
+    after = float(numbers[1]) if len(numbers) > 1 else 10
     # fsync on: this is about durability. synchronous_standby_names is set with ALTER SYSTEM
     # once the standby streams (before that, every commit would wait for it).
     settings = {"wal_level": "replica", "max_wal_senders": "5", "hot_standby": "on",
@@ -111,10 +117,15 @@ def main():
         time.sleep(before)
 
         killed_at = time.monotonic()
-        primary.kill9()
-        standby.psql("ALTER SYSTEM SET synchronous_standby_names = ''")
-        standby.psql("SELECT pg_reload_conf()")
-        standby.promote()
+        if crash_backend:
+            backend = int(primary.psql("SELECT pid FROM pg_stat_activity "
+                                       "WHERE application_name = 'survey-server' LIMIT 1"))
+            os.kill(backend, 9)
+        else:
+            primary.kill9()
+            standby.psql("ALTER SYSTEM SET synchronous_standby_names = ''")
+            standby.psql("SELECT pg_reload_conf()")
+            standby.promote()
         promoted_at = time.monotonic()
         time.sleep(after)
         stop.set()
@@ -130,9 +141,11 @@ def main():
         longest, gap_start = max(gaps, default=(float("inf"), killed_at))
         refused = sum(1 for t, s in log if s != 201 and t > killed_at)
         print(f"acknowledged: {len(acknowledged)} submissions ({PHONES} phones, 2 API nodes); "
-              f"stored in the promoted standby: {len(stored)}")
+              f"stored in the {'restarted primary' if crash_backend else 'promoted standby'}: "
+              f"{len(stored)}")
         print(f"lost: {len(lost)}")
-        print(f"promotion took {promoted_at - killed_at:.2f} s after the kill")
+        if not crash_backend:
+            print(f"promotion took {promoted_at - killed_at:.2f} s after the kill")
         if not any(t > promoted_at for t in answered):
             print("no submission was answered 201 after the promotion")
             return 1

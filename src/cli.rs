@@ -117,7 +117,12 @@ pub fn run_copy_store(
     attachments_dir: &Path,
     database: &DatabaseSettings,
 ) -> Result<String, String> {
-    let url = match to.map_or_else(|| database.choice(), Ok)? {
+    let to = to.map(|to| DatabaseSettings {
+        store: to,
+        store_file: None,
+        ..database.clone()
+    });
+    let url = match to.as_ref().unwrap_or(database).choice()? {
         StoreChoice::Postgres(url) => url,
         StoreChoice::Sled => {
             return Err("copy-store copies into PostgreSQL: give --to postgres://… \

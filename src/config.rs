@@ -422,14 +422,14 @@ pub enum StoreChoice {
 impl std::str::FromStr for StoreChoice {
     type Err = String;
 
+    /// Never fails: a parser's error would print the value, and a mistyped URL holds a
+    /// password. [`DatabaseSettings::choice`] checks it, without showing it.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let text = text.trim();
         if text == "sled" {
             Ok(Self::Sled)
-        } else if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-            Ok(Self::Postgres(text.to_owned()))
         } else {
-            Err("either `sled` or a postgres:// URL".into())
+            Ok(Self::Postgres(text.to_owned()))
         }
     }
 }
@@ -448,7 +448,7 @@ impl DatabaseSettings {
     /// The store these settings name: --store-file's URL, else --store.
     pub fn choice(&self) -> Result<StoreChoice, String> {
         let Some(path) = &self.store_file else {
-            return Ok(self.store.clone());
+            return checked(self.store.clone(), "SURVEY_STORE (--store)");
         };
         let shown = path.display();
         let metadata =
@@ -464,8 +464,22 @@ impl DatabaseSettings {
             StoreChoice::Sled => Err(format!(
                 "SURVEY_STORE_FILE {shown}: expected a postgres:// URL"
             )),
-            postgres => Ok(postgres),
+            postgres => checked(postgres, &format!("SURVEY_STORE_FILE {shown}")),
         }
+    }
+}
+
+/// `sled`, or a URL of PostgreSQL's; the value itself is never shown.
+fn checked(choice: StoreChoice, from: &str) -> Result<StoreChoice, String> {
+    match &choice {
+        StoreChoice::Postgres(url)
+            if !url.starts_with("postgres://") && !url.starts_with("postgresql://") =>
+        {
+            Err(format!(
+                "{from}: expected `sled` or a postgres:// URL (the value is not shown: it may hold a password)"
+            ))
+        }
+        _ => Ok(choice),
     }
 }
 
@@ -476,7 +490,13 @@ pub struct DatabaseSettings {
     /// `postgres://user:password@host:port/db` URL (several hosts and
     /// `target_session_attrs=read-write` for a primary with standbys). Prefer --store-file for a
     /// URL with a password: this value is visible in the process list.
-    #[arg(long, env = "SURVEY_STORE", default_value = "sled", global = true)]
+    #[arg(
+        long,
+        env = "SURVEY_STORE",
+        default_value = "sled",
+        global = true,
+        hide_env_values = true
+    )]
     pub store: StoreChoice,
 
     /// A file holding the `postgres://` URL (mode 0600: readable by its owner only), so the

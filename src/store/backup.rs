@@ -97,7 +97,7 @@ pub struct Snapshot {
 impl Store {
     /// Collects every tree while no multi-tree write can commit (see the module comment).
     pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        let _order = self.write_order();
+        let _order = self.snapshot_order();
         let started = std::time::Instant::now();
         let mut trees = self.engine.snapshot()?;
         // Login failures and download links: short-lived, and a link holds an access token.

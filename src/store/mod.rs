@@ -127,7 +127,8 @@ pub struct Store {
     write_order: Mutex<()>,
     /// Session states read lately (PostgreSQL): see [`Store::session_state`].
     sessions: users::SessionCache,
-    /// Group commit; declared last so it is dropped (final flush, thread joined) before `db`.
+    /// Group commit. Fields drop in declaration order, so this goes last; its flusher holds its
+    /// own handle on the database, so that final flush (and the thread's join) still works.
     durability: Durability,
 }
 
@@ -209,11 +210,23 @@ impl Store {
         self.engine.name()
     }
 
-    /// Holds off other numbered writes (sled); a poisoned lock guards no data, so it is taken
-    /// over. PostgreSQL orders writes itself, across every node, with its advisory lock.
-    fn write_order(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+    /// Holds off other numbered writes of this process; a poisoned lock guards no data, so it is
+    /// taken over. With PostgreSQL the advisory lock orders writes across every node, and this
+    /// one keeps a node's writers from each holding a pooled connection while they queue for
+    /// it; the wait then does not hold one of the server's worker threads.
+    fn write_order(&self) -> std::sync::MutexGuard<'_, ()> {
+        let lock = || self.write_order.lock().unwrap_or_else(|p| p.into_inner());
         match self.engine {
-            Engine::Sled(_) => Some(self.write_order.lock().unwrap_or_else(|p| p.into_inner())),
+            Engine::Sled(_) => lock(),
+            Engine::Postgres(_) => engine::pg::off_the_runtime(lock),
+        }
+    }
+
+    /// What a backup's snapshot holds while it collects: sled's write order; PostgreSQL reads
+    /// one repeatable-read transaction and stops no writer.
+    fn snapshot_order(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+        match self.engine {
+            Engine::Sled(_) => Some(self.write_order()),
             Engine::Postgres(_) => None,
         }
     }

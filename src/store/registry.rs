@@ -232,13 +232,16 @@ impl Store {
                 let Some((form, version)) = keys::registry_version_of(&key) else {
                     break;
                 };
+                // The heartbeat first: an import that publishes between the two reads has
+                // then either a heartbeat seen here or a register that is this version.
+                let under_way = self.import_under_way(form, version)?;
                 let current = self.registry(form)?.map(|info| info.version);
                 // Removed households of replaced versions are kept on purpose; only a version
                 // never published loses those.
                 let never_published = current.is_none_or(|c| version > c);
                 if current != Some(version)
                     && (index < 2 || never_published)
-                    && !(never_published && self.import_under_way(form, version)?)
+                    && !(never_published && under_way)
                 {
                     self.drop_registry_version(form, version, never_published)?;
                     swept += 1;

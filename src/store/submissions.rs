@@ -115,7 +115,8 @@ impl Store {
     ) -> Result<Pending<SubmissionInsert>, StoreError> {
         let key = keys::submission(submission.id());
         let received_at = Timestamp::now();
-        let outcome = self.commit(std::slice::from_ref(audit), 1, |tx| {
+        let reads = [(super::write::Tx::SUBMISSION_RECORD, &key[..])];
+        let outcome = self.commit_reading(std::slice::from_ref(audit), 1, &reads, |tx| {
             if let Some(existing) = tx.submission_record.get(key)? {
                 return refuse(existing);
             }

@@ -240,8 +240,10 @@ impl Store {
         if let Some(hit) = self.sessions.get(&key, epoch) {
             return Ok(hit);
         }
+        // Its age counts from before the reads: a slow read must not stretch it.
+        let read_at = Instant::now();
         let state = (self.user(username)?, self.family_revoked(family)?);
-        self.sessions.put(key, epoch, state.clone());
+        self.sessions.put(key, epoch, read_at, state.clone());
         Ok(state)
     }
 
@@ -274,12 +276,12 @@ impl SessionCache {
         (*seen == epoch && at.elapsed() < SESSION_CACHE_FOR).then(|| state.clone())
     }
 
-    fn put(&self, key: SessionKey, epoch: u64, state: SessionState) {
+    fn put(&self, key: SessionKey, epoch: u64, read_at: Instant, state: SessionState) {
         let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
         if states.len() >= MOST_SESSIONS {
             states.clear();
         }
-        states.insert(key, (Instant::now(), epoch, state));
+        states.insert(key, (read_at, epoch, state));
     }
 }
 

@@ -52,6 +52,9 @@ pub(super) struct Tx<'t> {
 }
 
 impl<'t> Tx<'t> {
+    /// `submission_record`'s place, for [`Store::commit_reading`].
+    pub const SUBMISSION_RECORD: usize = 1;
+
     fn new(views: &'t [TxTree<'t>], numbers: &'t [u64]) -> Self {
         Self {
             form_versions: &views[0],
@@ -126,12 +129,24 @@ impl Store {
         numbers: usize,
         write: impl Fn(&Tx<'_>) -> Result<T, Abort<R>>,
     ) -> Result<Result<Pending<T>, R>, StoreError> {
+        self.commit_reading(audit, numbers, &[], write)
+    }
+
+    /// `commit`, naming entries `write` reads first (tree: its place in [`Tx`], key), which
+    /// PostgreSQL then fetches in the round trip that begins the transaction.
+    pub(super) fn commit_reading<T, R>(
+        &self,
+        audit: &[AuditEvent],
+        numbers: usize,
+        reads: &[(usize, &[u8])],
+        write: impl Fn(&Tx<'_>) -> Result<T, Abort<R>>,
+    ) -> Result<Result<Pending<T>, R>, StoreError> {
         let order = self.write_order();
         let at = crate::clock::Timestamp::now();
         // The audit entries' numbers come after the caller's, drawn in the same transaction.
         let outcome = self
             .engine
-            .transaction(numbers + audit.len(), |views, drawn| {
+            .transaction(numbers + audit.len(), reads, |views, drawn| {
                 let tx = Tx::new(views, &drawn[..numbers]);
                 let value = write(&tx)?;
                 for (event, seq) in audit.iter().zip(&drawn[numbers..]) {

@@ -248,14 +248,17 @@ impl Engine {
     /// any before and, for writes that commit later, smaller than theirs. `Ok(Err)` when `write`
     /// refused (nothing written); the closure may run more than once on conflict. The write is
     /// visible at once but durable only after the next [`Engine::sync`].
+    /// Runs `write` in one transaction with `numbers` fresh numbers. `reads` names entries
+    /// (tree, key) the write will read first, which PostgreSQL fetches as the transaction begins.
     pub fn transaction<T, R>(
         &self,
         numbers: usize,
+        reads: &[(usize, &[u8])],
         write: impl Fn(&[TxTree<'_>], &[u64]) -> Result<T, Abort<R>>,
     ) -> Result<Result<T, R>, StoreError> {
         match self {
             Self::Sled(sled) => sled.transaction(numbers, write),
-            Self::Postgres(pg) => pg.transaction(numbers, write),
+            Self::Postgres(pg) => pg.transaction(numbers, reads, write),
         }
     }
 

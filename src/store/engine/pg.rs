@@ -16,7 +16,7 @@
 //! a restart it may not: see [`Pg::sync`]). Nothing is acknowledged to a client before that.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -31,7 +31,7 @@ use super::{Abort, IVec, TREES, TreeEntries, TxError, TxTree};
 use crate::store::StoreError;
 
 /// How to reach the database.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PgOptions {
     /// A `postgres://` URL (several hosts and `target_session_attrs=read-write` allowed).
     pub url: String,
@@ -42,6 +42,18 @@ pub struct PgOptions {
     pub connect_timeout: Duration,
     /// Certificate authorities to trust for `sslmode=require` (default: the system's).
     pub ca_file: Option<PathBuf>,
+}
+
+/// Never prints the URL: it may hold a password.
+impl std::fmt::Debug for PgOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgOptions")
+            .field("url", &"postgres://…")
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
 }
 
 /// Where Debian (and most distributions) keep the system's trusted certificate authorities.
@@ -87,8 +99,14 @@ fn tls(
 
 /// Which server, and which run of it, a connection reaches: a write is durable only once a flush
 /// on the very same run of the very same server succeeded after it (see [`Pg::sync`]).
+/// A crash of one backend makes PostgreSQL reinitialise without a new start time, losing what
+/// was committed asynchronously; an unlogged table is emptied by that crash recovery (and is
+/// empty on a promoted standby), so the token the flusher keeps in it names the run too.
 const INCARNATION: &str = "SELECT concat(inet_server_addr(), ':', inet_server_port(), '@', \
-     pg_postmaster_start_time()) AS incarnation";
+     pg_postmaster_start_time(), '#', (SELECT min(token) FROM survey_run)) AS incarnation";
+/// Gives this run of the server its token, if crash recovery (or a promotion) left none.
+const NEW_RUN: &str = "INSERT INTO survey_run (token) SELECT gen_random_uuid()::text \
+     WHERE NOT EXISTS (SELECT 1 FROM survey_run)";
 
 /// Servers writes committed on since the last flush, and whether a flush found itself on
 /// another: then the next flush fails too, for writes whose tickets it covers.
@@ -96,6 +114,9 @@ const INCARNATION: &str = "SELECT concat(inet_server_addr(), ':', inet_server_po
 struct Unflushed {
     servers: std::collections::HashSet<String>,
     poisoned: bool,
+    /// Where the last flush that succeeded ran: a flush elsewhere cannot vouch for what was
+    /// read or written there since (a replay answered from a record, too).
+    last: Option<String>,
 }
 
 /// The advisory lock every write transaction takes first ("SURVEY" in ASCII).
@@ -116,7 +137,11 @@ fn migrations() -> Vec<String> {
     first.push("CREATE SEQUENCE survey_numbers".into());
     // Secrets every node needs alike (the token signing key); not a tree: never in a backup.
     first.push("CREATE TABLE survey_secrets (name text PRIMARY KEY, value text NOT NULL)".into());
-    vec![first.join(";\n"), table(super::TRANSIENT)]
+    vec![
+        first.join(";\n"),
+        table(super::TRANSIENT),
+        "CREATE UNLOGGED TABLE survey_run (token text NOT NULL)".into(),
+    ]
 }
 
 /// The statements of one tree.
@@ -126,6 +151,8 @@ struct TreeSql {
     page_to: String,
     page_from: String,
     upsert: String,
+    /// A restore's: into empty tables, where an existing key is an error, not an overwrite.
+    insert: String,
     delete: String,
     all: String,
     count: String,
@@ -146,6 +173,9 @@ impl TreeSql {
             upsert: format!(
                 "INSERT INTO {table} (key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
                  ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+            ),
+            insert: format!(
+                "INSERT INTO {table} (key, value) SELECT * FROM unnest($1::bytea[], $2::bytea[])"
             ),
             delete: format!("DELETE FROM {table} WHERE key = ANY($1::bytea[])"),
             all: format!("SELECT key, value FROM {table} ORDER BY key"),
@@ -182,12 +212,43 @@ impl Drop for Pg {
 /// A statement failed on a connection we had: the outcome of a write may be unknown (500; the
 /// phone's retry replays).
 fn failed(error: tokio_postgres::Error) -> StoreError {
-    match error.code() {
-        // A standby, or a primary being demoted: no writes here now.
-        Some(code) if *code == tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION => {
-            StoreError::Unavailable(error.to_string())
+    use tokio_postgres::error::SqlState;
+    let unavailable = error.is_closed()
+        || error.code().is_some_and(|code| {
+            // A standby or a primary being demoted (no writes here now), a server shutting down
+            // or starting, a connection lost: nothing was committed, try again soon.
+            *code == SqlState::READ_ONLY_SQL_TRANSACTION
+                || *code == SqlState::ADMIN_SHUTDOWN
+                || *code == SqlState::CRASH_SHUTDOWN
+                || *code == SqlState::CANNOT_CONNECT_NOW
+                || code.code().starts_with("08")
+        });
+    if unavailable {
+        StoreError::Unavailable(error.to_string())
+    } else {
+        StoreError::Postgres(error.to_string())
+    }
+}
+
+/// A COMMIT that failed: unless the server refused it outright (a standby), its outcome is
+/// unknown, which is a 500 (the phone's retry replays or stores it), never a 503.
+fn commit_failed(error: tokio_postgres::Error) -> StoreError {
+    match failed(error) {
+        StoreError::Unavailable(text) if !text.contains("read-only") => StoreError::Postgres(text),
+        other => other,
+    }
+}
+
+/// Runs `wait` (a round trip to the database, a queue for the write lock). Called from a request
+/// on the server's runtime, it must not hold one of its few worker threads: tokio hands that
+/// worker's other requests to another thread meanwhile. (A current-thread runtime, as in tests,
+/// cannot; there it simply waits.)
+pub(in crate::store) fn off_the_runtime<T>(wait: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(wait)
         }
-        _ => StoreError::Postgres(error.to_string()),
+        _ => wait(),
     }
 }
 
@@ -224,6 +285,11 @@ impl Pg {
             })?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
+        }
+        // A database that vanished without closing its connections (a dead machine, a cut
+        // cable) is noticed within a minute, not the system's default two hours.
+        if config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
+            config.keepalives_idle(Duration::from_secs(30));
         }
         config.application_name("survey-server");
         let tls = tls(&mut config, options.ca_file.as_deref())?;
@@ -262,17 +328,20 @@ impl Pg {
         let synchronous_commit = pg.block(async move {
             let client = inner.client().await?;
             migrate(&client).await?;
+            // This run's token before the first write notes where it committed (see INCARNATION).
+            client.batch_execute(NEW_RUN).await.map_err(failed)?;
             let row = client
                 .query_one("SHOW synchronous_commit", &[])
                 .await
                 .map_err(failed)?;
             Ok(row.get::<_, String>(0))
         })?;
-        // A server set to `off` would acknowledge writes a crash can lose: flushes ask for `on`.
+        // A server set to `off`, `local` or `remote_write` would acknowledge writes a crash (of
+        // the primary, or of the standby's machine) can lose: flushes ask for `on` then.
         // The flush must itself write WAL: a commit that wrote none (an xid alone) neither
         // flushes nor waits for a synchronous standby. A transactional logical message does both,
         // and leaves nothing behind in any table.
-        pg.sync = if matches!(synchronous_commit.as_str(), "off" | "local") {
+        pg.sync = if !matches!(synchronous_commit.as_str(), "on" | "remote_apply") {
             "BEGIN; SET LOCAL synchronous_commit TO on; SELECT pg_logical_emit_message(true, 'survey-server', 'flush'); COMMIT"
         } else {
             "BEGIN; SELECT pg_logical_emit_message(true, 'survey-server', 'flush'); COMMIT"
@@ -290,16 +359,7 @@ impl Pg {
         self.handle.spawn(async move {
             let _ = answer.send(work.await);
         });
-        let wait = || answered.recv().map_err(|_| StoreError::Closed)?;
-        // Called from a request on the server's runtime, the wait (a round trip to the
-        // database) must not hold one of its few worker threads: tokio hands that worker's other
-        // requests to another thread meanwhile. (A current-thread runtime, as in tests, cannot.)
-        match tokio::runtime::Handle::try_current() {
-            Ok(server) if server.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(wait)
-            }
-            _ => wait(),
-        }
+        off_the_runtime(|| answered.recv().map_err(|_| StoreError::Closed)?)
     }
 
     pub fn get(&self, tree: usize, key: &[u8]) -> Result<Option<IVec>, StoreError> {
@@ -455,33 +515,52 @@ impl Pg {
         };
         let inner = Arc::clone(&self.inner);
         let sync = self.sync;
-        let flushed_on = self.block(async move {
+        let flushed = self.block(async move {
             let client = inner.client().await?;
             let messages = client
-                .simple_query(&format!("{INCARNATION}; {sync}"))
+                .simple_query(&format!("{NEW_RUN}; {INCARNATION}; {sync}"))
                 .await
                 .map_err(failed)?;
-            Ok(incarnation(&messages))
-        })?;
-        let elsewhere: Vec<&String> = written
-            .iter()
-            .filter(|server| Some(*server) != flushed_on.as_ref())
-            .collect();
-        if !elsewhere.is_empty() {
-            self.unflushed
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .poisoned = true;
-            return Err(StoreError::Unavailable(format!(
-                "writes committed on {elsewhere:?}, but the flush reached {flushed_on:?} (a failover or a restart): their outcome is unknown"
-            )));
+            Ok(incarnation(&messages).unwrap_or_default())
+        });
+        let mut unflushed = self.unflushed.lock().unwrap_or_else(|p| p.into_inner());
+        let flushed_on = match flushed {
+            Ok(server) => server,
+            Err(error) => {
+                // The next flush must still answer for these writes.
+                unflushed.servers.extend(written);
+                unflushed.poisoned |= poisoned;
+                return Err(error);
+            }
+        };
+        let moved = unflushed
+            .last
+            .as_ref()
+            .is_some_and(|last| *last != flushed_on);
+        let elsewhere: Vec<&String> = written.iter().filter(|s| **s != flushed_on).collect();
+        let problem = if !elsewhere.is_empty() {
+            Some(format!(
+                "writes committed on {elsewhere:?}, but the flush reached {flushed_on}"
+            ))
+        } else if moved {
+            Some(format!(
+                "the last flush ran on {:?}, this one on {flushed_on}",
+                unflushed.last
+            ))
+        } else if poisoned {
+            Some("the flush before this one reached another server".to_owned())
+        } else {
+            None
+        };
+        // Writes whose tickets the next flush covers may have been made before the move.
+        unflushed.poisoned = !elsewhere.is_empty() || moved;
+        unflushed.last = Some(flushed_on);
+        match problem {
+            Some(problem) => Err(StoreError::Unavailable(format!(
+                "{problem} (a failover or a restart): the outcome of the writes it covers is unknown"
+            ))),
+            None => Ok(()),
         }
-        if poisoned {
-            return Err(StoreError::Unavailable(
-                "the flush before this one reached another server".into(),
-            ));
-        }
-        Ok(())
     }
 
     /// Notes the server a write committed on, before its ticket is issued.
@@ -512,13 +591,28 @@ impl Pg {
         let inner = Arc::clone(&self.inner);
         self.block(async move {
             let client = inner.client().await?;
-            client
-                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                .await
-                .map_err(failed)?;
+            let read = async {
+                client
+                    .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?;
+                let mut trees = Vec::with_capacity(TREES.len());
+                for (tree, sql) in TREES.iter().zip(&inner.sql) {
+                    trees.push((*tree, client.query(&sql.all, &[]).await?));
+                }
+                client.batch_execute("COMMIT").await?;
+                Ok(trees)
+            }
+            .await;
+            let tables = match read {
+                Ok(tables) => tables,
+                Err(error) => {
+                    // Never back into the pool in the middle of a transaction.
+                    drop(Object::take(client));
+                    return Err(failed(error));
+                }
+            };
             let mut trees = Vec::with_capacity(TREES.len());
-            for (tree, sql) in TREES.iter().zip(&inner.sql) {
-                let rows = client.query(&sql.all, &[]).await.map_err(failed)?;
+            for (tree, rows) in tables {
                 let entries = rows
                     .into_iter()
                     .map(|row| {
@@ -528,9 +622,8 @@ impl Pg {
                         )
                     })
                     .collect();
-                trees.push(((*tree).to_owned(), entries));
+                trees.push((tree.to_owned(), entries));
             }
-            client.batch_execute("COMMIT").await.map_err(failed)?;
             Ok(trees)
         })
     }
@@ -538,10 +631,11 @@ impl Pg {
     pub fn transaction<T, R>(
         self: &Arc<Self>,
         numbers: usize,
+        reads: &[(usize, &[u8])],
         write: impl Fn(&[TxTree<'_>], &[u64]) -> Result<T, Abort<R>>,
     ) -> Result<Result<T, R>, StoreError> {
         loop {
-            match self.attempt(numbers, &write) {
+            match self.attempt(numbers, reads, &write) {
                 Err(Abort::Conflict) => continue,
                 Err(Abort::Refused(reason)) => return Ok(Err(reason)),
                 Err(Abort::Broken(error)) => return Err(error),
@@ -553,26 +647,19 @@ impl Pg {
     fn attempt<T, R>(
         self: &Arc<Self>,
         numbers: usize,
+        reads: &[(usize, &[u8])],
         write: &impl Fn(&[TxTree<'_>], &[u64]) -> Result<T, Abort<R>>,
     ) -> Result<T, Abort<R>> {
         let inner = Arc::clone(&self.inner);
-        let (client, numbers, server) = self
+        let wanted: Vec<(usize, Vec<u8>)> = reads
+            .iter()
+            .map(|(tree, key)| (*tree, key.to_vec()))
+            .collect();
+        let (client, numbers, server, read) = self
             .block(async move {
                 let client = inner.client().await?;
-                let mut begin = format!(
-                    "BEGIN; SET LOCAL synchronous_commit TO off; SELECT pg_advisory_xact_lock({WRITE_LOCK}); {INCARNATION};"
-                );
-                if numbers > 0 {
-                    begin.push_str(&format!(
-                        " SELECT nextval('survey_numbers') AS number FROM generate_series(1, {numbers});"
-                    ));
-                }
-                match client.simple_query(&begin).await {
-                    Ok(messages) => Ok((
-                        Arc::new(client),
-                        drawn(&messages),
-                        incarnation(&messages).unwrap_or_default(),
-                    )),
+                match begin(&inner, &client, numbers, &wanted).await {
+                    Ok((numbers, server, read)) => Ok((Arc::new(client), numbers, server, read)),
                     Err(error) => {
                         end(client, "ROLLBACK").await;
                         Err(failed(error))
@@ -582,8 +669,9 @@ impl Pg {
             .map_err(Abort::Broken)?;
         let tx = Transaction {
             pg: Arc::clone(self),
-            client,
+            client: Some(client),
             server,
+            read: RefCell::new(read),
             writes: RefCell::new(BTreeMap::new()),
         };
         let views: Vec<TxTree<'_>> = (0..TREES.len())
@@ -607,17 +695,68 @@ impl Pg {
     }
 }
 
-/// The numbers a transaction's first statements drew.
-fn drawn(messages: &[SimpleQueryMessage]) -> Vec<u64> {
-    messages
+/// Entries (tree, key) a write transaction read as it began: their values, or `None` if absent.
+type ReadAhead = HashMap<(usize, Vec<u8>), Option<Vec<u8>>>;
+
+/// What a write transaction learns as it begins.
+type Begun = (Vec<u64>, String, ReadAhead);
+
+/// Begins a write transaction in one round trip (every statement pipelined): BEGIN, the write
+/// lock, then, under it, the numbers, the server it runs on, and the entries the write will read
+/// first (`reads`: e.g. the submission an insert must not overwrite), so that the lock is held
+/// for one round trip less.
+async fn begin(
+    inner: &Inner,
+    client: &Object,
+    numbers: usize,
+    reads: &[(usize, Vec<u8>)],
+) -> Result<Begun, tokio_postgres::Error> {
+    let lock = client
+        .prepare_cached("SELECT pg_advisory_xact_lock($1)")
+        .await?;
+    let draw = client
+        .prepare_cached(
+            "SELECT nextval('survey_numbers') FROM generate_series(1::bigint, $1::bigint)",
+        )
+        .await?;
+    let whoami = client.prepare_cached(INCARNATION).await?;
+    let mut gets = Vec::with_capacity(reads.len());
+    for (tree, _) in reads {
+        gets.push(client.prepare_cached(&inner.sql[*tree].get).await?);
+    }
+    let count = i64::try_from(numbers).unwrap_or(i64::MAX);
+    let (begun, locked, drawn, server, found) = futures_util::future::join5(
+        // A node that vanishes holding the write lock lets go of it within a minute.
+        client.batch_execute(
+            "BEGIN; SET LOCAL synchronous_commit TO off; \
+             SET LOCAL idle_in_transaction_session_timeout TO '60s'",
+        ),
+        client.execute(&lock, &[&WRITE_LOCK]),
+        client.query(&draw, &[&count]),
+        client.query_one(&whoami, &[]),
+        futures_util::future::join_all(
+            reads
+                .iter()
+                .zip(&gets)
+                .map(|((_, key), get)| async move { client.query_opt(get, &[key]).await }),
+        ),
+    )
+    .await;
+    begun?;
+    locked?;
+    let numbers = drawn?
         .iter()
-        .filter_map(|message| match message {
-            SimpleQueryMessage::Row(row) if row.columns().first()?.name() == "number" => {
-                row.get(0)?.parse().ok()
-            }
-            _ => None,
-        })
-        .collect()
+        .map(|row| u64::try_from(row.get::<_, i64>(0)).unwrap_or_default())
+        .collect();
+    let server: String = server?.get(0);
+    let mut read = HashMap::with_capacity(reads.len());
+    for ((tree, key), row) in reads.iter().zip(found) {
+        read.insert(
+            (*tree, key.clone()),
+            row?.map(|row| row.get::<_, Vec<u8>>(0)),
+        );
+    }
+    Ok((numbers, server, read))
 }
 
 /// The server a statement batch that selected [`INCARNATION`] ran on.
@@ -688,9 +827,13 @@ type Upserts = BTreeMap<usize, (Vec<Vec<u8>>, Vec<Vec<u8>>)>;
 /// at commit, so a read sees the transaction's own writes first.
 pub struct Transaction {
     pg: Arc<Pg>,
-    client: Arc<Object>,
+    /// `None` once committed or rolled back; a transaction dropped with it (a panic in a write)
+    /// closes the connection, so it never goes back to the pool holding the write lock.
+    client: Option<Arc<Object>>,
     /// The server (and run of it) the transaction is on.
     server: String,
+    /// Entries read as the transaction began, under the lock.
+    read: RefCell<ReadAhead>,
     writes: RefCell<Writes>,
 }
 
@@ -699,8 +842,14 @@ impl Transaction {
         if let Some(written) = self.writes.borrow().get(&(tree, key.to_vec())) {
             return Ok(written.as_deref().map(IVec::from));
         }
+        if let Some(read) = self.read.borrow().get(&(tree, key.to_vec())) {
+            return Ok(read.as_deref().map(IVec::from));
+        }
         let inner = Arc::clone(&self.pg.inner);
-        let client = Arc::clone(&self.client);
+        let client = self
+            .client
+            .clone()
+            .ok_or(TxError::Storage(StoreError::Closed))?;
         let key = key.to_vec();
         self.pg
             .block(async move {
@@ -723,10 +872,10 @@ impl Transaction {
             .insert((tree, key.to_vec()), value.map(<[u8]>::to_vec));
     }
 
-    fn commit(self) -> Result<(), TxError> {
+    fn commit(mut self) -> Result<(), TxError> {
         let mut upserts = Upserts::new();
         let mut deletes: BTreeMap<usize, Vec<Vec<u8>>> = BTreeMap::new();
-        for ((tree, key), value) in self.writes.into_inner() {
+        for ((tree, key), value) in self.writes.take() {
             match value {
                 Some(value) => {
                     let (keys, values) = upserts.entry(tree).or_default();
@@ -737,9 +886,12 @@ impl Transaction {
             }
         }
         let inner = Arc::clone(&self.pg.inner);
-        let client = self.client;
+        let client = self
+            .client
+            .take()
+            .ok_or(TxError::Storage(StoreError::Closed))?;
         let pg = Arc::clone(&self.pg);
-        let server = self.server;
+        let server = std::mem::take(&mut self.server);
         pg.block(async move {
             let sent = async {
                 let mut writes = Vec::with_capacity(upserts.len() + deletes.len());
@@ -779,7 +931,7 @@ impl Transaction {
                     if let Some(client) = Arc::into_inner(client) {
                         end(client, "ROLLBACK").await;
                     }
-                    Err(failed(error))
+                    Err(commit_failed(error))
                 }
             }
         })
@@ -788,14 +940,24 @@ impl Transaction {
         Ok(())
     }
 
-    fn rollback(self) {
-        let client = self.client;
+    fn rollback(mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
         let _ = self.pg.block(async move {
             if let Some(client) = Arc::into_inner(client) {
                 end(client, "ROLLBACK").await;
             }
             Ok(())
         });
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        if let Some(object) = self.client.take().and_then(Arc::into_inner) {
+            drop(Object::take(object));
+        }
     }
 }
 
@@ -881,13 +1043,30 @@ impl Pg {
             for tree in TREES {
                 any.push(format!("SELECT 1 FROM \"{tree}\""));
             }
-            let check = format!("SELECT EXISTS ({})", any.join(" UNION ALL "));
-            let occupied: bool = client.query_one(&check, &[]).await.map_err(failed)?.get(0);
-            if occupied {
-                return Ok(None);
+            // Emptiness is checked inside the transaction, under the write lock: a node starting
+            // meanwhile (or a second restore) waits, and then finds the data and writes nothing.
+            let begun = async {
+                client
+                    .batch_execute(&format!(
+                        "BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+                    ))
+                    .await?;
+                let check = format!("SELECT EXISTS ({})", any.join(" UNION ALL "));
+                let occupied: bool = client.query_one(&check, &[]).await?.get(0);
+                Ok::<_, tokio_postgres::Error>(occupied)
             }
-            client.batch_execute("BEGIN").await.map_err(failed)?;
-            Ok(Some(Arc::new(client)))
+            .await;
+            match begun {
+                Ok(false) => Ok(Some(Arc::new(client))),
+                Ok(true) => {
+                    end(client, "ROLLBACK").await;
+                    Ok(None)
+                }
+                Err(error) => {
+                    end(client, "ROLLBACK").await;
+                    Err(failed(error))
+                }
+            }
         })?;
         Ok(client.map(|client| Loader {
             pg: Arc::clone(self),
@@ -910,7 +1089,7 @@ impl Loader {
         self.pg.block(async move {
             let client = client.ok_or(StoreError::Closed)?;
             client
-                .execute(&inner.sql[tree].upsert, &[&keys, &values])
+                .execute(&inner.sql[tree].insert, &[&keys, &values])
                 .await
                 .map_err(failed)?;
             Ok(())
