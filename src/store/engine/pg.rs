@@ -233,9 +233,11 @@ fn failed(error: tokio_postgres::Error) -> StoreError {
 /// A COMMIT that failed: unless the server refused it outright (a standby), its outcome is
 /// unknown, which is a 500 (the phone's retry replays or stores it), never a 503.
 fn commit_failed(error: tokio_postgres::Error) -> StoreError {
-    match failed(error) {
-        StoreError::Unavailable(text) if !text.contains("read-only") => StoreError::Postgres(text),
-        other => other,
+    match error.code() {
+        Some(code) if *code == tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION => {
+            StoreError::Unavailable(error.to_string())
+        }
+        _ => StoreError::Postgres(error.to_string()),
     }
 }
 
