@@ -8,6 +8,14 @@
 //! signed in as `BENCH_USERNAME` with `BENCH_PASSWORD` (a field worker without scope, or an admin);
 //! `BENCH_PID`, its process id, adds the server's CPU time per submission (`/proc`, Linux).
 //! Every request carries a bearer token, so token checks are part of what is measured.
+//!
+//! In the same run, at the same levels and with the same payload, it drives a bare axum server
+//! whose handler only parses the body into `serde_json::Value` (this benchmark's own binary,
+//! started again as that server), and prints what share of it the real server keeps. It also
+//! measures the disk: `fdatasync` of a 2 KB append in the data directory's file system, the floor
+//! under one connection's latency. `BENCH_FILL=1000000` first stores that many submissions
+//! through the batch endpoint, to see whether the rate holds on a full store; `BENCH_BARE=0`
+//! skips the bare server.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -32,6 +40,10 @@ impl Drop for Server {
 }
 
 fn main() {
+    if std::env::var_os(BARE_SERVER).is_some() {
+        bare::serve();
+        return;
+    }
     let seconds: u64 = std::env::var("BENCH_SECONDS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -71,6 +83,15 @@ fn main() {
         .build()
         .expect("a runtime");
     let template = Arc::new(envelope_template());
+    let probe_dir = server
+        .as_ref()
+        .map_or_else(std::env::temp_dir, |s| s.data_dir.path().to_owned());
+    let fsync_p50 = fdatasync_p50_ms(&probe_dir);
+    println!(
+        "disk: fdatasync of a 2 KB append in {}: p50 {fsync_p50:.3} ms",
+        probe_dir.display()
+    );
+    let bare = (std::env::var("BENCH_BARE").as_deref() != Ok("0")).then(bare::start);
     println!(
         "payload: {} bytes; {seconds} s per level; against {where_}",
         template.len() - 8
@@ -81,8 +102,12 @@ fn main() {
     );
     runtime.block_on(async {
         let token = Arc::new(sign_in(&address, &username, &password).await);
+        if let Some(fill) = std::env::var("BENCH_FILL").ok().and_then(|n| n.parse().ok()) {
+            fill_store(&address, &token, &template, fill).await;
+        }
         run_level(&address, &token, &template, 8, Duration::from_secs(1)).await; // warm-up
-        for connections in levels {
+        let mut ours = Vec::new();
+        for connections in levels.iter().copied() {
             let length = Duration::from_secs(seconds);
             let before = server_pid.and_then(cpu_seconds);
             let r = run_level(&address, &token, &template, connections, length).await;
@@ -96,9 +121,150 @@ fn main() {
                 "{connections:>11} {:>14.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {cpu:>16}",
                 r.per_second, r.p50_ms, r.p99_ms, r.max_ms, r.errors
             );
+            if connections == 1 {
+                println!(
+                    "{:>11} one connection's p50 is the disk's fdatasync p50 + {:.3} ms",
+                    "", r.p50_ms - fsync_p50
+                );
+            }
+            ours.push((connections, r.per_second));
+        }
+        let Some(bare) = &bare else {
+            return;
+        };
+        println!("bare axum (parse into serde_json::Value, answer 201), same payload and levels:");
+        run_level(&bare.address, &token, &template, 8, Duration::from_secs(1)).await;
+        for (connections, per_second) in ours {
+            let length = Duration::from_secs(seconds);
+            let r = run_level(&bare.address, &token, &template, connections, length).await;
+            println!(
+                "{connections:>11} {:>14.0} {:>9.2} {:>9.2} {:>9.2} {:>7}   survey-server keeps {:.1}%",
+                r.per_second,
+                r.p50_ms,
+                r.p99_ms,
+                r.max_ms,
+                r.errors,
+                100.0 * per_second / r.per_second.max(1.0)
+            );
         }
     });
+    drop(bare);
     drop(server);
+}
+
+/// Set in the environment of this benchmark's own binary started as the bare server.
+const BARE_SERVER: &str = "BENCH_BARE_SERVER";
+
+/// The baseline: the same HTTP stack, a handler that only parses the body.
+mod bare {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Command, Stdio};
+
+    pub struct Bare {
+        pub address: String,
+        child: Child,
+    }
+
+    impl Drop for Bare {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// This benchmark's binary again, as the bare server; its address.
+    pub fn start() -> Bare {
+        let mut child = Command::new(std::env::current_exe().expect("this binary"))
+            .env(super::BARE_SERVER, "1")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the bare server starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("the bare server prints its address");
+        Bare {
+            address: line.trim().to_owned(),
+            child,
+        }
+    }
+
+    /// Serves every POST by parsing its body into `serde_json::Value`, on two worker threads as
+    /// the real server has on this machine.
+    pub fn serve() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("a port");
+            println!("http://{}", listener.local_addr().expect("an address"));
+            let app = axum::Router::new().fallback(axum::routing::post(parse));
+            axum::serve(listener, app).await.expect("serving");
+        });
+    }
+
+    async fn parse(body: axum::body::Bytes) -> (axum::http::StatusCode, &'static str) {
+        match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(_) => (axum::http::StatusCode::CREATED, "{\"status\":\"stored\"}"),
+            Err(_) => (axum::http::StatusCode::BAD_REQUEST, "{}"),
+        }
+    }
+}
+
+/// The p50 of 200 appends of 2 KB, each followed by `fdatasync`, in a file in `dir`.
+fn fdatasync_p50_ms(dir: &std::path::Path) -> f64 {
+    use std::io::Write;
+    let mut file = tempfile::tempfile_in(dir).expect("a file in the data directory");
+    let block = [b'x'; 2048];
+    let mut times: Vec<f64> = (0..200)
+        .map(|_| {
+            let started = Instant::now();
+            file.write_all(&block).expect("written");
+            file.sync_data().expect("fdatasync");
+            started.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// Stores `count` submissions through the batch endpoint (500 a batch, four at a time) first.
+async fn fill_store(address: &str, token: &str, template: &str, count: usize) {
+    let client = reqwest::Client::new();
+    let url = format!("{address}/api/v1/forms/labour-survey/submissions/batch");
+    let started = Instant::now();
+    let batches = count.div_ceil(500);
+    let mut next = 0;
+    while next < batches {
+        let round: Vec<_> = (next..batches.min(next + 4))
+            .map(|_| {
+                let items: Vec<String> = (0..500)
+                    .map(|_| template.replace("ID_HERE", &uuid::Uuid::new_v4().to_string()))
+                    .collect();
+                let body = format!("{{\"submissions\":[{}]}}", items.join(","));
+                client
+                    .post(&url)
+                    .bearer_auth(token)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+            })
+            .collect();
+        for answer in futures_util::future::join_all(round).await {
+            assert!(answer.expect("the batch answers").status().is_success());
+        }
+        next += 4;
+        if next % 200 == 0 {
+            println!("  filled {} of {count}", (next * 500).min(count));
+        }
+    }
+    println!(
+        "filled the store with {count} submissions in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
 }
 
 /// User and system CPU time a process has used, in seconds (Linux `/proc/<pid>/stat`, fields
