@@ -73,6 +73,8 @@ export function BarChart({ id, title, axis, groups, series, unit, stacked = fals
   const totals = groups.map((_, i) => (stacked ? series.reduce((sum, s) => sum + (s.values[i] ?? 0), 0) : Math.max(...series.map((s) => s.values[i] ?? 0))));
   const max = unit === '%' ? 100 : Math.max(1, ...totals);
   const x = (value) => LEFT + (value / max) * (WIDTH - LEFT - RIGHT);
+  // Counts are whole: a middle tick at 0.5 or 3.5 would print as a rounded, repeated number.
+  const ticks = unit === '%' || max % 2 === 0 ? [0, max / 2, max] : [0, max];
   const bars = [];
   groups.forEach((group, i) => {
     let start = 0;
@@ -100,7 +102,7 @@ export function BarChart({ id, title, axis, groups, series, unit, stacked = fals
         <text x=${LEFT} y="18" class="chart-title" font-weight="600">${title}</text>
         ${bars}
         <line x1=${LEFT} y1=${bottom} x2=${WIDTH - RIGHT} y2=${bottom} stroke="#555" />
-        ${[0, max / 2, max].map((t) => html`<text x=${x(t)} y=${bottom + 16} text-anchor="middle" fill="#333">${valueText(t, unit)}</text>`)}
+        ${ticks.map((t) => html`<text x=${x(t)} y=${bottom + 16} text-anchor="middle" fill="#333">${valueText(t, unit)}</text>`)}
         <text x=${(LEFT + WIDTH - RIGHT) / 2} y=${bottom + 34} text-anchor="middle" fill="#333">${axis}</text>
         ${series.length > 1 && series.map((s, k) => html`
           <g><rect x=${LEFT + k * 110} y=${height - 12} width="10" height="10" fill=${COLOURS[k % COLOURS.length]} />
