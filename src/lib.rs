@@ -198,7 +198,7 @@ impl AppState {
         }
         // With PostgreSQL, every node signs with the key the first one put in the database
         // (unless every node is given the same file).
-        let keys = match (&config.jwt_key_file, store.shares_secrets()) {
+        let keys = match (&config.jwt_key_file, store.is_shared()) {
             (Some(path), _) => TokenKeys::load_or_create(path, false)?,
             (None, true) => {
                 let pem = store
@@ -280,10 +280,16 @@ pub async fn serve(
         stalled: state.limits.upload_deadline,
     };
     let sweeper = tokio::spawn(sweep(state.clone()));
-    let forms = tokio::spawn(follow_forms(state.clone()));
+    // Only other nodes publish behind this one's back.
+    let forms = state
+        .store
+        .is_shared()
+        .then(|| tokio::spawn(follow_forms(state.clone())));
     http::listen(listener, app(state), timeouts, shutdown).await;
     sweeper.abort();
-    forms.abort();
+    if let Some(forms) = forms {
+        forms.abort();
+    }
     store.wait_durable().await.map_err(std::io::Error::other)
 }
 

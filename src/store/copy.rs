@@ -100,20 +100,21 @@ pub fn copy_store(
         (_, Some(snapshot)) => (print_entries(snapshot.trees()), None),
         (_, None) => (Fingerprint::new(), None),
     };
-    let target_print = print_target(options)?;
+    let pg = Pg::connect(options)?;
+    let target_print = print_target(&pg)?;
     let empty = target_print.values().all(|(count, _)| *count == 0);
     let already_there = !empty && same(&source_print, &target_print);
     let summary = if empty {
         copy_into(&source, snapshot.as_ref(), options, attachments_dir)?
     } else if already_there {
-        fill_files(&source, options, attachments_dir)?;
+        fill_files(&source, &pg, attachments_dir)?;
         summary.unwrap_or_default()
     } else {
         return Err(RestoreError::NotEmpty(
             "PostgreSQL (with data other than this source's)".into(),
         ));
     };
-    let copied = print_target(options)?;
+    let copied = print_target(&pg)?;
     if !same(&source_print, &copied) {
         let differ: Vec<&str> = TREES
             .iter()
@@ -125,7 +126,7 @@ pub fn copy_store(
             differ.join(", ")
         )));
     }
-    let (files_verified, files_missing) = verify_files(options, attachments_dir)?;
+    let (files_verified, files_missing) = verify_files(&pg, attachments_dir)?;
     Ok(CopyReport {
         summary,
         trees: copied
@@ -188,15 +189,14 @@ fn print_backup(file: &Path) -> Result<(Fingerprint, BackupSummary), RestoreErro
 }
 
 /// The target's fingerprint, read tree by tree in pages (never all of it in memory).
-fn print_target(options: &PgOptions) -> Result<Fingerprint, RestoreError> {
-    let pg = Pg::connect(options)?;
+fn print_target(pg: &Arc<Pg>) -> Result<Fingerprint, RestoreError> {
     let mut print = Fingerprint::new();
     for (index, name) in TREES.iter().enumerate() {
         if *name == TRANSIENT {
             continue;
         }
         let mut tree = TreePrint::default();
-        for entry in Tree::Postgres(Arc::clone(&pg), index).iter() {
+        for entry in Tree::Postgres(Arc::clone(pg), index).iter() {
             let (key, value) = entry?;
             tree.add(&key, &value);
         }
@@ -245,11 +245,11 @@ fn copy_into(
 /// committed but whose files were not all moved into place).
 fn fill_files(
     source: &CopySource<'_>,
-    options: &PgOptions,
+    pg: &Arc<Pg>,
     attachments_dir: &Path,
 ) -> Result<(), RestoreError> {
     let target = Blobs::open(attachments_dir)?;
-    let wanted = named_files(options)?;
+    let wanted = named_files(pg)?;
     match source {
         CopySource::DataDir { attachments, .. } => {
             let from = Blobs::open(attachments)?;
@@ -277,14 +277,13 @@ fn fill_files(
 }
 
 /// The hashes of every file the target's attachment records name.
-fn named_files(options: &PgOptions) -> Result<BTreeSet<String>, RestoreError> {
-    let pg = Pg::connect(options)?;
+fn named_files(pg: &Arc<Pg>) -> Result<BTreeSet<String>, RestoreError> {
     let index = TREES
         .iter()
         .position(|tree| *tree == ATTACHMENTS)
         .unwrap_or_default();
     let mut hashes = BTreeSet::new();
-    for entry in Tree::Postgres(pg, index).iter() {
+    for entry in Tree::Postgres(Arc::clone(pg), index).iter() {
         let (_, value) = entry?;
         let record: AttachmentRecord = decode(ATTACHMENTS, &value)?;
         hashes.insert(record.sha256);
@@ -293,14 +292,11 @@ fn named_files(options: &PgOptions) -> Result<BTreeSet<String>, RestoreError> {
 }
 
 /// Checks every named file against its hash; how many were right, and which are absent.
-fn verify_files(
-    options: &PgOptions,
-    attachments_dir: &Path,
-) -> Result<(u64, Vec<String>), RestoreError> {
+fn verify_files(pg: &Arc<Pg>, attachments_dir: &Path) -> Result<(u64, Vec<String>), RestoreError> {
     let blobs = Blobs::open(attachments_dir)?;
     let mut verified = 0;
     let mut missing = Vec::new();
-    for sha256 in named_files(options)? {
+    for sha256 in named_files(pg)? {
         let mut file = match blobs.open_object(&sha256) {
             Ok(file) => file,
             Err(error) if error.kind() == io::ErrorKind::NotFound => {

@@ -188,9 +188,10 @@ impl Store {
         })
     }
 
-    /// Whether secrets several API nodes need alike (the token signing key) live in the
-    /// database: with PostgreSQL. With sled they are files in the data directory.
-    pub fn shares_secrets(&self) -> bool {
+    /// Whether other processes (API nodes) may use this database at the same time: with
+    /// PostgreSQL. Then what they must share (the token signing key) lives in the database, and
+    /// what they change (forms, imports) may change under this one. sled is one process's.
+    pub fn is_shared(&self) -> bool {
         matches!(self.engine, Engine::Postgres(_))
     }
 

@@ -254,7 +254,7 @@ impl Store {
 
     /// Whether another node may still be importing `version` (see [`Self::sweep_registry_leftovers`]).
     fn import_under_way(&self, form: &str, version: u64) -> Result<bool, StoreError> {
-        if !self.shares_secrets() {
+        if !self.is_shared() {
             return Ok(false);
         }
         let Some(heartbeat) = self.meta.get(keys::registry_import(form, version))? else {

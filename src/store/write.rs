@@ -58,7 +58,7 @@ impl<'t> Tx<'t> {
     fn new(views: &'t [TxTree<'t>], numbers: &'t [u64]) -> Self {
         Self {
             form_versions: &views[0],
-            submission_record: &views[1],
+            submission_record: &views[Self::SUBMISSION_RECORD],
             form_seq: &views[2],
             users: &views[3],
             refresh_tokens: &views[4],

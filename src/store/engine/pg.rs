@@ -369,15 +369,7 @@ impl Pg {
         let key = key.to_vec();
         self.block(async move {
             let client = inner.client().await?;
-            let statement = client
-                .prepare_cached(&inner.sql[tree].get)
-                .await
-                .map_err(failed)?;
-            let row = client
-                .query_opt(&statement, &[&key])
-                .await
-                .map_err(failed)?;
-            Ok(row.map(|row| IVec::from(row.get::<_, Vec<u8>>(0))))
+            get_on(&client, &inner, tree, &key).await
         })
     }
 
@@ -761,6 +753,24 @@ async fn begin(
     Ok((numbers, server, read))
 }
 
+/// One entry of `tree`, read on `client` (inside a transaction or not).
+async fn get_on(
+    client: &Object,
+    inner: &Inner,
+    tree: usize,
+    key: &[u8],
+) -> Result<Option<IVec>, StoreError> {
+    let statement = client
+        .prepare_cached(&inner.sql[tree].get)
+        .await
+        .map_err(failed)?;
+    let row = client
+        .query_opt(&statement, &[&key])
+        .await
+        .map_err(failed)?;
+    Ok(row.map(|row| IVec::from(row.get::<_, Vec<u8>>(0))))
+}
+
 /// The server a statement batch that selected [`INCARNATION`] ran on.
 fn incarnation(messages: &[SimpleQueryMessage]) -> Option<String> {
     messages.iter().find_map(|message| match message {
@@ -854,17 +864,7 @@ impl Transaction {
             .ok_or(TxError::Storage(StoreError::Closed))?;
         let key = key.to_vec();
         self.pg
-            .block(async move {
-                let statement = client
-                    .prepare_cached(&inner.sql[tree].get)
-                    .await
-                    .map_err(failed)?;
-                let row = client
-                    .query_opt(&statement, &[&key])
-                    .await
-                    .map_err(failed)?;
-                Ok(row.map(|row| IVec::from(row.get::<_, Vec<u8>>(0))))
-            })
+            .block(async move { get_on(&client, &inner, tree, &key).await })
             .map_err(TxError::Storage)
     }
 
