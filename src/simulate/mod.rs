@@ -36,6 +36,8 @@ pub struct Report {
     pub requests: u64,
     pub submissions: u64,
     pub created: u64,
+    /// The JSON bytes of the created submissions, as sent: what the store keeps at least.
+    pub created_bytes: u64,
     pub replayed: u64,
     /// Refusals and failures by status code (0: no answer).
     pub errors: std::collections::BTreeMap<u16, u64>,
@@ -107,9 +109,12 @@ pub async fn run(plan: Plan, settings: &Settings) -> Result<Report, String> {
                     let mut report = report.lock().unwrap_or_else(|p| p.into_inner());
                     report.requests += 1;
                     report.submissions += item.len() as u64;
-                    for status in outcome {
+                    for (upload, status) in item.iter().zip(outcome) {
                         match status {
-                            (201, false) => report.created += 1,
+                            (201, false) => {
+                                report.created += 1;
+                                report.created_bytes += upload.body.len() as u64;
+                            }
                             (201, true) => report.replayed += 1,
                             (code, _) => *report.errors.entry(code).or_default() += 1,
                         }
@@ -276,7 +281,7 @@ impl Report {
         let t = &self.truth;
         format!(
             "sent {} submissions in {} requests in {:.1} s: {:.0} submissions/s, p50 {:.1} ms, p99 {:.1} ms\n\
-             created {}, replayed {}, errors {:?}\n\
+             created {} ({} bytes of JSON), replayed {}, errors {:?}\n\
              the cleaned data must show: {} households, {} labourers: {} stable, {} flexible, {} self-employed, \
              {} not employed (employment rate {:.2}%); {} public-welfare posts, {} workshop workers\n\
              mess made on purpose: {} re-visits, {} retried uploads, {} keyboard quirks, {} wrong clocks, {} training submissions",
@@ -287,6 +292,7 @@ impl Report {
             self.p50_ms,
             self.p99_ms,
             self.created,
+            self.created_bytes,
             self.replayed,
             self.errors,
             t.households,

@@ -169,6 +169,24 @@ pub const STORAGE_VERSION: &[u8] = b"storage_version";
 /// number the backup holds, because a new database's own counter starts again from zero.
 pub const NUMBER_FLOOR: &[u8] = b"number_floor";
 
+/// `meta`: a zstd dictionary (`compression.rs`) by its number (u64 BE); never changed once written.
+pub fn dictionary(number: u64) -> Vec<u8> {
+    let mut key = b"dictionary".to_vec();
+    key.push(SEP);
+    key.extend_from_slice(&number.to_be_bytes());
+    key
+}
+
+/// The prefix of every `meta` key naming the dictionary a form's new submissions use.
+pub const DICTIONARY_OF: &[u8] = b"dictionary_of\xFF";
+
+/// `meta`: the number (u64 BE) of the dictionary `form`'s new submissions are compressed with.
+pub fn dictionary_of(form: &str) -> Vec<u8> {
+    let mut key = DICTIONARY_OF.to_vec();
+    key.extend_from_slice(form.as_bytes());
+    key
+}
+
 /// `meta`: a register import under way, when it last wrote a batch (unix seconds, u64 BE), so a
 /// node starting beside it (several nodes on one database) leaves its unpublished version alone.
 pub fn registry_import(form: &str, version: u64) -> Vec<u8> {

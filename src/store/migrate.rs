@@ -8,13 +8,20 @@ use super::engine::Engine;
 use super::{StoreError, keys};
 
 /// The newest format this build writes.
-pub const CURRENT: u32 = 1;
+pub const CURRENT: u32 = 2;
 
 /// Rewrites the database from one format version to the next.
 type Migration = fn(&Engine) -> Result<(), StoreError>;
 
 /// Migration `MIGRATIONS[i]` takes the database from version `i + 1` to `i + 2`.
-const MIGRATIONS: &[Migration] = &[];
+const MIGRATIONS: &[Migration] = &[records_may_be_compressed];
+
+/// 1 → 2: submission records may be zstd-compressed (`compression.rs`). Records written before
+/// stay readable as they are, so nothing is rewritten; the version only keeps an older server,
+/// which could not read the new records, from opening the database.
+fn records_may_be_compressed(_: &Engine) -> Result<(), StoreError> {
+    Ok(())
+}
 
 /// Runs at start-up, before the store (and its write path) exists; stamps `meta` directly.
 pub fn run(engine: &Engine) -> Result<(), StoreError> {

@@ -14,6 +14,7 @@ mod attachments;
 mod audit;
 mod backup;
 mod blobs;
+mod compression;
 mod copy;
 mod durability;
 mod engine;
@@ -122,6 +123,8 @@ pub struct Store {
     /// `formversionhousehold_none`: households a version removed, for rosters catching up.
     registry_removed: Tree,
     transient: Tree,
+    /// How submission records are compressed, and each form's dictionary.
+    compression: compression::Compression,
     /// Serialises numbered writes (submissions, audit entries) so numbers commit in order: a reader
     /// paging with a cursor can then never miss an entry that commits "behind" it.
     write_order: Mutex<()>,
@@ -181,6 +184,7 @@ impl Store {
             registry_members: tree("formversionhouseholdline_registrymember")?,
             registry_removed: tree("formversionhousehold_none")?,
             transient: tree(engine::TRANSIENT)?,
+            compression: compression::Compression::load(tree("meta")?)?,
             write_order: Mutex::new(()),
             sessions: users::SessionCache::default(),
             durability: Durability::start(engine.syncer()?)?,

@@ -115,6 +115,10 @@ impl Store {
     ) -> Result<Pending<SubmissionInsert>, StoreError> {
         let key = keys::submission(submission.id());
         let received_at = Timestamp::now();
+        // Most of the compressing, done before the write lock is taken.
+        let payload = self
+            .compression
+            .pack_payload(submission.form().as_str(), submission.payload())?;
         let reads = [(super::write::Tx::SUBMISSION_RECORD, &key[..])];
         let outcome = self.commit_reading(std::slice::from_ref(audit), 1, &reads, |tx| {
             if let Some(existing) = tx.submission_record.get(key)? {
@@ -132,8 +136,8 @@ impl Store {
                 deleted: None,
             };
             let record = encode(RECORD, &meta).map_err(broken)?;
-            tx.submission_record
-                .insert(&key[..], encode_record(&record, submission.payload()))?;
+            let record = self.compression.pack(&record, &payload).map_err(broken)?;
+            tx.submission_record.insert(&key[..], record)?;
             tx.form_seq.insert(
                 keys::form_seq(meta.form.as_str(), meta.seq),
                 keys::form_seq_value(submission.id(), &meta.submitted_by, meta.scope.as_deref()),
@@ -141,9 +145,13 @@ impl Store {
             Ok(meta)
         })?;
         match outcome {
-            Ok(pending) => Ok(pending.map(SubmissionInsert::Created)),
+            Ok(pending) => {
+                self.compression
+                    .note_stored(submission.form().as_str(), &payload);
+                Ok(pending.map(SubmissionInsert::Created))
+            }
             Err(existing) => {
-                let earlier = decode_record(submission.id(), &existing)?;
+                let earlier = self.decode_record(submission.id(), &existing)?;
                 Ok(self.after_earlier_writes(SubmissionInsert::Exists(earlier)))
             }
         }
@@ -159,7 +167,7 @@ impl Store {
 
     /// A stored record's bytes as a submission, with its current answers if it was corrected.
     fn record_from(&self, id: Uuid, bytes: &[u8]) -> Result<SubmissionRecord, StoreError> {
-        let mut record = decode_record(id, bytes)?;
+        let mut record = self.decode_record(id, bytes)?;
         if record.meta.version > 1 {
             record.current = Some(self.version_data(id, record.meta.version)?);
         }
@@ -182,11 +190,11 @@ impl Store {
             let Some(bytes) = tx.submission_record.get(key)? else {
                 return refuse(());
             };
-            let mut record = decode_record(id, &bytes).map_err(broken)?;
+            let mut record = self.decode_record(id, &bytes).map_err(broken)?;
             change(&mut record.meta);
             let meta = encode(RECORD, &record.meta).map_err(broken)?;
-            tx.submission_record
-                .insert(&key[..], encode_record(&meta, &record.payload))?;
+            let changed = self.compression.with_meta(&bytes, &meta).map_err(broken)?;
+            tx.submission_record.insert(&key[..], changed)?;
             if let Some(comment) = comment {
                 write_comment(tx, id, comment.stored(tx.number(0), at))?;
             }
@@ -347,8 +355,9 @@ fn write_comment<R>(tx: &Tx<'_>, id: Uuid, comment: Comment) -> Result<(), Abort
     Ok(())
 }
 
-/// A `submissionid_record` value: meta length (u32 BE) + `SubmissionMeta` JSON + the envelope as received.
-/// One value per submission, so a write is one insert and a read one lookup.
+/// A `submissionid_record` value of the store's format 1, uncompressed: meta length (u32 BE) +
+/// `SubmissionMeta` JSON + the envelope as received. New records are compressed
+/// (`compression.rs`); a review of an old one keeps it in this format.
 pub(super) fn encode_record(meta: &[u8], payload: &[u8]) -> Vec<u8> {
     let mut record = Vec::with_capacity(4 + meta.len() + payload.len());
     // A meta record is a few hundred bytes, far below u32::MAX.
@@ -358,25 +367,28 @@ pub(super) fn encode_record(meta: &[u8], payload: &[u8]) -> Vec<u8> {
     record
 }
 
-pub(super) fn decode_record(id: Uuid, bytes: &[u8]) -> Result<SubmissionRecord, StoreError> {
-    let corrupt = |reason: &str| StoreError::Corrupt {
-        tree: RECORD,
-        reason: format!("submission {id}: {reason}"),
-    };
-    let (length, rest) = bytes
-        .split_first_chunk::<4>()
-        .ok_or_else(|| corrupt("shorter than its header"))?;
-    let length = u32::from_be_bytes(*length) as usize;
-    if rest.len() < length {
-        return Err(corrupt("meta runs past the end"));
+impl Store {
+    /// A stored `submissionid_record` value as a submission (any of the formats in `compression.rs`).
+    pub(super) fn decode_record(
+        &self,
+        id: Uuid,
+        bytes: &[u8],
+    ) -> Result<SubmissionRecord, StoreError> {
+        let name_it = |error| match error {
+            StoreError::Corrupt { tree, reason } => StoreError::Corrupt {
+                tree,
+                reason: format!("submission {id}: {reason}"),
+            },
+            other => other,
+        };
+        let unpacked = self.compression.unpack(bytes).map_err(name_it)?;
+        Ok(SubmissionRecord {
+            id,
+            meta: decode(RECORD, &unpacked.meta).map_err(name_it)?,
+            payload: unpacked.payload,
+            current: None,
+        })
     }
-    let (meta, payload) = rest.split_at(length);
-    Ok(SubmissionRecord {
-        id,
-        meta: decode(RECORD, meta)?,
-        payload: payload.to_vec(),
-        current: None,
-    })
 }
 
 #[cfg(test)]
@@ -389,7 +401,10 @@ mod tests {
     }
 
     #[test]
-    fn a_record_round_trips_and_truncation_is_reported() {
+    fn a_format_1_record_still_reads_and_truncation_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let decode_record = |id, bytes: &[u8]| store.decode_record(id, bytes);
         let meta = br#"{"form":"f","form_version":"1","received_at":"2026-03-01T00:00:00Z","seq":7,"submitted_by":"wei","scope":null}"#;
         // Records written before review existed read as received and not deleted.
         let bytes = encode_record(meta, b"{\"id\":1}");

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::submissions::{RECORD, decode_record, encode_record};
+use super::submissions::RECORD;
 use super::write::{broken, refuse};
 use super::{AuditEvent, Pending, Store, StoreError, SubmissionRecord, decode, encode, keys};
 use crate::clock::Timestamp;
@@ -59,7 +59,7 @@ impl Store {
             let Some(bytes) = tx.submission_record.get(key)? else {
                 return refuse(Refused::NotFound);
             };
-            let mut record = decode_record(id, &bytes).map_err(broken)?;
+            let mut record = self.decode_record(id, &bytes).map_err(broken)?;
             if record.meta.version != based_on {
                 return refuse(Refused::Stale);
             }
@@ -76,8 +76,8 @@ impl Store {
             let meta = encode(RECORD, &record.meta).map_err(broken)?;
             tx.versions
                 .insert(keys::submission_version(id, record.meta.version), encoded)?;
-            tx.submission_record
-                .insert(&key[..], encode_record(&meta, &record.payload))?;
+            let changed = self.compression.with_meta(&bytes, &meta).map_err(broken)?;
+            tx.submission_record.insert(&key[..], changed)?;
             let index_value =
                 keys::form_seq_value(id, &record.meta.submitted_by, record.meta.scope.as_deref());
             tx.form_seq.insert(

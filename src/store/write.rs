@@ -100,6 +100,12 @@ impl<T> Pending<T> {
         Ok(self.value)
     }
 
+    /// The write's result, before it is durable: for the writer's own bookkeeping, never for
+    /// an answer to a client.
+    pub(super) fn value(&self) -> &T {
+        &self.value
+    }
+
     pub fn map<U>(self, change: impl FnOnce(T) -> U) -> Pending<U> {
         Pending {
             value: change(self.value),

@@ -168,7 +168,7 @@ pub fn record(
 
 /// One submission: validate, store, and answer only once it is on disk.
 pub async fn submit(
-    store: &Store,
+    store: &Arc<Store>,
     forms: &FormRegistry,
     form: &str,
     raw: &[u8],
@@ -178,7 +178,33 @@ pub async fn submit(
     by.require(Permission::Submit)?;
     forms.resolve(form, None)?;
     let submission = validate(forms, form, raw, by, accept_language)?;
-    record(store, &submission, by)?.durable().await?
+    let pending = record(store, &submission, by)?;
+    train_dictionary_when_due(store, submission.form().as_str());
+    pending.durable().await?
+}
+
+/// Records compress far better with a dictionary of the form's own: once a form has enough
+/// submissions, one is trained off the async workers while submissions keep coming.
+fn train_dictionary_when_due(store: &Arc<Store>, form: &str) {
+    if !store.dictionary_due(form) {
+        return;
+    }
+    let (store, form) = (Arc::clone(store), form.to_owned());
+    tokio::spawn(async move {
+        let trained = tokio::task::spawn_blocking(move || store.train_dictionary(&form)).await;
+        let outcome = match trained {
+            Ok(Ok(Some(pending))) => pending.durable().await.map(drop),
+            Ok(Ok(None)) => Ok(()),
+            Ok(Err(error)) => Err(error),
+            Err(panicked) => {
+                tracing::error!(%panicked, "training a compression dictionary panicked");
+                Ok(())
+            }
+        };
+        if let Err(error) = outcome {
+            tracing::warn!(%error, "no compression dictionary was stored");
+        }
+    });
 }
 
 /// The outcome of one item of a batch.
@@ -227,6 +253,7 @@ pub async fn submit_batch(
                 }
             })
             .collect::<Vec<_>>();
+        train_dictionary_when_due(&store, &form);
         (results, last)
     })
     .await

@@ -1,7 +1,9 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{envelope, error_code, household, spawn_app};
+use crate::helpers::{
+    envelope, error_code, household, spawn_app, spawn_app_with, stored_record_format,
+};
 
 #[tokio::test]
 async fn a_valid_submission_is_stored_and_answered_with_a_receipt() {
@@ -162,13 +164,62 @@ async fn a_stored_submission_is_returned_with_its_metadata_and_its_exact_bytes()
     assert_eq!(one["meta"]["device_id"], "p1");
     assert!(one["received_at"].is_string());
 
-    let bytes = app
-        .get(&format!("/api/v1/submissions/{id}/raw"))
-        .await
-        .bytes()
-        .await
-        .unwrap();
-    assert_eq!(bytes, raw.as_bytes());
+    assert_eq!(raw_of(&app, &id.to_string()).await, raw.as_bytes());
+}
+
+/// What `GET /api/v1/submissions/{id}/raw` answers.
+async fn raw_of(app: &crate::helpers::TestApp, id: &str) -> Vec<u8> {
+    let response = app.get(&format!("/api/v1/submissions/{id}/raw")).await;
+    response.bytes().await.unwrap().to_vec()
+}
+
+#[tokio::test]
+async fn a_forms_thousandth_submission_brings_it_a_dictionary_and_every_record_reads_back_exactly()
+{
+    let mut app = spawn_app_with(|config| config.max_batch = 100).await;
+    let form = "/api/v1/forms/labour-survey/submissions";
+    let mut sent: Vec<(String, String)> = Vec::new();
+    let mut post = async |app: &crate::helpers::TestApp, count: usize| {
+        let items: Vec<Value> = (0..count)
+            .map(|i| {
+                let mut data = household();
+                data["members"][0]["name"] = json!(format!("第{}号", sent.len() + i));
+                envelope(data)
+            })
+            .collect();
+        let body: Value = app
+            .post_json(&format!("{form}/batch"), &json!({ "submissions": items }))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let results = body["results"].as_array().unwrap();
+        assert!(results.iter().all(|r| r["status"] == 201), "{body}");
+        sent.extend(
+            items
+                .iter()
+                .map(|item| (item["id"].as_str().unwrap().to_owned(), item.to_string())),
+        );
+    };
+    for _ in 0..10 {
+        post(&app, 100).await;
+    }
+    // The thousandth starts the training beside the server's work; it takes well under a second.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    post(&app, 10).await;
+
+    app.stop().await;
+    let format_of = |i: usize| stored_record_format(app.data_path(), &sent[i].0);
+    assert_eq!(format_of(0), 1, "before the dictionary: compressed alone");
+    assert_eq!(
+        format_of(sent.len() - 1),
+        2,
+        "after it: with the dictionary"
+    );
+    let app = app.restart().await;
+    for (id, raw) in sent.iter().step_by(37).chain(sent.iter().rev().take(10)) {
+        assert_eq!(raw_of(&app, id).await, raw.as_bytes(), "{id}");
+    }
 }
 
 #[tokio::test]
