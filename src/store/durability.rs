@@ -178,3 +178,40 @@ fn run_flusher(shared: &Shared, mut syncer: Syncer) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::engine::sled_engine::Sled;
+
+    fn durability() -> (tempfile::TempDir, Sled, Durability) {
+        let dir = tempfile::tempdir().unwrap();
+        let sled = Sled::open(dir.path(), 1 << 20).unwrap();
+        let syncer = Syncer::Sled(Box::new(sled.syncer().unwrap()));
+        (dir, sled, Durability::start(syncer).unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_waiter_is_told_once_its_ticket_is_flushed() {
+        let (_dir, _sled, durability) = durability();
+        let waits: Vec<_> = (0..200)
+            .map(|_| tokio::spawn(durability.ticket().wait()))
+            .collect();
+        for wait in waits {
+            assert!(wait.await.unwrap().is_ok());
+        }
+        // A ticket already covered answers at once; one taken later needs a flush of its own.
+        let early = durability.ticket();
+        let late = durability.ticket();
+        assert!(late.wait().await.is_ok());
+        assert!(early.wait().await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_ticket_taken_before_the_store_closes_is_flushed_by_the_last_flush() {
+        let (_dir, _sled, durability) = durability();
+        let ticket = durability.ticket();
+        drop(durability);
+        assert!(ticket.wait().await.is_ok());
+    }
+}
