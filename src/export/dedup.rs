@@ -2,8 +2,8 @@
 //!
 //! The first pass collects one small candidate per keyed row (32 bytes: a 128-bit digest of the
 //! cleaned key, its completion time, arrival number and row number) in a flat vector, never the
-//! rows themselves; sorting it leaves one winner per key, found later by binary search while a
-//! second pass streams the rows. 600,000 labourers cost about 20 MB.
+//! rows themselves; sorting it leaves one winner per key, found later (near where its digest
+//! says it sits) while a second pass streams the rows. 600,000 labourers cost about 20 MB.
 
 use sha2::{Digest as _, Sha256};
 

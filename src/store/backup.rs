@@ -394,6 +394,8 @@ impl NumberFloor {
             b"meta" if key == keys::NUMBER_FLOOR => <[u8; 8]>::try_from(value)
                 .ok()
                 .map(|floor| u64::from_be_bytes(floor).saturating_sub(1)),
+            // A dictionary's number was drawn like any other: never hand it out again.
+            b"meta" if key.starts_with(keys::DICTIONARY) => keys::seq_of_form_seq(key),
             _ => None,
         };
         self.highest = self.highest.max(found.unwrap_or_default());

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use zstd::zstd_safe::{self, CCtx, CDict, DCtx, DDict};
 
-use super::engine::{IVec, Tree};
+use super::engine::{IVec, Tree, TxError, TxTree};
 use super::{StoreError, keys};
 
 /// The format byte of a record compressed without a dictionary.
@@ -39,6 +39,11 @@ pub const TRAINING_SAMPLES: usize = 2_000;
 const DICTIONARY_BYTES: usize = 32 * 1024;
 /// Nothing the server stores decompresses to more: a request body is far smaller.
 const MAX_DECOMPRESSED: u64 = 256 * 1024 * 1024;
+/// At most this much of a form's records is read to train on: plenty for a 32 KiB dictionary,
+/// and bounded whatever size its submissions are.
+const TRAINING_BYTES: usize = 8 * 1024 * 1024;
+/// zstd contexts kept for reuse; more threads than this at once make their own.
+const POOLED_CONTEXTS: usize = 16;
 
 const TREE: &str = "submissionid_record";
 
@@ -48,6 +53,9 @@ struct Dictionary {
     encoder: CDict<'static>,
     decoder: DDict<'static>,
 }
+
+/// How a dictionary not yet cached is read from `meta`: by key, from the tree or a transaction.
+type ReadEntry<'r, E> = dyn Fn(&[u8]) -> Result<Option<IVec>, E> + 'r;
 
 /// A payload compressed for one form, waiting to be written with its meta.
 pub(super) struct PackedPayload {
@@ -103,6 +111,15 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Puts a context back for the next user, unless enough are kept already (each holds the
+/// working memory of the largest record it handled).
+fn keep<C>(pool: &Mutex<Vec<C>>, context: C) {
+    let mut pool = lock(pool);
+    if pool.len() < POOLED_CONTEXTS {
+        pool.push(context);
+    }
+}
+
 impl Compression {
     /// Reads which dictionary each form uses from `meta`.
     pub fn load(meta: Tree) -> Result<Self, StoreError> {
@@ -133,14 +150,23 @@ impl Compression {
 
     /// The dictionary numbered `number`, read from `meta` the first time.
     fn dictionary(&self, number: u64) -> Result<Arc<Dictionary>, StoreError> {
+        self.dictionary_from(number, &|key| self.meta.get(key))
+    }
+
+    /// [`Compression::dictionary`], read with `read` the first time: inside a write, the
+    /// transaction's own view of `meta` (sled cannot read a tree while a transaction holds its
+    /// lock on the same thread; PostgreSQL would take a second connection under the write lock).
+    fn dictionary_from<E: From<StoreError>>(
+        &self,
+        number: u64,
+        read: &ReadEntry<'_, E>,
+    ) -> Result<Arc<Dictionary>, E> {
         let known = self.known.read().unwrap_or_else(|p| p.into_inner());
         if let Some(dictionary) = known.get(&number) {
             return Ok(Arc::clone(dictionary));
         }
         drop(known);
-        let bytes = self
-            .meta
-            .get(keys::dictionary(number))?
+        let bytes = read(&keys::dictionary(number))?
             .ok_or_else(|| corrupt(format!("dictionary {number} is not stored")))?;
         let dictionary = Arc::new(prepare(number, &bytes)?);
         let mut known = self.known.write().unwrap_or_else(|p| p.into_inner());
@@ -168,6 +194,19 @@ impl Compression {
 
     /// A record's meta and payload, decompressed.
     pub fn unpack(&self, bytes: &[u8]) -> Result<Unpacked, StoreError> {
+        self.unpack_from(bytes, &|key| self.meta.get(key))
+    }
+
+    /// [`Compression::unpack`] inside a write, whose view of `meta` is `meta`.
+    pub fn unpack_in(&self, bytes: &[u8], meta: &TxTree<'_>) -> Result<Unpacked, TxError> {
+        self.unpack_from(bytes, &|key| meta.get(key))
+    }
+
+    fn unpack_from<E: From<StoreError>>(
+        &self,
+        bytes: &[u8],
+        read: &ReadEntry<'_, E>,
+    ) -> Result<Unpacked, E> {
         let parts = Parts::of(bytes)?;
         let Some(format) = parts.format else {
             return Ok(Unpacked {
@@ -177,7 +216,7 @@ impl Compression {
         };
         let dictionary = match format {
             Format::Plain => None,
-            Format::WithDictionary(number) => Some(self.dictionary(number)?),
+            Format::WithDictionary(number) => Some(self.dictionary_from(number, read)?),
         };
         Ok(Unpacked {
             meta: self.decompress(parts.meta, dictionary.as_deref())?,
@@ -185,15 +224,21 @@ impl Compression {
         })
     }
 
-    /// The stored record `bytes` with `meta` instead of its own; the payload's bytes stay as
-    /// they are (in the record's own format and dictionary).
-    pub fn with_meta(&self, bytes: &[u8], meta: &[u8]) -> Result<Vec<u8>, StoreError> {
+    /// The stored record `bytes` with `meta` instead of its own, inside a write whose view of
+    /// `meta` is `tx_meta`; the payload's bytes stay as they are (in the record's own format
+    /// and dictionary).
+    pub fn with_meta(
+        &self,
+        bytes: &[u8],
+        meta: &[u8],
+        tx_meta: &TxTree<'_>,
+    ) -> Result<Vec<u8>, TxError> {
         let parts = Parts::of(bytes)?;
         match parts.format {
             None => Ok(super::submissions::encode_record(meta, parts.payload)),
             Some(Format::Plain) => Ok(assemble(None, &self.compress(meta, None)?, parts.payload)),
             Some(Format::WithDictionary(number)) => {
-                let dictionary = self.dictionary(number)?;
+                let dictionary = self.dictionary_from(number, &|key| tx_meta.get(key))?;
                 let meta = self.compress(meta, Some(&dictionary))?;
                 Ok(assemble(Some(number), &meta, parts.payload))
             }
@@ -211,7 +256,7 @@ impl Compression {
             Some(dictionary) => context.compress_using_cdict(&mut out, data, &dictionary.encoder),
             None => context.compress(&mut out, data, LEVEL),
         };
-        lock(&self.compressors).push(context);
+        keep(&self.compressors, context);
         written.map_err(|code| zstd_failed("compress a record", code))?;
         Ok(out)
     }
@@ -231,7 +276,7 @@ impl Compression {
             Some(dictionary) => context.decompress_using_ddict(&mut out, data, &dictionary.decoder),
             None => context.decompress(&mut out, data),
         };
-        lock(&self.decompressors).push(context);
+        keep(&self.decompressors, context);
         match read {
             Ok(n) if n == size => Ok(out),
             Ok(_) => Err(corrupt("a compressed part shorter than it says")),
@@ -267,17 +312,21 @@ impl Compression {
     /// A training for `form` ended: with the number of the dictionary to use from now on, or
     /// without one.
     pub fn trained(&self, form: &str, number: Option<u64>) -> Result<(), StoreError> {
-        if let Some(number) = number {
-            self.use_for(form, self.dictionary(number)?);
-        }
+        let loaded = number.map(|number| self.dictionary(number)).transpose();
         let mut untrained = lock(&self.untrained);
-        match number {
-            Some(_) => drop(untrained.remove(form)),
-            None => {
+        match &loaded {
+            Ok(Some(_)) => drop(untrained.remove(form)),
+            // Without a dictionary to use (none trained, or it could not be loaded), a later
+            // training may try again.
+            _ => {
                 let entry = untrained.entry(form.to_owned()).or_default();
                 entry.training = false;
                 entry.next_attempt = entry.stored.max(TRAIN_AFTER) * 2;
             }
+        }
+        drop(untrained);
+        if let Some(dictionary) = loaded? {
+            self.use_for(form, dictionary);
         }
         Ok(())
     }
@@ -376,6 +425,13 @@ impl super::Store {
     /// with it (or with the one another node trained meanwhile). Takes a second or less: run it
     /// off the async workers. `None` when zstd could not learn from the samples (it is tried
     /// again after twice as many submissions).
+    /// A training of `form`'s dictionary ended without an answer (its thread panicked): a
+    /// later one may try again.
+    pub fn dictionary_abandoned(&self, form: &str) {
+        // Loads nothing when given no number, so it cannot fail.
+        let _ = self.compression.trained(form, None);
+    }
+
     pub fn train_dictionary(&self, form: &str) -> Result<Option<super::Pending<u64>>, StoreError> {
         let outcome = self.train_and_store(form);
         let number = match &outcome {
@@ -387,12 +443,11 @@ impl super::Store {
     }
 
     fn train_and_store(&self, form: &str) -> Result<Option<super::Pending<u64>>, StoreError> {
-        let page = self.submissions_page(form, None, TRAINING_SAMPLES, |_, _| true, |_| true)?;
-        let mut samples = Vec::with_capacity(page.len() * 2);
-        for record in page.into_iter().flatten() {
-            samples.push(super::encode(TREE, &record.meta)?);
-            samples.push(record.payload);
+        // Another node may have stored the form's dictionary since this one started.
+        if let Some(theirs) = self.meta.get(keys::dictionary_of(form))? {
+            return Ok(Some(self.after_earlier_writes(number_of(&theirs)?)));
         }
+        let samples = self.training_samples(form)?;
         let bytes = match train(&samples) {
             Ok(bytes) => bytes,
             Err(error) => {
@@ -402,6 +457,29 @@ impl super::Store {
         };
         tracing::info!(%form, bytes = bytes.len(), samples = samples.len(), "trained a compression dictionary");
         self.store_dictionary(form, &bytes).map(Some)
+    }
+
+    /// The metas and payloads of `form`'s first submissions, up to [`TRAINING_SAMPLES`]
+    /// submissions or [`TRAINING_BYTES`].
+    fn training_samples(&self, form: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        let (mut samples, mut bytes, mut after) = (Vec::new(), 0, None);
+        while samples.len() < TRAINING_SAMPLES * 2 && bytes < TRAINING_BYTES {
+            let page = self.submissions_page(form, after, 100, |_, _| true, |_| true)?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = Some(match last {
+                Ok(record) => record.meta.seq,
+                Err(unreadable) => unreadable.seq,
+            });
+            for record in page.into_iter().flatten() {
+                let meta = super::encode(TREE, &record.meta)?;
+                bytes += meta.len() + record.payload.len();
+                samples.push(meta);
+                samples.push(record.payload);
+            }
+        }
+        Ok(samples)
     }
 
     /// Stores `bytes` as `form`'s dictionary, unless it has one already: the number of the one
@@ -463,6 +541,16 @@ mod tests {
         (dir, store)
     }
 
+    /// [`Compression::with_meta`], inside a write as the store calls it.
+    fn with_meta(store: &Store, bytes: &[u8], meta: &[u8]) -> Vec<u8> {
+        let pending = store
+            .commit_always(&[], 0, |tx| {
+                Ok(store.compression.with_meta(bytes, meta, tx.meta)?)
+            })
+            .unwrap();
+        pending.into_parts().0
+    }
+
     fn round_trip(compression: &Compression, i: usize) -> Vec<u8> {
         let payload = compression.pack_payload(FORM, &household(i)).unwrap();
         let record = compression.pack(&meta(i), &payload).unwrap();
@@ -514,9 +602,7 @@ mod tests {
         let (_dir, store) = open();
         let compression = &store.compression;
         let record = round_trip(compression, 3);
-        let changed = compression
-            .with_meta(&record, b"{\"changed\":true}")
-            .unwrap();
+        let changed = with_meta(&store, &record, b"{\"changed\":true}");
         let unpacked = compression.unpack(&changed).unwrap();
         assert_eq!(unpacked.meta, b"{\"changed\":true}");
         assert_eq!(unpacked.payload, household(3));
@@ -527,10 +613,76 @@ mod tests {
         );
         // A record of format 1 stays uncompressed.
         let old = crate::store::submissions::encode_record(&meta(4), &household(4));
-        let changed = compression.with_meta(&old, b"{}").unwrap();
+        let changed = with_meta(&store, &old, b"{}");
         assert_eq!(
             changed,
             crate::store::submissions::encode_record(b"{}", &household(4))
+        );
+    }
+
+    #[test]
+    fn a_review_reads_a_dictionary_it_has_not_seen_inside_its_write_and_keeps_the_payload() {
+        let (_dir, store) = open();
+        let samples: Vec<Vec<u8>> = (0..1000).flat_map(|i| [meta(i), household(i)]).collect();
+        let dictionary = train(&samples).unwrap();
+        // Another node's dictionary: stored after this store loaded what it knows.
+        let number = *store
+            .commit_always(&[], 1, |tx| {
+                tx.meta
+                    .insert(keys::dictionary(tx.number(0)), &dictionary)?;
+                Ok(tx.number(0))
+            })
+            .unwrap()
+            .value();
+        let other = Compression::load(store.meta.clone()).unwrap();
+        other.trained(FORM, Some(number)).unwrap();
+        let id = uuid::Uuid::new_v4();
+        let record = round_trip(&other, 7);
+        assert_eq!(record[0], WITH_DICTIONARY);
+        drop(
+            store
+                .commit_always(&[], 0, |tx| {
+                    tx.submission_record.insert(keys::submission(id), &record)?;
+                    Ok(())
+                })
+                .unwrap(),
+        );
+
+        // On sled a read outside the transaction would wait for the transaction's own lock.
+        let store = Arc::new(store);
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn({
+            let store = Arc::clone(&store);
+            move || {
+                let changed = store.change_submission(
+                    id,
+                    |meta| meta.review_status = crate::submissions::ReviewStatus::Approved,
+                    None,
+                    &[],
+                );
+                let _ = done.send(changed.map(|pending| pending.is_some()));
+            }
+        });
+        let changed = finished
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the review finishes");
+        assert!(changed.unwrap());
+        let reviewed = store.submission(id).unwrap().unwrap();
+        assert_eq!(
+            reviewed.meta.review_status,
+            crate::submissions::ReviewStatus::Approved
+        );
+        assert_eq!(reviewed.payload, household(7));
+        let stored = store
+            .submission_record
+            .get(keys::submission(id))
+            .unwrap()
+            .unwrap();
+        let payload_at = |bytes: &[u8]| bytes.len() - Parts::of(bytes).unwrap().payload.len();
+        assert_eq!(
+            stored[payload_at(&stored)..],
+            record[payload_at(&record)..],
+            "the payload's compressed bytes are untouched"
         );
     }
 

@@ -169,10 +169,12 @@ pub const STORAGE_VERSION: &[u8] = b"storage_version";
 /// number the backup holds, because a new database's own counter starts again from zero.
 pub const NUMBER_FLOOR: &[u8] = b"number_floor";
 
+/// The prefix of every `meta` key holding a dictionary.
+pub const DICTIONARY: &[u8] = b"dictionary\xFF";
+
 /// `meta`: a zstd dictionary (`compression.rs`) by its number (u64 BE); never changed once written.
 pub fn dictionary(number: u64) -> Vec<u8> {
-    let mut key = b"dictionary".to_vec();
-    key.push(SEP);
+    let mut key = DICTIONARY.to_vec();
     key.extend_from_slice(&number.to_be_bytes());
     key
 }

@@ -86,8 +86,8 @@ pub struct Store {
     engine: Engine,
     /// `formversion_definition`: FormId + 0xFF + Version → `StoredFormVersion` (JSON).
     form_versions: Tree,
-    /// `submissionid_record`: SubmissionId (16 bytes) → meta length (u32 BE) + `SubmissionMeta` JSON
-    /// + the envelope bytes exactly as received (see `submissions.rs`).
+    /// `submissionid_record`: SubmissionId (16 bytes) → `SubmissionMeta` JSON and the envelope
+    /// bytes exactly as received, zstd-compressed (the formats are in `compression.rs`).
     submission_record: Tree,
     /// `formseq_submissionid`: FormId + 0xFF + Seq (u64 BE) → SubmissionId; arrival order per form.
     form_seq: Tree,

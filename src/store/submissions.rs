@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::engine::TxError;
 use super::write::{Abort, Tx, broken, refuse};
 use super::{AuditEvent, Pending, Store, StoreError, decode, encode, keys};
 use crate::clock::Timestamp;
@@ -190,10 +191,10 @@ impl Store {
             let Some(bytes) = tx.submission_record.get(key)? else {
                 return refuse(());
             };
-            let mut record = self.decode_record(id, &bytes).map_err(broken)?;
+            let mut record = self.decode_record_in(tx, id, &bytes)?;
             change(&mut record.meta);
             let meta = encode(RECORD, &record.meta).map_err(broken)?;
-            let changed = self.compression.with_meta(&bytes, &meta).map_err(broken)?;
+            let changed = self.compression.with_meta(&bytes, &meta, tx.meta)?;
             tx.submission_record.insert(&key[..], changed)?;
             if let Some(comment) = comment {
                 write_comment(tx, id, comment.stored(tx.number(0), at))?;
@@ -374,21 +375,49 @@ impl Store {
         id: Uuid,
         bytes: &[u8],
     ) -> Result<SubmissionRecord, StoreError> {
-        let name_it = |error| match error {
-            StoreError::Corrupt { tree, reason } => StoreError::Corrupt {
-                tree,
-                reason: format!("submission {id}: {reason}"),
-            },
-            other => other,
-        };
-        let unpacked = self.compression.unpack(bytes).map_err(name_it)?;
-        Ok(SubmissionRecord {
-            id,
-            meta: decode(RECORD, &unpacked.meta).map_err(name_it)?,
-            payload: unpacked.payload,
-            current: None,
-        })
+        let unpacked = self.compression.unpack(bytes).map_err(naming(id))?;
+        record_of(id, unpacked)
     }
+
+    /// [`Store::decode_record`] inside a write (`compression.rs` says why it differs).
+    pub(super) fn decode_record_in(
+        &self,
+        tx: &Tx<'_>,
+        id: Uuid,
+        bytes: &[u8],
+    ) -> Result<SubmissionRecord, TxError> {
+        let unpacked = self
+            .compression
+            .unpack_in(bytes, tx.meta)
+            .map_err(|error| match error {
+                TxError::Storage(error) => TxError::Storage(naming(id)(error)),
+                conflict => conflict,
+            })?;
+        Ok(record_of(id, unpacked)?)
+    }
+}
+
+/// Names submission `id` in what is wrong with its stored record.
+fn naming(id: Uuid) -> impl Fn(StoreError) -> StoreError {
+    move |error| match error {
+        StoreError::Corrupt { tree, reason } => StoreError::Corrupt {
+            tree,
+            reason: format!("submission {id}: {reason}"),
+        },
+        other => other,
+    }
+}
+
+fn record_of(
+    id: Uuid,
+    unpacked: super::compression::Unpacked,
+) -> Result<SubmissionRecord, StoreError> {
+    Ok(SubmissionRecord {
+        id,
+        meta: decode(RECORD, &unpacked.meta).map_err(naming(id))?,
+        payload: unpacked.payload,
+        current: None,
+    })
 }
 
 #[cfg(test)]

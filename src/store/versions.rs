@@ -59,7 +59,7 @@ impl Store {
             let Some(bytes) = tx.submission_record.get(key)? else {
                 return refuse(Refused::NotFound);
             };
-            let mut record = self.decode_record(id, &bytes).map_err(broken)?;
+            let mut record = self.decode_record_in(tx, id, &bytes)?;
             if record.meta.version != based_on {
                 return refuse(Refused::Stale);
             }
@@ -76,7 +76,7 @@ impl Store {
             let meta = encode(RECORD, &record.meta).map_err(broken)?;
             tx.versions
                 .insert(keys::submission_version(id, record.meta.version), encoded)?;
-            let changed = self.compression.with_meta(&bytes, &meta).map_err(broken)?;
+            let changed = self.compression.with_meta(&bytes, &meta, tx.meta)?;
             tx.submission_record.insert(&key[..], changed)?;
             let index_value =
                 keys::form_seq_value(id, &record.meta.submitted_by, record.meta.scope.as_deref());

@@ -191,13 +191,16 @@ fn train_dictionary_when_due(store: &Arc<Store>, form: &str) {
     }
     let (store, form) = (Arc::clone(store), form.to_owned());
     tokio::spawn(async move {
-        let trained = tokio::task::spawn_blocking(move || store.train_dictionary(&form)).await;
+        let trainer = (Arc::clone(&store), form.clone());
+        let trained =
+            tokio::task::spawn_blocking(move || trainer.0.train_dictionary(&trainer.1)).await;
         let outcome = match trained {
             Ok(Ok(Some(pending))) => pending.durable().await.map(drop),
             Ok(Ok(None)) => Ok(()),
             Ok(Err(error)) => Err(error),
             Err(panicked) => {
                 tracing::error!(%panicked, "training a compression dictionary panicked");
+                store.dictionary_abandoned(&form);
                 Ok(())
             }
         };

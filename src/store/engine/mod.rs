@@ -70,6 +70,12 @@ pub(super) enum TxError {
     Storage(StoreError),
 }
 
+impl From<StoreError> for TxError {
+    fn from(error: StoreError) -> Self {
+        TxError::Storage(error)
+    }
+}
+
 impl<R> From<TxError> for Abort<R> {
     fn from(error: TxError) -> Self {
         match error {

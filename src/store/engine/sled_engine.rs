@@ -162,8 +162,10 @@ pub struct Syncer {
 impl Syncer {
     pub fn sync(&mut self) -> io::Result<()> {
         self.db.flush().map_err(io::Error::other)?;
-        self.log.sync_data()?;
-        self.sync_new_blobs()
+        // Blobs first: a log made durable before the blobs it points to could, after a power
+        // loss, name a value that is not there; blobs without their log entry are only orphans.
+        self.sync_new_blobs()?;
+        self.log.sync_data()
     }
 
     /// sled writes values too big for a log segment to separate blob files without fsync.
