@@ -36,7 +36,7 @@ pub struct Report {
     pub requests: u64,
     pub submissions: u64,
     pub created: u64,
-    /// The JSON bytes of the created submissions, as sent: what the store keeps at least.
+    /// The JSON bytes of the created submissions, as sent: what storage is measured against.
     pub created_bytes: u64,
     pub replayed: u64,
     /// Refusals and failures by status code (0: no answer).
