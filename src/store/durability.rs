@@ -192,7 +192,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn every_waiter_is_told_once_its_ticket_is_flushed() {
+    async fn many_waiters_at_once_are_each_answered_and_none_is_refused() {
         let (_dir, _sled, durability) = durability();
         let waits: Vec<_> = (0..200)
             .map(|_| tokio::spawn(durability.ticket().wait()))

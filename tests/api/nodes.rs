@@ -28,6 +28,14 @@ async fn second_node(first: &TestApp) -> TestApp {
     .await
 }
 
+/// Two nodes on one database, when the tests run on PostgreSQL (else `None`: sled is one process's).
+async fn two_nodes() -> Option<(TestApp, TestApp)> {
+    test_cluster()?;
+    let a = spawn_app().await;
+    let b = second_node(&a).await;
+    Some((a, b))
+}
+
 /// Waits, at most a second (the promise for changes made on another node), until `path`
 /// answers `status` on `node` to `token`.
 async fn within_a_second(node: &TestApp, token: &str, path: &str, status: u16) {
@@ -75,11 +83,9 @@ async fn two_nodes_starting_at_once_on_an_empty_database_share_one_admin_key_and
 
 #[tokio::test]
 async fn a_logout_a_role_change_and_a_disabled_account_take_effect_on_every_node() {
-    if test_cluster().is_none() {
+    let Some((a, b)) = two_nodes().await else {
         return;
-    }
-    let a = spawn_app().await;
-    let b = second_node(&a).await;
+    };
 
     let session = a.login("fw1", PASSWORD).await;
     let access = session["access_token"].as_str().unwrap();
@@ -124,11 +130,9 @@ async fn a_logout_a_role_change_and_a_disabled_account_take_effect_on_every_node
 
 #[tokio::test]
 async fn a_form_published_on_one_node_is_served_by_the_other_within_a_second() {
-    if test_cluster().is_none() {
+    let Some((a, b)) = two_nodes().await else {
         return;
-    }
-    let a = spawn_app().await;
-    let b = second_node(&a).await;
+    };
     let form = json!({
         "id": "training-feedback",
         "version": "1",
@@ -165,11 +169,9 @@ async fn a_form_published_on_one_node_is_served_by_the_other_within_a_second() {
 
 #[tokio::test]
 async fn the_same_id_sent_to_two_nodes_at_once_is_stored_once() {
-    if test_cluster().is_none() {
+    let Some((a, b)) = two_nodes().await else {
         return;
-    }
-    let a = spawn_app().await;
-    let b = second_node(&a).await;
+    };
     for round in 0..10 {
         let same = envelope(household());
         let (one, two) = tokio::join!(a.submit(&same), b.submit(&same));
@@ -206,11 +208,9 @@ async fn the_same_id_sent_to_two_nodes_at_once_is_stored_once() {
 
 #[tokio::test]
 async fn a_reader_following_the_cursor_misses_nothing_while_two_nodes_take_submissions() {
-    if test_cluster().is_none() {
+    let Some((a, b)) = two_nodes().await else {
         return;
-    }
-    let a = spawn_app().await;
-    let b = second_node(&a).await;
+    };
     let writer = |node: &TestApp| {
         let node_client = node.client.clone();
         let url = node.url("/api/v1/forms/labour-survey/submissions");
@@ -278,11 +278,9 @@ async fn a_reader_following_the_cursor_misses_nothing_while_two_nodes_take_submi
 
 #[tokio::test]
 async fn login_failures_on_every_node_count_towards_one_limit() {
-    if test_cluster().is_none() {
+    let Some((a, b)) = two_nodes().await else {
         return;
-    }
-    let a = spawn_app().await;
-    let b = second_node(&a).await;
+    };
     let wrong = json!({"username": "fw1", "password": "not-the-password"});
     for (i, node) in [&a, &b, &a, &b, &a].into_iter().enumerate() {
         let answer = node.post_json("/api/v1/auth/login", &wrong).await;
@@ -297,11 +295,9 @@ async fn login_failures_on_every_node_count_towards_one_limit() {
 
 #[tokio::test]
 async fn a_download_link_made_on_one_node_works_once_on_any() {
-    if test_cluster().is_none() {
+    let Some((a, b)) = two_nodes().await else {
         return;
-    }
-    let a = spawn_app().await;
-    let b = second_node(&a).await;
+    };
     let made = a
         .post_json_as(
             &a.admin_token,
