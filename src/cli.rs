@@ -164,3 +164,27 @@ pub fn run_copy_store(
     }
     Ok(lines.join("\n"))
 }
+
+/// `survey-server xlsform FILE`: the JSON Schema `file` publishes as (pretty), or every problem
+/// found, one per line, in `lang`.
+pub fn run_xlsform(file: &Path, lang: &str) -> Result<String, String> {
+    use crate::forms::messages::Lang;
+    use crate::forms::xlsform::{self, WorkbookKind};
+    let kind = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(WorkbookKind::of_file_name)
+        .ok_or_else(|| format!("{}: not an .xlsx or .xls file", file.display()))?;
+    let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let lang = Lang::negotiate(Some(lang), None);
+    match xlsform::convert(&bytes, kind) {
+        Ok(converted) => serde_json::to_string_pretty(&converted.schema).map_err(|e| e.to_string()),
+        Err(problems) => Err(problems
+            .iter()
+            .map(|p| format!("\n  {}: {}", p.path, p.message(lang)))
+            .fold(
+                format!("{} cannot be published:", file.display()),
+                |all, line| all + &line,
+            )),
+    }
+}

@@ -70,6 +70,15 @@ pub enum Command {
         #[command(flatten)]
         database: DatabaseSettings,
     },
+    /// Print the JSON Schema an XLSForm workbook (`.xlsx` or `.xls`) publishes as, or why it
+    /// cannot be published (each problem at `/<sheet>/<row>/<column>`, exit status 1).
+    Xlsform {
+        /// The workbook.
+        file: PathBuf,
+        /// The language of the problems: zh or en.
+        #[arg(long, default_value = "zh")]
+        lang: String,
+    },
     /// Manage users while the server is stopped (passwords are read from standard input).
     User {
         /// The server's data directory.

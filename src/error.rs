@@ -90,6 +90,12 @@ pub enum AppError {
     FormVersionConflict,
     #[error("the schema is not a usable JSON Schema draft 2020-12: {0}")]
     SchemaInvalid(String),
+    #[error(
+        "the workbook cannot be published as a form; each detail names the sheet, row and column"
+    )]
+    WorkbookInvalid(Vec<Detail>),
+    #[error("this form version was not published from a workbook; ask for its JSON Schema")]
+    WorkbookNotFound,
     #[error("no such submission")]
     SubmissionNotFound,
     #[error("this form has no such table; see codebook.csv in the zip for its tables")]
@@ -208,7 +214,10 @@ impl AppError {
             Self::FormNotFound => (StatusCode::NOT_FOUND, "form_not_found"),
             Self::FormVersionUnknown => (StatusCode::UNPROCESSABLE_ENTITY, "form_version_unknown"),
             Self::FormVersionConflict => (StatusCode::CONFLICT, "form_version_conflict"),
-            Self::SchemaInvalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "schema_invalid"),
+            Self::SchemaInvalid(_) | Self::WorkbookInvalid(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "schema_invalid")
+            }
+            Self::WorkbookNotFound => (StatusCode::NOT_FOUND, "workbook_not_found"),
             Self::SubmissionNotFound => (StatusCode::NOT_FOUND, "submission_not_found"),
             Self::TableNotFound => (StatusCode::NOT_FOUND, "table_not_found"),
             Self::VersionNotFound => (StatusCode::NOT_FOUND, "version_not_found"),
@@ -278,6 +287,7 @@ impl AppError {
         let details = match self {
             Self::RequestInvalid(details)
             | Self::ValidationFailed(details)
+            | Self::WorkbookInvalid(details)
             | Self::RegistryInvalid(details) => Some(details.clone()),
             _ => None,
         };
@@ -367,6 +377,8 @@ mod tests {
             (AppError::FormVersionUnknown, 422, "form_version_unknown"),
             (AppError::FormVersionConflict, 409, "form_version_conflict"),
             (AppError::SchemaInvalid("x".into()), 422, "schema_invalid"),
+            (AppError::WorkbookInvalid(Vec::new()), 422, "schema_invalid"),
+            (AppError::WorkbookNotFound, 404, "workbook_not_found"),
             (AppError::SubmissionNotFound, 404, "submission_not_found"),
             (AppError::TableNotFound, 404, "table_not_found"),
             (AppError::VersionNotFound, 404, "version_not_found"),

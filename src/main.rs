@@ -45,6 +45,9 @@ async fn main() -> ExitCode {
             &database,
         )
         .map(|message| println!("{message}")),
+        Command::Xlsform { file, lang } => {
+            survey_server::cli::run_xlsform(&file, &lang).map(|schema| println!("{schema}"))
+        }
         Command::User {
             data_dir,
             database,

@@ -99,10 +99,10 @@ pub fn errors_where(
         return from_schema;
     }
     let broken = compiled.rules.check(data).into_iter().map(|broken| {
-        let problem = match broken.rule {
-            "resident-id-gender" => Problem::new("id_gender"),
-            _ => Problem::new("id_birth_date"),
-        };
+        let mut problem = Problem::new(broken.key);
+        if let Some(other) = broken.other {
+            problem.params.insert("other".into(), Value::String(other));
+        }
         detail(broken.path, broken.rule, problem)
     });
     let files = attachments::expected(&compiled.attachments, data);

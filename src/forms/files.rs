@@ -2,7 +2,8 @@
 //!
 //! Each `*.json` file is a JSON Schema. A file that is a form names itself with three root keywords
 //! (annotations to any validator): `x-form-id`, `x-form-version` and the standard `title`. A file
-//! without `x-form-id` is a shared library of definitions. Any schema (shipped or published) can
+//! without `x-form-id` is a shared library of definitions. Each `*.xlsx` or `*.xls` file is an
+//! XLSForm, read as the JSON Schema it converts to (which names itself the same way). Any schema (shipped or published) can
 //! refer to a file by its name, e.g. `{"$ref": "common.json#/$defs/township"}`: every file is
 //! registered at `json-schema:///<file name>`, the base URI a schema without `$id` resolves against.
 
@@ -12,6 +13,9 @@ use jsonschema::Registry;
 use serde_json::Value;
 
 use super::LoadError;
+use super::messages::Lang;
+use super::xlsform::{self, WorkbookKind};
+use crate::store::StoredWorkbook;
 
 /// One schema file, parsed.
 pub struct SchemaFile {
@@ -21,6 +25,8 @@ pub struct SchemaFile {
     pub name: String,
     /// The JSON Schema document.
     pub schema: Value,
+    /// The workbook the schema was converted from, for `*.xlsx` and `*.xls` files.
+    pub workbook: Option<StoredWorkbook>,
 }
 
 /// The identity a form file declares.
@@ -60,7 +66,8 @@ impl SchemaFile {
     }
 }
 
-/// Reads every `*.json` in `dir`, in file-name order (so versions in separate files publish in that order).
+/// Reads every `*.json`, `*.xlsx` and `*.xls` in `dir`, in file-name order (so versions in
+/// separate files publish in that order).
 pub fn read_dir(dir: &Path) -> Result<Vec<SchemaFile>, LoadError> {
     let unreadable = |e: std::io::Error| LoadError::File {
         path: dir.to_owned(),
@@ -71,7 +78,14 @@ pub fn read_dir(dir: &Path) -> Result<Vec<SchemaFile>, LoadError> {
     let mut paths = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(unreadable)? {
         let path = entry.map_err(unreadable)?.path();
-        if path.extension().is_some_and(|ext| ext == "json") && path.is_file() {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let workbook = WorkbookKind::of_file_name(name).is_some();
+        let usable = path.extension().is_some_and(|ext| ext == "json") || workbook;
+        // Excel's lock files (`~$labour.xlsx`) sit beside a workbook while it is open.
+        if usable && !name.starts_with("~$") && path.is_file() {
             paths.push(path);
         }
     }
@@ -84,14 +98,41 @@ pub fn read_dir(dir: &Path) -> Result<Vec<SchemaFile>, LoadError> {
                 problem,
             };
             let text = std::fs::read(&path).map_err(|e| problem(e.to_string()))?;
-            let schema = serde_json::from_slice(&text)
-                .map_err(|e| problem(format!("not valid JSON: {e}")))?;
             let name = path
                 .file_name()
                 .and_then(|n| n.to_str())
                 .ok_or_else(|| problem("the file name is not UTF-8".into()))?
                 .to_owned();
-            Ok(SchemaFile { path, name, schema })
+            if let Some(kind) = WorkbookKind::of_file_name(&name) {
+                let converted = xlsform::convert(&text, kind).map_err(|problems| {
+                    let lines: Vec<String> = problems
+                        .iter()
+                        .map(|p| format!("{}: {}", p.path, p.message(Lang::En)))
+                        .collect();
+                    problem(format!(
+                        "the XLSForm cannot be published: {}",
+                        lines.join("; ")
+                    ))
+                })?;
+                let workbook = StoredWorkbook {
+                    media_type: kind.media_type().to_owned(),
+                    bytes: text,
+                };
+                return Ok(SchemaFile {
+                    path,
+                    name,
+                    schema: converted.schema,
+                    workbook: Some(workbook),
+                });
+            }
+            let schema = serde_json::from_slice(&text)
+                .map_err(|e| problem(format!("not valid JSON: {e}")))?;
+            Ok(SchemaFile {
+                path,
+                name,
+                schema,
+                workbook: None,
+            })
         })
         .collect()
 }

@@ -49,6 +49,12 @@ const MESSAGES: &[(&str, &str, &str)] = &[
     ("not_asked", "根据其他回答，此项不应填写", "should not be answered, given the other answers"),
     ("id_birth_date", "与身份证号中的出生日期不一致", "does not match the date of birth in the ID number"),
     ("id_gender", "与身份证号中的性别不一致", "does not match the gender in the ID number"),
+    ("compare.lt", "应小于“{other}”", "must be less than “{other}”"),
+    ("compare.le", "不能大于“{other}”", "must be at most “{other}”"),
+    ("compare.gt", "应大于“{other}”", "must be greater than “{other}”"),
+    ("compare.ge", "不能小于“{other}”", "must be at least “{other}”"),
+    ("compare.eq", "应与“{other}”相同", "must be the same as “{other}”"),
+    ("compare.ne", "不能与“{other}”相同", "must differ from “{other}”"),
     ("attachment.name", "文件名应为1到100个字，不能含有 / \\ 或以 . 开头", "file name must be 1 to 100 characters, without / or \\, not starting with ."),
     ("attachment.duplicate", "与本问卷中另一个文件同名", "names the same file as another answer of this submission"),
     // Anything else, in the validator's own (masked, English) words.
@@ -181,7 +187,8 @@ pub fn catalogue(lang: Lang) -> Catalogue {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Problem {
     pub key: &'static str,
-    /// Empty for most keys; `limit` (a number), `format`, `type`, `fields` (names) or `text`.
+    /// Empty for most keys; `limit` (a number), `format`, `type`, `fields` (names), `text` or
+    /// `other` (the title of the field a compare rule names).
     pub params: Map<String, Value>,
 }
 

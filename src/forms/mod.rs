@@ -12,6 +12,7 @@ pub mod ids;
 pub mod messages;
 pub mod refs;
 pub mod rules;
+pub mod xlsform;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,7 +27,7 @@ use messages::Lang;
 use crate::audit::{self, AuditAction};
 use crate::auth::{Permission, Principal};
 use crate::error::AppError;
-use crate::store::{FormInsert, Store, StoreError, StoredFormVersion};
+use crate::store::{FormInsert, Store, StoreError, StoredFormVersion, StoredWorkbook};
 use ids::FormId;
 
 /// Why the forms could not be loaded at start-up.
@@ -128,6 +129,8 @@ pub struct NewFormVersion {
     pub version: String,
     pub title: String,
     pub schema: Value,
+    /// The XLSForm the schema was made from, kept to be downloaded as published.
+    pub workbook: Option<StoredWorkbook>,
 }
 
 /// The result of a publication.
@@ -181,6 +184,7 @@ impl FormRegistry {
                 version: form.version.to_owned(),
                 title: form.title.to_owned(),
                 schema: file.schema.clone(),
+                workbook: file.workbook.clone(),
             };
             match registry.publish(store, request, &Principal::system()).await {
                 Ok(published) if published.created => tracing::info!(
@@ -229,7 +233,14 @@ impl FormRegistry {
             audit::form_target(id.as_str(), &new.version),
         );
         let inserted = store
-            .insert_form_version(&id, &new.version, &title, &new.schema, &event)?
+            .insert_form_version(
+                &id,
+                &new.version,
+                &title,
+                &new.schema,
+                new.workbook.as_ref(),
+                &event,
+            )?
             .durable()
             .await?;
         match inserted {

@@ -5,7 +5,11 @@
 //! - `{"rule": "resident-id-birth-date", "id": "/id_number", "birth_date": "/birth_date"}`: the birth
 //!   date must be the one digits 7–14 of the ID number encode;
 //! - `{"rule": "resident-id-gender", "id": "/id_number", "gender": "/gender", "male": "male",
-//!   "female": "female"}`: the gender must match the parity of digit 17 (odd for men).
+//!   "female": "female"}`: the gender must match the parity of digit 17 (odd for men);
+//! - `{"rule": "compare", "left": "/labourers", "op": "<=", "right": "/household_size"}`: one
+//!   answer compared with another (`<`, `<=`, `>`, `>=`, `=`, `!=`), numbers as numbers, texts
+//!   (dates, times) as text; reported on `left`, naming `right` by its title. An XLSForm
+//!   constraint `. <= ${household_size}` becomes one.
 //!
 //! Rules run after the schema passed, and only where both fields are present and readable (a
 //! malformed ID number is the `format` check's to report). Field references are JSON Pointers
@@ -28,6 +32,62 @@ pub enum Rule {
         male: String,
         female: String,
     },
+    Compare {
+        left: String,
+        op: CompareOp,
+        right: String,
+        /// How messages name the right-hand field: its `title`, else its property name.
+        other: String,
+    },
+}
+
+/// The comparisons of a `compare` rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompareOp {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+impl CompareOp {
+    const ALL: [(&'static str, CompareOp, &'static str); 6] = [
+        ("<", CompareOp::Lt, "compare.lt"),
+        ("<=", CompareOp::Le, "compare.le"),
+        (">", CompareOp::Gt, "compare.gt"),
+        (">=", CompareOp::Ge, "compare.ge"),
+        ("=", CompareOp::Eq, "compare.eq"),
+        ("!=", CompareOp::Ne, "compare.ne"),
+    ];
+
+    fn parse(text: &str) -> Option<Self> {
+        Self::ALL
+            .iter()
+            .find(|(t, _, _)| *t == text)
+            .map(|(_, op, _)| *op)
+    }
+
+    /// The message key of a failed comparison.
+    fn key(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, op, _)| *op == self)
+            .map_or("compare.eq", |(_, _, key)| key)
+    }
+
+    fn holds(self, order: std::cmp::Ordering) -> bool {
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        match self {
+            CompareOp::Lt => order == Less,
+            CompareOp::Le => order != Greater,
+            CompareOp::Gt => order == Greater,
+            CompareOp::Ge => order != Less,
+            CompareOp::Eq => order == Equal,
+            CompareOp::Ne => order != Equal,
+        }
+    }
 }
 
 impl Rule {
@@ -36,10 +96,21 @@ impl Rule {
         match self {
             Rule::IdBirthDate { .. } => "resident-id-birth-date",
             Rule::IdGender { .. } => "resident-id-gender",
+            Rule::Compare { .. } => "compare",
         }
     }
 
-    fn parse(declaration: &Value) -> Result<Self, String> {
+    /// The message key of a failure, and the field it names (compare rules).
+    fn problem(&self) -> (&'static str, Option<&str>) {
+        match self {
+            Rule::IdBirthDate { .. } => ("id_birth_date", None),
+            Rule::IdGender { .. } => ("id_gender", None),
+            Rule::Compare { op, other, .. } => (op.key(), Some(other)),
+        }
+    }
+
+    /// `object` is the schema of the object the rule applies in (to name compared fields).
+    fn parse(declaration: &Value, object: &Value) -> Result<Self, String> {
         let field = |key: &str| {
             declaration
                 .get(key)
@@ -58,8 +129,20 @@ impl Rule {
                 male: field("male")?,
                 female: field("female")?,
             }),
+            Some("compare") => {
+                let op = field("op")?;
+                let right = field("right")?;
+                Ok(Rule::Compare {
+                    left: field("left")?,
+                    op: CompareOp::parse(&op).ok_or_else(|| {
+                        format!("x-rules: {declaration}: op is one of <, <=, >, >=, =, !=")
+                    })?,
+                    other: title_at(object, &right),
+                    right,
+                })
+            }
             _ => Err(format!(
-                "x-rules: unknown rule in {declaration}; known: resident-id-birth-date, resident-id-gender"
+                "x-rules: unknown rule in {declaration}; known: resident-id-birth-date, resident-id-gender, compare"
             )),
         }
     }
@@ -92,8 +175,36 @@ impl Rule {
                 };
                 (!matches).then_some(gender.as_str())
             }
+            Rule::Compare {
+                left, op, right, ..
+            } => {
+                let order = match (object.pointer(left)?, object.pointer(right)?) {
+                    (Value::Number(a), Value::Number(b)) => {
+                        a.as_f64()?.partial_cmp(&b.as_f64()?)?
+                    }
+                    (Value::String(a), Value::String(b)) => a.cmp(b),
+                    _ => return None,
+                };
+                (!op.holds(order)).then_some(left.as_str())
+            }
         }
     }
+}
+
+/// The `title` of the property at `pointer` (through `properties`) in `object`, else its name.
+fn title_at(object: &Value, pointer: &str) -> String {
+    let mut schema = Some(object);
+    let mut name = String::new();
+    for segment in pointer.split('/').skip(1) {
+        name = segment.replace("~1", "/").replace("~0", "~");
+        schema = schema
+            .and_then(|s| s.get("properties"))
+            .and_then(|p| p.get(&name));
+    }
+    schema
+        .and_then(|s| s.get("title"))
+        .and_then(Value::as_str)
+        .map_or(name, str::to_owned)
 }
 
 /// Every rule of a schema with where it applies: the property names of the arrays leading to
@@ -103,11 +214,14 @@ pub struct RuleSet {
     at: Vec<(Vec<String>, Vec<Rule>)>,
 }
 
-/// One broken rule: the JSON Pointer into `data` of the field, and the rule's name.
+/// One broken rule: the JSON Pointer into `data` of the field, the rule's name, its message key
+/// and the field it names (compare rules).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Broken {
     pub path: String,
     pub rule: &'static str,
+    pub key: &'static str,
+    pub other: Option<String>,
 }
 
 impl RuleSet {
@@ -127,9 +241,12 @@ impl RuleSet {
             for (pointer, object) in objects {
                 for rule in rules {
                     if let Some(field) = rule.check(object) {
+                        let (key, other) = rule.problem();
                         broken.push(Broken {
                             path: format!("{pointer}{field}"),
                             rule: rule.name(),
+                            key,
+                            other: other.map(str::to_owned),
                         });
                     }
                 }
@@ -143,7 +260,7 @@ fn collect(schema: &Value, arrays: &mut Vec<String>, set: &mut RuleSet) -> Resul
     if let Some(declared) = schema.get("x-rules").and_then(Value::as_array) {
         let rules = declared
             .iter()
-            .map(Rule::parse)
+            .map(|declaration| Rule::parse(declaration, schema))
             .collect::<Result<Vec<_>, _>>()?;
         set.at.push((arrays.clone(), rules));
     }
@@ -204,11 +321,15 @@ mod tests {
             [
                 Broken {
                     path: "/members/1/born".into(),
-                    rule: "resident-id-birth-date"
+                    rule: "resident-id-birth-date",
+                    key: "id_birth_date",
+                    other: None,
                 },
                 Broken {
                     path: "/members/1/sex".into(),
-                    rule: "resident-id-gender"
+                    rule: "resident-id-gender",
+                    key: "id_gender",
+                    other: None,
                 },
             ]
         );
@@ -218,6 +339,42 @@ mod tests {
     fn a_malformed_id_number_is_left_to_the_format_check() {
         let data = json!({"members": [{"id": "123", "born": "1983-07-08", "sex": "m"}]});
         assert!(rules().check(&data).is_empty());
+    }
+
+    #[test]
+    fn comparisons_hold_for_numbers_and_texts_and_name_the_other_field() {
+        let rules = RuleSet::of(&json!({
+            "properties": {"size": {"title": "家庭人口"}, "visits": {"items": {
+                "x-rules": [{"rule": "compare", "left": "/from", "op": "<=", "right": "/to"}]}}},
+            "x-rules": [{"rule": "compare", "left": "/labourers", "op": "<=", "right": "/size"}],
+        }))
+        .unwrap();
+        let data = json!({"labourers": 5, "size": 4.5, "visits": [
+            {"from": "2026-03-01", "to": "2026-03-02"},
+            {"from": "2026-03-02", "to": "2026-03-01"},
+            {"from": "2026-03-02", "to": 7},
+        ]});
+        assert_eq!(
+            rules.check(&data),
+            [
+                Broken {
+                    path: "/labourers".into(),
+                    rule: "compare",
+                    key: "compare.le",
+                    other: Some("家庭人口".into()),
+                },
+                Broken {
+                    path: "/visits/1/from".into(),
+                    rule: "compare",
+                    key: "compare.le",
+                    other: Some("to".into()),
+                },
+            ]
+        );
+        assert!(rules.check(&json!({"labourers": 4, "size": 4})).is_empty());
+        let bad =
+            json!({"x-rules": [{"rule": "compare", "left": "/a", "op": "=<", "right": "/b"}]});
+        assert!(RuleSet::of(&bad).unwrap_err().contains("op is one of"));
     }
 
     #[test]

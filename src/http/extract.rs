@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use crate::AppState;
 use crate::auth::Principal;
 use crate::error::AppError;
+use crate::forms::xlsform::WorkbookKind;
 use crate::strict_json;
 
 /// A JSON request body, kept as the exact (decompressed) bytes. Size-checked after decompression
@@ -22,28 +23,63 @@ impl FromRequest<AppState> for JsonBody {
         if !is_json(req.headers().get(header::CONTENT_TYPE)) {
             return Err(AppError::UnsupportedMediaType);
         }
-        // The decompression layer removes the encodings it undid; whatever is left, it could not.
-        if req
-            .headers()
-            .get(header::CONTENT_ENCODING)
-            .is_some_and(|encoding| encoding != "identity")
-        {
-            return Err(AppError::UnsupportedEncoding);
-        }
-        let deadline = state.limits.upload_deadline;
-        let read = tokio::time::timeout(deadline, Bytes::from_request(req, state))
-            .await
-            .map_err(|_| AppError::UploadTooSlow {
-                secs: deadline.as_secs(),
-            })?;
-        let bytes = read.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                AppError::BodyTooLarge
-            } else {
-                AppError::BodyMalformed(rejection.body_text())
-            }
+        read_bytes(req, state).await.map(Self)
+    }
+}
+
+/// The body's exact (decompressed) bytes, within the route's limit and the upload deadline.
+async fn read_bytes(req: Request, state: &AppState) -> Result<Bytes, AppError> {
+    // The decompression layer removes the encodings it undid; whatever is left, it could not.
+    if req
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|encoding| encoding != "identity")
+    {
+        return Err(AppError::UnsupportedEncoding);
+    }
+    let deadline = state.limits.upload_deadline;
+    let read = tokio::time::timeout(deadline, Bytes::from_request(req, state))
+        .await
+        .map_err(|_| AppError::UploadTooSlow {
+            secs: deadline.as_secs(),
         })?;
-        Ok(Self(bytes))
+    let bytes = read.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::BodyTooLarge
+        } else {
+            AppError::BodyMalformed(rejection.body_text())
+        }
+    })?;
+    Ok(bytes)
+}
+
+/// A form to publish: JSON (`{id, version, title, schema}`), or an XLSForm workbook sent as
+/// `.xlsx` or `.xls` by its media type.
+pub enum PublishBody {
+    Json(JsonBody),
+    Workbook(WorkbookKind, Bytes),
+}
+
+impl FromRequest<AppState> for PublishBody {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let workbook = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| WorkbookKind::of_media_type(&essence(v)));
+        match workbook {
+            Some(kind) => Ok(Self::Workbook(kind, read_bytes(req, state).await?)),
+            None => {
+                let json = JsonBody::from_request(req, state).await?;
+                // The route admits workbooks' size; a JSON form keeps the usual bound.
+                if json.0.len() > state.limits.max_body_bytes {
+                    return Err(AppError::BodyTooLarge);
+                }
+                Ok(Self::Json(json))
+            }
+        }
     }
 }
 
@@ -142,12 +178,7 @@ fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
     let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let essence = essence(value);
     essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
@@ -217,6 +248,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
             .map(|Query(value)| Self(value))
             .map_err(|rejection| AppError::QueryInvalid(rejection.body_text()))
     }
+}
+
+/// A media type without its parameters, lower-case.
+fn essence(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
 }
 
 #[cfg(test)]

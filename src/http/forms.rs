@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -11,20 +11,29 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{ApiQuery, AuthUser, JsonBody, Path};
+use super::extract::{ApiQuery, AuthUser, Path, PublishBody};
+use super::submissions::accept_language;
 use super::{Endpoint, endpoint};
-use crate::AppState;
 use crate::auth::Permission;
 use crate::clock::Timestamp;
-use crate::error::AppError;
-use crate::error::ErrorBody;
+use crate::error::{AppError, Detail, ErrorBody};
 use crate::forms::ids::FormId;
+use crate::forms::messages::Lang;
+use crate::forms::xlsform::{self, WorkbookKind};
 use crate::forms::{FormVersion, NewFormVersion};
+use crate::store::StoredWorkbook;
+use crate::{AppState, Limits};
 
-pub fn endpoints() -> Vec<Endpoint> {
+/// The largest workbook an admin may publish: a questionnaire of thousands of rows in several
+/// languages is a few hundred KiB.
+pub const MAX_WORKBOOK_BYTES: usize = 10 * 1024 * 1024;
+
+pub fn endpoints(limits: &Limits) -> Vec<Endpoint> {
+    // A workbook may be larger than a JSON form; a JSON form keeps the configured bound.
+    let largest = MAX_WORKBOOK_BYTES.max(limits.max_body_bytes);
     vec![
         endpoint(Method::GET, "/api/v1/forms", list_forms),
-        endpoint(Method::POST, "/api/v1/forms", publish_form),
+        endpoint(Method::POST, "/api/v1/forms", publish_form).layer(DefaultBodyLimit::max(largest)),
         endpoint(Method::GET, "/api/v1/forms/{form}", get_form),
     ]
 }
@@ -51,6 +60,9 @@ async fn list_forms(
 struct VersionQuery {
     /// A published version; default the current one.
     version: Option<String>,
+    /// `xlsx`: the XLSForm workbook the version was published from, byte for byte (`.xlsx` or
+    /// `.xls`); default `json`, the form with its JSON Schema.
+    format: Option<String>,
 }
 
 /// `GET /api/v1/forms/{form}`: one form, its versions and one version's schema (`?version=`, default current).
@@ -61,7 +73,7 @@ struct VersionQuery {
         (status = 200, description = "The form, its versions, and one version's JSON Schema (also `components.schemas[\"form.<id>.v<version>\"]`)", body = FormDetail,
          headers(("ETag" = String, description = "Send back in If-None-Match"))),
         (status = 304, description = "Unchanged since that ETag"),
-        (status = 404, description = "`form_not_found` or `version_not_found`", body = ErrorBody),
+        (status = 404, description = "`form_not_found` or `version_not_found`; with `format=xlsx`, `workbook_not_found` for a version published as JSON", body = ErrorBody),
     ))]
 async fn get_form(
     State(state): State<AppState>,
@@ -73,6 +85,11 @@ async fn get_form(
     me.require(Permission::ReadForms)?;
     let versions = state.forms.versions(&form)?;
     let shown = state.forms.resolve(&form, query.version.as_deref())?;
+    match query.format.as_deref() {
+        None | Some("json") => {}
+        Some("xlsx") => return workbook_of(&shown),
+        Some(_) => return Err(AppError::invalid_field("/format", "format: json or xlsx")),
+    }
     let current = versions.last().ok_or(AppError::FormNotFound)?;
     let body = FormDetail {
         form: summary(current, &versions),
@@ -80,6 +97,29 @@ async fn get_form(
         schema: shown.stored.schema.clone(),
     };
     json_with_etag(&body, &headers)
+}
+
+/// The workbook a version was published from, as a download named after the form and version.
+fn workbook_of(version: &FormVersion) -> Result<Response, AppError> {
+    let workbook = version
+        .stored
+        .workbook
+        .as_ref()
+        .ok_or(AppError::WorkbookNotFound)?;
+    let kind = WorkbookKind::of_media_type(&workbook.media_type).ok_or_else(|| {
+        AppError::Internal(format!("stored workbook of type {}", workbook.media_type))
+    })?;
+    let name = format!(
+        "{}-{}.{}",
+        version.stored.form,
+        version.stored.version,
+        kind.extension()
+    );
+    Ok(super::body::attachment(
+        kind.media_type(),
+        &name,
+        workbook.bytes.clone(),
+    ))
 }
 
 /// `body` as JSON with a strong `ETag`, or 304 with only the `ETag` when the client's
@@ -125,33 +165,45 @@ struct PublishRequest {
 }
 
 /// `POST /api/v1/forms`: publish a version; 201 when new, 200 when this exact version was already published.
+/// An XLSForm workbook (`Content-Type` of `.xlsx` or `.xls`) publishes as the JSON Schema it converts to
+/// (`survey-server xlsform FILE` shows it); what cannot be converted is refused with a detail per cell.
 #[utoipa::path(post, path = "/api/v1/forms", tag = "forms",
-    request_body = PublishRequest,
+    request_body(content(
+        (PublishRequest = "application/json"),
+        (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (Vec<u8> = "application/vnd.ms-excel"),
+    )),
     responses(
         (status = 201, description = "Published", body = Published),
         (status = 200, description = "This exact version was already published", body = Published),
         (status = 409, description = "`form_version_conflict`: that version exists with other content", body = ErrorBody),
-        (status = 422, description = "`schema_invalid`: not a usable JSON Schema, a `$ref` cycle, or a scope field that may be missing or empty; or `request_invalid`", body = ErrorBody),
+        (status = 422, description = "`schema_invalid`: not a usable JSON Schema, a `$ref` cycle, or a scope field that may be missing or empty; for a workbook, `details` name each problem at `/<sheet>/<Excel row>/<column>`, in the `Accept-Language`; or `request_invalid`", body = ErrorBody),
     ))]
 async fn publish_form(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
-    body: JsonBody,
+    headers: HeaderMap,
+    body: PublishBody,
 ) -> Result<(StatusCode, Json<Published>), AppError> {
-    let request: PublishRequest = body.parse()?;
-    let published = state
-        .forms
-        .publish(
-            &state.store,
+    let new = match body {
+        PublishBody::Json(body) => {
+            let request: PublishRequest = body.parse()?;
             NewFormVersion {
                 id: request.id,
                 version: request.version,
                 title: request.title,
                 schema: request.schema,
-            },
-            &me,
-        )
-        .await?;
+                workbook: None,
+            }
+        }
+        PublishBody::Workbook(kind, bytes) => {
+            // Reading a workbook is work: only for those who may publish.
+            me.require(Permission::PublishForms)?;
+            let lang = Lang::negotiate(accept_language(&headers), None);
+            from_workbook(kind, bytes.to_vec(), lang).await?
+        }
+    };
+    let published = state.forms.publish(&state.store, new, &me).await?;
     let status = if published.created {
         StatusCode::CREATED
     } else {
@@ -232,4 +284,43 @@ fn etag_of(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
     format!("\"{hex}\"")
+}
+
+/// A workbook's form version, converted on a blocking thread (a large workbook takes some
+/// milliseconds of parsing); refused with one detail per problem, in `lang`.
+async fn from_workbook(
+    kind: WorkbookKind,
+    bytes: Vec<u8>,
+    lang: Lang,
+) -> Result<NewFormVersion, AppError> {
+    let (converted, bytes) = tokio::task::spawn_blocking(move || {
+        let converted = xlsform::convert(&bytes, kind);
+        (converted, bytes)
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))?;
+    let converted = converted.map_err(|problems| {
+        AppError::WorkbookInvalid(
+            problems
+                .iter()
+                .map(|problem| Detail {
+                    path: problem.path.clone(),
+                    keyword: None,
+                    message: problem.message(lang).to_owned(),
+                    key: None,
+                    params: None,
+                })
+                .collect(),
+        )
+    })?;
+    Ok(NewFormVersion {
+        id: converted.id,
+        version: converted.version,
+        title: converted.title,
+        schema: converted.schema,
+        workbook: Some(StoredWorkbook {
+            media_type: kind.media_type().to_owned(),
+            bytes,
+        }),
+    })
 }

@@ -76,7 +76,7 @@ fn endpoints(limits: &Limits) -> Vec<Endpoint> {
     let mut all = ops::endpoints();
     all.extend(auth::endpoints());
     all.extend(users::endpoints());
-    all.extend(forms::endpoints());
+    all.extend(forms::endpoints(limits));
     all.extend(messages::endpoints());
     all.extend(submissions::endpoints(limits));
     all.extend(export::endpoints());

@@ -25,6 +25,33 @@ pub struct StoredFormVersion {
     pub published_at: Timestamp,
     /// Publication order across all forms; the newest version of a form is its current one.
     pub seq: u64,
+    /// The XLSForm workbook the schema was made from, when it was published as one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workbook: Option<StoredWorkbook>,
+}
+
+/// A workbook exactly as published, with its media type (`.xlsx` or `.xls`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredWorkbook {
+    pub media_type: String,
+    #[serde(with = "base64_bytes")]
+    pub bytes: Vec<u8>,
+}
+
+/// Bytes in a JSON record as standard base64 (a third larger, not four times as numbers).
+mod base64_bytes {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// What publishing found.
@@ -63,6 +90,7 @@ impl Store {
         version: &str,
         title: &str,
         schema: &Value,
+        workbook: Option<&StoredWorkbook>,
         audit: &AuditEvent,
     ) -> Result<Pending<FormInsert>, StoreError> {
         let key = keys::form_version(form.as_str(), version);
@@ -78,6 +106,7 @@ impl Store {
                 schema: schema.clone(),
                 published_at,
                 seq: tx.number(0),
+                workbook: workbook.cloned(),
             };
             let bytes = encode(TREE, &record).map_err(super::write::broken)?;
             tx.form_versions.insert(key.as_slice(), bytes)?;

@@ -37,7 +37,7 @@ pub use backup::{BackupSummary, RestoreError, RestoreTarget, Snapshot, restore, 
 pub use blobs::{Blobs, hex};
 pub use copy::{CopyReport, CopySource, copy_store};
 pub use durability::Ticket;
-pub use forms::{FormInsert, StoredFormVersion};
+pub use forms::{FormInsert, StoredFormVersion, StoredWorkbook};
 pub use registry::{PublishRefused, RegistryHousehold, RegistryInfo, Staged};
 pub use submissions::{
     Comment, Deletion, Listed, NewComment, SubmissionInsert, SubmissionMeta, SubmissionRecord,

@@ -679,7 +679,7 @@ pub fn unzip(bytes: Vec<u8>) -> std::collections::HashMap<String, String> {
             let mut file = archive.by_index(i).unwrap();
             let mut text = String::new();
             file.read_to_string(&mut text).unwrap();
-            (file.name().to_owned(), text)
+            (file.name().unwrap().into_owned(), text)
         })
         .collect()
 }

@@ -36,3 +36,4 @@ mod submissions;
 mod users;
 mod vectors;
 mod webapp;
+mod xlsform;

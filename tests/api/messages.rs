@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, envelope, error_code, household, spawn_app};
 
 /// Every key the README documents, in the catalogue's order.
-const KEYS: [&str; 32] = [
+const KEYS: [&str; 38] = [
     "required",
     "type.string",
     "type.integer",
@@ -35,6 +35,12 @@ const KEYS: [&str; 32] = [
     "not_asked",
     "id_birth_date",
     "id_gender",
+    "compare.lt",
+    "compare.le",
+    "compare.gt",
+    "compare.ge",
+    "compare.eq",
+    "compare.ne",
     "attachment.name",
     "attachment.duplicate",
     "other",

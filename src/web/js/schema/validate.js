@@ -110,7 +110,7 @@ function lookup(data, pointer) {
 /** Every object `x-rules` apply to, as the server finds them: the root, and the items of array
  * properties, following `properties` and `items` only. */
 function ruleSites(schema, data, pointer, out) {
-  if (Array.isArray(schema?.['x-rules']) && data && typeof data === 'object') out.push({ rules: schema['x-rules'], object: data, pointer });
+  if (Array.isArray(schema?.['x-rules']) && data && typeof data === 'object') out.push({ rules: schema['x-rules'], schema, object: data, pointer });
   for (const [name, child] of Object.entries(schema?.properties ?? {})) {
     const value = data?.[name];
     if (child?.items !== undefined && Array.isArray(value)) {
@@ -120,10 +120,55 @@ function ruleSites(schema, data, pointer, out) {
   return out;
 }
 
+/** `compare` rules' operators: the message key of a failure, and whether an ordering holds. */
+const COMPARISONS = {
+  '<': ['compare.lt', (o) => o < 0], '<=': ['compare.le', (o) => o <= 0], '>': ['compare.gt', (o) => o > 0],
+  '>=': ['compare.ge', (o) => o >= 0], '=': ['compare.eq', (o) => o === 0], '!=': ['compare.ne', (o) => o !== 0],
+};
+
+/** The title of the property at `pointer` in an object's schema (else its name), as the server names it. */
+function titleAt(schema, pointer) {
+  let node = schema;
+  let name = '';
+  for (const segment of pointer.split('/').slice(1)) {
+    name = segment.replace(/~1/g, '/').replace(/~0/g, '~');
+    node = node?.properties?.[name];
+  }
+  return typeof node?.title === 'string' ? node.title : name;
+}
+
+/** A compare rule's failure in `object`, or undefined: numbers as numbers, texts as text (by code point). */
+function compared(rule, siteSchema, object, pointer) {
+  const [key, holds] = COMPARISONS[rule.op] ?? [];
+  const a = lookup(object, rule.left);
+  const b = lookup(object, rule.right);
+  let order;
+  if (typeof a === 'number' && typeof b === 'number') order = Math.sign(a - b);
+  else if (typeof a === 'string' && typeof b === 'string') order = codePointOrder(a, b);
+  else return undefined;
+  if (!key || holds(order)) return undefined;
+  return { path: pointer + rule.left, key, params: { other: titleAt(siteSchema, rule.right) } };
+}
+
+function codePointOrder(a, b) {
+  const x = [...a];
+  const y = [...b];
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const d = x[i].codePointAt(0) - y[i].codePointAt(0);
+    if (d !== 0) return Math.sign(d);
+  }
+  return Math.sign(x.length - y.length);
+}
+
 function fromRules(schema, data) {
   const out = [];
-  for (const { rules, object, pointer } of ruleSites(schema, data, '', [])) {
+  for (const { rules, schema: siteSchema, object, pointer } of ruleSites(schema, data, '', [])) {
     for (const rule of rules) {
+      if (rule.rule === 'compare') {
+        const failure = compared(rule, siteSchema, object, pointer);
+        if (failure) out.push(failure);
+        continue;
+      }
       const id = lookup(object, rule.id);
       if (typeof id !== 'string') continue;
       const read = residentId(id);
