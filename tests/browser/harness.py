@@ -158,6 +158,16 @@ class Api:
             raise AssertionError(f"{method} {path}: {error.code} {error.read().decode()}") from None
         return json.loads(raw) if raw else None
 
+    def publish_workbook(self, path):
+        """Publishes an XLSForm workbook (`.xlsx` or `.xls`) as it is."""
+        media = {".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                 ".xls": "application/vnd.ms-excel"}[Path(path).suffix]
+        request = urllib.request.Request(self.base + "/api/v1/forms", data=Path(path).read_bytes(), method="POST")
+        request.add_header("content-type", media)
+        request.add_header("authorization", f"Bearer {self.token}")
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return json.loads(answer.read())
+
     def submissions(self, form="labour-survey"):
         items, cursor = [], None
         while True:
@@ -169,6 +179,14 @@ class Api:
 
     def raw(self, submission_id):
         return self.request("GET", f"/api/v1/submissions/{submission_id}/raw")
+
+
+def start_with_admin(**settings):
+    """A started server (with `settings`, see `Server`) and its admin; screenshots have their folder."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    server = Server(**settings)
+    server.start()
+    return server, Api(server.url, "admin", ADMIN_PASSWORD)
 
 
 class Browser:

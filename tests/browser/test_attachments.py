@@ -13,7 +13,7 @@ import urllib.request
 
 from playwright.sync_api import expect
 
-from harness import ADMIN_PASSWORD, PASSWORD, Browser, ROOT, SHOTS, Api, Server
+from harness import PASSWORD, ROOT, SHOTS, Api, Browser, start_with_admin
 
 FORM = json.loads((ROOT / "tests" / "fixtures" / "evidence-form.json").read_text())
 TITLE = FORM["title"]
@@ -81,10 +81,7 @@ class Attachments(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        cls.server = Server()
-        cls.server.start()
-        cls.admin = Api(cls.server.url, "admin", ADMIN_PASSWORD)
+        cls.server, cls.admin = start_with_admin()
         cls.admin.request("POST", "/api/v1/forms", {"id": "evidence", "version": "1", "title": TITLE, "schema": FORM})
         for username, role in (("fw-files", "field_worker"), ("sup-files", "supervisor")):
             cls.admin.request("POST", "/api/v1/users", {"username": username, "password": PASSWORD, "role": role,

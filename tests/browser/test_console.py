@@ -10,7 +10,7 @@ import zipfile
 
 from playwright.sync_api import expect, sync_playwright
 
-from harness import ADMIN_PASSWORD, CHROMIUM, CHROMIUM_ARGS, PASSWORD, ROOT, SHOTS, Api, Server
+from harness import ADMIN_PASSWORD, CHROMIUM, CHROMIUM_ARGS, PASSWORD, ROOT, SHOTS, Api, start_with_admin
 from test_field_app import WORKING
 
 FORM = "田东县建档立卡贫困劳动力就业情况调查"
@@ -31,10 +31,7 @@ def household(household_id, township):
 class Console(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        cls.server = Server()
-        cls.server.start()
-        cls.admin = Api(cls.server.url, "admin", ADMIN_PASSWORD)
+        cls.server, cls.admin = start_with_admin()
         cls.admin.request("POST", "/api/v1/users", {
             "username": "sup-silin", "password": PASSWORD, "role": "supervisor",
             "display_name": "思林镇督导员", "scope": ["思林镇"]})
@@ -207,6 +204,22 @@ class Console(unittest.TestCase):
         expect(page.get_by_role("row").filter(has_text="form:labour-survey@3")).to_contain_text("admin")
         self.assertIn("action=form_published", page.url)
         page.screenshot(path=str(SHOTS / "c08-audit.png"))
+
+    def test_6_an_admin_publishes_an_excel_xlsform_and_is_told_which_cell_is_wrong(self):
+        page = self.open(1280, 800)
+        self.sign_in(page, "admin", ADMIN_PASSWORD)
+        page.get_by_role("link", name="问卷管理").click()
+        page.get_by_label("问卷文件（JSON Schema）或 Excel 问卷（XLSForm）").set_input_files(
+            str(ROOT / "tests" / "xlsform" / "broken-missing-list.xlsx"))
+        page.get_by_role("button", name="发布", exact=True).click()
+        expect(page.get_by_role("alert")).to_contain_text("/survey/4/type: choices 工作表中没有选项列表“yes_or_no”")
+        page.screenshot(path=str(SHOTS / "c09-xlsform-refused.png"))
+        page.get_by_label("问卷文件（JSON Schema）或 Excel 问卷（XLSForm）").set_input_files(
+            str(ROOT / "tests" / "xlsform" / "household.xls"))
+        page.get_by_role("button", name="发布", exact=True).click()
+        expect(page.get_by_text("已发布 household 第 1 版")).to_be_visible()
+        expect(page.get_by_role("row").filter(has_text="农户登记")).to_contain_text("1 (当前)")
+        page.screenshot(path=str(SHOTS / "c10-xlsform-published.png"))
 
 
 if __name__ == "__main__":

@@ -118,3 +118,57 @@ test('a reference does not override what the referring schema says itself', () =
   const root = { $defs: { yn: { type: 'boolean', title: 'target' } } };
   assert.deepEqual(deref(root, { $ref: '#/$defs/yn', title: 'own' }), { type: 'boolean', title: 'own' });
 });
+
+// As an XLSForm converts them: questions of a group or a repeat that hang on an answer outside it.
+const farm = {
+  type: 'object',
+  properties: {
+    farms: { type: 'boolean' },
+    size: { type: 'integer' },
+    land: { type: 'object', properties: { area: { type: 'number' } } },
+    people: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, job: { type: 'string' } } } },
+  },
+  allOf: [
+    { if: { properties: { farms: { const: true } }, required: ['farms'] },
+      then: { properties: { land: { required: ['area'] } }, required: ['land'] },
+      else: { properties: { land: { properties: { area: false } } } } },
+    { if: { properties: { size: { exclusiveMinimum: 2 } }, required: ['size'] },
+      else: { properties: { people: { items: { properties: { job: false } } } } } },
+  ],
+};
+
+test('a question in a group or repeat is hidden by an answer outside it', () => {
+  const answers = { farms: false, size: 2, land: { area: 3 }, people: [{ name: '黄丽', job: '工人' }] };
+  assert.ok(isHidden(farm, answers, '/land/area'));
+  assert.ok(isHidden(farm, answers, '/people/0/job'));
+  assert.ok(!isHidden(farm, answers, '/people/0/name'));
+  assert.deepEqual(prune(farm, farm, answers), { farms: false, size: 2, land: {}, people: [{ name: '黄丽' }] });
+  const shown = { farms: true, size: 5, land: { area: 3 }, people: [{ name: '黄丽', job: '工人' }] };
+  assert.ok(!isHidden(farm, shown, '/land/area'));
+  assert.ok(!isHidden(farm, shown, '/people/0/job'));
+  assert.deepEqual(prune(farm, farm, shown), shown);
+});
+
+test('the phone computes the calculations it can and leaves out the rest', async () => {
+  const { evaluate, calculated } = await import('../../src/web/js/schema/calculate.js');
+  const answers = { income: 12000, size: '4' };
+  const lookup = (name) => ({ income: 12000, size: 4 })[name];
+  assert.equal(evaluate('${income} div ${size}', lookup), 3000);
+  assert.equal(evaluate('(${size} - 1) * 2 + 10 mod 4', lookup), 8);
+  assert.equal(evaluate('-${size}', lookup), -4);
+  assert.equal(evaluate('concat(${size}, "x")', lookup), undefined);
+  assert.equal(evaluate('${missing} + 1', lookup), undefined);
+  assert.equal(evaluate('${income} div 0', lookup), undefined);
+  const form = {
+    type: 'object',
+    properties: {
+      income: { type: 'number' }, size: { type: 'integer' },
+      per_head: { 'x-calculation': '${income} div ${size}' },
+      people: { type: 'array', items: { type: 'object', properties: {
+        age: { type: 'integer' }, share: { 'x-calculation': '${per_head} * 1' }, left: { 'x-calculation': 'today()' } } } },
+    },
+  };
+  const out = calculated(form, { ...answers, people: [{ age: 30, left: 'stale' }] });
+  assert.deepEqual(out, { income: 12000, size: '4', per_head: 3000, people: [{ age: 30, share: 3000 }] });
+  assert.equal(kindOf(form, form.properties.per_head), 'calculation');
+});

@@ -29,7 +29,7 @@ async function send(path, { method = 'GET', body, token, headers = {} } = {}) {
   // The server's messages (refusals, validation) in the worker's language.
   const all = { 'accept-language': localStorage.getItem('lang') ?? 'zh-CN', ...headers };
   if (token) all.authorization = `Bearer ${token}`;
-  if (body !== undefined) all['content-type'] = 'application/json';
+  if (body !== undefined) all['content-type'] ??= 'application/json';
   let response;
   // A link that dies mid-answer would otherwise hold the sync (and its lock) for many minutes.
   const abort = new AbortController();

@@ -3,7 +3,7 @@
 // it shows `answers` and reports each change as (pointer, value).
 
 import { html } from '../vendor/htm-preact-standalone.js';
-import { deref, kindOf, titleOf, choicesOf, conditions, itemLabel, itemName } from './schema/walk.js';
+import { deref, kindOf, titleOf, choicesOf, conditions, inheritedFor, itemsOf, itemLabel, itemName } from './schema/walk.js';
 import { join } from './schema/pointer.js';
 import { normalize } from './schema/resident-id.js';
 import { FileQuestion } from './attachments.js';
@@ -45,6 +45,8 @@ function Question(props) {
   const block = (body) => html`<div class=${`question${invalid ? ' invalid' : ''}`}>${body}<${Problems} id=${id} list=${problems} /></div>`;
 
   switch (kind) {
+    case 'calculation':
+      return null;
     case 'object':
       return html`
         <fieldset class="group">
@@ -146,7 +148,8 @@ function Repeat(props) {
         return html`
           <fieldset class="group item" key=${i}>
             <legend>${label}</legend>
-            <${ObjectFields} ...${props} schema=${schema.items} pointer=${`${pointer}/${i}`} value=${item ?? {}} />
+            <${ObjectFields} ...${props} schema=${schema.items} pointer=${`${pointer}/${i}`} value=${item ?? {}}
+              inherited=${itemsOf(props.inherited)} />
             ${items.length > min && html`
               <button type="button" class="quiet remove"
                 onClick=${() => confirm(w.confirm_remove(label)) && onChange(pointer, items.filter((_, j) => j !== i))}>${w.remove(label)}</button>`}
@@ -162,12 +165,12 @@ function Repeat(props) {
 export function ObjectFields(props) {
   const { root, schema: raw, pointer, value } = props;
   const schema = deref(root, raw);
-  const { hidden, required } = conditions(root, schema, value);
+  const { hidden, required, below } = conditions(root, schema, value, props.inherited);
   return Object.entries(schema.properties ?? {})
     .filter(([name, child]) => child !== false && !hidden.has(name))
     .map(([name, child]) => {
       const at = join(pointer, name);
       return html`<${Question} ...${props} key=${name} name=${name} schema=${child} pointer=${at}
-        value=${value?.[name]} required=${required.has(name)} />`;
+        value=${value?.[name]} required=${required.has(name)} inherited=${inheritedFor(below, name)} />`;
     });
 }

@@ -1,9 +1,16 @@
 // Published forms and their versions (admin), each version's schema, and publishing a new version
-// from a schema file: its `x-form-id`, `x-form-version` and `title`, as start-up reads them.
+// from a schema file (its `x-form-id`, `x-form-version` and `title`, as start-up reads them) or
+// from an XLSForm workbook (`.xlsx`, `.xls`), which the server converts.
 
 import { html, useState, useEffect } from '../../vendor/htm-preact-standalone.js';
 import * as api from '../api.js';
 import * as forms from '../forms.js';
+
+/** XLSForm workbooks by file extension, sent as their media type. */
+const WORKBOOKS = [
+  ['.xlsx', 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet'],
+  ['.xls', 'application/vnd.ms-excel'],
+];
 
 export function Forms({ c, w, lang }) {
   const [list, setList] = useState(null);
@@ -25,8 +32,11 @@ export function Forms({ c, w, lang }) {
     event.preventDefault();
     setMessage('');
     setError('');
-    const file = new FormData(event.currentTarget).get('schema');
+    const form = event.currentTarget;
+    const file = new FormData(form).get('schema');
     if (!(file instanceof File) || file.size === 0) return setError(c.choose_file);
+    const workbook = WORKBOOKS.find(([extension]) => file.name.toLowerCase().endsWith(extension));
+    if (workbook) return send(form, { method: 'POST', body: file, headers: { 'content-type': workbook[1] } });
     let parsed;
     try {
       parsed = JSON.parse(await file.text());
@@ -35,20 +45,25 @@ export function Forms({ c, w, lang }) {
     }
     const body = { id: parsed['x-form-id'], version: parsed['x-form-version'], title: parsed.title, schema: parsed };
     if (!body.id || !body.version || !body.title) return setError(c.needs_ids);
+    return send(form, { method: 'POST', body: JSON.stringify(body) });
+  };
+
+  const send = async (form, request) => {
     try {
-      const { status } = await api.call('/api/v1/forms', { method: 'POST', body: JSON.stringify(body) });
+      const { status, body } = await api.call('/api/v1/forms', request);
       setMessage(status === 201 ? c.published(body.id, body.version) : c.already_published(body.id, body.version));
-      event.currentTarget?.reset?.();
+      form?.reset?.();
       await load();
       forms.refresh().catch(() => {});
     } catch (e) {
-      setError([e.message, ...(e.details ?? []).map((d) => d.message)].join(' '));
+      // A workbook's problems name their sheet, row and column: one per line.
+      setError([e.message, ...(e.details ?? []).map((d) => (d.path ? `${d.path}: ${d.message}` : d.message))].join('\n'));
     }
   };
 
   return html`
     <h2>${c.forms}</h2>
-    ${error && html`<p class="warning" role="alert">${error}</p>`}
+    ${error && html`<p class="warning pre-line" role="alert">${error}</p>`}
     <p class="note" aria-live="polite">${message}</p>
     <div class="columns">
       <div class="main-column">
@@ -77,7 +92,7 @@ export function Forms({ c, w, lang }) {
           <h3>${c.publish}</h3>
           <p class="detail">${c.publish_hint}</p>
           <label for="schema-file">${c.schema_file}</label>
-          <input id="schema-file" name="schema" type="file" accept=".json,application/json" />
+          <input id="schema-file" name="schema" type="file" accept=${['.json', 'application/json', ...WORKBOOKS.flat()].join(',')} />
           <button type="submit" class="primary">${c.publish_button}</button>
         </form>
       </aside>

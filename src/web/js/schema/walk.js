@@ -38,6 +38,8 @@ export function mediaType(schema) {
 
 export function kindOf(root, raw) {
   const schema = deref(root, raw);
+  // Computed by the phone (`calculate.js`), never asked.
+  if (typeof schema['x-calculation'] === 'string') return 'calculation';
   if (schema.const === true) return 'consent';
   if (mediaType(schema)) return ATTACHMENTS[mediaType(schema)];
   if (Array.isArray(schema.enum)) return 'choice';
@@ -110,15 +112,36 @@ function typed(root, schema, value) {
 
 const answered = (value, name) => value && typeof value === 'object' && value[name] !== undefined;
 
-const forbidden = (branch) =>
-  Object.entries(branch?.properties ?? {}).filter(([, s]) => s === false).map(([name]) => name);
+/**
+ * What a branch forbids, as paths of property names below the object (`*` for any item of an
+ * array): `['settlement']`, or `['land', 'area']` and `['people', '*', 'job']` for a question of a
+ * group or repeat that hangs on an answer outside it (as XLSForms write them).
+ */
+function forbidden(branch, prefix = []) {
+  if (!branch || typeof branch !== 'object') return [];
+  const paths = [];
+  for (const [name, s] of Object.entries(branch.properties ?? {})) {
+    if (s === false) paths.push([...prefix, name]);
+    else paths.push(...forbidden(s, [...prefix, name]));
+  }
+  if (branch.items) paths.push(...forbidden(branch.items, [...prefix, '*']));
+  return paths;
+}
+
+/** The hidden paths below `name`, from those of its object. */
+export const inheritedFor = (below, name) => below.filter((p) => p[0] === name).map((p) => p.slice(1));
+
+/** The hidden paths of every item, from those of its array. */
+export const itemsOf = (inherited = []) => inherited.filter((p) => p[0] === '*').map((p) => p.slice(1));
 
 /**
- * The conditions of an object schema applied to its answers: `{hidden, required}` (sets of property names).
- * A branch is chosen only once every question its `if` looks at is answered; until then the questions
- * either branch would forbid stay hidden (nobody is asked about income before saying they work).
+ * The conditions of an object schema applied to its answers: `{hidden, required}` (sets of property
+ * names) and `below`, the hidden paths deeper down (for `inheritedFor`); `inherited` are the paths
+ * the objects above hide in this one. A branch is chosen only once every question its `if` looks at
+ * is answered; until then the questions either branch would forbid stay hidden (nobody is asked
+ * about income before saying they work).
  */
-export function conditions(root, raw, given) {
+export function conditions(root, raw, given, inherited = []) {
   const schema = deref(root, raw);
   // A question with a `default` (a labourer is present unless said otherwise) counts as answered
   // with it, as the server reads its absence.
@@ -127,48 +150,51 @@ export function conditions(root, raw, given) {
     .filter(([, value]) => value !== undefined));
   const value = given && typeof given === 'object' && !Array.isArray(given) ? { ...defaults, ...given } : given;
   const hidden = new Set();
+  const below = [];
+  const hide = (path) => (path.length === 1 ? hidden.add(path[0]) : below.push(path));
+  inherited.forEach(hide);
   const required = new Set(schema.required ?? []);
   const rules = [schema, ...(schema.allOf ?? []).map((s) => deref(root, s))].filter((s) => s.if !== undefined);
   for (const rule of rules) {
     const condition = deref(root, rule.if);
     const looksAt = new Set([...(condition.required ?? []), ...Object.keys(condition.properties ?? {})]);
     if ([...looksAt].some((name) => !answered(value, name))) {
-      for (const name of [...forbidden(rule.then), ...forbidden(rule.else)]) hidden.add(name);
+      [...forbidden(rule.then), ...forbidden(rule.else)].forEach(hide);
       continue;
     }
     const holds = validate(typed(root, schema, value) ?? {}, condition, '2020-12', undefined, true).valid;
     const branch = holds ? rule.then : rule.else;
     if (!branch || branch === true) continue;
-    for (const name of forbidden(branch)) hidden.add(name);
+    forbidden(branch).forEach(hide);
     for (const name of branch.required ?? []) required.add(name);
   }
   for (const name of hidden) required.delete(name);
-  return { hidden, required };
+  return { hidden, required, below };
 }
 
 /**
  * The answers as they are sent: hidden questions' answers left out (kept in the draft, in case the
  * worker changes their mind), empty texts and untouched lists dropped, at every depth.
  */
-export function prune(root, raw, value) {
+export function prune(root, raw, value, inherited = []) {
   const schema = deref(root, raw);
   const kind = kindOf(root, schema);
   if (value === undefined || value === null || value === '') return undefined;
   if (kind === 'object' || (kind !== 'group' && schema.properties)) {
     if (typeof value !== 'object' || Array.isArray(value)) return value;
-    const { hidden } = conditions(root, schema, value);
+    const { hidden, below } = conditions(root, schema, value, inherited);
     const out = {};
     for (const [name, answer] of Object.entries(value)) {
       if (hidden.has(name)) continue;
       const child = schema.properties?.[name];
-      const kept = child === undefined ? answer : prune(root, child, answer);
+      const kept = child === undefined ? answer : prune(root, child, answer, inheritedFor(below, name));
       if (kept !== undefined) out[name] = kept;
     }
     return out;
   }
   if (kind === 'group') {
     if (!Array.isArray(value)) return value;
-    return value.map((item) => prune(root, schema.items, item) ?? {});
+    return value.map((item) => prune(root, schema.items, item, itemsOf(inherited)) ?? {});
   }
   if (kind === 'choices') return Array.isArray(value) && value.length === 0 ? undefined : value;
   if (kind === 'integer' || kind === 'number') return numberFrom(value);
@@ -199,11 +225,15 @@ export function isHidden(root, answers, pointer) {
   const names = pointer.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
   let schema = deref(root, root);
   let value = answers;
+  let inherited = [];
   for (const name of names) {
     if (/^\d+$/.test(name) && schema.items) {
       schema = deref(root, schema.items);
+      inherited = itemsOf(inherited);
     } else {
-      if (conditions(root, schema, value).hidden.has(name)) return true;
+      const { hidden, below } = conditions(root, schema, value, inherited);
+      if (hidden.has(name)) return true;
+      inherited = inheritedFor(below, name);
       schema = deref(root, schema.properties?.[name] ?? {});
     }
     value = value?.[name];

@@ -8,6 +8,7 @@ import { problems as findProblems } from '../schema/validate.js';
 import { describe, message } from '../schema/messages.js';
 import { prune, idRules, deref, isHidden, fileAnswers } from '../schema/walk.js';
 import * as pointers from '../schema/pointer.js';
+import { calculated } from '../schema/calculate.js';
 import { residentId } from '../schema/resident-id.js';
 import * as store from '../store.js';
 import * as forms from '../forms.js';
@@ -97,7 +98,7 @@ export function Fill({ w, lang, session, catalogue, go, draftId, onQueued }) {
 
   const onChange = (pointer, value) => update((current) => ({
     ...current,
-    answers: derived(schema, pointers.set(current.answers, pointer, value), pointer),
+    answers: calculated(schema, derived(schema, pointers.set(current.answers, pointer, value), pointer)),
   }));
 
   // Problems of questions the answers hide (a reason for not working, before saying whether one
