@@ -26,6 +26,15 @@ pub struct Compiled {
 }
 
 /// Compiles `schema` as draft 2020-12, offline, resolving `$ref`s against the `schemas/` library.
+/// Why `pattern` is not a regular expression the validator takes, if it is not.
+pub fn pattern_problem(pattern: &str) -> Option<String> {
+    jsonschema::draft202012::options()
+        .offline()
+        .build(&serde_json::json!({ "pattern": pattern }))
+        .err()
+        .map(|e| e.to_string())
+}
+
 pub fn compile(schema: &Value, library: &Registry<'_>) -> Result<Compiled, String> {
     if let Some(dialect) = schema.get("$schema") {
         let declared = dialect.as_str().unwrap_or_default().trim_end_matches('#');

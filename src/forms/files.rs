@@ -27,6 +27,9 @@ pub struct SchemaFile {
     pub schema: Value,
     /// The workbook the schema was converted from, for `*.xlsx` and `*.xls` files.
     pub workbook: Option<StoredWorkbook>,
+    /// Why a workbook could not be converted (its schema is then `null`): a start stops on it
+    /// unless these exact bytes were published before.
+    pub unconverted: Option<String>,
 }
 
 /// The identity a form file declares.
@@ -109,20 +112,22 @@ pub fn read_dir(dir: &Path) -> Result<Vec<SchemaFile>, LoadError> {
                         .iter()
                         .map(|p| format!("{}: {}", p.path, p.message(Lang::En)))
                         .collect();
-                    problem(format!(
-                        "the XLSForm cannot be published: {}",
-                        lines.join("; ")
-                    ))
-                })?;
+                    format!("the XLSForm cannot be published: {}", lines.join("; "))
+                });
                 let workbook = StoredWorkbook {
                     media_type: kind.media_type().to_owned(),
                     bytes: text,
                 };
+                let (schema, unconverted) = match converted {
+                    Ok(converted) => (converted.schema, None),
+                    Err(problem) => (Value::Null, Some(problem)),
+                };
                 return Ok(SchemaFile {
                     path,
                     name,
-                    schema: converted.schema,
+                    schema,
                     workbook: Some(workbook),
+                    unconverted,
                 });
             }
             let schema = serde_json::from_slice(&text)
@@ -132,6 +137,7 @@ pub fn read_dir(dir: &Path) -> Result<Vec<SchemaFile>, LoadError> {
                 name,
                 schema,
                 workbook: None,
+                unconverted: None,
             })
         })
         .collect()
@@ -141,6 +147,7 @@ pub fn read_dir(dir: &Path) -> Result<Vec<SchemaFile>, LoadError> {
 pub fn library(files: &[SchemaFile]) -> Result<Registry<'static>, LoadError> {
     let resources = files
         .iter()
+        .filter(|f| f.unconverted.is_none())
         .map(|f| (format!("json-schema:///{}", f.name), f.schema.clone()));
     Registry::new()
         .extend(resources)

@@ -5,7 +5,7 @@
 //! like any other version (see `files.rs`).
 
 mod checks;
-mod compile;
+pub(crate) mod compile;
 mod files;
 pub mod formats;
 pub mod ids;
@@ -167,6 +167,20 @@ impl FormRegistry {
             registry.insert(FormVersion::new(stored, compiled));
         }
         for file in &files {
+            // A workbook published before, byte for byte, stays as it was converted then: a
+            // newer converter (which may read it differently, or refuse it) does not touch it.
+            if let Some(workbook) = &file.workbook
+                && registry
+                    .all()
+                    .iter()
+                    .flatten()
+                    .any(|v| v.stored.workbook.as_ref() == Some(workbook))
+            {
+                continue;
+            }
+            if let Some(problem) = &file.unconverted {
+                return Err(file.problem(problem.clone()));
+            }
             let Some(form) = file.form()? else {
                 tracing::info!(file = %file.path.display(), "shared schema definitions (no x-form-id)");
                 continue;

@@ -207,11 +207,20 @@ fn title_at(object: &Value, pointer: &str) -> String {
         .map_or(name, str::to_owned)
 }
 
-/// Every rule of a schema with where it applies: the property names of the arrays leading to
-/// the objects (empty for the root).
+/// Every rule of a schema with where it applies: the steps from the root to its objects (empty
+/// for the root).
 #[derive(Clone, Debug, Default)]
 pub struct RuleSet {
-    at: Vec<(Vec<String>, Vec<Rule>)>,
+    at: Vec<(Vec<Step>, Vec<Rule>)>,
+}
+
+/// A step towards the objects a rule applies in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Step {
+    /// The object a property holds (a group of questions).
+    Object(String),
+    /// Each item of the array a property holds (a repeat).
+    Each(String),
 }
 
 /// One broken rule: the JSON Pointer into `data` of the field, the rule's name, its message key
@@ -225,7 +234,8 @@ pub struct Broken {
 }
 
 impl RuleSet {
-    /// Reads the `x-rules` of the root and of arrays of objects (at any depth of `properties`).
+    /// Reads the `x-rules` of the root, of objects and of arrays' items, at any depth of
+    /// `properties` and `items`.
     pub fn of(schema: &Value) -> Result<Self, String> {
         let mut set = RuleSet::default();
         collect(schema, &mut Vec::new(), &mut set)?;
@@ -256,43 +266,56 @@ impl RuleSet {
     }
 }
 
-fn collect(schema: &Value, arrays: &mut Vec<String>, set: &mut RuleSet) -> Result<(), String> {
+fn collect(schema: &Value, steps: &mut Vec<Step>, set: &mut RuleSet) -> Result<(), String> {
     if let Some(declared) = schema.get("x-rules").and_then(Value::as_array) {
         let rules = declared
             .iter()
             .map(|declaration| Rule::parse(declaration, schema))
             .collect::<Result<Vec<_>, _>>()?;
-        set.at.push((arrays.clone(), rules));
+        set.at.push((steps.clone(), rules));
     }
     let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
         return Ok(());
     };
     for (name, property) in properties {
-        if let Some(items) = property.get("items") {
-            arrays.push(name.clone());
-            collect(items, arrays, set)?;
-            arrays.pop();
-        }
+        let (step, inner) = match (property.get("items"), property.get("properties")) {
+            (Some(items), _) => (Step::Each(name.clone()), items),
+            (None, Some(_)) => (Step::Object(name.clone()), property),
+            (None, None) => continue,
+        };
+        steps.push(step);
+        collect(inner, steps, set)?;
+        steps.pop();
     }
     Ok(())
 }
 
-/// The objects reached by following `arrays` from `value`, with their JSON Pointers.
+/// The objects reached by following `steps` from `value`, with their JSON Pointers.
 fn objects_at<'a>(
     value: &'a Value,
-    arrays: &[String],
+    steps: &[Step],
     pointer: String,
     out: &mut Vec<(String, &'a Value)>,
 ) {
-    let Some((first, rest)) = arrays.split_first() else {
+    let Some((first, rest)) = steps.split_first() else {
         out.push((pointer, value));
         return;
     };
-    let Some(items) = value.get(first).and_then(Value::as_array) else {
-        return;
-    };
-    for (i, item) in items.iter().enumerate() {
-        objects_at(item, rest, format!("{pointer}/{first}/{i}"), out);
+    let escape = |name: &str| name.replace('~', "~0").replace('/', "~1");
+    match first {
+        Step::Object(name) => {
+            if let Some(object) = value.get(name).filter(|v| v.is_object()) {
+                objects_at(object, rest, format!("{pointer}/{}", escape(name)), out);
+            }
+        }
+        Step::Each(name) => {
+            let Some(items) = value.get(name).and_then(Value::as_array) else {
+                return;
+            };
+            for (i, item) in items.iter().enumerate() {
+                objects_at(item, rest, format!("{pointer}/{}/{i}", escape(name)), out);
+            }
+        }
     }
 }
 
@@ -372,6 +395,14 @@ mod tests {
             ]
         );
         assert!(rules.check(&json!({"labourers": 4, "size": 4})).is_empty());
+        // Through a group of questions to a repeat inside it.
+        let nested = RuleSet::of(
+            &json!({"properties": {"farm": {"properties": {"plots": {"items": {
+            "x-rules": [{"rule": "compare", "left": "/sown", "op": "<=", "right": "/area"}]}}}}}}),
+        )
+        .unwrap();
+        let broken = nested.check(&json!({"farm": {"plots": [{"sown": 3, "area": 2}]}}));
+        assert_eq!(broken[0].path, "/farm/plots/0/sown");
         let bad =
             json!({"x-rules": [{"rule": "compare", "left": "/a", "op": "=<", "right": "/b"}]});
         assert!(RuleSet::of(&bad).unwrap_err().contains("op is one of"));

@@ -54,7 +54,8 @@ async fn read_bytes(req: Request, state: &AppState) -> Result<Bytes, AppError> {
 }
 
 /// A form to publish: JSON (`{id, version, title, schema}`), or an XLSForm workbook sent as
-/// `.xlsx` or `.xls` by its media type.
+/// `.xlsx` or `.xls` by its media type. Only those who may publish get their body read: the
+/// route admits up to a workbook's size.
 pub enum PublishBody {
     Json(JsonBody),
     Workbook(WorkbookKind, Bytes),
@@ -64,6 +65,10 @@ impl FromRequest<AppState> for PublishBody {
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let AuthUser(me) = AuthUser::from_request_parts(&mut parts, state).await?;
+        me.require(crate::auth::Permission::PublishForms)?;
+        let req = Request::from_parts(parts, body);
         let workbook = req
             .headers()
             .get(header::CONTENT_TYPE)

@@ -158,7 +158,16 @@ pub async fn open_store_when_free(data_dir: &std::path::Path) -> survey_server::
 
 /// Starts the app on a data directory that already holds a database (e.g. a restored backup).
 pub async fn spawn_app_in(data_dir: TempDir) -> TestApp {
-    let config = test_config(&data_dir);
+    spawn_app_in_with(data_dir, |_| {}).await
+}
+
+/// `spawn_app_in`, with the configuration adjusted first.
+pub async fn spawn_app_in_with(
+    data_dir: TempDir,
+    adjust: impl FnOnce(&mut ServeConfig),
+) -> TestApp {
+    let mut config = test_config(&data_dir);
+    adjust(&mut config);
     start(config, Arc::new(data_dir)).await
 }
 

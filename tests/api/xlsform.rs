@@ -9,7 +9,15 @@ use reqwest::Response;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, error_code, run_binary, spawn_app, spawn_app_with};
+use survey_server::AppState;
+use survey_server::auth::Principal;
+use survey_server::forms::{FormRegistry, NewFormVersion};
+use survey_server::store::StoredWorkbook;
+
+use crate::helpers::{
+    TestApp, error_code, open_store_when_free, run_binary, spawn_app, spawn_app_in_with,
+    spawn_app_with, test_config,
+};
 
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 const XLS: &str = "application/vnd.ms-excel";
@@ -247,6 +255,40 @@ async fn a_workbook_that_unpacks_into_more_than_the_bound_is_refused_unread() {
     );
 }
 
+#[tokio::test]
+async fn workbooks_made_to_exhaust_a_reader_or_beyond_the_mapping_are_refused_with_a_reason() {
+    let app = spawn_app().await;
+    for (file, path, words) in [
+        (
+            "refused/far-cell.xlsx",
+            "/survey",
+            "reaches beyond row 100000",
+        ),
+        (
+            "refused/string-count.xlsx",
+            "",
+            "declare more strings than they hold",
+        ),
+        (
+            "refused/entities.xlsx",
+            "/entities",
+            "not one this server maps",
+        ),
+    ] {
+        let response = publish(&app, &app.admin_token, XLSX, workbook(file), "en").await;
+        let (status, code, error) = error_code(response).await;
+        assert_eq!((status, code.as_str()), (422, "schema_invalid"), "{file}");
+        assert_eq!(error["details"][0]["path"], path, "{file}: {error}");
+        let message = error["details"][0]["message"].as_str().unwrap();
+        assert!(message.contains(words), "{file}: {message}");
+    }
+    assert_eq!(
+        app.get("/healthz").await.status(),
+        200,
+        "the server is still up"
+    );
+}
+
 /// A household the kitchen-sink workbook takes, to break one rule at a time.
 fn kitchen_sink_household() -> Value {
     json!({
@@ -391,6 +433,55 @@ async fn workbooks_in_the_schemas_directory_are_published_at_start() {
     assert_eq!(
         download.bytes().await.unwrap().to_vec(),
         workbook("household.xls")
+    );
+}
+
+#[tokio::test]
+async fn a_refused_workbook_in_the_schemas_directory_stops_the_start_unless_published_before() {
+    let schemas = tempfile::tempdir().unwrap();
+    let file = schemas.path().join("household.xlsx");
+    std::fs::copy(workbook_path("broken-missing-list.xlsx"), &file).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut config = test_config(&data);
+    config.schemas_dir = schemas.path().to_owned();
+
+    let error = AppState::open(&config)
+        .await
+        .err()
+        .expect("the start fails")
+        .to_string();
+    assert!(
+        error.contains("household.xlsx") && error.contains("/survey/4/type"),
+        "{error}"
+    );
+
+    // The same bytes, published when an older converter took them: that version stands, and
+    // the server starts (a converter reading a workbook anew never changes a published form).
+    let store = open_store_when_free(data.path()).await;
+    let empty = tempfile::tempdir().unwrap();
+    let registry = FormRegistry::load(&store, empty.path()).await.unwrap();
+    let earlier = NewFormVersion {
+        id: "household".into(),
+        version: "1".into(),
+        title: "农户登记".into(),
+        schema: json!({"type": "object", "properties": {"household_id": {"type": "string"}}}),
+        workbook: Some(StoredWorkbook {
+            media_type: XLSX.into(),
+            bytes: std::fs::read(&file).unwrap(),
+        }),
+    };
+    registry
+        .publish(&store, earlier, &Principal::system())
+        .await
+        .unwrap();
+    drop(registry);
+    drop(store);
+    let dir = schemas.path().to_owned();
+    let app = spawn_app_in_with(data, |config| config.schemas_dir = dir).await;
+    let form = app.get_json("/api/v1/forms/household").await;
+    assert_eq!(
+        form["schema"]["properties"]["household_id"]["type"],
+        "string"
     );
 }
 

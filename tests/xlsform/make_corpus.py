@@ -5,10 +5,13 @@ Each workbook is written as a person would in Excel or WPS: a survey sheet, a ch
 settings sheet, labels in Chinese (the default language) and English. `labour-survey.xlsx` is the
 county's survey with this server's extension columns; `kitchen-sink.xlsx` has a row for every
 line of the mapping (docs/xlsform.md); `household.xls` is the old Excel format; the `broken-*`
-workbooks are ones both pyxform and this server must refuse. Needs openpyxl and xlwt (PyPI).
+workbooks are ones both pyxform and this server must refuse; `refused/` holds workbooks only this
+server refuses (what it does not map, files made to exhaust a reader). Needs openpyxl and xlwt
+(PyPI).
 """
 import json
 import pathlib
+import zipfile
 
 import openpyxl
 import xlwt
@@ -231,7 +234,43 @@ def broken(kind):
     return book
 
 
+def refused():
+    """Workbooks this server refuses though pyxform may read them: XLSForm it does not map, and
+    files made to exhaust a reader (in refused/, which the pyxform comparison does not read)."""
+    folder = HERE / 'refused'
+    folder.mkdir(exist_ok=True)
+    # A cell at the far corner of the sheet: a reader that allocates the rectangle up to it dies.
+    book = household()
+    write_xlsx('refused/far-cell.xlsx', book)
+    far = openpyxl.load_workbook(folder / 'far-cell.xlsx')
+    far['survey']['XFD1048576'] = 'x'
+    far.save(folder / 'far-cell.xlsx')
+    # Shared strings that claim four billion entries: a reader that reserves them dies.
+    write_xlsx('refused/string-count.xlsx', household())
+    path = folder / 'string-count.xlsx'
+    with zipfile.ZipFile(path) as source:
+        entries = [(info, source.read(info.filename)) for info in source.infolist()]
+    shared = (b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="4000000000" '
+              b'uniqueCount="4000000000"><si><t>x</t></si></sst>')
+    with zipfile.ZipFile(path, 'w', zipfile.ZIP_DEFLATED) as target:
+        for info, data in entries:
+            if info.filename == 'xl/_rels/workbook.xml.rels':
+                data = data.replace(b'</Relationships>', b'<Relationship Id="rIdStrings" Type="http://schemas.'
+                                    b'openxmlformats.org/officeDocument/2006/relationships/sharedStrings" '
+                                    b'Target="sharedStrings.xml"/></Relationships>')
+            if info.filename == '[Content_Types].xml':
+                data = data.replace(b'</Types>', b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+                                    b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>')
+            target.writestr(info, data)
+        target.writestr('xl/sharedStrings.xml', shared)
+    # Entities (ODK's case management) are XLSForm this server does not map.
+    book = household()
+    book['entities'] = [['list_name', 'label'], ['households', '${household_id}']]
+    write_xlsx('refused/entities.xlsx', book)
+
+
 def main():
+    refused()
     write_xlsx('labour-survey.xlsx', labour_survey())
     write_xlsx('kitchen-sink.xlsx', kitchen_sink())
     write_xls('household.xls', household())

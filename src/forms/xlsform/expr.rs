@@ -22,6 +22,11 @@ pub enum Expr {
     Call(&'static str, Vec<Expr>),
 }
 
+/// Parentheses and calls nested deeper than this are refused (the parser recurses).
+const MAX_DEPTH: usize = 64;
+/// Tokens in one expression: `and` chains are trees that later steps walk recursively.
+const MAX_TOKENS: usize = 1_000;
+
 /// The functions understood, with how many arguments each takes.
 const FUNCTIONS: [(&str, usize); 7] = [
     ("not", 1),
@@ -97,10 +102,17 @@ enum Token {
 /// Parses one expression.
 pub fn parse(text: &str) -> Result<Expr, ParseError> {
     let tokens = tokenize(text)?;
+    if let Some((at, _)) = tokens.get(MAX_TOKENS) {
+        return Err(ParseError {
+            at: *at,
+            problem: format!("an expression of more than {MAX_TOKENS} parts"),
+        });
+    }
     let mut parser = Parser {
         tokens,
         next: 0,
         end: text.chars().count(),
+        depth: 0,
     };
     let expr = parser.or()?;
     match parser.tokens.get(parser.next) {
@@ -235,6 +247,8 @@ struct Parser {
     next: usize,
     /// The offset just past the text, for "ends too soon".
     end: usize,
+    /// How many parentheses and calls are open.
+    depth: usize,
 }
 
 impl Parser {
@@ -292,6 +306,16 @@ impl Parser {
     }
 
     fn primary(&mut self) -> Result<Expr, ParseError> {
+        if self.depth >= MAX_DEPTH {
+            return self.fail(format!("more than {MAX_DEPTH} levels of parentheses"));
+        }
+        self.depth += 1;
+        let parsed = self.primary_within();
+        self.depth -= 1;
+        parsed
+    }
+
+    fn primary_within(&mut self) -> Result<Expr, ParseError> {
         let Some((_, token)) = self.tokens.get(self.next).cloned() else {
             return self.fail("the expression ends too soon");
         };
@@ -439,6 +463,11 @@ mod tests {
             ("${a} = 1 ${b}", 9, "unexpected ${b}"),
             ("/data/a = 1", 0, "'/' is not understood"),
             ("${} = 1", 0, "names no field"),
+            (
+                &format!("{}1{}", "(".repeat(100), ")".repeat(100)),
+                64,
+                "64 levels",
+            ),
         ] {
             let error = parse(text).unwrap_err();
             assert!(error.problem.contains(words), "{text}: {error}");

@@ -24,6 +24,8 @@ pub enum ValueKind {
     Many(Vec<String>),
     /// Dates and times: compared only for (in)equality.
     Temporal,
+    /// A calculation's value, as the phone sent it (a number or a text).
+    Calculated,
     /// A geopoint, a file, a consent: only whether it is there.
     Other,
 }
@@ -180,6 +182,7 @@ impl Translator<'_> {
                     .ok_or("a condition names a field or '.'")?;
                 let truthy = match self.kind(&subject) {
                     ValueKind::Boolean => json!({"const": true}),
+                    ValueKind::Calculated => json!({"not": {"enum": ["", 0, false]}}),
                     ValueKind::Integer | ValueKind::Decimal => json!({"not": {"const": 0}}),
                     ValueKind::Text | ValueKind::One(_) | ValueKind::Temporal => {
                         json!({"minLength": 1})
@@ -220,6 +223,15 @@ impl Translator<'_> {
                 .filter(|n| n.fract() == 0.0 && *n >= 0.0)
                 .ok_or_else(|| format!("{function}() is compared with a whole number"))?;
             let (min, max) = if *function == "string-length" {
+                let texts = matches!(
+                    self.kind(&subject),
+                    ValueKind::Text | ValueKind::One(_) | ValueKind::Temporal
+                );
+                if !texts {
+                    return Err(
+                        "string-length() is for text, choice, date and time questions".into(),
+                    );
+                }
                 ("minLength", "maxLength")
             } else {
                 if !matches!(self.kind(&subject), ValueKind::Many(_)) {
@@ -227,7 +239,19 @@ impl Translator<'_> {
                 }
                 ("minItems", "maxItems")
             };
-            return Ok(about(&subject, bounds(min, max, op, n as u64)));
+            let n = n.min(u32::MAX as f64) as u64;
+            let within = bounds(min, max, op, n);
+            // XPath measures an unanswered field as 0: where 0 passes, so does no answer.
+            let zero_passes = match op {
+                Op::Eq | Op::Ge => n == 0,
+                Op::Le => true,
+                Op::Lt | Op::Ne => n > 0,
+                Op::Gt => false,
+            };
+            return Ok(match &subject {
+                Subject::Field(_) if zero_passes => not(about(&subject, not(within))),
+                _ => about(&subject, within),
+            });
         }
         let subject = self
             .subject(subject_side)?
@@ -288,6 +312,21 @@ impl Translator<'_> {
             ValueKind::Many(_) => {
                 return Err("a select_multiple question is tested with selected(${name}, 'choice') or count-selected()".into());
             }
+            // A calculation holds what the phone computed: numbers compare as numbers.
+            ValueKind::Calculated => match (literal, op) {
+                (Expr::Number(n), _) => {
+                    let n = number(*n);
+                    match op {
+                        Op::Eq => json!({"const": n}),
+                        Op::Ne => json!({"not": {"const": n}}),
+                        Op::Lt => json!({"type": "number", "exclusiveMaximum": n}),
+                        Op::Le => json!({"type": "number", "maximum": n}),
+                        Op::Gt => json!({"type": "number", "exclusiveMinimum": n}),
+                        Op::Ge => json!({"type": "number", "minimum": n}),
+                    }
+                }
+                _ => equality(op, json!(literal_text(literal).unwrap_or_default()))?,
+            },
             ValueKind::Other => {
                 return Err(
                     "this kind of question can only be tested for an answer (= '' or != '')".into(),
@@ -310,9 +349,11 @@ fn bounds(min: &str, max: &str, op: Op, n: u64) -> Value {
     match op {
         Op::Eq => json!({min: n, max: n}),
         Op::Ne => json!({"not": {min: n, max: n}}),
-        Op::Lt => json!({max: n.saturating_sub(1)}),
+        // Nothing is shorter than nothing.
+        Op::Lt if n == 0 => Value::Bool(false),
+        Op::Lt => json!({max: n - 1}),
         Op::Le => json!({max: n}),
-        Op::Gt => json!({min: n + 1}),
+        Op::Gt => json!({min: n.saturating_add(1)}),
         Op::Ge => json!({min: n}),
     }
 }

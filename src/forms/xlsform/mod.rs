@@ -62,16 +62,30 @@ fn at(sheet: &str, row: u32, column: &str) -> String {
 /// Converts a workbook's bytes.
 pub fn convert(bytes: &[u8], kind: WorkbookKind) -> Result<Converted, Vec<Problem>> {
     let workbook = sheets::read(bytes, kind).map_err(|error| {
-        let zh = match error {
-            sheets::ReadError::TooLarge => format!(
-                "工作簿解压后超过 {} MiB",
-                sheets::MAX_UNPACKED / 1024 / 1024
+        use sheets::ReadError;
+        let (path, zh) = match &error {
+            ReadError::TooLarge => (
+                String::new(),
+                format!("工作簿解压后超过 {} MiB", MAX_UNPACKED / 1024 / 1024),
             ),
-            sheets::ReadError::Unreadable(format, _) => {
-                format!("无法读取该 {format} 工作簿：{error}")
-            }
+            ReadError::TooFar(sheet) => (
+                format!("/{sheet}"),
+                format!("工作表“{sheet}”的内容超出了可读取的行数或列数"),
+            ),
+            ReadError::Unreadable(format, _) => (
+                String::new(),
+                format!("无法读取该 {format} 工作簿：{error}"),
+            ),
+            ReadError::TwoSheets(sheet) => (
+                format!("/{sheet}"),
+                format!("工作簿中有两个名为“{sheet}”的工作表"),
+            ),
+            ReadError::UnmappedSheet(sheet) => (
+                format!("/{sheet}"),
+                format!("本服务器无法转换“{sheet}”工作表，请删除它"),
+            ),
         };
-        vec![Problem::new(String::new(), error.to_string(), zh)]
+        vec![Problem::new(path, error.to_string(), zh)]
     })?;
     convert_workbook(&workbook)
 }
@@ -301,13 +315,23 @@ impl Columns {
         problems: &mut Vec<Problem>,
     ) -> Self {
         let mut all = Vec::new();
-        for (index, header) in sheet.columns.iter().enumerate() {
+        let widest = sheet.rows.iter().map(|r| r.cells.len()).max().unwrap_or(0);
+        for index in 0..sheet.columns.len().max(widest) {
+            let header = sheet.columns.get(index).map_or("", String::as_str);
+            let used = sheet.rows.iter().find(|r| !r.cell(index).is_empty());
             if header.is_empty() {
+                if let Some(row) = used {
+                    problems.push(Problem::new(
+                        at(&sheet.name, row.number, ""),
+                        format!("column {} holds values but has no header", index + 1),
+                        format!("第{}列有内容但没有列名", index + 1),
+                    ));
+                }
                 continue;
             }
             let (base, language) = split_header(header);
             let place = at(&sheet.name, sheet.header_row, header);
-            let used = sheet.rows.iter().any(|r| !r.cell(index).is_empty());
+            let used = used.is_some();
             if !known.contains(&base.as_str())
                 || (language.is_some() && !localized.contains(&base.as_str()))
             {
@@ -317,7 +341,7 @@ impl Columns {
                 continue;
             }
             match languages.of(language) {
-                Ok(language) => all.push((index, base, language, header.clone())),
+                Ok(language) => all.push((index, base, language, header.to_owned())),
                 Err((en, zh)) => problems.push(Problem::new(place, en, zh)),
             }
         }
@@ -346,6 +370,14 @@ impl Columns {
 
     fn text<'r>(&self, row: &'r Row, base: &str) -> &'r str {
         self.get(row, base).map_or("", |(text, _)| text)
+    }
+
+    /// The header of the first column of `base`, in any language, that has something in `row`.
+    fn used(&self, row: &Row, base: &str) -> Option<&str> {
+        self.all
+            .iter()
+            .find(|(index, b, _, _)| b == base && !row.cell(*index).is_empty())
+            .map(|(_, _, _, header)| header.as_str())
     }
 
     /// The header of `base`'s default column (for problems about a cell that is empty).

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
+use super::super::compile;
 use super::expr::{self, Op};
 use super::logic::{self, FieldAt, ValueKind};
 use super::{Columns, Languages, Problem, Settings, Sheet, Texts, at};
@@ -31,7 +32,36 @@ const SURVEY_COLUMNS: &[&str] = &[
     "x-max-items",
 ];
 const SURVEY_LOCALIZED: &[&str] = &["label", "hint", "constraint_message", "x-item-label"];
+/// Columns only a question's row may fill, and only a `begin_repeat` row.
+const QUESTION_ONLY: [&str; 7] = [
+    "constraint",
+    "constraint_message",
+    "calculation",
+    "default",
+    "read_only",
+    "x-format",
+    "x-rules",
+];
+const REPEAT_ONLY: [&str; 5] = [
+    "x-item-label",
+    "x-unique",
+    "x-min-items",
+    "x-max-items",
+    "repeat_count",
+];
 const CHOICE_COLUMNS: &[&str] = &["list_name", "name", "label"];
+/// What `x-format` may say: the county's own formats and the standard ones the validator checks.
+const FORMATS: [&str; 9] = [
+    "cn-resident-id",
+    "cn-mobile",
+    "email",
+    "uri",
+    "date",
+    "time",
+    "date-time",
+    "uuid",
+    "ipv4",
+];
 
 /// One choice list: names in order with their labels.
 pub(super) struct List {
@@ -204,6 +234,7 @@ pub(super) fn build(
     let columns = Columns::read(sheet, languages, SURVEY_COLUMNS, SURVEY_LOCALIZED, problems);
     let before = problems.len();
     let mut reader = Reader {
+        too_deep: false,
         columns: &columns,
         languages,
         lists,
@@ -212,6 +243,9 @@ pub(super) fn build(
     };
     let root = reader.tree(sheet);
     let meta = std::mem::take(&mut reader.meta);
+    if reader.too_deep {
+        return None;
+    }
     let mut index = BTreeMap::new();
     index_names(&root, &[], &mut index, problems);
     if problems.len() > before {
@@ -222,7 +256,7 @@ pub(super) fn build(
         placements: Vec::new(),
         problems,
     };
-    let mut body = emitter.object(&root, &[]);
+    let mut body = emitter.object(&root, &[], &[]);
     let placements = std::mem::take(&mut emitter.placements);
     for (path, key, value) in placements {
         let Some(object) = object_at(&mut body, &path) else {
@@ -269,7 +303,12 @@ pub(super) fn build(
     (problems.len() == before).then_some(body)
 }
 
+/// Groups and repeats inside each other, at most (JSON Schemas nest at most 32 levels here).
+const MAX_NESTING: usize = 10;
+
 struct Reader<'a> {
+    /// Groups went deeper than `MAX_NESTING`: the tree is not walked further.
+    too_deep: bool,
     columns: &'a Columns,
     languages: &'a Languages,
     lists: &'a BTreeMap<String, List>,
@@ -361,6 +400,16 @@ impl Reader<'_> {
             };
             self.common(&mut node, row);
             if node.container.is_some() {
+                // The steps after this walk the tree recursively; forms nest a few levels.
+                if stack.len() > MAX_NESTING && !self.too_deep {
+                    self.too_deep = true;
+                    self.problem(
+                        row.number,
+                        "type",
+                        format!("groups and repeats are nested more than {MAX_NESTING} deep"),
+                        format!("组和重复组嵌套超过{MAX_NESTING}层"),
+                    );
+                }
                 stack.push(node);
             } else if let Some(parent) = stack.last_mut() {
                 parent.children.push(node);
@@ -451,27 +500,27 @@ impl Reader<'_> {
             annotations.insert("x-appearance".into(), json!(appearance.0));
         }
         let item_labels = self.columns.texts(row, "x-item-label");
-        let extension_only =
-            |base: &str, container: Option<Container>| match (cell(base), container) {
-                (Some(_), Some(Container::Repeat)) | (None, _) => None,
-                (Some((_, header)), _) => Some((base.to_owned(), header)),
-            };
-        let misplaced: Vec<(String, String)> = [
-            "x-item-label",
-            "x-unique",
-            "x-min-items",
-            "x-max-items",
-            "repeat_count",
-        ]
-        .into_iter()
-        .filter_map(|base| extension_only(base, node.container))
-        .collect();
-        for (base, header) in misplaced {
-            self.problems.push(Problem::new(
-                at("survey", row.number, &header),
-                format!("{base} is for begin_repeat rows"),
-                format!("{base} 只能用于 begin_repeat 行"),
-            ));
+        // A column in the wrong kind of row would be dropped: refused instead.
+        let (misplaced, rows_for): (&[&str], &str) = match node.container {
+            None => (&REPEAT_ONLY, "begin_repeat"),
+            Some(Container::Group) => {
+                (&[&REPEAT_ONLY[..], &QUESTION_ONLY[..]].concat(), "question")
+            }
+            Some(Container::Repeat) => (&QUESTION_ONLY, "question"),
+        };
+        for base in misplaced {
+            if let Some(header) = self.columns.used(row, base) {
+                let rows_for = if REPEAT_ONLY.contains(base) {
+                    "begin_repeat"
+                } else {
+                    rows_for
+                };
+                self.problems.push(Problem::new(
+                    at("survey", row.number, header),
+                    format!("{base} is for {rows_for} rows"),
+                    format!("{base} 只能用于 {rows_for} 行"),
+                ));
+            }
         }
         if node.container == Some(Container::Repeat) {
             let mut item_label = Map::new();
@@ -513,6 +562,15 @@ impl Reader<'_> {
 
     /// The keywords of a question's answer.
     fn question(&mut self, node: &mut Node, question: &Question, row: &super::Row) {
+        if !matches!(question, Question::Calculate)
+            && let Some(header) = self.columns.used(row, "calculation")
+        {
+            self.problems.push(Problem::new(
+                at("survey", row.number, header),
+                "calculation is for calculate rows",
+                "calculation 只能用于 calculate 行",
+            ));
+        }
         let schema = &mut node.schema;
         let (value, keywords) = match question {
             Question::Text => (ValueKind::Text, json!({"type": "string"})),
@@ -559,7 +617,7 @@ impl Reader<'_> {
                         format!("计算题“{}”缺少 calculation", node.name),
                     );
                 }
-                (ValueKind::Text, json!({"x-calculation": calculation}))
+                (ValueKind::Calculated, json!({"x-calculation": calculation}))
             }
             Question::One(list) | Question::Many(list) => {
                 let Some(found) = self.lists.get(list) else {
@@ -614,7 +672,16 @@ impl Reader<'_> {
             schema.extend(keywords);
         }
         if let Some((format, header)) = self.columns.get(row, "x-format") {
-            if value == ValueKind::Text && !matches!(question, Question::Calculate) {
+            if !FORMATS.contains(&format) {
+                self.problems.push(Problem::new(
+                    at("survey", row.number, header),
+                    format!(
+                        "'{format}' is not a format this server checks: {}",
+                        FORMATS.join(", ")
+                    ),
+                    format!("本服务器不检查格式“{format}”，可用：{}", FORMATS.join("、")),
+                ));
+            } else if value == ValueKind::Text && !matches!(question, Question::Calculate) {
                 schema.insert("format".into(), json!(format));
             } else {
                 self.problems.push(Problem::new(
@@ -636,10 +703,18 @@ impl Reader<'_> {
                 )),
             }
         }
-        if let Some((text, _)) = self.columns.get(row, "read_only")
-            && matches!(text.to_lowercase().as_str(), "yes" | "true" | "true()")
-        {
-            schema.insert("readOnly".into(), json!(true));
+        if let Some((text, header)) = self.columns.get(row, "read_only") {
+            match text.to_lowercase().as_str() {
+                "yes" | "true" | "true()" => {
+                    schema.insert("readOnly".into(), json!(true));
+                }
+                "no" | "false" | "false()" => {}
+                _ => self.problems.push(Problem::new(
+                    at("survey", row.number, header),
+                    format!("read_only must be yes or no, not '{text}'"),
+                    format!("read_only 只能填 yes 或 no，不能是“{text}”"),
+                )),
+            }
         }
         node.value = value;
     }
@@ -666,8 +741,9 @@ fn typed_default(kind: &ValueKind, text: &str) -> Option<Value> {
                 .all(|p| names.iter().any(|n| n == p))
                 .then(|| json!(picked))
         }
-        ValueKind::Text | ValueKind::Temporal => Some(json!(text)),
-        ValueKind::Other => None,
+        // A default computed from an expression (`today()`, `${other}`) is not mapped.
+        ValueKind::Text | ValueKind::Temporal if !text.contains(['(', '$']) => Some(json!(text)),
+        ValueKind::Text | ValueKind::Temporal | ValueKind::Calculated | ValueKind::Other => None,
     }
 }
 
@@ -692,6 +768,10 @@ struct Entry {
     value: ValueKind,
     row: u32,
     container: Option<Container>,
+    /// It has a relevance of its own.
+    conditional: bool,
+    /// A group that is there whenever the object it is in is.
+    always: bool,
 }
 
 fn index_names(
@@ -718,6 +798,8 @@ fn index_names(
                 value: child.value.clone(),
                 row: child.row,
                 container: child.container,
+                conditional: child.relevant.is_some(),
+                always: child.relevant.is_none() && must_be_there(child),
             },
         );
         let inner = object_path(&path, child.container);
@@ -751,15 +833,16 @@ struct Emitter<'a> {
 }
 
 impl Emitter<'_> {
-    /// The object schema of `node`'s children (the root or a group or repeat item).
-    fn object(&mut self, node: &Node, path: &[Step]) -> Map<String, Value> {
+    /// The object schema of `node`'s children (the root or a group or repeat item);
+    /// `inherited` are the relevances of the groups the object is in, up to a repeat's item.
+    fn object(&mut self, node: &Node, path: &[Step], inherited: &[&str]) -> Map<String, Value> {
         let mut properties = Map::new();
         let mut required = Vec::new();
         for child in &node.children {
             let mut child_path = path.to_vec();
             child_path.push(Step::Prop(child.name.clone()));
-            let schema = self.node(child, &child_path);
-            let always = child.relevant.is_none() && (child.required || self.must_be_there(child));
+            let schema = self.node(child, &child_path, inherited);
+            let always = child.relevant.is_none() && (child.required || must_be_there(child));
             if always {
                 required.push(json!(child.name));
             }
@@ -775,25 +858,18 @@ impl Emitter<'_> {
         object
     }
 
-    /// A group is there when something in it must be; a repeat when it needs items.
-    fn must_be_there(&self, node: &Node) -> bool {
-        match node.container {
-            Some(Container::Repeat) => node.min_items.unwrap_or(0) > 0,
-            Some(Container::Group) => node
-                .children
-                .iter()
-                .any(|c| c.relevant.is_none() && (c.required || self.must_be_there(c))),
-            None => false,
-        }
-    }
-
-    fn node(&mut self, node: &Node, path: &[Step]) -> Value {
+    fn node(&mut self, node: &Node, path: &[Step], inherited: &[&str]) -> Value {
         let mut schema = node.schema.clone();
         match node.container {
-            Some(Container::Group) => schema.extend(self.object(node, path)),
+            Some(Container::Group) => {
+                let mut within = inherited.to_vec();
+                within.extend(node.relevant.as_ref().map(|(text, _)| text.as_str()));
+                schema.extend(self.object(node, path, &within));
+            }
             Some(Container::Repeat) => {
                 let item_path = object_path(path, node.container);
-                let mut item = self.object(node, &item_path);
+                // A repeat that is not relevant has no items: its questions need not know why.
+                let mut item = self.object(node, &item_path, &[]);
                 if let Some((names, header)) = &node.unique {
                     let place = at("survey", node.row, header);
                     if let Some(pointers) = self.pointers(names, &item_path, &place) {
@@ -819,7 +895,7 @@ impl Emitter<'_> {
             }
         }
         if let Some((text, header)) = &node.relevant {
-            self.relevant(node, path, text, header);
+            self.relevant(node, path, text, header, inherited);
         }
         Value::Object(schema)
     }
@@ -830,16 +906,61 @@ impl Emitter<'_> {
             .push(Problem::new(at("survey", row, header), problem, zh));
     }
 
-    fn relevant(&mut self, node: &Node, path: &[Step], text: &str, header: &str) {
-        let parsed = match expr::parse(text) {
+    /// `relevant`: an `if/then/else`, its `if` also holding the relevances of the groups the
+    /// question is in (XLSForm shows a question only when its groups are shown too).
+    fn relevant(
+        &mut self,
+        node: &Node,
+        path: &[Step],
+        text: &str,
+        header: &str,
+        inherited: &[&str],
+    ) {
+        let own = match expr::parse(text) {
             Ok(parsed) => parsed,
             Err(error) => return self.frame(node.row, header, "relevant", error.to_string()),
         };
+        // A group's own expression that does not parse is reported on the group's row.
+        let with_groups = inherited
+            .iter()
+            .filter_map(|text| expr::parse(text).ok())
+            .fold(own.clone(), |all, group| {
+                expr::Expr::And(Box::new(group), Box::new(all))
+            });
+        let placed = self
+            .placed(&with_groups, path)
+            .map(|placed| (placed, false));
+        // Groups whose condition looks outside the repeat the question's looks into: their own
+        // conditions forbid them; the question's then only requires it where its group is.
+        let placed = match placed {
+            Err(_) if !inherited.is_empty() => self.placed(&own, path).map(|placed| (placed, true)),
+            other => other,
+        };
+        let ((context, condition), lenient) = match placed {
+            Ok(placed) => placed,
+            Err(problem) => return self.frame(node.row, header, "relevant", problem),
+        };
+        let below = &path[context.len()..];
+        let mut rule = Map::new();
+        rule.insert("if".into(), condition);
+        if node.required || must_be_there(node) {
+            let index = self.index;
+            let optional = |name: &str| lenient && index.get(name).is_some_and(|e| e.conditional);
+            rule.insert("then".into(), nested_required(below, &optional));
+        }
+        rule.insert("else".into(), nested_forbidden(below));
+        self.placements
+            .push((context, "allOf", Value::Object(rule)));
+    }
+
+    /// Where a condition on the question at `path` sits, and its `if` there: the deepest object
+    /// holding the question and every field named that is there whenever its repeat item (or the
+    /// form) is, so that a group left out cannot skip the condition.
+    fn placed(&self, parsed: &expr::Expr, path: &[Step]) -> Result<(Vec<Step>, Value), String> {
         let parent = &path[..path.len() - 1];
-        // The object the condition sits on: the deepest one holding the question and every field named.
         let mut context: Vec<Step> = parent.to_vec();
         let mut names = Vec::new();
-        referenced(&parsed, &mut names);
+        referenced(parsed, &mut names);
         for name in &names {
             if let Some(entry) = self.index.get(name) {
                 let theirs = &entry.path[..entry.path.len() - 1];
@@ -857,6 +978,14 @@ impl Emitter<'_> {
             } else {
                 break;
             }
+        }
+        let site = rule_site(&context).len();
+        let optional_group = context[site..].iter().position(|step| match step {
+            Step::Prop(name) => self.index.get(name).is_none_or(|e| !e.always),
+            Step::Items => false,
+        });
+        if let Some(at) = optional_group {
+            context.truncate(site + at);
         }
         let index = self.index;
         let resolve = |name: &str| -> Result<FieldAt, String> {
@@ -881,19 +1010,8 @@ impl Emitter<'_> {
                 kind: entry.value.clone(),
             })
         };
-        let condition = match logic::condition(&parsed, &resolve) {
-            Ok(condition) => condition,
-            Err(problem) => return self.frame(node.row, header, "relevant", problem),
-        };
-        let below = &path[context.len()..];
-        let mut rule = Map::new();
-        rule.insert("if".into(), condition);
-        if node.required || self.must_be_there(node) {
-            rule.insert("then".into(), nested_required(below));
-        }
-        rule.insert("else".into(), nested_forbidden(below));
-        self.placements
-            .push((context, "allOf", Value::Object(rule)));
+        let condition = logic::condition(parsed, &resolve)?;
+        Ok((context, condition))
     }
 
     fn constraint(
@@ -924,6 +1042,14 @@ impl Emitter<'_> {
                 }
             }
         }
+        if let Some(problem) = schema_patterns(schema).find_map(|p| compile::pattern_problem(&p)) {
+            return self.frame(
+                node.row,
+                header,
+                "constraint",
+                format!("the regular expression cannot be used: {problem}"),
+            );
+        }
         let site = rule_site(path);
         for (op, name) in comparisons {
             let place = at("survey", node.row, header);
@@ -933,6 +1059,14 @@ impl Emitter<'_> {
             else {
                 continue;
             };
+            let other = self.index.get(&name).map(|e| &e.value);
+            if !comparable(op, &node.value, other) {
+                self.frame(node.row, header, "constraint", format!(
+                    "'. {} ${{{name}}}' compares answers that are not both numbers, both dates or times, or (with = and !=) both texts or choices",
+                    op.as_str()
+                ));
+                continue;
+            }
             let left = pointer(&path[site.len()..]);
             self.placements.push((
                 site.clone(),
@@ -986,6 +1120,14 @@ impl Emitter<'_> {
     /// The JSON Pointers (inside the object at `site`) of the questions named in `names`
     /// (separated by commas or spaces, with or without `${}`).
     fn pointers(&mut self, names: &str, site: &[Step], place: &str) -> Option<Vec<String>> {
+        if names.trim().is_empty() {
+            self.problems.push(Problem::new(
+                place.to_owned(),
+                "a question's name is missing here",
+                "此处缺少题目名称",
+            ));
+            return None;
+        }
         let mut pointers = Vec::new();
         for name in names
             .split([',', ' '])
@@ -1018,6 +1160,42 @@ fn op_name(op: Op) -> &'static str {
     op.as_str()
 }
 
+/// Whether a compare rule can judge two answers of these kinds as XLSForm would: numbers as
+/// numbers, dates and times as ISO text, other texts only for (in)equality.
+fn comparable(op: Op, left: &ValueKind, right: Option<&ValueKind>) -> bool {
+    use ValueKind::{Calculated, Decimal, Integer, One, Temporal, Text};
+    let number = |k: &ValueKind| matches!(k, Integer | Decimal | Calculated);
+    let text = |k: &ValueKind| matches!(k, Text | One(_));
+    match right {
+        Some(right) if number(left) && number(right) => true,
+        Some(Temporal) => *left == Temporal,
+        Some(right) => text(left) && text(right) && matches!(op, Op::Eq | Op::Ne),
+        None => false,
+    }
+}
+
+/// Every `pattern` in a question's keywords (at any depth: `anyOf`, `not`, ...).
+fn schema_patterns(schema: &Map<String, Value>) -> impl Iterator<Item = String> {
+    let mut found = Vec::new();
+    let mut stack: Vec<&Value> = schema.values().collect();
+    if let Some(Value::String(p)) = schema.get("pattern") {
+        found.push(p.clone());
+    }
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(p)) = map.get("pattern") {
+                    found.push(p.clone());
+                }
+                stack.extend(map.values());
+            }
+            Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    found.into_iter()
+}
+
 fn pointer(steps: &[Step]) -> String {
     steps
         .iter()
@@ -1040,18 +1218,35 @@ fn referenced(parsed: &expr::Expr, out: &mut Vec<String>) {
     }
 }
 
-/// `then`: the question (and the groups it is in) required.
-fn nested_required(below: &[Step]) -> Value {
+/// `then`: the question required, and the groups it is in (not a repeat, which may have no
+/// items, nor a group `optional` says may be left out).
+fn nested_required(below: &[Step], optional: &dyn Fn(&str) -> bool) -> Value {
     let Some((Step::Prop(name), above)) = below.split_last() else {
         return json!(true);
     };
-    above
-        .iter()
-        .rev()
-        .fold(json!({"required": [name]}), |inner, step| match step {
-            Step::Prop(p) => json!({"properties": {p: inner}, "required": [p]}),
+    let mut inner = json!({"required": [name]});
+    for (i, step) in above.iter().enumerate().rev() {
+        inner = match step {
             Step::Items => json!({"items": inner}),
-        })
+            Step::Prop(p) if above.get(i + 1) == Some(&Step::Items) || optional(p) => {
+                json!({"properties": {p: inner}})
+            }
+            Step::Prop(p) => json!({"properties": {p: inner}, "required": [p]}),
+        };
+    }
+    inner
+}
+
+/// A group is there when something in it must be; a repeat when it needs items.
+fn must_be_there(node: &Node) -> bool {
+    match node.container {
+        Some(Container::Repeat) => node.min_items.unwrap_or(0) > 0,
+        Some(Container::Group) => node
+            .children
+            .iter()
+            .any(|c| c.relevant.is_none() && (c.required || must_be_there(c))),
+        None => false,
+    }
 }
 
 /// `else`: the question must not be answered.

@@ -107,14 +107,16 @@ function lookup(data, pointer) {
   return pointer.split('/').slice(1).reduce((node, s) => node?.[s.replace(/~1/g, '/').replace(/~0/g, '~')], data);
 }
 
-/** Every object `x-rules` apply to, as the server finds them: the root, and the items of array
- * properties, following `properties` and `items` only. */
+/** Every object `x-rules` apply to, as the server finds them: the root, objects and the items of
+ * array properties, following `properties` and `items` only. */
 function ruleSites(schema, data, pointer, out) {
   if (Array.isArray(schema?.['x-rules']) && data && typeof data === 'object') out.push({ rules: schema['x-rules'], schema, object: data, pointer });
   for (const [name, child] of Object.entries(schema?.properties ?? {})) {
     const value = data?.[name];
-    if (child?.items !== undefined && Array.isArray(value)) {
-      value.forEach((item, i) => ruleSites(child.items, item, `${join(pointer, name)}/${i}`, out));
+    if (child?.items !== undefined) {
+      if (Array.isArray(value)) value.forEach((item, i) => ruleSites(child.items, item, `${join(pointer, name)}/${i}`, out));
+    } else if (child?.properties !== undefined && value && typeof value === 'object' && !Array.isArray(value)) {
+      ruleSites(child, value, join(pointer, name), out);
     }
   }
   return out;

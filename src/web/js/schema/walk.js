@@ -125,6 +125,7 @@ function forbidden(branch, prefix = []) {
     else paths.push(...forbidden(s, [...prefix, name]));
   }
   if (branch.items) paths.push(...forbidden(branch.items, [...prefix, '*']));
+  for (const part of branch.allOf ?? []) paths.push(...forbidden(part, prefix));
   return paths;
 }
 
