@@ -55,6 +55,18 @@ impl AuditAction {
         AuditAction::BackupDownloaded,
     ];
 
+    /// A change of a submission, which the changes feed and webhooks tell.
+    pub fn changes_a_submission(self) -> bool {
+        matches!(
+            self,
+            AuditAction::SubmissionCreated
+                | AuditAction::SubmissionEdited
+                | AuditAction::SubmissionReviewed
+                | AuditAction::SubmissionDeleted
+                | AuditAction::SubmissionRestored
+        )
+    }
+
     /// The name in the log: `login`, `submission_created`, ...
     pub fn as_str(self) -> &'static str {
         match self {

@@ -13,6 +13,8 @@
 //! - `auth`: passwords, tokens, sessions, roles and permissions; users.
 //! - `forms`: the form registry: schema files, publication, compiled validators.
 //! - `submissions`: envelope rules, validation into `ValidSubmission`, idempotent storing.
+//! - `changes`: the changes of a form's submissions in commit order (the audit log read as a
+//!   feed), which the changes feed lists and webhooks deliver.
 //! - `export`: cleaned datasets: layout from schemas, cleaning, dedup, CSV/NDJSON/zip writers.
 //! - `simulate`: the county's field team, generated and played against a running server.
 //! - `store`: the only code that touches sled: trees, key encoding, migrations, group commit,
@@ -31,6 +33,7 @@ pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod backup;
+pub mod changes;
 pub mod cli;
 pub mod clock;
 pub mod config;

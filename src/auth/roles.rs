@@ -42,6 +42,10 @@ pub enum Permission {
     UploadForOthers,
     /// Download a backup of the whole database.
     Backup,
+    /// Read the changes feed of the submissions in scope.
+    ReadChanges,
+    /// Register and manage webhooks.
+    ManageWebhooks,
 }
 
 impl Role {
@@ -62,7 +66,7 @@ impl Role {
             ),
             Role::Analyst => matches!(
                 permission,
-                ReadForms | ReadScopedSubmissions | Export | ReadFigures
+                ReadForms | ReadScopedSubmissions | Export | ReadFigures | ReadChanges
             ),
         }
     }

@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod backup;
 mod body;
+mod changes;
 mod coverage;
 mod downloads;
 mod export;
@@ -91,6 +92,7 @@ fn endpoints(limits: &Limits) -> Vec<Endpoint> {
     all.extend(attachments::endpoints());
     all.extend(registry::endpoints());
     all.extend(coverage::endpoints());
+    all.extend(changes::endpoints());
     all
 }
 

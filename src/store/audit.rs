@@ -8,6 +8,7 @@ use super::write::Tx;
 use super::{Pending, Store, StoreError, decode, encode, keys};
 use crate::audit::AuditAction;
 use crate::clock::Timestamp;
+use crate::submissions::ReviewStatus;
 
 const TREE: &str = "seq_audit";
 
@@ -33,6 +34,50 @@ pub struct AuditRecord {
     pub action: AuditAction,
     pub target: String,
     pub request_id: Option<String>,
+    /// For a change of a submission: what it was right after (entries written before the
+    /// changes feed existed have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<ChangeFacts>,
+}
+
+/// What a submission was right after a change, kept in the change's audit entry: the changes
+/// feed and webhooks tell each change from it, in the log's order.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChangeFacts {
+    pub form: String,
+    pub form_version: String,
+    /// Its version after the change (1 as received, one more per correction).
+    pub version: u32,
+    pub review_status: ReviewStatus,
+    pub submitted_by: String,
+    /// The places it was in before and after the change (two when a correction moved it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+}
+
+impl ChangeFacts {
+    /// What `meta` says now (for entries written before the log kept what a change made).
+    pub fn current(meta: &super::SubmissionMeta) -> Self {
+        Self::of(meta, None)
+    }
+
+    /// The facts of `meta`, which was in `before` (its place before the change) if that differs.
+    pub(super) fn of(meta: &super::SubmissionMeta, before: Option<&str>) -> Self {
+        let mut scopes: Vec<String> = before.into_iter().map(str::to_owned).collect();
+        if let Some(now) = &meta.scope
+            && !scopes.contains(now)
+        {
+            scopes.push(now.clone());
+        }
+        Self {
+            form: meta.form.as_str().to_owned(),
+            form_version: meta.form_version.clone(),
+            version: meta.version,
+            review_status: meta.review_status,
+            submitted_by: meta.submitted_by.clone(),
+            scopes,
+        }
+    }
 }
 
 /// An entry numbered and encoded, ready to be written inside a transaction.
@@ -53,11 +98,13 @@ impl Prepared {
 
 impl Store {
     /// Numbers and stamps an event, inside `commit`'s transaction (so numbers commit in order).
+    /// `change`: what the write made of the submission, kept for the submission's own events.
     pub(super) fn prepare_audit(
         &self,
         event: &AuditEvent,
         seq: u64,
         at: Timestamp,
+        change: Option<&ChangeFacts>,
     ) -> Result<Prepared, StoreError> {
         let record = AuditRecord {
             seq,
@@ -66,6 +113,9 @@ impl Store {
             action: event.action,
             target: event.target.clone(),
             request_id: event.request_id.clone(),
+            change: change
+                .filter(|_| event.action.changes_a_submission())
+                .cloned(),
         };
         Ok(Prepared {
             key: keys::audit(record.seq),
@@ -102,6 +152,48 @@ impl Store {
             }
         }
         Ok(page)
+    }
+
+    /// The number of the newest entry, 0 for an empty log.
+    pub fn last_audit_seq(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .audit
+            .last_key()?
+            .and_then(|key| keys::seq_of_form_seq(&key))
+            .unwrap_or(0))
+    }
+
+    /// Entries after `after` up to `through` in log order, keeping those `keep` accepts, at most
+    /// `limit`; with the number of the last entry looked at (to go on from).
+    pub fn audit_through(
+        &self,
+        after: u64,
+        through: u64,
+        limit: usize,
+        keep: impl Fn(&AuditRecord) -> bool,
+    ) -> Result<(Vec<AuditRecord>, u64), StoreError> {
+        let mut page = Vec::new();
+        let mut looked_at = after;
+        if after >= through {
+            return Ok((page, after));
+        }
+        for entry in self
+            .audit
+            .range(keys::audit(after + 1)..=keys::audit(through))
+        {
+            let record: AuditRecord = decode(TREE, &entry?.1)?;
+            looked_at = record.seq;
+            if keep(&record) {
+                page.push(record);
+                if page.len() == limit {
+                    break;
+                }
+            }
+        }
+        if page.len() < limit {
+            looked_at = through;
+        }
+        Ok((page, looked_at))
     }
 
     /// Every entry about `target`, oldest first.

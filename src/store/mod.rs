@@ -32,7 +32,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 pub use attachments::{AttachmentRecord, CompleteRefused, UploadRecord};
-pub use audit::{AuditEvent, AuditRecord};
+pub use audit::{AuditEvent, AuditRecord, ChangeFacts};
 pub use backup::{BackupSummary, RestoreError, RestoreTarget, Snapshot, restore, verify};
 pub use blobs::{Blobs, hex};
 pub use copy::{CopyReport, CopySource, copy_store};

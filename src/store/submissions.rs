@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::engine::TxError;
 use super::write::{Abort, Tx, broken, refuse};
-use super::{AuditEvent, Pending, Store, StoreError, decode, encode, keys};
+use super::{AuditEvent, ChangeFacts, Pending, Store, StoreError, decode, encode, keys};
 use crate::clock::Timestamp;
 use crate::forms::ids::FormId;
 use crate::submissions::{ReviewStatus, ValidSubmission};
@@ -143,6 +143,7 @@ impl Store {
                 keys::form_seq(meta.form.as_str(), meta.seq),
                 keys::form_seq_value(submission.id(), &meta.submitted_by, meta.scope.as_deref()),
             )?;
+            tx.stamp_change(ChangeFacts::of(&meta, None));
             Ok(meta)
         })?;
         match outcome {
@@ -193,6 +194,7 @@ impl Store {
             };
             let mut record = self.decode_record_in(tx, id, &bytes)?;
             change(&mut record.meta);
+            tx.stamp_change(ChangeFacts::of(&record.meta, None));
             let meta = encode(RECORD, &record.meta).map_err(broken)?;
             let changed = self.compression.with_meta(&bytes, &meta, tx.meta)?;
             tx.submission_record.insert(&key[..], changed)?;

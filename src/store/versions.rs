@@ -7,7 +7,9 @@ use uuid::Uuid;
 
 use super::submissions::RECORD;
 use super::write::{broken, refuse};
-use super::{AuditEvent, Pending, Store, StoreError, SubmissionRecord, decode, encode, keys};
+use super::{
+    AuditEvent, ChangeFacts, Pending, Store, StoreError, SubmissionRecord, decode, encode, keys,
+};
 use crate::clock::Timestamp;
 use crate::submissions::ReviewStatus;
 
@@ -63,9 +65,11 @@ impl Store {
             if record.meta.version != based_on {
                 return refuse(Refused::Stale);
             }
+            let before = record.meta.scope.take();
             record.meta.version += 1;
             record.meta.review_status = ReviewStatus::Edited;
             record.meta.scope = scope.map(str::to_owned);
+            tx.stamp_change(ChangeFacts::of(&record.meta, before.as_deref()));
             let stored = StoredVersion {
                 version: record.meta.version,
                 edited_by: edited_by.to_owned(),

@@ -11,7 +11,7 @@ use std::convert::Infallible;
 
 use super::durability::Ticket;
 use super::engine::{Abort as EngineAbort, TxTree};
-use super::{AuditEvent, Store, StoreError};
+use super::{AuditEvent, ChangeFacts, Store, StoreError};
 
 /// What a commit's closure returns when it stops: the caller's reason (nothing was written),
 /// broken data, or a conflict (the closure runs again).
@@ -49,6 +49,8 @@ pub(super) struct Tx<'t> {
     pub transient: &'t TxTree<'t>,
     /// Numbers drawn for this write, larger than every number handed out before.
     numbers: &'t [u64],
+    /// What the write made of a submission, for its audit entry (`stamp_change`).
+    change: std::cell::RefCell<Option<ChangeFacts>>,
 }
 
 impl<'t> Tx<'t> {
@@ -76,7 +78,13 @@ impl<'t> Tx<'t> {
             registry_removed: &views[16],
             transient: &views[17],
             numbers,
+            change: std::cell::RefCell::new(None),
         }
+    }
+
+    /// Records what this write made of a submission: its audit entry keeps it.
+    pub fn stamp_change(&self, facts: ChangeFacts) {
+        *self.change.borrow_mut() = Some(facts);
     }
 
     /// The `i`-th number drawn for this write (arrival order, comments, publication order);
@@ -155,8 +163,9 @@ impl Store {
             .transaction(numbers + audit.len(), reads, |views, drawn| {
                 let tx = Tx::new(views, &drawn[..numbers]);
                 let value = write(&tx)?;
+                let change = tx.change.borrow();
                 for (event, seq) in audit.iter().zip(&drawn[numbers..]) {
-                    self.prepare_audit(event, *seq, at)
+                    self.prepare_audit(event, *seq, at, change.as_ref())
                         .map_err(EngineAbort::Broken)?
                         .write(&tx)?;
                 }

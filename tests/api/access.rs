@@ -281,6 +281,12 @@ const MATRIX: &[Rule] = &[
         "/api/v1/forms/{form}/registry/from-export",
         [401, 401, 403, 403, 403, 403, 200],
     ),
+    // The changes feed: analysts and admins.
+    rule(
+        "GET",
+        "/api/v1/forms/{form}/changes",
+        [401, 401, 403, 403, 403, 200, 200],
+    ),
     // Very last: logging out ends the login of the access token each caller used.
     rule(
         "POST",

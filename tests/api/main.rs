@@ -5,6 +5,7 @@ mod attachments;
 mod audit;
 mod auth;
 mod backup;
+mod changes;
 mod connections;
 mod console_api;
 mod copy_store;

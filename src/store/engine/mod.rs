@@ -176,6 +176,14 @@ impl Tree {
         Ok(self.get(key)?.is_some())
     }
 
+    /// The largest key.
+    pub fn last_key(&self) -> Result<Option<IVec>, StoreError> {
+        match self {
+            Self::Sled(tree) => Ok(tree.last()?.map(|(key, _)| key)),
+            Self::Postgres(pg, tree) => pg.last_key(*tree),
+        }
+    }
+
     /// How many entries: a walk of the tree for sled, so only for small trees.
     pub fn count(&self) -> Result<u64, StoreError> {
         match self {

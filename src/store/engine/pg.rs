@@ -156,6 +156,7 @@ struct TreeSql {
     delete: String,
     all: String,
     count: String,
+    last_key: String,
 }
 
 impl TreeSql {
@@ -180,6 +181,7 @@ impl TreeSql {
             delete: format!("DELETE FROM {table} WHERE key = ANY($1::bytea[])"),
             all: format!("SELECT key, value FROM {table} ORDER BY key"),
             count: format!("SELECT count(*) FROM {table}"),
+            last_key: format!("SELECT key FROM {table} ORDER BY key DESC LIMIT 1"),
         }
     }
 }
@@ -383,6 +385,20 @@ impl Pg {
                 .map_err(failed)?;
             let row = client.query_one(&statement, &[]).await.map_err(failed)?;
             Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+        })
+    }
+
+    /// The largest key of a tree (one index step, as the key is the primary key).
+    pub fn last_key(&self, tree: usize) -> Result<Option<IVec>, StoreError> {
+        let inner = Arc::clone(&self.inner);
+        self.block(async move {
+            let client = inner.client().await?;
+            let statement = client
+                .prepare_cached(&inner.sql[tree].last_key)
+                .await
+                .map_err(failed)?;
+            let row = client.query_opt(&statement, &[]).await.map_err(failed)?;
+            Ok(row.map(|row| IVec::from(row.get::<_, Vec<u8>>(0))))
         })
     }
 
