@@ -32,11 +32,15 @@ pub enum AuditAction {
     RegistryImported,
     ExportDownloaded,
     BackupDownloaded,
+    WebhookCreated,
+    WebhookUpdated,
+    WebhookDeleted,
+    WebhookRedelivered,
 }
 
 impl AuditAction {
     /// Every action, in the README's order.
-    pub const ALL: [AuditAction; 16] = [
+    pub const ALL: [AuditAction; 20] = [
         AuditAction::Login,
         AuditAction::LoginFailed,
         AuditAction::Logout,
@@ -53,6 +57,10 @@ impl AuditAction {
         AuditAction::RegistryImported,
         AuditAction::ExportDownloaded,
         AuditAction::BackupDownloaded,
+        AuditAction::WebhookCreated,
+        AuditAction::WebhookUpdated,
+        AuditAction::WebhookDeleted,
+        AuditAction::WebhookRedelivered,
     ];
 
     /// A change of a submission, which the changes feed and webhooks tell.
@@ -86,12 +94,21 @@ impl AuditAction {
             AuditAction::RegistryImported => "registry_imported",
             AuditAction::ExportDownloaded => "export_downloaded",
             AuditAction::BackupDownloaded => "backup_downloaded",
+            AuditAction::WebhookCreated => "webhook_created",
+            AuditAction::WebhookUpdated => "webhook_updated",
+            AuditAction::WebhookDeleted => "webhook_deleted",
+            AuditAction::WebhookRedelivered => "webhook_redelivered",
         }
     }
 
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|action| action.as_str() == name)
     }
+}
+
+/// The target text of a webhook.
+pub fn webhook_target(id: Uuid) -> String {
+    format!("webhook:{id}")
 }
 
 /// The target text of a submission, a user, a form version.

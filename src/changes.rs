@@ -129,6 +129,16 @@ fn visible(reader: &Principal, facts: &ChangeFacts) -> bool {
         .any(|scope| visible_to(reader, &facts.submitted_by, Some(scope)))
 }
 
+/// The change at log position `seq`, if that entry is one.
+pub fn at(store: &Store, seq: u64, fields: Fields) -> Result<Option<Change>, StoreError> {
+    let (entries, _) = store.audit_through(seq.saturating_sub(1), seq, 1, |e| e.seq == seq)?;
+    entries
+        .first()
+        .map(|entry| of_entry(store, entry, fields))
+        .transpose()
+        .map(Option::flatten)
+}
+
 /// The change an audit entry records, or `None` if it is not a submission's change (or the
 /// submission is not stored: it never is removed, so only a damaged store).
 pub fn of_entry(

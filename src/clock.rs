@@ -25,6 +25,11 @@ impl Timestamp {
     pub fn instant(self) -> OffsetDateTime {
         self.0
     }
+
+    /// Unix milliseconds (0 before 1970).
+    pub fn unix_ms(self) -> u64 {
+        u64::try_from(self.0.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+    }
 }
 
 impl From<OffsetDateTime> for Timestamp {

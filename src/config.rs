@@ -283,6 +283,22 @@ pub struct ServeConfig {
     #[arg(long, env = "SURVEY_ATTACHMENT_TYPES", default_value_t = Allowed::default())]
     pub attachment_types: Allowed,
 
+    /// Let webhooks go to loopback, private and link-local addresses, and over plain http://
+    /// (receivers on the county's intranet). Cloud metadata addresses stay refused.
+    #[arg(long, env = "SURVEY_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+
+    /// A PEM file of CA certificates webhook receivers' TLS may chain to, beside the public
+    /// roots (an intranet CA).
+    #[arg(long, env = "SURVEY_WEBHOOK_CA_FILE")]
+    pub webhook_ca_file: Option<PathBuf>,
+
+    /// Milliseconds before a failed webhook delivery's first retry; each retry doubles it (with
+    /// jitter), up to an hour, for 24 hours.
+    #[arg(long, env = "SURVEY_WEBHOOK_RETRY_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_retry_ms: u64,
+
     /// The county's time zone (IANA name): where a day begins and ends in progress counts.
     #[arg(long, env = "SURVEY_TIMEZONE", default_value = "Asia/Shanghai")]
     pub timezone: CountyZone,

@@ -96,6 +96,10 @@ pub enum AppError {
     WorkbookInvalid(Vec<Detail>),
     #[error("this form version was not published from a workbook; ask for its JSON Schema")]
     WorkbookNotFound,
+    #[error("no such webhook")]
+    WebhookNotFound,
+    #[error("this webhook has no such delivery")]
+    DeliveryNotFound,
     #[error("no such submission")]
     SubmissionNotFound,
     #[error("this form has no such table; see codebook.csv in the zip for its tables")]
@@ -218,6 +222,8 @@ impl AppError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "schema_invalid")
             }
             Self::WorkbookNotFound => (StatusCode::NOT_FOUND, "workbook_not_found"),
+            Self::WebhookNotFound => (StatusCode::NOT_FOUND, "webhook_not_found"),
+            Self::DeliveryNotFound => (StatusCode::NOT_FOUND, "delivery_not_found"),
             Self::SubmissionNotFound => (StatusCode::NOT_FOUND, "submission_not_found"),
             Self::TableNotFound => (StatusCode::NOT_FOUND, "table_not_found"),
             Self::VersionNotFound => (StatusCode::NOT_FOUND, "version_not_found"),
@@ -379,6 +385,8 @@ mod tests {
             (AppError::SchemaInvalid("x".into()), 422, "schema_invalid"),
             (AppError::WorkbookInvalid(Vec::new()), 422, "schema_invalid"),
             (AppError::WorkbookNotFound, 404, "workbook_not_found"),
+            (AppError::WebhookNotFound, 404, "webhook_not_found"),
+            (AppError::DeliveryNotFound, 404, "delivery_not_found"),
             (AppError::SubmissionNotFound, 404, "submission_not_found"),
             (AppError::TableNotFound, 404, "table_not_found"),
             (AppError::VersionNotFound, 404, "version_not_found"),

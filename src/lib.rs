@@ -15,6 +15,7 @@
 //! - `submissions`: envelope rules, validation into `ValidSubmission`, idempotent storing.
 //! - `changes`: the changes of a form's submissions in commit order (the audit log read as a
 //!   feed), which the changes feed lists and webhooks deliver.
+//! - `webhooks`: registrations, and the sender that pushes each change to other systems.
 //! - `export`: cleaned datasets: layout from schemas, cleaning, dedup, CSV/NDJSON/zip writers.
 //! - `simulate`: the county's field team, generated and played against a running server.
 //! - `store`: the only code that touches sled: trees, key encoding, migrations, group commit,
@@ -50,6 +51,7 @@ pub mod store;
 pub mod strict_json;
 pub mod submissions;
 pub mod text;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -89,6 +91,8 @@ pub struct AppState {
     pub timezone: jiff::tz::TimeZone,
     /// Resumable uploads and the attachment files on disk.
     pub uploads: Arc<attachments::uploads::Uploads>,
+    /// How webhooks are sent.
+    pub webhooks: Arc<webhooks::Settings>,
 }
 
 /// How much a client may send at once.
@@ -236,6 +240,23 @@ impl AppState {
         };
         let uploads =
             attachments::uploads::Uploads::new(Arc::new(blobs), policy, Arc::clone(&metrics));
+        let extra_roots = match &config.webhook_ca_file {
+            None => Vec::new(),
+            Some(path) => std::fs::read(path)
+                .map_err(|e| e.to_string())
+                .and_then(|pem| {
+                    reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string())
+                })
+                .map_err(|e| {
+                    StartError::Settings(format!("SURVEY_WEBHOOK_CA_FILE {}: {e}", path.display()))
+                })?,
+        };
+        let webhooks = webhooks::Settings {
+            allow_private: config.webhook_allow_private,
+            extra_roots,
+            node: uuid::Uuid::new_v4(),
+            retry_base: Duration::from_millis(config.webhook_retry_ms),
+        };
         Ok(Self {
             auth: Arc::new(Auth::new(keys, lifetimes)),
             store: Arc::new(store),
@@ -254,6 +275,7 @@ impl AppState {
             trusted_proxies: config.trusted_proxies.0.clone().into(),
             timezone: config.timezone.0.clone(),
             uploads: Arc::new(uploads),
+            webhooks: Arc::new(webhooks),
         })
     }
 }
@@ -283,6 +305,11 @@ pub async fn serve(
         stalled: state.limits.upload_deadline,
     };
     let sweeper = tokio::spawn(sweep(state.clone()));
+    let sender = tokio::spawn(webhooks::send::run(
+        Arc::clone(&state.store),
+        (*state.webhooks).clone(),
+        Arc::clone(&state.metrics),
+    ));
     // Only other nodes publish behind this one's back.
     let forms = state
         .store
@@ -290,6 +317,7 @@ pub async fn serve(
         .then(|| tokio::spawn(follow_forms(state.clone())));
     http::listen(listener, app(state), timeouts, shutdown).await;
     sweeper.abort();
+    sender.abort();
     if let Some(forms) = forms {
         forms.abort();
     }

@@ -111,6 +111,9 @@ pub struct Metrics {
     attachment_bytes: Counter,
     uploads_resumed: Counter,
     uploads_expired: Counter,
+    webhook_deliveries: Family<OutcomeLabels, Counter>,
+    webhook_queue: Gauge,
+    webhook_oldest: Gauge,
 }
 
 impl Metrics {
@@ -190,6 +193,25 @@ impl Metrics {
             "Unfinished uploads removed because they expired (SURVEY_UPLOAD_EXPIRY)",
             uploads_expired.clone(),
         );
+        let webhook_deliveries = Family::default();
+        registry.register(
+            "webhook_attempts",
+            "Webhook delivery attempts by outcome (delivered, failed)",
+            webhook_deliveries.clone(),
+        );
+        let webhook_queue = Gauge::default();
+        registry.register(
+            "webhook_queue_depth",
+            "Audit log entries active webhooks have yet to look at or deliver (this node's)",
+            webhook_queue.clone(),
+        );
+        let webhook_oldest = Gauge::default();
+        registry.register_with_unit(
+            "webhook_oldest_pending_age",
+            "How long the oldest change an active webhook has not delivered yet has waited",
+            Unit::Seconds,
+            webhook_oldest.clone(),
+        );
         let database_bytes = Gauge::default();
         registry.register_with_unit(
             "database_size",
@@ -210,7 +232,26 @@ impl Metrics {
             attachment_bytes,
             uploads_resumed,
             uploads_expired,
+            webhook_deliveries,
+            webhook_queue,
+            webhook_oldest,
         }
+    }
+
+    /// A webhook delivery attempt ended: answered with a 2xx or not.
+    pub fn webhook_attempt(&self, delivered: bool) {
+        let outcome = if delivered { "delivered" } else { "failed" };
+        self.webhook_deliveries
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// Where this node's webhooks stand: log entries behind, and the oldest wait in seconds.
+    pub fn webhook_backlog(&self, depth: u64, oldest_seconds: u64) {
+        self.webhook_queue
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+        self.webhook_oldest
+            .set(i64::try_from(oldest_seconds).unwrap_or(i64::MAX));
     }
 
     /// `bytes` of an attachment arrived and are on disk.

@@ -29,6 +29,7 @@ mod submissions;
 mod uploads;
 mod users;
 mod webapp;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -93,6 +94,7 @@ fn endpoints(limits: &Limits) -> Vec<Endpoint> {
     all.extend(registry::endpoints());
     all.extend(coverage::endpoints());
     all.extend(changes::endpoints());
+    all.extend(webhooks::endpoints());
     all
 }
 

@@ -84,6 +84,13 @@ pub fn endpoints() -> Vec<Endpoint> {
         super::coverage::coverage_csv,
         super::coverage::missing,
         super::changes::list_changes,
+        super::webhooks::create,
+        super::webhooks::list,
+        super::webhooks::get,
+        super::webhooks::update,
+        super::webhooks::delete,
+        super::webhooks::deliveries,
+        super::webhooks::redeliver,
     ),
     components(schemas(ErrorBody, ErrorObject, Detail, super::uploads::TusVersion)),
     modifiers(&Conventions),
@@ -98,7 +105,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         (name = "datasets", description = "Cleaned exports and indicators"),
         (name = "audit", description = "Who did what, when"),
         (name = "registry", description = "The register of households and people a survey is to reach (建档立卡)"),
-        (name = "changes", description = "New and changed submissions for other systems: the changes feed"),
+        (name = "changes", description = "New and changed submissions for other systems: the changes feed and webhooks"),
         (name = "attachments", description = "Photos, signatures and recordings: resumable uploads (tus 1.0) and reading them back"),
     )
 )]

@@ -26,6 +26,7 @@ mod submissions;
 mod transient;
 mod users;
 mod versions;
+mod webhooks;
 mod write;
 
 use std::path::Path;
@@ -45,6 +46,7 @@ pub use submissions::{
 pub use transient::DownloadLink;
 pub use users::{RefreshRecord, UserRecord};
 pub use versions::{EditOutcome, StoredVersion};
+pub use webhooks::{Attempt, MAX_ATTEMPTS_KEPT, PendingDelivery, StoredDelivery, StoredWebhook};
 pub use write::Pending;
 
 pub use engine::PgOptions;

@@ -3,7 +3,8 @@
 //! one-time download links (so a link made on one node works on whichever node the proxy picks).
 //!
 //! Keys: `f` SEP subject → failure times (unix milliseconds, u64 BE each, oldest first);
-//! `l` SEP SHA-256 of the link's secret → a [`DownloadLink`] (JSON).
+//! `l` SEP SHA-256 of the link's secret → a [`DownloadLink`] (JSON); `w` SEP webhook id → who
+//! sends its deliveries until when (`webhooks.rs`).
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -139,8 +140,10 @@ impl Store {
             Some(b'f') => times(value)
                 .last()
                 .is_none_or(|t| now_ms.saturating_sub(t) >= failure_window_ms),
-            _ => decode::<DownloadLink>(TREE, value)
+            Some(b'l') => decode::<DownloadLink>(TREE, value)
                 .map_or(true, |link| link.expires_at.max(0) as u64 * 1000 <= now_ms),
+            Some(b'w') => super::webhooks::Lease::expired(value, now_ms),
+            _ => false,
         };
         let mut stale = Vec::new();
         for entry in self.transient.iter() {

@@ -287,6 +287,42 @@ const MATRIX: &[Rule] = &[
         "/api/v1/forms/{form}/changes",
         [401, 401, 403, 403, 403, 200, 200],
     ),
+    // Webhooks: admins (no such webhook here: 404; a new one's JSON body is not one: 422).
+    rule(
+        "POST",
+        "/api/v1/webhooks",
+        [401, 401, 403, 403, 403, 403, 422],
+    ),
+    rule(
+        "GET",
+        "/api/v1/webhooks",
+        [401, 401, 403, 403, 403, 403, 200],
+    ),
+    rule(
+        "GET",
+        "/api/v1/webhooks/{id}",
+        [401, 401, 403, 403, 403, 403, 404],
+    ),
+    rule(
+        "PATCH",
+        "/api/v1/webhooks/{id}",
+        [401, 401, 403, 403, 403, 403, 404],
+    ),
+    rule(
+        "DELETE",
+        "/api/v1/webhooks/{id}",
+        [401, 401, 403, 403, 403, 403, 404],
+    ),
+    rule(
+        "GET",
+        "/api/v1/webhooks/{id}/deliveries",
+        [401, 401, 403, 403, 403, 403, 404],
+    ),
+    rule(
+        "POST",
+        "/api/v1/webhooks/{id}/deliveries/{delivery}/redeliver",
+        [401, 401, 403, 403, 403, 403, 404],
+    ),
     // Very last: logging out ends the login of the access token each caller used.
     rule(
         "POST",
@@ -352,6 +388,11 @@ fn body_for(rule: &Rule, caller: &str) -> Option<Value> {
         }
         ("PATCH", "/api/v1/submissions/{id}/review") => json!({"status": "approved"}),
         ("PATCH", "/api/v1/uploads/{id}") => return None,
+        ("PATCH", "/api/v1/webhooks/{id}") => json!({"active": true}),
+        ("POST", "/api/v1/webhooks") => {
+            json!({"url": "ftp://nowhere.example/", "events": ["submission.created"],
+                   "secret": "a-county-secret-of-at-least-32-bytes!"})
+        }
         ("PATCH", _) => json!({"display_name": "韦秀英"}),
         ("POST", "/api/v1/submissions/{id}/comments") => {
             json!({"text": "请核对第2位劳动力的身份证号"})

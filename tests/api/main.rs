@@ -37,4 +37,5 @@ mod submissions;
 mod users;
 mod vectors;
 mod webapp;
+mod webhooks;
 mod xlsform;

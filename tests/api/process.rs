@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::{
     admin_token, all_submission_ids, envelope, household, run_binary, server_command,
@@ -34,7 +34,13 @@ impl Drop for Server {
 }
 
 fn start_server(data_dir: &Path) -> Server {
+    start_server_with(data_dir, &[])
+}
+
+/// `start_server` with more environment variables.
+fn start_server_with(data_dir: &Path, env: &[(&str, &str)]) -> Server {
     let mut child = server_command(data_dir)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -295,4 +301,59 @@ async fn a_download_is_on_record_before_its_first_byte_even_if_the_server_dies_t
             "{path} left no durable record: {log}"
         );
     }
+}
+
+#[tokio::test]
+async fn kill_9_with_webhook_deliveries_pending_loses_none_of_them() {
+    use crate::webhooks::{SECRET, accepted, receiver};
+    let data_dir = tempfile::tempdir().unwrap();
+    let settings = [
+        ("SURVEY_WEBHOOK_ALLOW_PRIVATE", "true"),
+        ("SURVEY_WEBHOOK_RETRY_MS", "20"),
+    ];
+    // The receiver refuses everything until it is told otherwise.
+    let (url, seen) = receiver(u32::MAX).await;
+    let client = reqwest::Client::new();
+    let server = {
+        let mut server = start_server_with(data_dir.path(), &settings);
+        server.token = admin_token(&client, &server.address).await;
+        server
+    };
+    let hook = json!({"url": url, "events": ["submission.created"], "secret": SECRET});
+    let created = client
+        .post(format!("{}/api/v1/webhooks", server.address))
+        .bearer_auth(&server.token)
+        .json(&hook)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let submission = envelope(household());
+        let sent = client
+            .post(format!(
+                "{}/api/v1/forms/labour-survey/submissions",
+                server.address
+            ))
+            .bearer_auth(&server.token)
+            .json(&submission)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sent.status(), 201);
+        ids.push(submission["id"].as_str().unwrap().to_owned());
+    }
+    // Let the first delivery fail a few times, then kill the server while it waits to retry.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    drop(server);
+
+    let _server = start_server_with(data_dir.path(), &settings);
+    seen.lock().unwrap().fail_first = 0;
+    let delivered = accepted(&seen, 5).await;
+    let order: Vec<&str> = delivered
+        .iter()
+        .map(|c| c["submission_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ids, "every change, once, in the order it committed");
 }

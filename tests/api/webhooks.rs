@@ -1,0 +1,346 @@
+//! Webhooks: registration (admins, checked addresses, a secret never shown again, audited),
+//! and deliveries to a receiver on loopback that checks every signature and fails the first
+//! attempts: every change arrives, in order per submission, as the changes feed tells it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::helpers::{TestApp, envelope, error_code, household, spawn_app, spawn_app_with};
+
+pub const SECRET: &str = "a-county-secret-of-at-least-32-bytes!";
+
+/// What the receiver saw.
+#[derive(Default)]
+pub struct Seen {
+    /// Requests per delivery id.
+    tries: BTreeMap<String, u32>,
+    /// Accepted bodies, in arrival order.
+    pub accepted: Vec<Value>,
+    /// Requests whose signature or timestamp did not check out.
+    forged: u32,
+    /// Failed attempts to answer before accepting a delivery.
+    pub fail_first: u32,
+}
+
+async fn receive(
+    State(seen): State<Arc<Mutex<Seen>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let timestamp = header("x-survey-timestamp");
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(format!("{timestamp}.").as_bytes());
+    mac.update(&body);
+    let expected: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let skew = timestamp
+        .parse::<i64>()
+        .map_or(i64::MAX, |t| (t - survey_server::clock::unix_now()).abs());
+    let mut seen = seen.lock().unwrap();
+    if header("x-survey-signature") != format!("sha256={expected}") || skew > 300 {
+        seen.forged += 1;
+        return StatusCode::UNAUTHORIZED;
+    }
+    let delivery = header("x-survey-delivery");
+    let tries = seen.tries.entry(delivery.clone()).or_default();
+    *tries += 1;
+    if *tries <= seen.fail_first {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["delivery_id"], delivery);
+    seen.accepted.push(body);
+    StatusCode::NO_CONTENT
+}
+
+/// A receiver on loopback failing each delivery's first `fail_first` attempts: its URL.
+pub async fn receiver(fail_first: u32) -> (String, Arc<Mutex<Seen>>) {
+    let seen = Arc::new(Mutex::new(Seen {
+        fail_first,
+        ..Seen::default()
+    }));
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(receive))
+        .with_state(Arc::clone(&seen));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{address}/hook"), seen)
+}
+
+async fn register(app: &TestApp, url: &str) -> Value {
+    let body = json!({"url": url, "events": ["submission.created", "submission.edited",
+        "submission.reviewed", "submission.deleted", "submission.restored"], "secret": SECRET});
+    let created = app
+        .post_json_as(&app.admin_token, "/api/v1/webhooks", &body)
+        .await;
+    assert_eq!(created.status(), 201);
+    created.json().await.unwrap()
+}
+
+/// Waits until the receiver has accepted `count` deliveries.
+pub async fn accepted(seen: &Arc<Mutex<Seen>>, count: usize) -> Vec<Value> {
+    for _ in 0..300 {
+        {
+            let seen = seen.lock().unwrap();
+            if seen.accepted.len() >= count {
+                return seen.accepted.clone();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "only {} deliveries arrived",
+        seen.lock().unwrap().accepted.len()
+    );
+}
+
+#[tokio::test]
+async fn admins_register_webhooks_whose_secret_is_never_shown_again() {
+    let app = spawn_app().await;
+    let (url, _) = receiver(0).await;
+    let created = register(&app, &url).await;
+    assert!(created.get("secret").is_none(), "{created}");
+    assert_eq!(created["active"], true);
+    let id = created["id"].as_str().unwrap();
+    let path = format!("/api/v1/webhooks/{id}");
+
+    let analyst = app.user("ana", "analyst", None).await;
+    let (status, code, _) = error_code(app.get_as(&analyst, "/api/v1/webhooks").await).await;
+    assert_eq!((status, code.as_str()), (403, "forbidden"));
+    let listed = app.get_json_as(&app.admin_token, "/api/v1/webhooks").await;
+    assert_eq!(listed["items"][0]["id"], id);
+    assert!(!listed.to_string().contains(SECRET));
+
+    for (body, pointer) in [
+        (
+            json!({"url": url, "events": ["submission.created"], "secret": "short"}),
+            "/secret",
+        ),
+        (
+            json!({"url": url, "events": ["submission.burned"], "secret": SECRET}),
+            "/events",
+        ),
+        (
+            json!({"url": url, "events": [], "secret": SECRET}),
+            "/events",
+        ),
+        (
+            json!({"url": url, "events": ["submission.created"], "forms": ["nope"], "secret": SECRET}),
+            "/forms/0",
+        ),
+        (
+            json!({"url": "http://169.254.169.254/latest", "events": ["submission.created"], "secret": SECRET}),
+            "/url",
+        ),
+        (
+            json!({"url": "ftp://127.0.0.1/", "events": ["submission.created"], "secret": SECRET}),
+            "/url",
+        ),
+    ] {
+        let response = app
+            .post_json_as(&app.admin_token, "/api/v1/webhooks", &body)
+            .await;
+        let (status, code, error) = error_code(response).await;
+        assert_eq!((status, code.as_str()), (422, "request_invalid"), "{body}");
+        assert_eq!(error["details"][0]["path"], pointer, "{error}");
+    }
+
+    let patched = app
+        .patch_json_as(
+            &app.admin_token,
+            &path,
+            &json!({"events": ["submission.created"], "active": false}),
+        )
+        .await;
+    assert_eq!(patched.status(), 200);
+    let patched: Value = patched.json().await.unwrap();
+    assert_eq!(
+        (patched["events"].clone(), patched["active"].clone()),
+        (json!(["submission.created"]), json!(false))
+    );
+    assert!(patched["paused_reason"].as_str().unwrap().contains("admin"));
+
+    let deleted = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let (status, code, _) = error_code(app.get_as(&app.admin_token, &path).await).await;
+    assert_eq!((status, code.as_str()), (404, "webhook_not_found"));
+
+    for action in ["webhook_created", "webhook_updated", "webhook_deleted"] {
+        let log = app
+            .get_json_as(&app.admin_token, &format!("/api/v1/audit?action={action}"))
+            .await;
+        assert_eq!(
+            log["items"][0]["target"],
+            format!("webhook:{id}"),
+            "{action}"
+        );
+        assert!(!log.to_string().contains(SECRET));
+    }
+}
+
+#[tokio::test]
+async fn without_the_intranet_setting_only_public_https_receivers_are_taken() {
+    let app = spawn_app_with(|config| config.webhook_allow_private = false).await;
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "https://127.0.0.1:9/hook",
+        "https://10.0.0.7/hook",
+        "https://[::1]/hook",
+    ] {
+        let body = json!({"url": url, "events": ["submission.created"], "secret": SECRET});
+        let (status, code, error) = error_code(
+            app.post_json_as(&app.admin_token, "/api/v1/webhooks", &body)
+                .await,
+        )
+        .await;
+        assert_eq!((status, code.as_str()), (422, "request_invalid"), "{url}");
+        assert_eq!(error["details"][0]["path"], "/url");
+    }
+}
+
+#[tokio::test]
+async fn every_change_is_delivered_signed_in_order_through_failures_as_the_feed_tells_it() {
+    let app = spawn_app().await;
+    let (url, seen) = receiver(2).await;
+    let webhook = register(&app, &url).await;
+    let id = webhook["id"].as_str().unwrap().to_owned();
+    let supervisor = app.user("sup", "supervisor", None).await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let mut data = household();
+        data["household_id"] = json!(format!("451022000{n}"));
+        let submission = envelope(data);
+        assert_eq!(app.submit(&submission).await.status(), 201);
+        ids.push(submission["id"].as_str().unwrap().to_owned());
+    }
+    let review = app
+        .client
+        .patch(app.url(&format!("/api/v1/submissions/{}/review", ids[0])));
+    let reviewed = review
+        .bearer_auth(&supervisor)
+        .json(&json!({"status": "approved"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reviewed.status(), 200);
+
+    let delivered = accepted(&seen, 4).await;
+    let story: Vec<(String, String)> = delivered
+        .iter()
+        .map(|c| {
+            (
+                c["event"].as_str().unwrap().to_owned(),
+                c["submission_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = vec![
+        ("submission.created".into(), ids[0].clone()),
+        ("submission.created".into(), ids[1].clone()),
+        ("submission.created".into(), ids[2].clone()),
+        ("submission.reviewed".into(), ids[0].clone()),
+    ];
+    assert_eq!(story, expected);
+    assert_eq!(delivered[0]["data"]["household_id"], "4510220000");
+    assert_eq!(delivered[3]["review_status"], "approved");
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.forged, 0);
+        assert!(seen.tries.values().all(|&n| n == 3), "{:?}", seen.tries);
+    }
+    // The feed, read from the start, tells the same story.
+    let analyst = app.user("ana", "analyst", None).await;
+    let feed = app
+        .get_json_as(&analyst, "/api/v1/forms/labour-survey/changes")
+        .await;
+    let told: Vec<(String, String)> = feed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["event"].as_str().unwrap().to_owned(),
+                c["submission_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(told, expected);
+
+    // The deliveries show the two failures before each success.
+    let deliveries = app
+        .get_json_as(
+            &app.admin_token,
+            &format!("/api/v1/webhooks/{id}/deliveries"),
+        )
+        .await;
+    let first = deliveries["items"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(first["state"], "delivered");
+    let statuses: Vec<Value> = first["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status"].clone())
+        .collect();
+    assert_eq!(statuses, [json!(503), json!(503), json!(204)]);
+    assert_eq!(first["attempts"][0]["error"], "answered 503");
+
+    // Sent again on request, with the same delivery id.
+    let delivery = first["delivery_id"].as_str().unwrap();
+    let again = app
+        .post_json_as(
+            &app.admin_token,
+            &format!("/api/v1/webhooks/{id}/deliveries/{delivery}/redeliver"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(again.status(), 200);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["attempts"].as_array().unwrap().len(), 4);
+    let resent = accepted(&seen, 5).await;
+    assert_eq!(resent[4]["delivery_id"], delivery);
+    let log = app
+        .get_json_as(&app.admin_token, "/api/v1/audit?action=webhook_redelivered")
+        .await;
+    assert_eq!(log["items"][0]["target"], format!("webhook:{id}"));
+    let (status, code, _) = error_code(
+        app.post_json_as(
+            &app.admin_token,
+            &format!("/api/v1/webhooks/{id}/deliveries/nope/redeliver"),
+            &json!({}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((status, code.as_str()), (404, "delivery_not_found"));
+}
