@@ -111,8 +111,14 @@ pub fn page(
             continue;
         };
         // Entries from before the log kept what a change made: today's facts decide.
-        if entry.change.is_none() && change.form != form {
-            continue;
+        if entry.change.is_none() {
+            let today = match submission_of(entry) {
+                Some(id) => store.submission(id)?.map(|r| ChangeFacts::current(&r.meta)),
+                None => None,
+            };
+            if !today.is_some_and(|facts| facts.form == form && visible(reader, &facts)) {
+                continue;
+            }
         }
         changes.push(change);
     }
@@ -127,6 +133,14 @@ fn visible(reader: &Principal, facts: &ChangeFacts) -> bool {
         .scopes
         .iter()
         .any(|scope| visible_to(reader, &facts.submitted_by, Some(scope)))
+}
+
+/// The submission an audit entry is about, if it is about one.
+fn submission_of(entry: &AuditRecord) -> Option<Uuid> {
+    entry
+        .target
+        .strip_prefix("submission:")
+        .and_then(|id| Uuid::try_parse(id).ok())
 }
 
 /// The change at log position `seq`, if that entry is one.
@@ -149,11 +163,7 @@ pub fn of_entry(
     let Some(event) = event_name(entry.action) else {
         return Ok(None);
     };
-    let Some(id) = entry
-        .target
-        .strip_prefix("submission:")
-        .and_then(|id| Uuid::try_parse(id).ok())
-    else {
+    let Some(id) = submission_of(entry) else {
         return Ok(None);
     };
     let Some(record) = store.submission(id)? else {

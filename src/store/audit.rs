@@ -11,6 +11,8 @@ use crate::clock::Timestamp;
 use crate::submissions::ReviewStatus;
 
 const TREE: &str = "seq_audit";
+/// Entries one read of the log looks at, at most.
+const MAX_EXAMINED: usize = 10_000;
 
 /// What happened, as the domain describes it; the store adds the number and the time.
 #[derive(Clone, Debug)]
@@ -164,7 +166,8 @@ impl Store {
     }
 
     /// Entries after `after` up to `through` in log order, keeping those `keep` accepts, at most
-    /// `limit`; with the number of the last entry looked at (to go on from).
+    /// `limit`, looking at no more than `MAX_EXAMINED` entries (a rare form's changes are far
+    /// apart); with the number of the last entry looked at (to go on from).
     pub fn audit_through(
         &self,
         after: u64,
@@ -177,20 +180,28 @@ impl Store {
         if after >= through {
             return Ok((page, after));
         }
+        let mut examined = 0;
+        let mut stopped = false;
         for entry in self
             .audit
             .range(keys::audit(after + 1)..=keys::audit(through))
         {
             let record: AuditRecord = decode(TREE, &entry?.1)?;
             looked_at = record.seq;
+            examined += 1;
             if keep(&record) {
                 page.push(record);
                 if page.len() == limit {
+                    stopped = true;
                     break;
                 }
             }
+            if examined == MAX_EXAMINED {
+                stopped = true;
+                break;
+            }
         }
-        if page.len() < limit {
+        if !stopped {
             looked_at = through;
         }
         Ok((page, looked_at))

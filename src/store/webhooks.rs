@@ -68,6 +68,9 @@ pub struct StoredDelivery {
     pub attempts: Vec<Attempt>,
 }
 
+/// Delivery records removed in one write.
+const DELETE_BATCH: usize = 500;
+
 /// The attempts a delivery's record keeps (the first and the latest ones).
 pub const MAX_ATTEMPTS_KEPT: usize = 20;
 
@@ -203,16 +206,43 @@ impl Store {
             .scan_prefix(delivery_prefix(id))
             .keys()
             .collect::<Result<_, _>>()?;
-        self.commit_always(std::slice::from_ref(audit), 0, |tx| {
+        let deleted = self.commit_always(std::slice::from_ref(audit), 0, |tx| {
             if tx.meta.get(&key)?.is_none() {
                 return Ok(false);
             }
             tx.meta.remove(&key)?;
-            for delivery in &deliveries {
-                tx.meta.remove(delivery)?;
-            }
             Ok(true)
-        })
+        })?;
+        // Its records after it, a batch per write: a long history must not hold the write path.
+        for batch in deliveries.chunks(DELETE_BATCH) {
+            // Cleaning up: whoever asked for the deletion need not wait for these on disk.
+            let _ = self.commit_always(&[], 0, |tx| {
+                for delivery in batch {
+                    tx.meta.remove(delivery)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(deleted)
+    }
+
+    /// Drops a webhook's oldest delivery records beyond the newest `keep`.
+    pub fn prune_deliveries(&self, id: Uuid, keep: usize) -> Result<(), StoreError> {
+        let all: Vec<_> = self
+            .meta
+            .scan_prefix(delivery_prefix(id))
+            .keys()
+            .collect::<Result<_, _>>()?;
+        let extra = all.len().saturating_sub(keep);
+        for batch in all[..extra].chunks(DELETE_BATCH) {
+            let _ = self.commit_always(&[], 0, |tx| {
+                for delivery in batch {
+                    tx.meta.remove(delivery)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
     }
 
     /// A webhook's deliveries, newest first, at most `limit`.
@@ -233,6 +263,20 @@ impl Store {
             .get(delivery_key(id, seq))?
             .map(|bytes| decode(TREE, &bytes))
             .transpose()
+    }
+
+    /// Whether another node holds `id`'s lease now (a plain read, no write).
+    pub fn webhook_lease_taken(
+        &self,
+        id: Uuid,
+        holder: Uuid,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let Some(bytes) = self.transient.get(lease_key(id))? else {
+            return Ok(false);
+        };
+        let held: Option<Lease> = decode("purposekey_transient", &bytes).ok();
+        Ok(held.is_some_and(|l| l.holder != holder && l.until_ms > now_ms))
     }
 
     /// Takes (or keeps) the lease on sending `id`'s deliveries for `ttl_ms`: false when another

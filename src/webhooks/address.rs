@@ -10,9 +10,13 @@ use reqwest::Url;
 /// Why a URL or its addresses are refused.
 pub type Refusal = String;
 
-/// The instance metadata endpoints of cloud providers: a server's credentials live there.
-const METADATA: [IpAddr; 2] = [
+/// The instance metadata endpoints of cloud providers (AWS, GCP, Azure, ECS tasks, Alibaba,
+/// Tencent): a server's credentials live there.
+const METADATA: [IpAddr; 5] = [
     IpAddr::V4(std::net::Ipv4Addr::new(169, 254, 169, 254)),
+    IpAddr::V4(std::net::Ipv4Addr::new(169, 254, 170, 2)),
+    IpAddr::V4(std::net::Ipv4Addr::new(100, 100, 100, 200)),
+    IpAddr::V4(std::net::Ipv4Addr::new(169, 254, 0, 23)),
     IpAddr::V6(Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)),
 ];
 
@@ -68,7 +72,7 @@ pub async fn resolve(url: &Url, allow_private: bool) -> Result<Vec<SocketAddr>, 
 /// Whether a receiver may be at `ip`.
 pub fn allowed(ip: IpAddr, allow_private: bool) -> Result<(), Refusal> {
     let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        IpAddr::V6(v6) => embedded_ipv4(v6).map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     };
     if METADATA.contains(&ip) {
@@ -83,6 +87,21 @@ pub fn allowed(ip: IpAddr, allow_private: bool) -> Result<(), Refusal> {
         ));
     }
     Ok(())
+}
+
+/// The IPv4 address an IPv6 one carries: mapped (`::ffff:a.b.c.d`), compatible (`::a.b.c.d`)
+/// or NAT64 (`64:ff9b::a.b.c.d`), which all reach that IPv4 address.
+fn embedded_ipv4(v6: Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    let s = v6.segments();
+    let [a, b] = s[6].to_be_bytes();
+    let [c, d] = s[7].to_be_bytes();
+    let tail = std::net::Ipv4Addr::new(a, b, c, d);
+    let compatible = s[..6].iter().all(|&x| x == 0) && !v6.is_loopback() && !v6.is_unspecified();
+    let nat64 = s[0] == 0x64 && s[1] == 0xff9b && s[2..6].iter().all(|&x| x == 0);
+    (compatible || nat64).then_some(tail)
 }
 
 fn is_internal(ip: IpAddr) -> bool {
@@ -134,12 +153,20 @@ mod tests {
             "fe80::1",
             "100.64.0.1",
             "::ffff:127.0.0.1",
+            "::10.0.0.1",
+            "64:ff9b::7f00:1",
         ] {
             let ip: IpAddr = internal.parse().unwrap();
             assert!(allowed(ip, false).is_err(), "{internal}");
             assert!(allowed(ip, true).is_ok(), "{internal}");
         }
-        for metadata in ["169.254.169.254", "fd00:ec2::254", "::ffff:169.254.169.254"] {
+        for metadata in [
+            "169.254.169.254",
+            "fd00:ec2::254",
+            "::ffff:169.254.169.254",
+            "100.100.100.200",
+            "64:ff9b::a9fe:a9fe",
+        ] {
             assert!(
                 allowed(metadata.parse().unwrap(), true).is_err(),
                 "{metadata}"

@@ -3,6 +3,7 @@
 //! it; failures are retried with exponential backoff and jitter for 24 hours, then the delivery
 //! is marked failed and the next one goes; 50 failed attempts in a row pause the webhook.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
@@ -30,6 +31,8 @@ const MAX_DELAY: Duration = Duration::from_secs(60 * 60);
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// How long a node's lease on a webhook lasts without being renewed.
 const LEASE_MS: u64 = 30_000;
+/// Delivery records kept per webhook.
+const KEEP_DELIVERIES: usize = 1_000;
 /// How often an idle sender looks for new changes.
 const IDLE: Duration = Duration::from_millis(250);
 
@@ -49,76 +52,160 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Runs for as long as the server does.
+/// Runs for as long as the server does: each round takes the newest change on disk, and each
+/// active webhook this node may send that has changes to go gets a task of its own, which sends
+/// them one after the other; a slow or failing receiver holds back only its own webhook.
 pub async fn run(
     store: std::sync::Arc<Store>,
     settings: Settings,
     metrics: std::sync::Arc<Metrics>,
 ) {
-    // Until when this node holds each webhook's lease: renewed at half time, not every round.
-    let mut leases = std::collections::HashMap::new();
+    let mut leases = Leases::default();
+    let mut sending: HashMap<Uuid, tokio::task::JoinHandle<()>> = HashMap::new();
+    // The log number up to which everything is known to be on disk: no flush is asked for again
+    // until something newer has been written.
+    let mut durable_through = 0;
     loop {
-        let busy = match tick(&store, &settings, &metrics, &mut leases).await {
-            Ok(busy) => busy,
-            Err(error) => {
-                tracing::warn!(%error, "webhook sender: could not read or write the store");
-                false
-            }
-        };
-        if !busy {
-            tokio::time::sleep(IDLE).await;
+        sending.retain(|_, task| !task.is_finished());
+        if let Err(error) = round(
+            &store,
+            &settings,
+            &metrics,
+            &mut leases,
+            &mut sending,
+            &mut durable_through,
+        )
+        .await
+        {
+            tracing::warn!(%error, "webhook sender: could not read the store");
         }
+        tokio::time::sleep(IDLE).await;
     }
 }
 
-/// One round over the webhooks; true if something was sent (so another round follows at once).
-async fn tick(
+/// Until when this node holds each webhook's lease (renewed at half time, not every round).
+#[derive(Default)]
+struct Leases(HashMap<Uuid, u64>);
+
+impl Leases {
+    /// Whether this node may send `id`'s deliveries now, taking or renewing the lease if needed.
+    /// One process holds a sled directory; several nodes share a PostgreSQL database, and a
+    /// lease (taken over 30 s after a node died) keeps each delivery to one sender.
+    async fn hold(
+        &mut self,
+        store: &std::sync::Arc<Store>,
+        id: Uuid,
+        node: Uuid,
+    ) -> Result<bool, StoreError> {
+        if !store.is_shared() {
+            return Ok(true);
+        }
+        let now = now_ms();
+        if self
+            .0
+            .get(&id)
+            .is_some_and(|until| *until > now + LEASE_MS / 2)
+        {
+            return Ok(true);
+        }
+        // Read first: a node that does not hold it costs no write (every write takes the lock
+        // submissions take).
+        let held = on_a_thread(store, move |store| {
+            if store.webhook_lease_taken(id, node, now)? {
+                return Ok(false);
+            }
+            store.lease_webhook(id, node, now, LEASE_MS)
+        })
+        .await?;
+        if held {
+            self.0.insert(id, now + LEASE_MS);
+        } else {
+            self.0.remove(&id);
+        }
+        Ok(held)
+    }
+}
+
+/// One round: metrics for every webhook, and a sending task for each that needs one.
+async fn round(
     store: &std::sync::Arc<Store>,
     settings: &Settings,
-    metrics: &Metrics,
-    leases: &mut std::collections::HashMap<Uuid, u64>,
-) -> Result<bool, StoreError> {
+    metrics: &std::sync::Arc<Metrics>,
+    leases: &mut Leases,
+    sending: &mut HashMap<Uuid, tokio::task::JoinHandle<()>>,
+    durable_through: &mut u64,
+) -> Result<(), StoreError> {
     let webhooks = on_a_thread(store, |store| store.webhooks()).await?;
     if webhooks.is_empty() {
-        return Ok(false);
+        return Ok(());
     }
-    // Only changes on disk are sent: a crash cannot take back one a receiver has.
     let through = on_a_thread(store, |store| store.last_audit_seq()).await?;
-    store.after_earlier_writes(()).durable().await?;
-    let mut busy = false;
-    let (mut depth, mut oldest) = (0u64, 0u64);
-    for webhook in webhooks.into_iter().filter(|w| w.active) {
+    let now = now_ms();
+    let depth = webhooks
+        .iter()
+        .map(|w| through.saturating_sub(w.cursor))
+        .sum();
+    let oldest = webhooks
+        .iter()
+        .filter_map(|w| w.pending.as_ref())
+        .map(|p| now.saturating_sub(p.first_at_ms) / 1000)
+        .max()
+        .unwrap_or(0);
+    metrics.webhook_backlog(depth, oldest);
+    let due = |w: &StoredWebhook| match &w.pending {
+        Some(pending) => pending.next_at_ms <= now,
+        None => w.cursor < through,
+    };
+    let mut started = false;
+    for webhook in webhooks.into_iter().filter(|w| w.active && due(w)) {
         let id = webhook.id;
-        let node = settings.node;
-        // One process holds a sled directory; several nodes share a PostgreSQL database, and a
-        // lease (taken over 30 s after a node died) keeps each delivery to one sender.
-        let now = now_ms();
-        let fresh = leases
-            .get(&id)
-            .is_some_and(|until| *until > now + LEASE_MS / 2);
-        let held = !store.is_shared()
-            || fresh
-            || on_a_thread(store, move |store| {
-                store.lease_webhook(id, node, now, LEASE_MS)
-            })
-            .await?;
-        if held && !fresh {
-            leases.insert(id, now + LEASE_MS);
-        } else if !held {
-            leases.remove(&id);
-        }
-        if !held {
+        if sending.contains_key(&id) || !leases.hold(store, id, settings.node).await? {
             continue;
         }
-        let (sent, behind) = next(store, settings, metrics, webhook, through).await?;
-        busy |= sent;
-        if let Some((count, age)) = behind {
-            depth += count;
-            oldest = oldest.max(age);
+        // Only changes on disk are sent: a crash cannot take back one a receiver has.
+        if !started && through > *durable_through {
+            store.after_earlier_writes(()).durable().await?;
+            *durable_through = through;
+        }
+        started = true;
+        let task = drain(
+            std::sync::Arc::clone(store),
+            settings.clone(),
+            std::sync::Arc::clone(metrics),
+            id,
+            through,
+        );
+        sending.insert(id, tokio::spawn(task));
+    }
+    Ok(())
+}
+
+/// Sends `id`'s deliveries up to log number `through`, one after the other, until one fails
+/// or none is left; a store error ends it (logged), and the next round tries again.
+async fn drain(
+    store: std::sync::Arc<Store>,
+    settings: Settings,
+    metrics: std::sync::Arc<Metrics>,
+    id: Uuid,
+    through: u64,
+) {
+    loop {
+        let outcome = match on_a_thread(&store, move |store| store.webhook(id)).await {
+            Ok(Some(webhook)) if webhook.active => {
+                next(&store, &settings, &metrics, webhook, through).await
+            }
+            Ok(_) => return,
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(error) => {
+                tracing::warn!(webhook = %id, %error, "webhook sender: could not read or write the store");
+                return;
+            }
         }
     }
-    metrics.webhook_backlog(depth, oldest);
-    Ok(busy)
 }
 
 async fn on_a_thread<T: Send + 'static>(
@@ -131,22 +218,17 @@ async fn on_a_thread<T: Send + 'static>(
         .map_err(|e| StoreError::Unavailable(e.to_string()))?
 }
 
-/// Sends `webhook`'s next delivery if it is due: whether one was attempted, and (log entries
-/// behind, seconds the oldest waiting change has waited) for the metrics.
+/// Sends `webhook`'s next delivery if one is due: true if it went (and the next may follow).
 async fn next(
     store: &std::sync::Arc<Store>,
     settings: &Settings,
     metrics: &Metrics,
     webhook: StoredWebhook,
     through: u64,
-) -> Result<(bool, Option<(u64, u64)>), StoreError> {
-    let behind = through.saturating_sub(webhook.cursor);
+) -> Result<bool, StoreError> {
     let now = now_ms();
     let seq = match &webhook.pending {
-        Some(pending) if pending.next_at_ms > now => {
-            let age = now.saturating_sub(pending.first_at_ms) / 1000;
-            return Ok((false, Some((behind, age))));
-        }
+        Some(pending) if pending.next_at_ms > now => return Ok(false),
         Some(pending) => pending.seq,
         None => {
             let (cursor, forms, events) = (
@@ -172,7 +254,7 @@ async fn next(
                     // Nothing for it up to here: move on, so the next round starts later.
                     advance(store, webhook.id, webhook.cursor, looked_at).await?;
                 }
-                return Ok((false, Some((0, 0))));
+                return Ok(false);
             };
             entry.seq
         }
@@ -181,41 +263,42 @@ async fn next(
     let Some(change) =
         change.filter(|c| webhook.forms.as_ref().is_none_or(|f| f.contains(&c.form)))
     else {
-        // Not a change it wants after all (a form told by today's facts): skip it.
-        advance(store, webhook.id, webhook.cursor, seq).await?;
-        return Ok((true, None));
+        // Not a change it wants (any more: its forms may have changed while it was retried).
+        return advance(store, webhook.id, webhook.cursor, seq).await;
     };
     let attempt = attempt(settings, &webhook, change.clone(), seq).await;
-    metrics.webhook_attempt(attempt.error.is_none());
+    let delivered = attempt.error.is_none();
+    metrics.webhook_attempt(delivered);
     record(store, &webhook, &change, seq, attempt, settings).await?;
-    let age = now.saturating_sub(change.at.unix_ms()) / 1000;
-    Ok((true, Some((behind, age))))
+    Ok(delivered)
 }
 
-/// Moves a webhook's cursor from `from` to `to` when nothing is under way.
+/// Moves a webhook's cursor from `from` to `to`, dropping a pending delivery up to `to` (one it
+/// no longer wants); true if it moved (nobody else moved it first).
 async fn advance(
     store: &std::sync::Arc<Store>,
     id: Uuid,
     from: u64,
     to: u64,
-) -> Result<(), StoreError> {
-    on_a_thread(store, move |store| {
-        store
-            .change_webhook::<()>(
-                id,
-                |w| {
-                    if w.cursor != from || w.pending.is_some() {
-                        return Err(());
-                    }
-                    w.cursor = to;
-                    Ok(())
-                },
-                None,
-                &[],
-            )
-            .map(drop)
+) -> Result<bool, StoreError> {
+    let changed = on_a_thread(store, move |store| {
+        store.change_webhook::<()>(
+            id,
+            |w| {
+                let behind = w.pending.as_ref().is_some_and(|p| p.seq > to);
+                if w.cursor != from || behind {
+                    return Err(());
+                }
+                w.cursor = to;
+                w.pending = None;
+                Ok(())
+            },
+            None,
+            &[],
+        )
     })
-    .await
+    .await?;
+    Ok(matches!(changed, Some(Ok(_))))
 }
 
 /// Keeps what an attempt did: the delivery's record, and the webhook's cursor, failure count
@@ -258,6 +341,13 @@ async fn record(
     let jitter = rand::random::<f64>();
     let retry_in = delay(settings.retry_base, attempts, jitter);
     let expected_cursor = webhook.cursor;
+    if (delivered || give_up) && seq.is_multiple_of(100) {
+        // Now and then, the oldest records go: a webhook's history is its latest deliveries.
+        on_a_thread(store, move |store| {
+            store.prune_deliveries(id, KEEP_DELIVERIES)
+        })
+        .await?;
+    }
     on_a_thread(store, move |store| {
         store
             .change_webhook::<()>(
@@ -346,11 +436,15 @@ async fn send(
         body = serde_json::to_vec(&smaller).map_err(|e| e.to_string())?;
     }
     let url = address::check_url(&webhook.url, settings.allow_private)?;
-    let addresses = address::resolve(&url, settings.allow_private).await?;
+    let addresses = tokio::time::timeout(TIMEOUT, address::resolve(&url, settings.allow_private))
+        .await
+        .map_err(|_| format!("no address for the url within {} s", TIMEOUT.as_secs()))??;
     let host = url.host_str().unwrap_or_default().to_owned();
     let mut client = reqwest::Client::builder()
         .timeout(TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
+        // A proxy would resolve the host itself, past the addresses just checked.
+        .no_proxy()
         // Connect to the addresses just checked, not to whatever a second lookup says.
         .resolve_to_addrs(&host, &addresses)
         .user_agent(concat!("survey-server/", env!("CARGO_PKG_VERSION")));
@@ -398,6 +492,8 @@ pub async fn redeliver(
     let mut record = store.delivery(id, seq)?.ok_or(AppError::DeliveryNotFound)?;
     let change = changes::at(store, seq, Fields::All)?.ok_or(AppError::DeliveryNotFound)?;
     let attempt = attempt(settings, &webhook, change, seq).await;
+    // The sender may have recorded attempts meanwhile: add to what is stored now.
+    record = store.delivery(id, seq)?.unwrap_or(record);
     if attempt.error.is_none() {
         record.state = "delivered".into();
     }

@@ -205,3 +205,41 @@ async fn only_analysts_and_admins_read_the_feed_and_bad_queries_are_named() {
         json!({"items": [], "next_cursor": empty["next_cursor"].clone()})
     );
 }
+
+#[tokio::test]
+async fn changes_logged_before_the_feed_existed_are_told_to_their_places_only() {
+    use survey_server::audit::AuditAction;
+    use survey_server::store::AuditEvent;
+    let mut app = spawn_app().await;
+    app.user("ana-siling", "analyst", Some(&["思林镇"])).await;
+    app.user("ana-pingma", "analyst", Some(&["平马镇"])).await;
+    let id = submitted(&app, household()).await;
+    // An entry as an older server wrote it: about the submission, without what it made of it.
+    app.stop().await;
+    let store = crate::helpers::open_store_when_free(app.data_path()).await;
+    let event = AuditEvent {
+        actor: "sup".into(),
+        action: AuditAction::SubmissionReviewed,
+        target: format!("submission:{id}"),
+        request_id: None,
+    };
+    store.record_audit(&event).unwrap().durable().await.unwrap();
+    drop(store);
+    let app = app.restart().await;
+    let token = |name: &str| {
+        let app = &app;
+        let name = name.to_owned();
+        async move {
+            app.login(&name, crate::helpers::PASSWORD).await["access_token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let (siling, pingma) = (token("ana-siling").await, token("ana-pingma").await);
+    let (in_siling, _) = read_all(&app, &siling, "", 100).await;
+    let (in_pingma, _) = read_all(&app, &pingma, "", 100).await;
+    assert_eq!(in_siling.len(), 2, "{in_siling:?}");
+    assert_eq!(in_siling[1]["event"], "submission.reviewed");
+    assert!(in_pingma.is_empty(), "{in_pingma:?}");
+}

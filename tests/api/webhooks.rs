@@ -344,3 +344,47 @@ async fn every_change_is_delivered_signed_in_order_through_failures_as_the_feed_
     .await;
     assert_eq!((status, code.as_str()), (404, "delivery_not_found"));
 }
+
+#[tokio::test]
+async fn a_delivery_the_webhook_no_longer_wants_is_dropped_and_the_next_goes() {
+    let app = spawn_app().await;
+    let form = json!({"id": "visit", "version": "1", "title": "回访",
+        "schema": {"type": "object", "properties": {"note": {"type": "string"}}}});
+    assert_eq!(
+        app.post_json_as(&app.admin_token, "/api/v1/forms", &form)
+            .await
+            .status(),
+        201
+    );
+    let (url, seen) = receiver(u32::MAX).await;
+    let webhook = register(&app, &url).await;
+    let path = format!("/api/v1/webhooks/{}", webhook["id"].as_str().unwrap());
+    assert_eq!(app.submit(&envelope(household())).await.status(), 201);
+    for _ in 0..100 {
+        if app.get_json_as(&app.admin_token, &path).await["failures"].as_u64() > Some(0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The receiver refuses the labour survey's change: the admin narrows the webhook to visits.
+    let narrowed = app
+        .patch_json_as(&app.admin_token, &path, &json!({"forms": ["visit"]}))
+        .await;
+    assert_eq!(narrowed.status(), 200);
+    seen.lock().unwrap().fail_first = 0;
+    let visit = json!({"id": uuid::Uuid::new_v4().to_string(), "form_version": "1", "data": {"note": "复查"}});
+    assert_eq!(
+        app.post_json("/api/v1/forms/visit/submissions", &visit)
+            .await
+            .status(),
+        201
+    );
+
+    let delivered = accepted(&seen, 1).await;
+    assert_eq!(delivered[0]["form"], "visit");
+    assert_eq!(
+        delivered.len(),
+        1,
+        "the labour survey's change was dropped, not sent"
+    );
+}
