@@ -15,7 +15,9 @@
 //! measures the disk: `fdatasync` of a 2 KB append in the data directory's file system, the floor
 //! under one connection's latency. `BENCH_FILL=1000000` first stores that many submissions
 //! through the batch endpoint, to see whether the rate holds on a full store; `BENCH_BARE=0`
-//! skips the bare server.
+//! skips the bare server. `BENCH_WEBHOOK_MS=50` attaches a webhook whose receiver (in this
+//! process, on loopback) answers each delivery after 50 ms, to see that a slow receiver does not
+//! slow ingest; it prints how many deliveries arrived and how far behind the webhook is.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -102,6 +104,10 @@ fn main() {
     );
     runtime.block_on(async {
         let token = Arc::new(sign_in(&address, &username, &password).await);
+        let webhook = match std::env::var("BENCH_WEBHOOK_MS").ok().and_then(|n| n.parse().ok()) {
+            Some(ms) => Some(slow_receiver::attach(&address, &username, &password, ms).await),
+            None => None,
+        };
         if let Some(fill) = std::env::var("BENCH_FILL").ok().and_then(|n| n.parse().ok()) {
             fill_store(&address, &token, &template, fill).await;
         }
@@ -128,6 +134,9 @@ fn main() {
                 );
             }
             ours.push((connections, r.per_second));
+        }
+        if let Some(webhook) = &webhook {
+            webhook.report(&address).await;
         }
         let Some(bare) = &bare else {
             return;
@@ -287,6 +296,8 @@ fn start_server() -> (String, Server) {
         .arg(data_dir.path())
         .env("SURVEY_LOG", "warn")
         .env("SURVEY_ADMIN_PASSWORD", BENCH_ADMIN_PASSWORD)
+        // The slow receiver of BENCH_WEBHOOK_MS is on loopback.
+        .env("SURVEY_WEBHOOK_ALLOW_PRIVATE", "true")
         .stdout(Stdio::piped())
         .spawn()
         .expect("the server starts");
@@ -467,5 +478,93 @@ async fn run_level(
         p99_ms: at(0.99),
         max_ms: latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1000.0),
         errors,
+    }
+}
+
+/// A webhook receiver that takes its time, attached to the server under test.
+mod slow_receiver {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+
+    pub struct Attached {
+        received: Arc<AtomicU64>,
+        id: String,
+        token: String,
+    }
+
+    /// Starts a receiver answering 204 after `ms` and registers it (as the admin `username`).
+    pub async fn attach(address: &str, username: &str, password: &str, ms: u64) -> Attached {
+        let received = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&received);
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move || {
+                let counter = Arc::clone(&counter);
+                async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let url = format!("http://{}/hook", listener.local_addr().expect("an address"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = reqwest::Client::new();
+        let session: Value = client
+            .post(format!("{address}/api/v1/auth/login"))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .expect("login answers")
+            .json()
+            .await
+            .expect("a session");
+        let token = session["access_token"]
+            .as_str()
+            .expect("an admin token")
+            .to_owned();
+        let webhook: Value = client
+            .post(format!("{address}/api/v1/webhooks"))
+            .bearer_auth(&token)
+            .json(&json!({"url": url, "events": ["submission.created"],
+                          "secret": "a-benchmark-secret-of-at-least-32-bytes"}))
+            .send()
+            .await
+            .expect("the webhook is registered")
+            .json()
+            .await
+            .expect("a webhook");
+        println!("webhook: a receiver answering each delivery after {ms} ms is attached");
+        Attached {
+            received,
+            id: webhook["id"].as_str().expect("an id").to_owned(),
+            token,
+        }
+    }
+
+    impl Attached {
+        /// How many deliveries arrived, and how far behind the webhook is.
+        pub async fn report(&self, address: &str) {
+            let webhook: Value = reqwest::Client::new()
+                .get(format!("{address}/api/v1/webhooks/{}", self.id))
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .expect("the webhook")
+                .json()
+                .await
+                .expect("a webhook");
+            println!(
+                "webhook: {} deliveries received during the run; its cursor is at log entry {}",
+                self.received.load(Ordering::Relaxed),
+                webhook["cursor"]
+            );
+        }
     }
 }

@@ -357,28 +357,13 @@ async fn record(
                     if w.cursor != expected_cursor {
                         return Err(());
                     }
-                    if delivered || give_up {
-                        w.cursor = seq;
-                        w.pending = None;
-                    } else {
-                        w.pending = Some(PendingDelivery {
-                            seq,
-                            attempts,
-                            first_at_ms,
-                            next_at_ms: now + retry_in.as_millis() as u64,
-                        });
-                    }
-                    if delivered {
-                        w.failures = 0;
-                    } else {
-                        w.failures += 1;
-                        if w.failures >= super::send::PAUSE_AFTER {
-                            w.active = false;
-                            w.paused_reason = Some(format!(
-                                "{PAUSE_AFTER} attempts failed in a row; PATCH {{\"active\": true}} resumes it"
-                            ));
-                        }
-                    }
+                    let retry = PendingDelivery {
+                        seq,
+                        attempts,
+                        first_at_ms,
+                        next_at_ms: now + retry_in.as_millis() as u64,
+                    };
+                    after_attempt(w, delivered || give_up, delivered, retry);
                     Ok(())
                 },
                 Some(&delivery),
@@ -387,6 +372,34 @@ async fn record(
             .map(drop)
     })
     .await
+}
+
+/// What an attempt makes of its webhook: an ended delivery (answered, or given up) moves the
+/// cursor past its change; another failure waits for `retry`; failures in a row are counted, and
+/// `PAUSE_AFTER` of them pause the webhook.
+fn after_attempt(
+    webhook: &mut StoredWebhook,
+    ended: bool,
+    delivered: bool,
+    retry: PendingDelivery,
+) {
+    if ended {
+        webhook.cursor = retry.seq;
+        webhook.pending = None;
+    } else {
+        webhook.pending = Some(retry);
+    }
+    if delivered {
+        webhook.failures = 0;
+        return;
+    }
+    webhook.failures += 1;
+    if webhook.failures >= PAUSE_AFTER {
+        webhook.active = false;
+        webhook.paused_reason = Some(format!(
+            "{PAUSE_AFTER} attempts failed in a row; PATCH {{\"active\": true}} resumes it"
+        ));
+    }
 }
 
 /// One try at sending `change` to `webhook`: the receiver's answer, or why there was none.
@@ -428,13 +441,7 @@ async fn send(
     webhook: &StoredWebhook,
     change: &Change,
 ) -> Result<u16, String> {
-    let mut body = serde_json::to_vec(change).map_err(|e| e.to_string())?;
-    if body.len() > MAX_BODY_BYTES {
-        let mut smaller = change.clone();
-        smaller.data = None;
-        smaller.data_omitted = true;
-        body = serde_json::to_vec(&smaller).map_err(|e| e.to_string())?;
-    }
+    let body = body_of(change).map_err(|e| e.to_string())?;
     let url = address::check_url(&webhook.url, settings.allow_private)?;
     let addresses = tokio::time::timeout(TIMEOUT, address::resolve(&url, settings.allow_private))
         .await
@@ -472,10 +479,35 @@ async fn send(
             if e.is_timeout() {
                 format!("no answer within {} s", TIMEOUT.as_secs())
             } else {
-                e.to_string()
+                with_causes(&e)
             }
         })?;
     Ok(response.status().as_u16())
+}
+
+/// An error with what caused it, for the deliveries list: reqwest's own words name only the
+/// request ("error sending request"), the cause says why (a certificate, a refused connection).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}
+
+/// A delivery's body: the change, without its answers (`data_omitted`) if it would be too large.
+fn body_of(change: &Change) -> Result<Vec<u8>, serde_json::Error> {
+    let body = serde_json::to_vec(change)?;
+    if body.len() <= MAX_BODY_BYTES {
+        return Ok(body);
+    }
+    let mut smaller = change.clone();
+    smaller.data = None;
+    smaller.data_omitted = true;
+    serde_json::to_vec(&smaller)
 }
 
 /// Sends one delivery again now (admin), whatever became of it; the cursor stays where it is.
@@ -525,6 +557,88 @@ pub async fn redeliver(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn webhook() -> StoredWebhook {
+        StoredWebhook {
+            id: Uuid::nil(),
+            url: "https://platform.example.cn/hook".into(),
+            events: vec!["submission.created".into()],
+            forms: None,
+            secret: "s".repeat(32),
+            active: true,
+            paused_reason: None,
+            created_at: Timestamp::now(),
+            created_by: "admin".into(),
+            cursor: 10,
+            failures: 0,
+            pending: None,
+        }
+    }
+
+    fn retry(seq: u64, attempts: u32) -> PendingDelivery {
+        PendingDelivery {
+            seq,
+            attempts,
+            first_at_ms: 0,
+            next_at_ms: 1,
+        }
+    }
+
+    #[test]
+    fn fifty_failed_attempts_in_a_row_pause_a_webhook_and_a_success_ends_the_count() {
+        let mut w = webhook();
+        for attempt in 1..PAUSE_AFTER {
+            after_attempt(&mut w, false, false, retry(11, attempt));
+            assert!(w.active, "after {attempt}");
+        }
+        assert_eq!(
+            (w.cursor, w.pending.as_ref().map(|p| p.seq)),
+            (10, Some(11))
+        );
+        after_attempt(&mut w, false, false, retry(11, PAUSE_AFTER));
+        assert!(!w.active);
+        assert!(
+            w.paused_reason
+                .as_deref()
+                .unwrap()
+                .contains("50 attempts failed")
+        );
+
+        let mut w = webhook();
+        after_attempt(&mut w, false, false, retry(11, 1));
+        after_attempt(&mut w, true, true, retry(11, 2));
+        assert_eq!((w.cursor, w.pending.clone(), w.failures), (11, None, 0));
+        // Given up after 24 hours: the cursor moves on, the failure still counts.
+        after_attempt(&mut w, true, false, retry(12, 9));
+        assert_eq!((w.cursor, w.pending.clone(), w.failures), (12, None, 1));
+    }
+
+    #[test]
+    fn a_body_too_large_goes_without_its_answers() {
+        let change = |note: &str| Change {
+            event: "submission.created",
+            delivery_id: Some("d1".into()),
+            at: Timestamp::now(),
+            form: "labour-survey".into(),
+            form_version: "1".into(),
+            submission_id: Uuid::nil(),
+            version: 1,
+            review_status: crate::submissions::ReviewStatus::Received,
+            data: Some(serde_json::json!({"note": note})),
+            data_omitted: false,
+            seq: 7,
+        };
+        let small: serde_json::Value =
+            serde_json::from_slice(&body_of(&change("x")).unwrap()).unwrap();
+        assert_eq!(small["data"]["note"], "x");
+        assert!(small.get("data_omitted").is_none());
+        let large: serde_json::Value =
+            serde_json::from_slice(&body_of(&change(&"说".repeat(MAX_BODY_BYTES))).unwrap())
+                .unwrap();
+        assert!(large.get("data").is_none());
+        assert_eq!(large["data_omitted"], true);
+        assert_eq!(large["delivery_id"], "d1");
+    }
 
     #[test]
     fn retries_back_off_exponentially_with_jitter_up_to_an_hour() {

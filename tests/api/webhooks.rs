@@ -388,3 +388,185 @@ async fn a_delivery_the_webhook_no_longer_wants_is_dropped_and_the_next_goes() {
         "the labour survey's change was dropped, not sent"
     );
 }
+
+/// A certificate authority and a certificate for 127.0.0.1 it signed, made with `openssl`:
+/// (the CA's PEM file, the server's certificate chain and key in PEM).
+fn intranet_ca(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u8>, Vec<u8>) {
+    let openssl = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=county intranet CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    (
+        dir.join("ca.pem"),
+        std::fs::read(dir.join("server.pem")).unwrap(),
+        std::fs::read(dir.join("server.key")).unwrap(),
+    )
+}
+
+/// An HTTPS receiver on 127.0.0.1 answering 204 to each request: its URL and the bodies it got.
+async fn tls_receiver(chain: &[u8], key: &[u8]) -> (String, Arc<Mutex<Vec<Value>>>) {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain)
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_slice(key).unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}/hook", listener.local_addr().unwrap());
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&bodies);
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (acceptor, kept) = (acceptor.clone(), Arc::clone(&kept));
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                // One request: the head, then Content-Length bytes of body.
+                loop {
+                    let Ok(n) = tls.read(&mut buffer).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buffer[..n]);
+                    let text = String::from_utf8_lossy(&request).to_string();
+                    let Some(end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length: usize = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if request.len() >= end + 4 + length {
+                        kept.lock().unwrap().push(
+                            serde_json::from_slice(&request[end + 4..end + 4 + length]).unwrap(),
+                        );
+                        let _ = tls
+                            .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+                            .await;
+                        let _ = tls.shutdown().await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, bodies)
+}
+
+#[tokio::test]
+async fn an_https_receiver_is_reached_only_through_a_certificate_the_server_trusts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, chain, key) = intranet_ca(dir.path());
+    let (url, bodies) = tls_receiver(&chain, &key).await;
+
+    // Without the intranet CA the receiver's certificate is not trusted: nothing is delivered.
+    let untrusting = spawn_app().await;
+    let webhook = register(&untrusting, &url).await;
+    assert_eq!(
+        untrusting.submit(&envelope(household())).await.status(),
+        201
+    );
+    let path = format!(
+        "/api/v1/webhooks/{}/deliveries",
+        webhook["id"].as_str().unwrap()
+    );
+    let mut error = Value::Null;
+    for _ in 0..100 {
+        let deliveries = untrusting.get_json_as(&untrusting.admin_token, &path).await;
+        error = deliveries["items"][0]["attempts"][0]["error"].clone();
+        if !error.is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        error
+            .as_str()
+            .is_some_and(|e| e.contains("certificate") || e.contains("UnknownIssuer")),
+        "{error}"
+    );
+    assert!(bodies.lock().unwrap().is_empty());
+
+    // With SURVEY_WEBHOOK_CA_FILE naming it, deliveries go over TLS.
+    let trusting = spawn_app_with(|config| config.webhook_ca_file = Some(ca)).await;
+    register(&trusting, &url).await;
+    assert_eq!(trusting.submit(&envelope(household())).await.status(), 201);
+    for _ in 0..100 {
+        if !bodies.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = bodies.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "delivered over TLS");
+    assert_eq!(got[0]["event"], "submission.created");
+}
