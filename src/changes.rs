@@ -42,9 +42,6 @@ pub struct Change {
     pub data: Option<Value>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub data_omitted: bool,
-    /// Its place in the log, for cursors (not part of the body).
-    #[serde(skip)]
-    pub seq: u64,
 }
 
 /// Whether a change carries the answers.
@@ -194,6 +191,5 @@ pub fn of_entry(
         review_status: facts.review_status,
         data,
         data_omitted: false,
-        seq: entry.seq,
     }))
 }

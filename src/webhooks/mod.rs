@@ -82,8 +82,8 @@ impl From<StoredWebhook> for WebhookView {
     }
 }
 
-/// `POST /api/v1/webhooks`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// `POST /api/v1/webhooks` (no `Debug`: it holds the secret).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewWebhook {
     pub url: String,
@@ -93,8 +93,8 @@ pub struct NewWebhook {
     pub secret: String,
 }
 
-/// `PATCH /api/v1/webhooks/{id}`: what is given changes.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+/// `PATCH /api/v1/webhooks/{id}`: what is given changes (no `Debug`: it may hold the secret).
+#[derive(Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookPatch {
     pub url: Option<String>,

@@ -159,7 +159,14 @@ async fn round(
     let mut started = false;
     for webhook in webhooks.into_iter().filter(|w| w.active && due(w)) {
         let id = webhook.id;
-        if sending.contains_key(&id) || !leases.hold(store, id, settings.node).await? {
+        // Renewed while a long backlog is sent; lost, this node stops sending it at once.
+        if !leases.hold(store, id, settings.node).await? {
+            if let Some(task) = sending.remove(&id) {
+                task.abort();
+            }
+            continue;
+        }
+        if sending.contains_key(&id) {
             continue;
         }
         // Only changes on disk are sent: a crash cannot take back one a receiver has.
@@ -626,7 +633,6 @@ mod tests {
             review_status: crate::submissions::ReviewStatus::Received,
             data: Some(serde_json::json!({"note": note})),
             data_omitted: false,
-            seq: 7,
         };
         let small: serde_json::Value =
             serde_json::from_slice(&body_of(&change("x")).unwrap()).unwrap();
