@@ -353,6 +353,19 @@ impl IntoResponse for AppError {
     }
 }
 
+/// An error with every cause under it: many libraries' own words name only what failed (a pool,
+/// a request), the causes say why (which certificate was refused, which connection).
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

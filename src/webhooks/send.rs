@@ -486,23 +486,10 @@ async fn send(
             if e.is_timeout() {
                 format!("no answer within {} s", TIMEOUT.as_secs())
             } else {
-                with_causes(&e)
+                crate::error::with_causes(&e)
             }
         })?;
     Ok(response.status().as_u16())
-}
-
-/// An error with what caused it, for the deliveries list: reqwest's own words name only the
-/// request ("error sending request"), the cause says why (a certificate, a refused connection).
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    text
 }
 
 /// A delivery's body: the change, without its answers (`data_omitted`) if it would be too large.

@@ -256,26 +256,13 @@ pub(in crate::store) fn off_the_runtime<T>(wait: impl FnOnce() -> T) -> T {
     }
 }
 
-/// An error with every cause under it (a pool error's text alone hides why a connection failed,
-/// e.g. which certificate was refused).
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
-    }
-    text
-}
-
 impl Inner {
     /// A connection from the pool; none within the timeout means no usable primary (503).
     async fn client(&self) -> Result<Object, StoreError> {
         self.pool
             .get()
             .await
-            .map_err(|e| StoreError::Unavailable(with_causes(&e)))
+            .map_err(|e| StoreError::Unavailable(crate::error::with_causes(&e)))
     }
 }
 
