@@ -351,28 +351,27 @@ fn token_verification_cost() {
 /// The first admin's password on a server this benchmark starts.
 const BENCH_ADMIN_PASSWORD: &str = "bench-admin-password";
 
+/// An access token of `username`.
+async fn login(address: &str, username: &str, password: &str) -> String {
+    let session: Value = reqwest::Client::new()
+        .post(format!("{address}/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": username, "password": password}))
+        .send()
+        .await
+        .expect("login answers")
+        .json()
+        .await
+        .expect("a session");
+    session["access_token"]
+        .as_str()
+        .expect("signed in")
+        .to_owned()
+}
+
 /// A field worker's access token: on a fresh server the admin creates one, as a county would.
 async fn sign_in(address: &str, username: &str, password: &str) -> String {
     let client = reqwest::Client::new();
-    let login = |username: String, password: String| {
-        let client = client.clone();
-        async move {
-            let session: Value = client
-                .post(format!("{address}/api/v1/auth/login"))
-                .json(&serde_json::json!({"username": username, "password": password}))
-                .send()
-                .await
-                .expect("login answers")
-                .json()
-                .await
-                .expect("a session");
-            session["access_token"]
-                .as_str()
-                .expect("signed in")
-                .to_owned()
-        }
-    };
-    let token = login(username.to_owned(), password.to_owned()).await;
+    let token = login(address, username, password).await;
     if username != "admin" {
         return token;
     }
@@ -386,7 +385,7 @@ async fn sign_in(address: &str, username: &str, password: &str) -> String {
         .await
         .expect("user creation answers");
     assert!(created.status().is_success() || created.status() == 409);
-    login("bench-phone".into(), "bench-phone-password".into()).await
+    login(address, "bench-phone", "bench-phone-password").await
 }
 
 /// The envelope as text with `ID_HERE` where each request's UUID goes.
@@ -516,19 +515,7 @@ mod slow_receiver {
         let url = format!("http://{}/hook", listener.local_addr().expect("an address"));
         tokio::spawn(async move { axum::serve(listener, app).await });
         let client = reqwest::Client::new();
-        let session: Value = client
-            .post(format!("{address}/api/v1/auth/login"))
-            .json(&json!({"username": username, "password": password}))
-            .send()
-            .await
-            .expect("login answers")
-            .json()
-            .await
-            .expect("a session");
-        let token = session["access_token"]
-            .as_str()
-            .expect("an admin token")
-            .to_owned();
+        let token = super::login(address, username, password).await;
         let webhook: Value = client
             .post(format!("{address}/api/v1/webhooks"))
             .bearer_auth(&token)

@@ -104,18 +104,12 @@ pub fn page(
     })?;
     let mut changes = Vec::with_capacity(entries.len());
     for entry in &entries {
-        let Some(change) = of_entry(store, entry, fields)? else {
+        let Some((change, facts)) = told(store, entry, fields)? else {
             continue;
         };
         // Entries from before the log kept what a change made: today's facts decide.
-        if entry.change.is_none() {
-            let today = match submission_of(entry) {
-                Some(id) => store.submission(id)?.map(|r| ChangeFacts::current(&r.meta)),
-                None => None,
-            };
-            if !today.is_some_and(|facts| facts.form == form && visible(reader, &facts)) {
-                continue;
-            }
+        if entry.change.is_none() && !(facts.form == form && visible(reader, &facts)) {
+            continue;
         }
         changes.push(change);
     }
@@ -157,6 +151,15 @@ pub fn of_entry(
     entry: &AuditRecord,
     fields: Fields,
 ) -> Result<Option<Change>, StoreError> {
+    Ok(told(store, entry, fields)?.map(|(change, _)| change))
+}
+
+/// `of_entry`, with the facts it was told by (the entry's, or today's for an older entry).
+fn told(
+    store: &Store,
+    entry: &AuditRecord,
+    fields: Fields,
+) -> Result<Option<(Change, ChangeFacts)>, StoreError> {
     let Some(event) = event_name(entry.action) else {
         return Ok(None);
     };
@@ -180,16 +183,17 @@ pub fn of_entry(
     } else {
         store.version(id, facts.version)?.map(|v| v.data)
     };
-    Ok(Some(Change {
+    let change = Change {
         event,
         delivery_id: None,
         at: entry.at,
-        form: facts.form,
-        form_version: facts.form_version,
+        form: facts.form.clone(),
+        form_version: facts.form_version.clone(),
         submission_id: id,
         version: facts.version,
         review_status: facts.review_status,
         data,
         data_omitted: false,
-    }))
+    };
+    Ok(Some((change, facts)))
 }

@@ -53,10 +53,16 @@ async fn read_bytes(req: Request, state: &AppState) -> Result<Bytes, AppError> {
     Ok(bytes)
 }
 
-/// A form to publish: JSON (`{id, version, title, schema}`), or an XLSForm workbook sent as
-/// `.xlsx` or `.xls` by its media type. Only those who may publish get their body read: the
-/// route admits up to a workbook's size.
-pub enum PublishBody {
+/// A form to publish, with who publishes it: only those who may publish get their body read
+/// (the route admits up to a workbook's size).
+pub struct PublishBody {
+    pub by: Principal,
+    pub form: PublishedForm,
+}
+
+/// JSON (`{id, version, title, schema}`), or an XLSForm workbook sent as `.xlsx` or `.xls` by its
+/// media type.
+pub enum PublishedForm {
     Json(JsonBody),
     Workbook(WorkbookKind, Bytes),
 }
@@ -66,25 +72,26 @@ impl FromRequest<AppState> for PublishBody {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = req.into_parts();
-        let AuthUser(me) = AuthUser::from_request_parts(&mut parts, state).await?;
-        me.require(crate::auth::Permission::PublishForms)?;
+        let AuthUser(by) = AuthUser::from_request_parts(&mut parts, state).await?;
+        by.require(crate::auth::Permission::PublishForms)?;
         let req = Request::from_parts(parts, body);
         let workbook = req
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| WorkbookKind::of_media_type(&essence(v)));
-        match workbook {
-            Some(kind) => Ok(Self::Workbook(kind, read_bytes(req, state).await?)),
+        let form = match workbook {
+            Some(kind) => PublishedForm::Workbook(kind, read_bytes(req, state).await?),
             None => {
                 let json = JsonBody::from_request(req, state).await?;
                 // The route admits workbooks' size; a JSON form keeps the usual bound.
                 if json.0.len() > state.limits.max_body_bytes {
                     return Err(AppError::BodyTooLarge);
                 }
-                Ok(Self::Json(json))
+                PublishedForm::Json(json)
             }
-        }
+        };
+        Ok(Self { by, form })
     }
 }
 

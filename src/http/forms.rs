@@ -11,7 +11,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{ApiQuery, AuthUser, Path, PublishBody};
+use super::extract::{ApiQuery, AuthUser, Path, PublishBody, PublishedForm};
 use super::submissions::accept_language;
 use super::{Endpoint, endpoint};
 use crate::auth::Permission;
@@ -181,12 +181,11 @@ struct PublishRequest {
     ))]
 async fn publish_form(
     State(state): State<AppState>,
-    AuthUser(me): AuthUser,
     headers: HeaderMap,
-    body: PublishBody,
+    PublishBody { by: me, form }: PublishBody,
 ) -> Result<(StatusCode, Json<Published>), AppError> {
-    let new = match body {
-        PublishBody::Json(body) => {
+    let new = match form {
+        PublishedForm::Json(body) => {
             let request: PublishRequest = body.parse()?;
             NewFormVersion {
                 id: request.id,
@@ -196,7 +195,7 @@ async fn publish_form(
                 workbook: None,
             }
         }
-        PublishBody::Workbook(kind, bytes) => {
+        PublishedForm::Workbook(kind, bytes) => {
             let lang = Lang::negotiate(accept_language(&headers), None);
             from_workbook(kind, bytes.to_vec(), lang).await?
         }

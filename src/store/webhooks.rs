@@ -12,11 +12,14 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::engine::IVec;
 use super::write::{Pending, refuse};
 use super::{AuditEvent, Store, StoreError, decode, encode, keys};
 use crate::clock::Timestamp;
 
 const TREE: &str = "meta";
+/// Where leases are.
+const LEASES: &str = super::engine::TRANSIENT;
 const WEBHOOK: &[u8] = b"webhook";
 const DELIVERY: &[u8] = b"webhookdelivery";
 
@@ -137,7 +140,13 @@ pub(super) struct Lease {
 
 impl Lease {
     pub(super) fn expired(bytes: &[u8], now_ms: u64) -> bool {
-        decode::<Lease>("purposekey_transient", bytes).map_or(true, |l| l.until_ms <= now_ms)
+        decode::<Lease>(LEASES, bytes).map_or(true, |l| l.until_ms <= now_ms)
+    }
+
+    /// Whether the stored lease `bytes` is another node's and still runs (an unreadable one
+    /// holds nobody back).
+    fn held_by_other(bytes: &[u8], holder: Uuid, now_ms: u64) -> bool {
+        decode::<Lease>(LEASES, bytes).is_ok_and(|l| l.holder != holder && l.until_ms > now_ms)
     }
 }
 
@@ -229,17 +238,22 @@ impl Store {
             tx.meta.remove(&key)?;
             Ok(true)
         })?;
-        // Its records after it, a batch per write: a long history must not hold the write path.
-        for batch in deliveries.chunks(DELETE_BATCH) {
-            // Cleaning up: whoever asked for the deletion need not wait for these on disk.
+        self.remove_in_batches(&deliveries)?;
+        Ok(deleted)
+    }
+
+    /// Removes `meta` entries a batch per write: a long history must not hold the write path.
+    /// Cleaning up: nobody waits for these on disk.
+    fn remove_in_batches(&self, keys: &[IVec]) -> Result<(), StoreError> {
+        for batch in keys.chunks(DELETE_BATCH) {
             let _ = self.commit_always(&[], 0, |tx| {
-                for delivery in batch {
-                    tx.meta.remove(delivery)?;
+                for key in batch {
+                    tx.meta.remove(key)?;
                 }
                 Ok(())
             })?;
         }
-        Ok(deleted)
+        Ok(())
     }
 
     /// Drops a webhook's oldest delivery records beyond the newest `keep`.
@@ -250,15 +264,7 @@ impl Store {
             .keys()
             .collect::<Result<_, _>>()?;
         let extra = all.len().saturating_sub(keep);
-        for batch in all[..extra].chunks(DELETE_BATCH) {
-            let _ = self.commit_always(&[], 0, |tx| {
-                for delivery in batch {
-                    tx.meta.remove(delivery)?;
-                }
-                Ok(())
-            })?;
-        }
-        Ok(())
+        self.remove_in_batches(&all[..extra])
     }
 
     /// A webhook's deliveries, newest first, at most `limit`.
@@ -288,11 +294,10 @@ impl Store {
         holder: Uuid,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
-        let Some(bytes) = self.transient.get(lease_key(id))? else {
-            return Ok(false);
-        };
-        let held: Option<Lease> = decode("purposekey_transient", &bytes).ok();
-        Ok(held.is_some_and(|l| l.holder != holder && l.until_ms > now_ms))
+        Ok(self
+            .transient
+            .get(lease_key(id))?
+            .is_some_and(|bytes| Lease::held_by_other(&bytes, holder, now_ms)))
     }
 
     /// Takes (or keeps) the lease on sending `id`'s deliveries for `ttl_ms`: false when another
@@ -306,18 +311,17 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let key = lease_key(id);
         let lease = encode(
-            "purposekey_transient",
+            LEASES,
             &Lease {
                 holder,
                 until_ms: now_ms + ttl_ms,
             },
         )?;
         let outcome = self.commit(&[], 0, |tx| {
-            if let Some(bytes) = tx.transient.get(&key)? {
-                let held: Option<Lease> = decode("purposekey_transient", &bytes).ok();
-                if held.is_some_and(|l| l.holder != holder && l.until_ms > now_ms) {
-                    return refuse(());
-                }
+            if let Some(bytes) = tx.transient.get(&key)?
+                && Lease::held_by_other(&bytes, holder, now_ms)
+            {
+                return refuse(());
             }
             tx.transient.insert(&key, lease.as_slice())?;
             Ok(())

@@ -1071,7 +1071,7 @@ impl Emitter<'_> {
             self.placements.push((
                 site.clone(),
                 "x-rules",
-                json!({"rule": "compare", "left": left, "op": op_name(op), "right": right}),
+                json!({"rule": "compare", "left": left, "op": op.as_str(), "right": right}),
             ));
         }
     }
@@ -1154,10 +1154,6 @@ impl Emitter<'_> {
         }
         Some(pointers)
     }
-}
-
-fn op_name(op: Op) -> &'static str {
-    op.as_str()
 }
 
 /// Whether a compare rule can judge two answers of these kinds as XLSForm would: numbers as
