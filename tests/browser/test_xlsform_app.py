@@ -37,6 +37,8 @@ class XlsformInTheFieldApp(unittest.TestCase):
         page.get_by_role("button", name="登录", exact=True).click()
         page.get_by_role("button", name=FORM, exact=True).click()
 
+        # The workbook's hint is shown with its question, and read out with it.
+        expect(page.get_by_label("户主姓名", exact=True)).to_have_accessible_description("身份证上的姓名")
         page.get_by_label("户主姓名", exact=True).fill("黄德福")
         page.get_by_label("家庭人口", exact=True).fill("5")
         page.get_by_label("劳动力人数", exact=True).fill("3")

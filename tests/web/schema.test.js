@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { conditions, prune, kindOf, choicesOf, itemLabel, itemName, numberFrom, isHidden, deref } from '../../src/web/js/schema/walk.js';
+import { conditions, prune, kindOf, choicesOf, itemLabel, itemName, numberFrom, isHidden, deref, hintOf } from '../../src/web/js/schema/walk.js';
 import { residentId, isMobile, normalize } from '../../src/web/js/schema/resident-id.js';
 import { message, describe } from '../../src/web/js/schema/messages.js';
 import * as pointer from '../../src/web/js/schema/pointer.js';
@@ -171,4 +171,12 @@ test('the phone computes the calculations it can and leaves out the rest', async
   const out = calculated(form, { ...answers, people: [{ age: 30, left: 'stale' }] });
   assert.deepEqual(out, { income: 12000, size: '4', per_head: 3000, people: [{ age: 30, share: 3000 }] });
   assert.equal(kindOf(form, form.properties.per_head), 'calculation');
+});
+
+test("a hint is shown in the worker's language, else in the default one", () => {
+  const schema = { 'x-hint': '身份证上的姓名', 'x-hint-en': 'As on the ID card' };
+  assert.equal(hintOf(schema, 'zh-CN'), '身份证上的姓名');
+  assert.equal(hintOf(schema, 'en'), 'As on the ID card');
+  assert.equal(hintOf({ 'x-hint': '只有中文' }, 'en'), '只有中文');
+  assert.equal(hintOf({}, 'zh-CN'), undefined);
 });

@@ -3,7 +3,7 @@
 // it shows `answers` and reports each change as (pointer, value).
 
 import { html } from '../vendor/htm-preact-standalone.js';
-import { deref, kindOf, titleOf, choicesOf, conditions, inheritedFor, itemsOf, itemLabel, itemName } from './schema/walk.js';
+import { deref, kindOf, titleOf, hintOf, choicesOf, conditions, inheritedFor, itemsOf, itemLabel, itemName } from './schema/walk.js';
 import { join } from './schema/pointer.js';
 import { normalize } from './schema/resident-id.js';
 import { FileQuestion } from './attachments.js';
@@ -24,13 +24,14 @@ function Problems({ id, list }) {
   return html`<p class="field-error" id=${`${id}-e`}>${list.join('；')}</p>`;
 }
 
-function Title({ id, title, required, as = 'label' }) {
+function Title({ id, title, required, hint, as = 'label' }) {
   // The mark stays outside the label: the question's accessible name is its title alone.
   const mark = required ? html`<span class="required" aria-hidden="true">*</span>` : null;
   return html`
     <div class="q-title">
       ${as === 'label' ? html`<label for=${id}>${title}</label>` : html`<span id=${`${id}-t`}>${title}</span>`}${mark}
-    </div>`;
+    </div>
+    ${hint && html`<p class="hint" id=${`${id}-h`}>${hint}</p>`}`;
 }
 
 function Question(props) {
@@ -38,10 +39,12 @@ function Question(props) {
   const schema = deref(root, raw);
   const kind = kindOf(root, schema);
   const title = titleOf(schema, name, lang);
+  const hint = hintOf(schema, lang);
   const id = questionId(pointer);
   const problems = problemsAt(pointer);
   const invalid = problems.length > 0;
-  const described = invalid ? `${id}-e` : undefined;
+  // The hint, then what is wrong: read out after the question's name.
+  const described = [hint && `${id}-h`, invalid && `${id}-e`].filter(Boolean).join(' ') || undefined;
   const block = (body) => html`<div class=${`question${invalid ? ' invalid' : ''}`}>${body}<${Problems} id=${id} list=${problems} /></div>`;
 
   switch (kind) {
@@ -61,17 +64,17 @@ function Question(props) {
     case 'document':
       return html`<${FileQuestion} ...${props} kind=${kind} schema=${schema} id=${id} title=${title} block=${block}
         invalid=${invalid} described=${described}
-        titleBlock=${(as) => html`<${Title} id=${id} title=${title} required=${required} as=${as} />`} />`;
+        titleBlock=${(as) => html`<${Title} id=${id} title=${title} required=${required} hint=${hint} as=${as} />`} />`;
     case 'consent':
       return block(html`
         <div class="check">
           <input type="checkbox" id=${id} checked=${value === true} aria-required=${required} aria-invalid=${invalid} aria-describedby=${described}
             onChange=${(e) => onChange(pointer, e.currentTarget.checked ? true : undefined)} />
-          <${Title} id=${id} title=${title} required=${required} />
+          <${Title} id=${id} title=${title} required=${required} hint=${hint} />
         </div>`);
     case 'boolean':
       return block(html`
-        <${Title} id=${id} title=${title} required=${required} as="span" />
+        <${Title} id=${id} title=${title} required=${required} hint=${hint} as="span" />
         <div role="radiogroup" class="choices inline" aria-labelledby=${`${id}-t`} aria-required=${required} aria-invalid=${invalid} aria-describedby=${described}>
           ${[[true, w.yes], [false, w.no]].map(([choice, label], i) => html`
             <label class="choice"><input type="radio" name=${id} id=${i === 0 ? id : undefined} checked=${value === choice}
@@ -81,7 +84,7 @@ function Question(props) {
       const choices = choicesOf(root, schema, lang);
       if (choices.length > MAX_RADIOS) {
         return block(html`
-          <${Title} id=${id} title=${title} required=${required} />
+          <${Title} id=${id} title=${title} required=${required} hint=${hint} />
           <select id=${id} aria-required=${required} aria-invalid=${invalid} aria-describedby=${described}
             onChange=${(e) => onChange(pointer, e.currentTarget.selectedIndex === 0 ? undefined : choices[e.currentTarget.selectedIndex - 1].value)}>
             <option value="" selected=${value === undefined}>${w.choose}</option>
@@ -89,7 +92,7 @@ function Question(props) {
           </select>`);
       }
       return block(html`
-        <${Title} id=${id} title=${title} required=${required} as="span" />
+        <${Title} id=${id} title=${title} required=${required} hint=${hint} as="span" />
         <div role="radiogroup" class="choices" aria-labelledby=${`${id}-t`} aria-required=${required} aria-invalid=${invalid} aria-describedby=${described}>
           ${choices.map((c, i) => html`
             <label class="choice"><input type="radio" name=${id} id=${i === 0 ? id : undefined} checked=${value === c.value}
@@ -104,7 +107,7 @@ function Question(props) {
         onChange(pointer, next.length ? choices.map((c) => c.value).filter((v) => next.includes(v)) : undefined);
       };
       return block(html`
-        <${Title} id=${id} title=${title} required=${required} as="span" />
+        <${Title} id=${id} title=${title} required=${required} hint=${hint} as="span" />
         <div role="group" class="choices" aria-labelledby=${`${id}-t`} aria-describedby=${described}>
           ${choices.map((c, i) => html`
             <label class="choice"><input type="checkbox" id=${i === 0 ? id : undefined} checked=${chosen.includes(c.value)}
@@ -122,7 +125,7 @@ function Question(props) {
       }[kind] ?? {};
       const shown = value === undefined || value === null ? '' : String(value);
       return block(html`
-        <${Title} id=${id} title=${title} required=${required} />
+        <${Title} id=${id} title=${title} required=${required} hint=${hint} />
         <div class=${kind === 'resident-id' ? 'with-button' : ''}>
           <input id=${id} type="text" ...${attributes} value=${shown} autocapitalize="off" autocorrect="off" spellcheck="false"
             aria-required=${required} aria-invalid=${invalid} aria-describedby=${described}

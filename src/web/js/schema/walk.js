@@ -66,6 +66,11 @@ export function titleOf(schema, name, lang) {
   return text || schema.title || name;
 }
 
+/** The question's hint for the worker (an XLSForm's `hint`): `x-hint`, `x-hint-en` in English. */
+export function hintOf(schema, lang) {
+  return (lang === 'en' && schema['x-hint-en']) || schema['x-hint'] || undefined;
+}
+
 /** `[{value, label}]` of a single or multiple choice, labelled by `x-labels` (`x-labels-en`). */
 export function choicesOf(root, raw, lang) {
   const schema = deref(root, raw);
